@@ -1,0 +1,148 @@
+"""The SQLite file behind drm/: connection settings, schema, and a locked transaction helper."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import DrmError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS content_keys (
+    key_id        TEXT PRIMARY KEY,
+    series_id     TEXT NOT NULL,
+    episode_id    TEXT NOT NULL,
+    period        INTEGER NOT NULL,
+    wrapped       BLOB NOT NULL,
+    master_key_id TEXT NOT NULL,
+    created_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_keys_episode ON content_keys (series_id, episode_id);
+CREATE INDEX IF NOT EXISTS content_keys_master ON content_keys (master_key_id);
+CREATE TABLE IF NOT EXISTS entitlements (
+    viewer_id  TEXT NOT NULL,
+    series_id  TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    granted_at REAL NOT NULL,
+    revoked_at REAL NULL,
+    reason     TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (viewer_id, series_id)
+);
+"""
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open (creating if needed) the drm database at ``path`` and apply the schema.
+
+    The connection may be shared between threads (``check_same_thread=False``) but
+    is not safe to use concurrently: wrap it in :class:`Database`, which serializes
+    access. ``isolation_level=None`` means no implicit transactions: writers use
+    ``Database.transaction()``. ``":memory:"`` is accepted for throwaway use.
+
+    Raises DrmError if the file's schema is newer than this code understands, and
+    sqlite3.Error if the file cannot be opened.
+    """
+    target = os.fspath(path)
+    if target != ":memory:":
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        # busy_timeout first: switching to WAL needs a lock another process may hold.
+        # The pragmas precede BEGIN because journal_mode cannot change inside a transaction.
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        _apply_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _apply_schema(conn: sqlite3.Connection) -> None:
+    # BEGIN IMMEDIATE so two processes opening a fresh file at once do not race on the DDL.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            "INSERT OR IGNORE INTO schema_version (id, version) VALUES (1, ?)", (SCHEMA_VERSION,)
+        )
+        (found,) = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+        if found > SCHEMA_VERSION:
+            raise DrmError(
+                f"drm database schema version {found} is newer than this code's "
+                f"{SCHEMA_VERSION}; upgrade the service before opening it"
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+class Database:
+    """One drm connection plus the lock that serializes its use across threads.
+
+    Stores share a Database; every statement sequence goes through
+    :meth:`transaction` (writes) or :meth:`query` (single reads).
+    """
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+        # Re-entrant so a query() inside a transaction() on the same thread does not deadlock.
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Database:
+        """Connect to ``path`` (see :func:`connect`) and wrap the connection."""
+        return cls(connect(path))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and a ``BEGIN IMMEDIATE`` write transaction for the block.
+
+        Commits on normal exit, rolls back and re-raises on any exception.
+        Not nestable: a nested call raises sqlite3.OperationalError.
+        """
+        with self._lock:
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+                self.connection.execute("COMMIT")
+            except BaseException:
+                # Also reached when COMMIT itself fails (SQLITE_BUSY), which leaves the
+                # transaction open; without this the next BEGIN would fail.
+                if self.connection.in_transaction:
+                    self.connection.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Run one read statement under the lock and return all its rows."""
+        with self._lock:
+            return self.connection.execute(sql, parameters).fetchall()
+
+    def close(self) -> None:
+        """Close the connection; the Database is unusable afterwards. Idempotent."""
+        with self._lock:
+            self.connection.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

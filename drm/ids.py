@@ -1,0 +1,21 @@
+"""Validation of the ids that name viewers, series, episodes, keys and sessions."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ID_PATTERN, InvalidId
+
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def check_id(kind: str, value: str) -> str:
+    """Return ``value`` unchanged if it is a valid id, else raise InvalidId naming ``kind``.
+
+    Ids become object-store path parts and URL segments, so anything that could
+    traverse ("../x"), nest ("a/b") or be empty is refused here, at the edge.
+    """
+    # fullmatch, not match: "$" alone also matches before a trailing "\n".
+    if not isinstance(value, str) or _ID_RE.fullmatch(value) is None:
+        raise InvalidId(kind, value)
+    return value

@@ -1,0 +1,280 @@
+"""Content keys for HLS AES-128: created at ingest, stored wrapped under a master key."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .database import Database
+from .errors import InvalidId, KeyUnwrapFailed, UnknownKey
+from .ids import check_id
+
+log = logging.getLogger(__name__)
+
+MASTER_KEY_SIZE_BYTES = 32
+CONTENT_KEY_SIZE_BYTES = 16
+MIN_SIGNING_KEY_SIZE_BYTES = 32
+_NONCE_SIZE_BYTES = 12
+_WRAPPED_SIZE_BYTES = _NONCE_SIZE_BYTES + CONTENT_KEY_SIZE_BYTES + 16  # nonce, ciphertext, GCM tag
+_AAD_PREFIX = b"drm.content_key.v1"
+_CACHE_ENTRIES = 4096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrmSettings:
+    """Secrets and lifetimes for drm/.
+
+    Raises ValueError on a bad value (InvalidId on a malformed key id); messages
+    name the field and never echo a secret.
+    """
+
+    master_key: bytes = field(repr=False)  # 32 bytes, AES-256-GCM key-encryption key
+    master_key_id: str = "mk1"
+    old_master_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    token_signing_keys: Mapping[str, bytes] = field(repr=False)  # kid -> HMAC secret, >= 32 bytes
+    token_signing_kid: str
+    token_ttl_s: int = 6 * 3600
+
+    def __post_init__(self) -> None:
+        check_id("master_key_id", self.master_key_id)
+        _check_secret("master_key", self.master_key, exact=MASTER_KEY_SIZE_BYTES)
+        for master_key_id, key in self.old_master_keys.items():
+            check_id("old master_key_id", master_key_id)
+            _check_secret(f"old_master_keys[{master_key_id}]", key, exact=MASTER_KEY_SIZE_BYTES)
+        if self.master_key_id in self.old_master_keys:
+            raise ValueError(
+                f"master key id {self.master_key_id} is both current and old; "
+                "remove it from old_master_keys"
+            )
+        for kid, secret in self.token_signing_keys.items():
+            check_id("token signing kid", kid)
+            name = f"token_signing_keys[{kid}]"
+            _check_secret(name, secret, minimum=MIN_SIGNING_KEY_SIZE_BYTES)
+        if self.token_signing_kid not in self.token_signing_keys:
+            raise ValueError(
+                f"token_signing_kid {self.token_signing_kid!r} is not in token_signing_keys "
+                f"(have {sorted(self.token_signing_keys)})"
+            )
+        if type(self.token_ttl_s) is not int or self.token_ttl_s <= 0:
+            raise ValueError(f"token_ttl_s is {self.token_ttl_s!r}; expected a positive integer")
+        # Private copies so a caller mutating its dict later cannot bypass the checks above.
+        # Plain dicts, not MappingProxyType: settings are pickled into worker processes.
+        object.__setattr__(self, "old_master_keys", dict(self.old_master_keys))
+        object.__setattr__(self, "token_signing_keys", dict(self.token_signing_keys))
+
+
+def _check_secret(name: str, value: object, *, exact: int = 0, minimum: int = 0) -> None:
+    if not isinstance(value, bytes):
+        raise ValueError(f"{name} must be bytes, got {type(value).__name__}")
+    if exact and len(value) != exact:
+        raise ValueError(f"{name} is {len(value)} bytes; expected exactly {exact}")
+    if minimum and len(value) < minimum:
+        raise ValueError(f"{name} is {len(value)} bytes; expected at least {minimum}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContentKey:
+    key_id: str  # opaque, "k_" + 22 url-safe characters
+    series_id: str
+    episode_id: str
+    period: int  # crypto period index within the episode, from 0
+    key: bytes = field(repr=False)  # 16 bytes, the AES-128 key players fetch
+
+
+class KeyStore:
+    """Creates, wraps, stores and unwraps content keys. Thread-safe; synchronous.
+
+    Unwrapped keys are kept in a bounded in-memory LRU (4096 entries): rows never
+    change their key, but a row deleted by another process stays servable here
+    until evicted.
+    """
+
+    def __init__(
+        self, db: Database, settings: DrmSettings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+        self._cache: OrderedDict[str, ContentKey] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def create_keys(self, series_id: str, episode_id: str, periods: int) -> list[ContentKey]:
+        """Create ``periods`` fresh random keys for one episode, numbered 0..periods-1.
+
+        All rows are written in one transaction: either every key exists or none does.
+        Raises InvalidId for a bad series/episode id, ValueError if ``periods`` < 1.
+        """
+        check_id("series_id", series_id)
+        check_id("episode_id", episode_id)
+        if type(periods) is not int or periods < 1:
+            raise ValueError(f"periods is {periods!r}; expected an integer >= 1")
+        keys = [
+            ContentKey(
+                key_id="k_" + secrets.token_urlsafe(16),
+                series_id=series_id,
+                episode_id=episode_id,
+                period=period,
+                key=secrets.token_bytes(CONTENT_KEY_SIZE_BYTES),
+            )
+            for period in range(periods)
+        ]
+        now = self._clock()
+        current_id = self._settings.master_key_id
+        rows = [
+            (k.key_id, k.series_id, k.episode_id, k.period, self._wrap(k), current_id, now)
+            for k in keys
+        ]
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO content_keys (key_id, series_id, episode_id, period, wrapped,"
+                " master_key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        for key in keys:
+            self._remember(key)
+        log.info("created %d content keys for %s/%s", periods, series_id, episode_id)
+        return keys
+
+    def get(self, key_id: str) -> ContentKey:
+        """Return the unwrapped content key ``key_id``.
+
+        Raises UnknownKey if no such row exists (a malformed id is simply unknown),
+        KeyUnwrapFailed if the row's master key is not configured or the row was tampered with.
+        """
+        try:
+            check_id("key_id", key_id)
+        except InvalidId as exc:
+            raise UnknownKey(key_id) from exc
+        with self._cache_lock:
+            cached = self._cache.get(key_id)
+            if cached is not None:
+                self._cache.move_to_end(key_id)
+                return cached
+        rows = self._db.query(
+            "SELECT key_id, series_id, episode_id, period, wrapped, master_key_id"
+            " FROM content_keys WHERE key_id = ?",
+            (key_id,),
+        )
+        if not rows:
+            raise UnknownKey(key_id)
+        key = self._unwrap_row(rows[0])
+        self._remember(key)
+        return key
+
+    def delete_episode_keys(
+        self, series_id: str, episode_id: str, keep_key_ids: Collection[str] = ()
+    ) -> int:
+        """Delete an episode's keys except ``keep_key_ids``; return how many rows went.
+
+        Meant for cleaning up after a failed ingest. Raises InvalidId for a bad id.
+        """
+        check_id("series_id", series_id)
+        check_id("episode_id", episode_id)
+        keep = set(keep_key_ids)
+        with self._db.transaction() as conn:
+            found = conn.execute(
+                "SELECT key_id FROM content_keys WHERE series_id = ? AND episode_id = ?",
+                (series_id, episode_id),
+            ).fetchall()
+            doomed = [row["key_id"] for row in found if row["key_id"] not in keep]
+            conn.executemany("DELETE FROM content_keys WHERE key_id = ?", [(k,) for k in doomed])
+        with self._cache_lock:
+            for key_id in doomed:
+                self._cache.pop(key_id, None)
+        log.info("deleted %d content keys for %s/%s", len(doomed), series_id, episode_id)
+        return len(doomed)
+
+    def delete_keys(self, key_ids: Collection[str]) -> int:
+        """Delete exactly these keys (those a failed ingest created); return how many rows went."""
+        doomed = list(key_ids)
+        with self._db.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM content_keys WHERE key_id = ?", [(k,) for k in doomed])
+            deleted = conn.total_changes - before
+        with self._cache_lock:
+            for key_id in doomed:
+                self._cache.pop(key_id, None)
+        return deleted
+
+    def rewrap_all(self) -> int:
+        """Re-wrap every row not under the current master key; return how many changed.
+
+        One transaction: if any row fails to unwrap (KeyUnwrapFailed), nothing changes.
+        Once this returns, the old master keys can be dropped from the settings.
+        """
+        current_id = self._settings.master_key_id
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT key_id, series_id, episode_id, period, wrapped, master_key_id"
+                " FROM content_keys WHERE master_key_id != ?",
+                (current_id,),
+            ).fetchall()
+            updates = [
+                (self._wrap(self._unwrap_row(row)), current_id, row["key_id"]) for row in rows
+            ]
+            conn.executemany(
+                "UPDATE content_keys SET wrapped = ?, master_key_id = ? WHERE key_id = ?", updates
+            )
+        log.info("re-wrapped %d content keys under master key %s", len(updates), current_id)
+        return len(updates)
+
+    def _wrap(self, key: ContentKey) -> bytes:
+        nonce = os.urandom(_NONCE_SIZE_BYTES)
+        aad = _aad(key.key_id, key.series_id, key.episode_id, key.period)
+        return nonce + AESGCM(self._settings.master_key).encrypt(nonce, key.key, aad)
+
+    def _unwrap_row(self, row: sqlite3.Row) -> ContentKey:
+        key_id, master_key_id = str(row["key_id"]), str(row["master_key_id"])
+        series_id, episode_id = str(row["series_id"]), str(row["episode_id"])
+        period = int(row["period"])
+        if master_key_id == self._settings.master_key_id:
+            master_key = self._settings.master_key
+        elif master_key_id in self._settings.old_master_keys:
+            master_key = self._settings.old_master_keys[master_key_id]
+        else:
+            raise KeyUnwrapFailed(
+                f"content key {key_id} is wrapped under master key {master_key_id}, which is not "
+                "configured; add it to old_master_keys and run rewrap_all()"
+            )
+        wrapped = row["wrapped"]
+        if not isinstance(wrapped, bytes) or len(wrapped) != _WRAPPED_SIZE_BYTES:
+            raise KeyUnwrapFailed(
+                f"content key {key_id} has a malformed wrapped value; the row was altered"
+            )
+        nonce, sealed = wrapped[:_NONCE_SIZE_BYTES], wrapped[_NONCE_SIZE_BYTES:]
+        try:
+            aad = _aad(key_id, series_id, episode_id, period)
+            clear = AESGCM(master_key).decrypt(nonce, sealed, aad)
+        except InvalidTag as exc:
+            raise KeyUnwrapFailed(
+                f"content key {key_id} did not unwrap under master key {master_key_id}: "
+                "the master key is wrong or the row was altered"
+            ) from exc
+        return ContentKey(
+            key_id=key_id, series_id=series_id, episode_id=episode_id, period=period, key=clear
+        )
+
+    def _remember(self, key: ContentKey) -> None:
+        with self._cache_lock:
+            self._cache[key.key_id] = key
+            self._cache.move_to_end(key.key_id)
+            while len(self._cache) > _CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+
+
+def _aad(key_id: str, series_id: str, episode_id: str, period: int) -> bytes:
+    # Binds the ciphertext to its row: a wrapped blob moved to another row (or a row whose ids or
+    # period were edited) fails to unwrap. Unambiguous because ids cannot contain "|".
+    parts = (key_id, series_id, episode_id, str(period))
+    return b"|".join([_AAD_PREFIX, *(part.encode() for part in parts)])
+

@@ -1,0 +1,128 @@
+"""Playback tokens: short-lived HS256 JWTs naming a viewer, a series and a session."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jwt
+
+from .errors import InvalidId, TokenExpired, TokenInvalid
+from .ids import check_id
+from .keystore import DrmSettings
+
+AUDIENCE = "playback"
+_ALGORITHM = "HS256"
+_MAX_TOKEN_CHARS = 4096
+_REQUIRED_CLAIMS = ["sub", "ser", "sid", "iat", "exp", "aud", "jti"]
+# Expiry is checked against the injected clock below, not PyJWT's wall clock.
+_DECODE_OPTIONS = {
+    "require": _REQUIRED_CLAIMS,
+    "verify_exp": False,
+    "verify_iat": False,
+    "verify_nbf": False,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaybackToken:
+    viewer_id: str
+    series_id: str
+    session_id: str
+    expires_at: int  # unix seconds; the token is refused from this instant on
+
+
+class TokenSigner:
+    """Mints and verifies playback tokens; signs with ``settings.token_signing_kid``.
+
+    Verification accepts any kid still in ``settings.token_signing_keys``, so a
+    signing key can be rotated without logging every viewer out.
+    """
+
+    def __init__(self, settings: DrmSettings, clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._clock = clock
+
+    def mint(
+        self,
+        viewer_id: str,
+        series_id: str,
+        *,
+        ttl_s: int | None = None,
+        session_id: str | None = None,
+    ) -> str:
+        """Return a signed, URL-safe token valid for ``ttl_s`` seconds (default: settings).
+
+        Raises InvalidId for a bad viewer/series/session id, ValueError if ``ttl_s`` < 1.
+        """
+        check_id("viewer_id", viewer_id)
+        check_id("series_id", series_id)
+        if session_id is None:
+            session_id = "s_" + secrets.token_urlsafe(16)
+        check_id("session_id", session_id)
+        ttl_s = self._settings.token_ttl_s if ttl_s is None else ttl_s
+        if type(ttl_s) is not int or ttl_s < 1:
+            raise ValueError(f"ttl_s is {ttl_s!r}; expected a positive integer of seconds")
+        issued_at = int(self._clock())
+        claims = {
+            "sub": viewer_id,
+            "ser": series_id,
+            "sid": session_id,
+            "iat": issued_at,
+            "exp": issued_at + ttl_s,
+            "aud": AUDIENCE,
+            "jti": secrets.token_urlsafe(12),
+        }
+        kid = self._settings.token_signing_kid
+        secret = self._settings.token_signing_keys[kid]
+        return jwt.encode(claims, secret, algorithm=_ALGORITHM, headers={"kid": kid})
+
+    def verify(self, token: str | None) -> PlaybackToken:
+        """Check signature, audience, claims and expiry; return what the token grants.
+
+        Raises TokenExpired once the injected clock reaches ``exp`` (no leeway), and
+        TokenInvalid for a missing, malformed, tampered or unknown-kid token. Messages
+        never contain the token itself.
+        """
+        if not isinstance(token, str) or not token:
+            raise TokenInvalid("no playback token was sent; mint one for the viewer and series")
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise TokenInvalid(f"playback token is longer than {_MAX_TOKEN_CHARS} characters")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid("playback token is not a well-formed JWT") from exc
+        kid = header.get("kid")
+        secret = self._settings.token_signing_keys.get(kid) if isinstance(kid, str) else None
+        if secret is None:
+            raise TokenInvalid("playback token is signed with an unknown or retired key id")
+        try:
+            claims = jwt.decode(
+                token, secret, algorithms=[_ALGORITHM], audience=AUDIENCE, options=_DECODE_OPTIONS
+            )
+        except jwt.InvalidSignatureError as exc:
+            raise TokenInvalid("playback token signature does not verify") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenInvalid(f"playback token is not for audience {AUDIENCE!r}") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(f"playback token rejected: {exc}") from exc
+        return self._grant(claims)
+
+    def _grant(self, claims: dict[str, object]) -> PlaybackToken:
+        expires_at = claims["exp"]
+        if type(expires_at) is not int:
+            raise TokenInvalid("playback token exp claim is not an integer")
+        try:
+            grant = PlaybackToken(
+                viewer_id=check_id("viewer_id", claims["sub"]),  # type: ignore[arg-type]
+                series_id=check_id("series_id", claims["ser"]),  # type: ignore[arg-type]
+                session_id=check_id("session_id", claims["sid"]),  # type: ignore[arg-type]
+                expires_at=expires_at,
+            )
+        except InvalidId as exc:
+            raise TokenInvalid(f"playback token carries a malformed claim: {exc}") from exc
+        if self._clock() >= expires_at:
+            raise TokenExpired(f"playback token expired at {expires_at} (unix s); mint a new one")
+        return grant

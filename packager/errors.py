@@ -1,0 +1,34 @@
+"""Errors raised by the packager: one root, a stable `code` on each class."""
+
+from __future__ import annotations
+
+
+class PackagerError(Exception):
+    code = "packager_error"
+
+
+class StoreError(PackagerError):
+    """The object store could not be reached or refused a request.
+
+    The message names the endpoint, bucket and key and what to check; the
+    foreign error (minio/urllib3) is kept as ``__cause__``.
+    """
+
+    code = "store_unavailable"
+
+
+class ObjectMissing(StoreError):
+    code = "object_missing"
+
+    def __init__(self, bucket: str, key: str) -> None:
+        super().__init__(f"object {key!r} does not exist in bucket {bucket!r}")
+        self.bucket, self.key = bucket, key
+
+    def __reduce__(self):  # process pools pickle errors; extra __init__ args need this
+        return type(self), (self.bucket, self.key)
+
+
+class PublishError(PackagerError):
+    """An episode version could not be published; the previous version is still live."""
+
+    code = "publish_failed"

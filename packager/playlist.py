@@ -1,0 +1,101 @@
+"""Media and master playlists (RFC 8216), rendered from exact segment durations and measured sizes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+# TS segments + explicit IV + decimal EXTINF need version 3 (RFC 8216 §7); more would lock out old clients
+MEDIA_PLAYLIST_VERSION = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaylistSegment:
+    uri: str
+    duration_s: Fraction         # exact; rounded only when written
+    size_bytes: int              # as stored (encrypted), for bandwidth
+    key_uri: str
+    iv: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Variant:
+    uri: str
+    bandwidth_bps: int           # peak segment bit rate (RFC 8216 §4.1)
+    average_bandwidth_bps: int
+    codecs: str
+    width: int
+    height: int
+    frame_rate: Fraction
+
+
+def target_duration(durations: Sequence[Fraction]) -> int:
+    """EXT-X-TARGETDURATION: every EXTINF rounded to the nearest integer must be <= it (§4.3.3.1)."""
+    return max(1, max(math.floor(d + Fraction(1, 2)) for d in durations))
+
+
+def render_media_playlist(segments: Sequence[PlaylistSegment]) -> str:
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{MEDIA_PLAYLIST_VERSION}",
+        f"#EXT-X-TARGETDURATION:{target_duration([s.duration_s for s in segments])}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
+    for segment in segments:
+        # IV written on every EXT-X-KEY: players disagree on the implicit media-sequence IV (RFC 8216 §5.2)
+        lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{segment.key_uri}",IV=0x{segment.iv.hex()}')
+        lines.append(f"#EXTINF:{float(segment.duration_s):.6f},")
+        lines.append(segment.uri)
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def render_master_playlist(variants: Sequence[Variant]) -> str:
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for variant in order_variants(variants):
+        lines.append(
+            f"#EXT-X-STREAM-INF:BANDWIDTH={variant.bandwidth_bps},"
+            f"AVERAGE-BANDWIDTH={variant.average_bandwidth_bps},"
+            f'CODECS="{variant.codecs}",RESOLUTION={variant.width}x{variant.height},'
+            f"FRAME-RATE={float(variant.frame_rate):.3f}"
+        )
+        lines.append(variant.uri)
+    return "\n".join(lines) + "\n"
+
+
+def order_variants(variants: Sequence[Variant], first_near_bps: int = 2_000_000) -> list[Variant]:
+    """The variant nearest 2 Mbit/s first (players start with it, Apple 1.32), the rest by bandwidth, high to low."""
+    if not variants:
+        return []
+    first = min(variants, key=lambda v: abs(v.bandwidth_bps - first_near_bps))
+    rest = sorted((v for v in variants if v is not first), key=lambda v: v.bandwidth_bps, reverse=True)
+    return [first, *rest]
+
+
+def peak_bandwidth(durations: Sequence[Fraction], sizes: Sequence[int], target_s: int) -> int:
+    """Largest bit rate of any run of contiguous segments lasting 0.5x to 1.5x the target duration (§4.1).
+
+    A playlist too short to hold such a run falls back to the largest single segment rate.
+    """
+    low, high = Fraction(target_s, 2), Fraction(target_s * 3, 2)
+    best = Fraction(0)
+    for start in range(len(durations)):
+        total_s, total_bits = Fraction(0), 0
+        for end in range(start, len(durations)):
+            total_s += durations[end]
+            total_bits += sizes[end] * 8
+            if total_s > high:
+                break
+            if total_s >= low:
+                best = max(best, total_bits / total_s)
+    if best == 0:
+        best = max(Fraction(size * 8) / duration for size, duration in zip(sizes, durations))
+    return math.ceil(best)
+
+
+def average_bandwidth(durations: Sequence[Fraction], sizes: Sequence[int]) -> int:
+    return math.ceil(Fraction(sum(sizes) * 8) / sum(durations))

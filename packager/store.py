@@ -1,0 +1,331 @@
+"""The object store: an S3 bucket reached through one minio client.
+
+This is the only module that imports minio. Every minio/urllib3 error is
+translated here, once, into StoreError or ObjectMissing, keeping the cause.
+
+minio's client is thread-safe but not fork-safe: share one ObjectStore between
+the threads of a process, and let each process (e.g. each transcode worker)
+make its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import urllib3
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from packager.errors import ObjectMissing, StoreError
+
+__all__ = ["ObjectStat", "ObjectStore", "StoreSettings"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CONNECT_TIMEOUT_S = 3.0
+_READ_TIMEOUT_S = 30.0
+_POOL_SIZE = 16  # connections kept per host; more threads still work, extra connections are not pooled
+_CREDENTIAL_CODES = frozenset({"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"})
+# RequestTimeout is a 400 in AWS, yet every AWS SDK retries it.
+_TRANSIENT_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"})
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject"})
+_CREDENTIALS_HINT = "check SERIES_S3_ACCESS_KEY / SERIES_S3_SECRET_KEY"
+_FOREIGN_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    endpoint: str  # "127.0.0.1:8333": host:port, no scheme
+    access_key: str
+    secret_key: str = field(repr=False)
+    bucket: str
+    secure: bool = False
+    region: str | None = None  # None: asked once per bucket with GetBucketLocation
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectStat:
+    key: str
+    size_bytes: int
+    content_type: str | None
+    cache_control: str | None
+    etag: str | None
+
+
+def _http_status(exc: BaseException) -> int | None:
+    if isinstance(exc, S3Error):
+        return exc.response.status if exc.response is not None else None
+    if isinstance(exc, ServerError):
+        return exc.status_code
+    if isinstance(exc, InvalidResponseError):
+        return getattr(exc, "_code", None)  # minio keeps the status only privately here
+    return None
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, (ssl.SSLError, urllib3.exceptions.SSLError, ValueError)):
+        return False  # bad certificate or bad URL: retrying cannot help
+    return isinstance(exc, (urllib3.exceptions.HTTPError, OSError))
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Connection errors, timeouts, 5xx and S3's throttling codes; never a 4xx."""
+    if isinstance(exc, S3Error) and exc.code in _TRANSIENT_CODES:
+        return True
+    status = _http_status(exc)
+    if status is not None:
+        return status >= 500
+    return _is_connection_error(exc)
+
+
+class ObjectStore:
+    """One bucket of an S3 store, with bounded retries on transient failures.
+
+    Safe to share between threads; each process (e.g. each pool worker) makes its own.
+    """
+
+    def __init__(self, settings: StoreSettings, *, retry_attempts: int = 4, retry_max_wait_s: float = 2.0) -> None:
+        if retry_attempts < 1:
+            raise ValueError(f"retry_attempts must be at least 1, got {retry_attempts}")
+        self._settings = settings
+        # urllib3 retries are off so that the tenacity policy below is the only retry layer:
+        # minio's default pool would retry 5 times on its own, multiplying our attempts.
+        self._http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=_CONNECT_TIMEOUT_S, read=_READ_TIMEOUT_S),
+            retries=False,
+            maxsize=_POOL_SIZE,
+            cert_reqs="CERT_REQUIRED" if settings.secure else "CERT_NONE",
+        )
+        try:
+            self._client = Minio(
+                settings.endpoint,
+                access_key=settings.access_key,
+                secret_key=settings.secret_key,
+                secure=settings.secure,
+                region=settings.region,
+                http_client=self._http,
+            )
+        except ValueError as exc:
+            raise StoreError(
+                f"S3 endpoint {settings.endpoint!r} is invalid ({exc}); SERIES_S3_ENDPOINT must be host:port, no scheme"
+            ) from exc
+        self._retrying = Retrying(
+            stop=stop_after_attempt(retry_attempts),
+            wait=wait_exponential_jitter(multiplier=min(0.25, retry_max_wait_s), max=retry_max_wait_s, jitter=0.25),
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"ObjectStore(endpoint={self._settings.endpoint!r}, bucket={self._settings.bucket!r})"
+
+    @property
+    def bucket(self) -> str:
+        return self._settings.bucket
+
+    def close(self) -> None:
+        """Close pooled connections. The store must not be used afterwards."""
+        self._http.clear()
+
+    def __enter__(self) -> ObjectStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def check(self) -> None:
+        """Cheap signed request proving the endpoint answers and accepts our credentials.
+
+        A missing bucket is fine (ensure_bucket creates it). Raises StoreError.
+        """
+        self._call("checking", None, lambda: self._client.bucket_exists(self.bucket))
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket unless it exists; a concurrent creation is not an error."""
+
+        def create() -> None:
+            if self._client.bucket_exists(self.bucket):
+                return
+            try:
+                self._client.make_bucket(self.bucket, location=self._settings.region)
+            except S3Error as exc:
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+        self._call("creating", None, create)
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        cache_control: str | None = None,
+    ) -> None:
+        """Store `data` under `key`, replacing any previous object. Raises StoreError."""
+        headers = {"Cache-Control": cache_control} if cache_control else None
+
+        def put() -> None:  # a fresh stream per attempt: a failed attempt may have consumed it
+            self._client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata=headers
+            )
+
+        self._call("writing", key, put)
+
+    def get_bytes(self, key: str) -> bytes:
+        """The whole object. Raises ObjectMissing if absent, StoreError otherwise."""
+
+        def get() -> bytes:
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call("reading", key, get)
+
+    def get_stream(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
+        """The object in chunks of at most `chunk_size` bytes, for proxying.
+
+        The request is sent on the first next(), so ObjectMissing surfaces there,
+        before a proxy has written its own headers. Only opening is retried; a
+        failure mid-body raises StoreError. Closing the generator early releases
+        the connection.
+        """
+        response = self._call("reading", key, lambda: self._client.get_object(self.bucket, key))
+        try:
+            yield from response.stream(chunk_size)
+        except _FOREIGN_ERRORS as exc:
+            raise self._translate(exc, "reading", key, attempts=1) from exc
+        finally:
+            response.close()
+            response.release_conn()
+
+    def stat(self, key: str) -> ObjectStat:
+        """Size and headers of an object. Raises ObjectMissing if absent."""
+        info = self._call("inspecting", key, lambda: self._client.stat_object(self.bucket, key))
+        return ObjectStat(
+            key=key,
+            size_bytes=info.size or 0,
+            content_type=info.content_type,
+            cache_control=info.metadata.get("Cache-Control") if info.metadata else None,
+            etag=info.etag,
+        )
+
+    def exists(self, key: str) -> bool:
+        def probe() -> bool:
+            try:
+                self._client.stat_object(self.bucket, key)
+            except S3Error as exc:
+                if exc.code in _MISSING_CODES:
+                    return False
+                raise
+            return True
+
+        return self._call("inspecting", key, probe)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix`, recursively, in S3's (lexicographic) order."""
+
+        def keys() -> list[str]:
+            objects = self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+            return [obj.object_name for obj in objects if obj.object_name and not obj.is_dir]
+
+        return self._call("listing", prefix, keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under `prefix`; the number deleted. Raises StoreError if any deletion failed."""
+        keys = self.list_keys(prefix)
+        if not keys:
+            return 0
+        # remove_objects is lazy: it sends nothing until its error iterator is consumed.
+        failures = self._call(
+            "deleting",
+            prefix,
+            lambda: list(self._client.remove_objects(self.bucket, [DeleteObject(key) for key in keys])),
+        )
+        if failures:
+            shown = ", ".join(f"{failure.name} ({failure.code})" for failure in failures[:5])
+            raise StoreError(
+                f"S3 at {self._settings.endpoint} failed to delete {len(failures)} of {len(keys)} objects "
+                f"under {self.bucket}/{prefix}: {shown}; check the store's log and retry"
+            )
+        return len(keys)
+
+    def _call(self, action: str, key: str | None, fn: Callable[[], T]) -> T:
+        retrying = self._retrying.copy(before_sleep=functools.partial(self._log_retry, action, key))
+        try:
+            return retrying(fn)
+        except _FOREIGN_ERRORS as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise self._translate(exc, action, key, attempts=attempts) from exc
+
+    def _log_retry(self, action: str, key: str | None, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "S3 at %s: %s %s failed (attempt %d): %s; retrying in %.2f s",
+            self._settings.endpoint,
+            action,
+            self._target(key),
+            state.attempt_number,
+            _describe(exc),
+            state.upcoming_sleep,
+        )
+
+    def _target(self, key: str | None) -> str:
+        return f"{self.bucket}/{key}" if key is not None else f"bucket {self.bucket}"
+
+    def _translate(self, exc: BaseException, action: str, key: str | None, *, attempts: int) -> StoreError:
+        endpoint, target = self._settings.endpoint, self._target(key)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if isinstance(exc, S3Error):
+            code = exc.code
+            if code in _MISSING_CODES and key is not None:
+                return ObjectMissing(self.bucket, key)
+            if code == "NoSuchBucket":
+                return StoreError(
+                    f"S3 at {endpoint}: bucket {self.bucket!r} does not exist ({action} {target}); "
+                    "create it with ensure_bucket() or check SERIES_S3_BUCKET"
+                )
+            if code in _CREDENTIAL_CODES:
+                return StoreError(
+                    f"S3 at {endpoint} refused the credentials ({code}) while {action} {target}; {_CREDENTIALS_HINT}"
+                )
+            if code == "AccessDenied":
+                return StoreError(
+                    f"S3 at {endpoint} denied access ({code}) while {action} {target}; "
+                    f"{_CREDENTIALS_HINT} and the permissions of that user on bucket {self.bucket!r}"
+                )
+        if _is_transient(exc) and _http_status(exc) is not None:
+            return StoreError(
+                f"S3 at {endpoint} kept failing while {action} {target}{tries}: {_describe(exc)}; "
+                "the store is overloaded or unhealthy, check its log"
+            )
+        if _is_connection_error(exc):
+            return StoreError(
+                f"S3 at {endpoint} is unreachable while {action} {target}{tries}: {_describe(exc)}; "
+                "check that the store is running and SERIES_S3_ENDPOINT (host:port, no scheme)"
+            )
+        if isinstance(exc, ValueError):
+            detail = str(exc) or "empty bucket or object name"
+            return StoreError(f"S3 request {action} {target} is invalid ({detail}); check SERIES_S3_BUCKET and the key")
+        return StoreError(f"S3 at {endpoint} rejected {action} {target}: {_describe(exc)}")
+
+
+def _describe(exc: BaseException | None) -> str:
+    if isinstance(exc, S3Error):
+        return f"{exc.code} (HTTP {_http_status(exc)}): {exc.message}"
+    if isinstance(exc, (ServerError, InvalidResponseError)):
+        return f"HTTP {_http_status(exc)} without an S3 error body"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,85 @@
+"""plan_ladder(): which renditions to encode for a source, chosen by its short side.
+
+Rungs follow Apple's HLS authoring table (16:9) and are transposed for portrait, so 9:16 video gets
+1080x1920, 720x1280, ... instead of being squashed into landscape boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rung:
+    short_side: int
+    video_bitrate_bps: int
+    audio_bitrate_bps: int = 128_000
+
+
+DEFAULT_RUNGS: tuple[Rung, ...] = (
+    Rung(short_side=1080, video_bitrate_bps=6_000_000),
+    Rung(short_side=720, video_bitrate_bps=3_000_000),
+    Rung(short_side=540, video_bitrate_bps=2_000_000),
+    Rung(short_side=360, video_bitrate_bps=730_000, audio_bitrate_bps=96_000),
+    # peak <= 192 kbit/s with audio for iOS cellular (Apple 9.21)
+    Rung(short_side=234, video_bitrate_bps=100_000, audio_bitrate_bps=48_000),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LadderSettings:
+    rungs: tuple[Rung, ...] = DEFAULT_RUNGS
+    max_renditions: int = 5
+    preset: str = "veryfast"     # libx264 preset
+    gop_s: float = 2.0           # IDR every 2 s (Apple 1.13)
+    segment_s: float = 6.0       # target segment duration (Apple 7.5)
+    max_frame_rate: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rendition:
+    name: str                    # "720p": the short side, whatever the orientation
+    width: int
+    height: int
+    video_bitrate_bps: int
+    audio_bitrate_bps: int
+    maxrate_bps: int = field(init=False)
+    bufsize_bits: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        # capped VBV keeps the peak near the average, as BANDWIDTH must be within 10 % (Apple 1.27)
+        object.__setattr__(self, "maxrate_bps", int(self.video_bitrate_bps * 1.1))
+        object.__setattr__(self, "bufsize_bits", int(self.video_bitrate_bps * 2))
+
+
+def plan_ladder(display_width: int, display_height: int, settings: LadderSettings = LadderSettings()) -> list[Rendition]:
+    """Renditions for a source of the given displayed size (after rotation), best first.
+
+    Never upscales: rungs above the source's short side are dropped; if the source is smaller than
+    every rung, it is encoded once at its own size.
+    """
+    short, long_ = sorted((display_width, display_height))
+    is_portrait = display_height > display_width
+    chosen = [rung for rung in settings.rungs if rung.short_side <= short][: settings.max_renditions]
+    if not chosen:
+        smallest = min(settings.rungs, key=lambda rung: rung.short_side)
+        chosen = [Rung(short_side=short, video_bitrate_bps=smallest.video_bitrate_bps,
+                       audio_bitrate_bps=smallest.audio_bitrate_bps)]
+    renditions = []
+    for rung in chosen:
+        rung_short = _even(rung.short_side)
+        rung_long = _even(round(long_ * rung.short_side / short))
+        width, height = (rung_short, rung_long) if is_portrait else (rung_long, rung_short)
+        renditions.append(Rendition(
+            name=f"{rung.short_side}p",
+            width=width,
+            height=height,
+            video_bitrate_bps=rung.video_bitrate_bps,
+            audio_bitrate_bps=rung.audio_bitrate_bps,
+        ))
+    return renditions
+
+
+def _even(value: int) -> int:
+    """H.264 4:2:0 needs even dimensions."""
+    return max(2, value - value % 2)

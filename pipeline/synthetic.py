@@ -1,0 +1,88 @@
+"""Generated sample episodes: moving picture plus a tone, made with PyAV and numpy.
+
+The demo and the tests use these instead of downloaded media, so a fresh clone needs nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def generate_clip(
+    path: str | Path,
+    *,
+    duration_s: float,
+    width: int,
+    height: int,
+    fps: Fraction | int = 30,
+    has_audio: bool = True,
+    tone_hz: float = 440.0,
+    video_codec: str = "libx264",
+    container_format: str | None = None,
+) -> Path:
+    """Write a clip of `duration_s` seconds: a scrolling gradient with a moving box and a sine tone.
+
+    The picture changes every frame so encoders cannot cheat and decoders have something to check.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fps = Fraction(fps)
+    frame_count = round(duration_s * fps)
+    tmp = path.with_name(path.name + ".partial")
+    with av.open(str(tmp), "w", format=container_format or _format_for(path)) as container:
+        video = container.add_stream(video_codec, rate=fps)
+        video.width, video.height = width, height
+        video.pix_fmt = "yuv420p"
+        if video_codec == "libx264":
+            video.options = {"preset": "ultrafast", "crf": "28"}
+        audio = None
+        if has_audio:
+            audio = container.add_stream("aac", rate=48000, layout="stereo")
+        audio_samples_written = 0
+        ys, xs = np.mgrid[0:height, 0:width]
+        base = ((xs + ys) % 256).astype(np.uint8)
+        box = max(8, min(width, height) // 6)
+        for index in range(frame_count):
+            shift = (index * 4) % 256
+            luma = (base + shift).astype(np.uint8)
+            rgb = np.stack([luma, np.roll(luma, index, axis=1), 255 - luma], axis=-1)
+            bx = int((width - box) * (0.5 + 0.5 * math.sin(index / 15)))
+            by = int((height - box) * (0.5 + 0.5 * math.cos(index / 23)))
+            rgb[by : by + box, bx : bx + box] = (255, 255, 0)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            frame.time_base = 1 / fps
+            container.mux(video.encode(frame))
+            if audio is not None:
+                until = round((index + 1) / fps * 48000)
+                audio_samples_written = _write_tone(container, audio, audio_samples_written, until, tone_hz)
+        container.mux(video.encode(None))
+        if audio is not None:
+            container.mux(audio.encode(None))
+    tmp.replace(path)
+    return path
+
+
+def _write_tone(container, audio, start: int, until: int, tone_hz: float) -> int:
+    count = until - start
+    if count <= 0:
+        return start
+    t = (np.arange(start, until) / 48000.0).astype(np.float32)
+    wave = (0.2 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+    frame = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
+    frame.sample_rate = 48000
+    frame.pts = start
+    frame.time_base = Fraction(1, 48000)
+    container.mux(audio.encode(frame))
+    return until
+
+
+def _format_for(path: Path) -> str:
+    return {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".ts": "mpegts", ".webm": "webm"}.get(
+        path.suffix.lower(), "mp4"
+    )

@@ -1,0 +1,374 @@
+"""transcode(): decode the upload once and encode every rendition of the ladder into MPEG-TS segments.
+
+All renditions share one output frame grid, so IDR frames (forced every GOP) and segment cuts fall on
+the same timestamps in every rendition, and EXTINF comes from real frame times, not rounded ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.frame import PictureType
+
+from pipeline.errors import TranscodeError
+from pipeline.ladder import LadderSettings, Rendition
+
+AUDIO_RATE = 48000
+AUDIO_FRAME_SAMPLES = 1024   # one AAC-LC frame
+NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
+
+Progress = Callable[[float], None]   # fraction done, 0..1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncodedSegment:
+    index: int
+    path: Path
+    start_s: Fraction
+    duration_s: Fraction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncodedRendition:
+    rendition: Rendition
+    codecs: str                  # RFC 6381, read from the encoder's own SPS: "avc1.64001f,mp4a.40.2"
+    frame_rate: Fraction
+    segments: tuple[EncodedSegment, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranscodeResult:
+    renditions: tuple[EncodedRendition, ...]
+    duration_s: Fraction         # measured from decoded frames, not the container header
+    frame_count: int
+    has_source_audio: bool
+
+
+def transcode(
+    source: str | os.PathLike,
+    renditions: list[Rendition],
+    out_dir: str | os.PathLike,
+    settings: LadderSettings = LadderSettings(),
+    progress: Progress | None = None,
+) -> TranscodeResult:
+    """Encode `source` into each rendition as TS segments under out_dir/<rendition.name>/.
+
+    Raises TranscodeError if decoding or encoding fails; the caller discards out_dir.
+    """
+    out_dir = Path(out_dir)
+    try:
+        with av.open(str(source), metadata_errors="ignore") as container:
+            return _Transcoder(container, renditions, out_dir, settings, progress).run()
+    except av.FFmpegError as exc:
+        raise TranscodeError(f"{Path(source).name}: transcoding failed: {exc.strerror or exc}") from exc
+
+
+class _Transcoder:
+    def __init__(self, container, renditions, out_dir: Path, settings: LadderSettings, progress) -> None:
+        if not container.streams.video:
+            raise TranscodeError("the source has no video stream")
+        self.input = container
+        self.video_in = container.streams.video[0]
+        self.video_in.thread_type = "AUTO"
+        self.audio_in = container.streams.audio[0] if container.streams.audio else None
+        self.settings = settings
+        self.progress = progress
+        self.fps = output_frame_rate(self.video_in.average_rate or self.video_in.guessed_rate, settings.max_frame_rate)
+        self.gop_frames = Fraction(settings.gop_s) * self.fps
+        self.segment_every_gops = max(1, round(settings.segment_s / settings.gop_s))
+        self.header_duration_s = container.duration / av.time_base if container.duration else None
+        self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings) for r in renditions]
+        self.t0: float | None = None        # time of the first decoded video frame, seconds
+        self.next_index = 0                 # next output frame number on the CFR grid
+        self.last_frame = None
+        self.next_gop = 0                   # next GOP number whose first frame must be an IDR
+        self.segment_starts: list[int] = []
+        self.audio = _AudioTrack(self.outputs)
+        self.rotate = None
+
+    def run(self) -> TranscodeResult:
+        streams = [self.video_in] + ([self.audio_in] if self.audio_in else [])
+        try:
+            for packet in self.input.demux(streams):
+                for frame in packet.decode():
+                    if packet.stream.type == "video":
+                        self._on_video(frame)
+                    else:
+                        self._on_audio(frame)
+            if self.t0 is None:
+                raise TranscodeError("no video frame could be decoded")
+            if self.last_frame is not None:
+                self._emit(self.last_frame)   # the last source frame covers its own duration
+            duration = Fraction(self.next_index) / self.fps
+            self.audio.finish(duration)
+            for output in self.outputs:
+                output.finish()
+        except BaseException:
+            for output in self.outputs:
+                output.abort()
+            raise
+        segment_bounds = self.segment_starts + [self.next_index]
+        encoded = tuple(output.collect(segment_bounds) for output in self.outputs)
+        if self.progress:
+            self.progress(1.0)
+        return TranscodeResult(
+            renditions=encoded,
+            duration_s=Fraction(self.next_index) / self.fps,
+            frame_count=self.next_index,
+            has_source_audio=self.audio_in is not None,
+        )
+
+    def _on_video(self, frame) -> None:
+        if frame.pts is None:
+            return
+        t = float(frame.pts * frame.time_base)
+        if self.t0 is None:
+            self.t0 = t
+            self.audio.t0 = t
+            self.rotate = _rotation_filter(frame)
+        if self.rotate is not None:
+            self.rotate.push(frame)
+            frame = self.rotate.pull()
+        target = round((t - self.t0) * self.fps)
+        # constant frame rate out: repeat the previous frame over gaps, drop frames that land twice
+        while self.last_frame is not None and self.next_index < target:
+            self._emit(self.last_frame)
+        self.last_frame = frame
+        if self.progress and self.header_duration_s and self.next_index % 30 == 0:
+            self.progress(min(0.99, (t - self.t0) / self.header_duration_s))
+
+    def _emit(self, frame) -> None:
+        index = self.next_index
+        is_idr = index >= self.next_gop * self.gop_frames
+        if is_idr:
+            if self.next_gop % self.segment_every_gops == 0:
+                self.segment_starts.append(index)
+            self.next_gop += 1
+        for output in self.outputs:
+            output.encode_video(frame, index, is_idr)
+        self.next_index += 1
+        self.audio.fill_silence_until(Fraction(self.next_index) / self.fps)
+
+    def _on_audio(self, frame) -> None:
+        if self.t0 is None:
+            return   # audio before the first picture is cut so both tracks start together
+        self.audio.push(frame)
+
+
+class _RenditionOutput:
+    """One rendition: its scaler, its H.264 and AAC encoders, and FFmpeg's segment muxer."""
+
+    def __init__(self, rendition: Rendition, directory: Path, fps: Fraction, settings: LadderSettings) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.rendition = rendition
+        self.directory = directory
+        self.fps = fps
+        self.list_path = directory / "segments.csv"
+        segment_times = ",".join(f"{k * settings.segment_s:g}" for k in range(1, 20 * 60 * 4))
+        self.container = av.open(
+            str(directory / "seg_%05d.ts"),
+            "w",
+            format="segment",
+            options={
+                "segment_format": "mpegts",
+                "segment_times": segment_times,
+                "segment_list": str(self.list_path),
+                "segment_list_type": "csv",
+            },
+        )
+        gop = math.ceil(Fraction(settings.gop_s) * fps)
+        self.video = self.container.add_stream("libx264", rate=fps)
+        self.video.width, self.video.height = rendition.width, rendition.height
+        self.video.pix_fmt = "yuv420p"
+        self.video.time_base = 1 / fps
+        self.video.codec_context.time_base = 1 / fps
+        self.video.bit_rate = rendition.video_bitrate_bps
+        self.video.options = {
+            "preset": settings.preset,
+            "profile": "high",
+            "forced-idr": "1",
+            # GOPs are closed and only where we force them: no scene-cut IDRs, no open GOP
+            "x264-params": (
+                f"keyint={gop + 1}:min-keyint={gop + 1}:scenecut=0:open-gop=0:"
+                f"vbv-maxrate={rendition.maxrate_bps // 1000}:vbv-bufsize={rendition.bufsize_bits // 1000}"
+            ),
+        }
+        self.audio = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+        self.audio.bit_rate = rendition.audio_bitrate_bps
+        self.sps: bytes | None = None
+        self.idr_indexes: list[int] = []
+
+    def encode_video(self, frame, index: int, is_idr: bool) -> None:
+        out = frame.reformat(self.rendition.width, self.rendition.height, "yuv420p")
+        out.pts = index
+        out.time_base = self.video.codec_context.time_base
+        # decoded frames carry their source picture type; only our grid decides where IDRs go
+        out.pict_type = PictureType.I if is_idr else PictureType.NONE
+        if is_idr:
+            self.idr_indexes.append(index)
+        self._mux(self.video.encode(out))
+
+    def encode_audio(self, frame) -> None:
+        self._mux(self.audio.encode(frame))
+
+    def _mux(self, packets) -> None:
+        if self.sps is None:
+            for packet in packets:
+                if packet.stream.type == "video" and packet.is_keyframe:
+                    # the segment muxer asks for global headers, so the SPS may live in extradata
+                    self.sps = _find_sps(bytes(packet)) or _find_sps(self.video.codec_context.extradata or b"")
+                    break
+        self.container.mux(packets)
+
+    def finish(self) -> None:
+        self._mux(self.video.encode(None))
+        self._mux(self.audio.encode(None))
+        self.container.close()
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - already failing; the directory is discarded
+            pass
+
+    def collect(self, segment_bounds: list[int]) -> EncodedRendition:
+        with self.list_path.open(newline="") as handle:
+            files = [row[0] for row in csv.reader(handle) if row]
+        if len(files) != len(segment_bounds) - 1:
+            raise TranscodeError(
+                f"{self.rendition.name}: muxer cut {len(files)} segments where the frame grid has "
+                f"{len(segment_bounds) - 1}; keyframes are not where they were forced"
+            )
+        segments = tuple(
+            EncodedSegment(
+                index=i,
+                path=self.directory / name,
+                start_s=Fraction(segment_bounds[i]) / self.fps,
+                duration_s=Fraction(segment_bounds[i + 1] - segment_bounds[i]) / self.fps,
+            )
+            for i, name in enumerate(files)
+        )
+        if self.sps is None:
+            raise TranscodeError(f"{self.rendition.name}: the encoder produced no keyframe")
+        return EncodedRendition(
+            rendition=self.rendition,
+            codecs=f"{avc1_codec(self.sps)},mp4a.40.2",
+            frame_rate=self.fps,
+            segments=segments,
+        )
+
+
+class _AudioTrack:
+    """Source audio resampled to 48 kHz stereo on the video clock, or silence when the source has none."""
+
+    def __init__(self, outputs: list[_RenditionOutput]) -> None:
+        self.outputs = outputs
+        self.t0 = 0.0
+        self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE,
+                                           frame_size=AUDIO_FRAME_SAMPLES)
+        self.samples_out = 0
+        self.has_source = False
+
+    def push(self, frame) -> None:
+        if not self.has_source:
+            self.has_source = True
+            if frame.pts is not None:
+                lead = float(frame.pts * frame.time_base) - self.t0
+                self._silence(max(0, round(lead * AUDIO_RATE)))
+        for out in self.resampler.resample(frame):
+            self._send(out)
+
+    def fill_silence_until(self, video_time_s: Fraction) -> None:
+        if not self.has_source:
+            self._silence(round(video_time_s * AUDIO_RATE) - self.samples_out)
+
+    def finish(self, duration_s: Fraction) -> None:
+        if self.has_source:
+            for out in self.resampler.resample(None):
+                self._send(out)
+        self._silence(round(duration_s * AUDIO_RATE) - self.samples_out)
+
+    def _silence(self, samples: int) -> None:
+        while samples > 0:
+            count = min(samples, AUDIO_FRAME_SAMPLES)
+            frame = av.AudioFrame.from_ndarray(np.zeros((2, count), dtype=np.float32), format="fltp", layout="stereo")
+            frame.sample_rate = AUDIO_RATE
+            self._send(frame)
+            samples -= count
+
+    def _send(self, frame) -> None:
+        frame.pts = self.samples_out
+        frame.time_base = Fraction(1, AUDIO_RATE)
+        self.samples_out += frame.samples
+        for output in self.outputs:
+            output.encode_audio(frame)
+
+
+def output_frame_rate(source_rate: Fraction | None, max_rate: float) -> Fraction:
+    """The source's natural rate (Apple 1.18), halved until it is at most `max_rate`."""
+    rate = Fraction(source_rate) if source_rate else Fraction(30)
+    while rate > max_rate:
+        rate /= 2
+    nearest = min(NATURAL_RATES, key=lambda natural: abs(natural - rate))
+    return nearest if abs(nearest - rate) / rate < 0.01 else rate.limit_denominator(1001)
+
+
+def _rotation_filter(frame):
+    """A filter graph that bakes the display matrix into the pixels (players ignore it in HLS)."""
+    rotation = int(frame.rotation) % 360
+    if rotation == 0:
+        return None
+    steps = {90: ["transpose=cclock"], 180: ["hflip", "vflip"], 270: ["transpose=clock"]}.get(rotation)
+    if steps is None:
+        return None
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                              time_base=frame.time_base or Fraction(1, 1000))
+    previous = source
+    for step in steps:
+        name, _, args = step.partition("=")
+        node = graph.add(name, args or None)
+        previous.link_to(node)
+        previous = node
+    sink = graph.add("buffersink")
+    previous.link_to(sink)
+    graph.configure()
+    return _FilterChain(source, sink)
+
+
+class _FilterChain:
+    def __init__(self, source, sink) -> None:
+        self.source, self.sink = source, sink
+
+    def push(self, frame) -> None:
+        self.source.push(frame)
+
+    def pull(self):
+        return self.sink.pull()
+
+
+def _find_sps(annexb: bytes) -> bytes | None:
+    for nal in _nal_units(annexb):
+        if nal and nal[0] & 0x1F == 7:
+            return nal
+    return None
+
+
+def _nal_units(data: bytes) -> Iterator[bytes]:
+    starts = [i + 3 for i in range(len(data) - 3) if data[i : i + 3] == b"\x00\x00\x01"]
+    for position, start in enumerate(starts):
+        end = starts[position + 1] - 3 if position + 1 < len(starts) else len(data)
+        yield data[start:end].rstrip(b"\x00")
+
+
+def avc1_codec(sps: bytes) -> str:
+    """RFC 6381 `avc1.PPCCLL` from an H.264 SPS NAL unit (profile_idc, constraint flags, level_idc)."""
+    return f"avc1.{sps[1]:02x}{sps[2]:02x}{sps[3]:02x}"

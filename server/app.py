@@ -1,0 +1,150 @@
+"""create_app(): the aiohttp service — per-viewer playlists, encrypted segments, and the key server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from drm.errors import WrongSeries
+from drm.ids import check_id
+from packager.errors import ObjectMissing
+from packager.publish import MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
+from server.keys import release_key
+from server.playlists import personalize_master, personalize_media
+from server.problems import NotPublished, problem_middleware
+from server.services import Services
+from server.settings import Settings
+
+SERVICES = web.AppKey("services", Services)
+POINTERS = web.AppKey("pointers", dict)
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+POINTER_TTL_S = 2.0          # how long a published-version pointer is trusted before re-reading it
+NO_STORE = "private, no-store"
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+EPISODE = r"/v1/series/{series_id}/episodes/{episode_id}"
+VERSIONED = EPISODE + r"/v{version:\d+}/{rendition:\d+p}"
+
+
+def create_app(settings: Settings, services: Services | None = None) -> web.Application:
+    """The service. Without `services`, it opens its own from settings and closes them on cleanup."""
+    app = web.Application(middlewares=[cors_middleware, problem_middleware], client_max_size=1024 * 1024)
+    app[POINTERS] = {}
+    app.cleanup_ctx.append(_services_ctx(settings, services))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get(EPISODE + "/" + MASTER_NAME, master_playlist)
+    app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)
+    app.router.add_get(VERSIONED + r"/{segment:seg_\d{5}\.ts}", segment)
+    app.router.add_get("/v1/keys/{key_id}", key)
+    return app
+
+
+def _services_ctx(settings: Settings, given: Services | None):
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        services = given or await asyncio.to_thread(Services.open, settings)
+        app[SERVICES] = services
+        yield
+        if given is None:
+            services.close()
+    return ctx
+
+
+def token_of(request: web.Request) -> str | None:
+    """The playback token: in the query (Safari cannot add headers) or as a Bearer header."""
+    token = request.query.get("token")
+    if token:
+        return token
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
+def _viewer_for_series(request: web.Request, series_id: str):
+    """Playlists need a valid token for this series; the entitlement is checked where the key is."""
+    token = token_of(request)
+    viewer = request.app[SERVICES].tokens.verify(token)
+    if viewer.series_id != series_id:
+        raise WrongSeries(viewer.series_id, series_id)
+    return viewer, token
+
+
+def _location(request: web.Request) -> EpisodeLocation:
+    return EpisodeLocation(
+        series_id=check_id("series_id", request.match_info["series_id"]),
+        episode_id=check_id("episode_id", request.match_info["episode_id"]),
+    )
+
+
+async def _live_version(request: web.Request, location: EpisodeLocation) -> int:
+    cache = request.app[POINTERS]
+    cached = cache.get(location.pointer_key)
+    if cached and cached[1] > time.monotonic():
+        return cached[0]
+    store = request.app[SERVICES].store
+    try:
+        pointer = json.loads(await asyncio.to_thread(store.get_bytes, location.pointer_key))
+    except ObjectMissing:
+        raise NotPublished(f"episode {location.episode_id} of series {location.series_id}") from None
+    version = int(pointer["version"])
+    cache[location.pointer_key] = (version, time.monotonic() + POINTER_TTL_S)
+    return version
+
+
+def _playlist_response(text: str) -> web.Response:
+    response = web.Response(text=text, content_type=PLAYLIST_TYPE, headers={"Cache-Control": NO_STORE})
+    response.enable_compression()   # gzip when the player accepts it (Apple 10.1)
+    return response
+
+
+async def master_playlist(request: web.Request) -> web.Response:
+    location = _location(request)
+    _, token = _viewer_for_series(request, location.series_id)
+    version = await _live_version(request, location)
+    store = request.app[SERVICES].store
+    stored = await asyncio.to_thread(store.get_bytes, f"{location.version_prefix(version)}/{MASTER_NAME}")
+    return _playlist_response(personalize_master(stored.decode(), token, version))
+
+
+async def media_playlist(request: web.Request) -> web.Response:
+    location = _location(request)
+    _, token = _viewer_for_series(request, location.series_id)
+    version, rendition = int(request.match_info["version"]), request.match_info["rendition"]
+    store = request.app[SERVICES].store
+    stored = await asyncio.to_thread(
+        store.get_bytes, f"{location.version_prefix(version)}/{rendition}/{MEDIA_PLAYLIST_NAME}")
+    return _playlist_response(personalize_media(stored.decode(), token))
+
+
+async def segment(request: web.Request) -> web.Response:
+    """Encrypted segments, proxied from the private bucket. Ciphertext: cacheable by anyone."""
+    location = _location(request)
+    version, rendition = int(request.match_info["version"]), request.match_info["rendition"]
+    key = f"{location.version_prefix(version)}/{rendition}/{request.match_info['segment']}"
+    body = await asyncio.to_thread(request.app[SERVICES].store.get_bytes, key)
+    return web.Response(body=body, content_type="video/mp2t", headers={"Cache-Control": IMMUTABLE})
+
+
+async def key(request: web.Request) -> web.Response:
+    body = await asyncio.to_thread(release_key, request.app[SERVICES], token_of(request), request.match_info["key_id"])
+    return web.Response(body=body, content_type="application/octet-stream", headers={"Cache-Control": "no-store"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Players on other origins (hls.js) may fetch playlists, segments and keys; tokens ride in URIs."""
+    if request.method == "OPTIONS":
+        response = web.Response(status=204)
+    else:
+        response = await handler(request)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Headers"] = "Authorization, Range"
+    response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
+    return response

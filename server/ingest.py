@@ -1,0 +1,111 @@
+"""ingest_episode(): validate → transcode → keys → encrypt and publish, for one uploaded episode.
+
+Synchronous and blocking (minutes of CPU): the CLI calls it directly, the service from a worker.
+A rejected or failed ingest publishes nothing and leaves no new keys behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from drm.ids import check_id
+from drm.keystore import ContentKey, KeyStore
+from packager.encrypt import SegmentKey
+from packager.publish import EpisodeLocation, PublishedEpisode, publish
+from packager.store import ObjectStore
+from pipeline.errors import MediaRejected
+from pipeline.ladder import plan_ladder
+from pipeline.transcode import transcode
+from pipeline.validate import Issue, ValidationReport, check_duration, format_duration, validate
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KEY_URI_PATH = "/v1/keys/{key_id}"
+
+# a decoded duration this much shorter than the header's means the upload was cut off
+TRUNCATION_TOLERANCE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeKeys:
+    """drm's content keys as the packager's KeySchedule: one key per rotation period."""
+
+    keys: tuple[ContentKey, ...]
+
+    def key_for(self, period: int) -> SegmentKey:
+        key = self.keys[period]
+        return SegmentKey(key_id=key.key_id, key=key.key)
+
+
+def key_uri(key_id: str) -> str:
+    return KEY_URI_PATH.format(key_id=key_id)
+
+
+def ingest_episode(
+    source: str | Path,
+    *,
+    series_id: str,
+    episode_id: str,
+    settings: Settings,
+    store: ObjectStore,
+    keystore: KeyStore,
+    progress: Callable[[str, float], None] | None = None,
+) -> PublishedEpisode:
+    """Publish `source` as the new live version of the episode.
+
+    Raises MediaRejected (with the full report) for unacceptable media, TranscodeError, PublishError,
+    StoreError or DrmError otherwise. Nothing is published unless everything succeeded.
+    """
+    check_id("series_id", series_id)
+    check_id("episode_id", episode_id)
+    report = validate(source, settings.rules)
+    if not report.is_acceptable:
+        raise MediaRejected(report)
+    video = report.info.video
+    renditions = plan_ladder(video.display_width, video.display_height, settings.ladder)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
+        encoded = transcode(source, renditions, work, settings.ladder,
+                            progress=(lambda done: progress("transcoding", done)) if progress else None)
+        check_decoded(report, float(encoded.duration_s), settings)
+        segment_count = len(encoded.renditions[0].segments)
+        periods = math.ceil(segment_count / settings.segments_per_key)
+        keys = keystore.create_keys(series_id, episode_id, periods)
+        if progress:
+            progress("publishing", 0.0)
+        try:
+            published = publish(
+                encoded,
+                store,
+                EpisodeKeys(tuple(keys)),
+                EpisodeLocation(series_id=series_id, episode_id=episode_id),
+                key_uri=key_uri,
+                segments_per_key=settings.segments_per_key,
+            )
+        except BaseException:
+            keystore.delete_keys([key.key_id for key in keys])
+            raise
+    if progress:
+        progress("published", 1.0)
+    return published
+
+
+def check_decoded(report: ValidationReport, decoded_s: float, settings: Settings) -> None:
+    """Judge what the decoder actually found, not what the header promised."""
+    issues = list(check_duration(decoded_s, settings.rules))
+    header_s = report.info.header_duration_s if report.info else None
+    if header_s and decoded_s < header_s - TRUNCATION_TOLERANCE_S:
+        issues.insert(0, Issue(
+            code="truncated",
+            message=(f"The file says it lasts {format_duration(header_s)} but its pictures end at "
+                     f"{format_duration(decoded_s)}; the upload was probably cut off"),
+            how_to_fix="upload the complete file again",
+        ))
+    if issues:
+        raise MediaRejected(replace(report, issues=tuple(issues)))

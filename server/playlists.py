@@ -1,0 +1,37 @@
+"""Per-viewer playlists: the stored playlists with the viewer's token written into every child URI.
+
+Players do not carry a parent playlist's query string over to relative URIs (KBVE/kbve#14967,
+PeerTube#5617), and Safari cannot add headers, so the token must be in each URI itself.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+_KEY_URI = re.compile(r'URI="([^"]*)"')
+
+
+def with_token(uri: str, token: str) -> str:
+    separator = "&" if "?" in uri else "?"
+    return f"{uri}{separator}token={quote(token, safe='')}"
+
+
+def personalize_master(text: str, token: str, version: int) -> str:
+    """Point variant URIs at the live version's media playlists and add the token to each."""
+    lines = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            line = with_token(f"v{version}/{line}", token)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def personalize_media(text: str, token: str) -> str:
+    """Add the token to every key URI; segment URIs stay as stored (ciphertext, cacheable by anyone)."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-KEY:"):
+            line = _KEY_URI.sub(lambda m: f'URI="{with_token(m.group(1), token)}"', line)
+        lines.append(line)
+    return "\n".join(lines) + "\n"

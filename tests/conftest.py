@@ -1,0 +1,68 @@
+"""Shared fixtures: a real S3 server (session), generated media (session), settings per test."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from server.settings import Settings
+from tests.support.media import clip
+from tests.support.s3_server import start_test_store
+
+MASTER_KEY = base64.b64encode(b"m" * 32).decode()
+TOKEN_KEYS = "t1:" + base64.b64encode(b"t" * 32).decode()
+
+
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory):
+    """One SeaweedFS `weed mini` for the whole session, on free loopback ports; stopped by its PID."""
+    store = start_test_store(tmp_path_factory.mktemp("s3"))
+    yield store
+    store.stop()
+
+
+def settings_env(data_dir: Path, s3_store, *, bucket: str | None = None, **overrides: str) -> dict[str, str]:
+    env = {
+        "SERIES_DATA_DIR": str(data_dir),
+        "SERIES_S3_ENDPOINT": s3_store.endpoint,
+        "SERIES_S3_ACCESS_KEY": s3_store.settings.access_key,
+        "SERIES_S3_SECRET_KEY": s3_store.settings.secret_key,
+        "SERIES_S3_BUCKET": bucket or f"t-{uuid.uuid4().hex[:12]}",
+        "SERIES_MASTER_KEY": MASTER_KEY,
+        "SERIES_TOKEN_KEYS": TOKEN_KEYS,
+        "SERIES_LADDER_MAX_RENDITIONS": "2",
+        "SERIES_X264_PRESET": "ultrafast",
+    }
+    env.update(overrides)
+    return env
+
+
+def settings_for(data_dir: Path, s3_store, **overrides: str) -> Settings:
+    return Settings.from_env(settings_env(data_dir, s3_store, **overrides))
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def landscape_clip(media_dir) -> Path:
+    """32 s, 640x360, 25 fps, with a tone: enough for two rungs (360p, 234p) and six segments."""
+    return clip(media_dir, "landscape.mp4", duration_s=32, width=640, height=360, fps=25)
+
+
+@pytest.fixture(scope="session")
+def short_clip(media_dir) -> Path:
+    return clip(media_dir, "short.mp4", duration_s=5, width=320, height=180, fps=25)
+
+
+@pytest.fixture(scope="session")
+def not_media(media_dir) -> Path:
+    path = media_dir / "notes.mp4"
+    path.write_text("these are my notes, not a video\n" * 50)
+    return path
