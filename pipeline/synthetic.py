@@ -24,6 +24,7 @@ def generate_clip(
     tone_hz: float = 440.0,
     video_codec: str = "libx264",
     container_format: str | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Path:
     """Write a clip of `duration_s` seconds: a scrolling gradient with a moving box and a sine tone.
 
@@ -34,7 +35,8 @@ def generate_clip(
     fps = Fraction(fps)
     frame_count = round(duration_s * fps)
     tmp = path.with_name(path.name + ".partial")
-    with av.open(str(tmp), "w", format=container_format or _format_for(path)) as container:
+    with av.open(str(tmp), "w", format=container_format or _format_for(path),
+                 options=container_options or {}) as container:
         video = container.add_stream(video_codec, rate=fps)
         video.width, video.height = width, height
         video.pix_fmt = "yuv420p"

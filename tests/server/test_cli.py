@@ -1,0 +1,113 @@
+"""The `series` command as an operator runs it: real processes, real store, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from packager.store import ObjectStore
+from server.settings import Settings
+from tests.conftest import settings_env
+from tests.support.media import clip, count_frames
+from tests.support.s3_server import free_port
+
+EXIT_REJECTED = 3
+
+
+def series(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_validate_rejects_a_text_file_with_one_line_and_code_3(tmp_path, s3_store, not_media):
+    result = series(settings_env(tmp_path, s3_store), "validate", str(not_media))
+    assert result.returncode == EXIT_REJECTED
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "not_media" in lines[0] and "notes.mp4" in lines[0]
+
+
+def test_validate_json_report_for_an_acceptable_clip(tmp_path, s3_store, landscape_clip):
+    result = series(settings_env(tmp_path, s3_store), "validate", "--json", str(landscape_clip))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "accepted"
+    assert report["video"]["display_width"] == 640 and report["audio"]["channels"] == 2
+
+
+@pytest.mark.parametrize("fixture, code", [("short_clip", "too_short"), ("not_media", "not_media")])
+def test_rejected_ingest_publishes_nothing(request, tmp_path, s3_store, fixture, code):
+    env = settings_env(tmp_path, s3_store)
+    result = series(env, "ingest", str(request.getfixturevalue(fixture)), "--series", "s1", "--episode", "1")
+    assert result.returncode == EXIT_REJECTED
+    assert f"[{code}]" in result.stderr
+    settings = Settings.from_env(env)
+    with ObjectStore(settings.store) as store:
+        store.ensure_bucket()
+        assert store.list_keys("series/") == []
+
+
+def test_truncated_upload_is_caught_by_decoding_not_the_header(tmp_path, s3_store, media_dir):
+    # index at the front (faststart): the header of the cut file still promises 60 s
+    whole = clip(media_dir, "truncatable.mp4", duration_s=60, width=320, height=180, fps=25,
+                 container_options={"movflags": "faststart"})
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    env = settings_env(tmp_path, s3_store)
+    result = series(env, "ingest", str(cut), "--series", "s1", "--episode", "1")
+    assert result.returncode == EXIT_REJECTED, result.stderr
+    assert "[truncated]" in result.stderr and "1 min" in result.stderr
+    with ObjectStore(Settings.from_env(env).store) as store:
+        store.ensure_bucket()
+        assert store.list_keys("series/") == []
+
+
+def test_bad_setting_names_the_variable(tmp_path, s3_store):
+    result = series(settings_env(tmp_path, s3_store, SERIES_LISTEN_PORT="eighty"), "serve")
+    assert result.returncode == 1
+    assert "SERIES_LISTEN_PORT" in result.stderr and "eighty" in result.stderr
+
+
+def test_demo_prints_urls_that_play_and_stops_what_it_started(tmp_path, media_dir):
+    """`series demo --json` with nothing configured: its own store, its own secrets, playable URLs."""
+    sample = clip(media_dir, "demo-sample.mp4", duration_s=32, width=480, height=270, fps=25)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SERIES_")}
+    port = free_port()
+    env.update({"SERIES_DATA_DIR": str(tmp_path / "var"), "SERIES_LOCAL_S3_PORT": str(free_port()),
+                "SERIES_LISTEN_PORT": str(port), "SERIES_X264_PRESET": "ultrafast"})
+    process = subprocess.Popen([sys.executable, "-m", "server", "demo", "--json", "--sample", str(sample)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first_line = process.stdout.readline()
+        assert first_line, process.stderr.read()
+        urls = json.loads(first_line)
+        assert set(urls) >= {"entitled_url", "unentitled_url"}
+        frames, _ = count_frames(urls["entitled_url"])
+        assert frames == 32 * 25
+        with pytest.raises(Exception):
+            count_frames(urls["unentitled_url"])
+        weed_pid = int((tmp_path / "var" / "seaweedfs" / "weed.pid").read_text())
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        finally:
+            process.kill()
+            process.stdout.close()
+            process.stderr.close()
+    assert process.returncode == 0
+    assert not Path(f"/proc/{weed_pid}").exists() or _is_zombie(weed_pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
