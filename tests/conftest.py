@@ -35,7 +35,7 @@ def settings_env(data_dir: Path, s3_store, *, bucket: str | None = None, **overr
         "SERIES_MASTER_KEY": MASTER_KEY,
         "SERIES_TOKEN_KEYS": TOKEN_KEYS,
         "SERIES_LADDER_MAX_RENDITIONS": "2",
-        "SERIES_X264_PRESET": "ultrafast",
+        "SERIES_X264_PRESET": "superfast",
     }
     env.update(overrides)
     return env

@@ -203,3 +203,23 @@ async def _first_key_uri(http, server, token: str) -> str:
         media = await response.text()
     key_path = next(line for line in media.splitlines() if line.startswith("#EXT-X-KEY")).split('URI="')[1].split('"')[0]
     return str(server.make_url(key_path))
+
+
+async def test_master_is_gzipped_personal_and_declares_high_profile(served):
+    server, services = served
+    token = services.tokens.mint(BUYER, SERIES)
+    import aiohttp
+    import m3u8
+
+    async with aiohttp.ClientSession(auto_decompress=True) as http:
+        async with http.get(master_url(server, token), headers={"Accept-Encoding": "gzip"}) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert response.headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
+            assert "no-store" in response.headers["Cache-Control"]
+            master = m3u8.loads(await response.text())
+    assert len(master.playlists) == 2
+    for variant in master.playlists:
+        assert variant.stream_info.codecs.startswith("avc1.64")       # High, read from the SPS
+        assert variant.stream_info.codecs.endswith(",mp4a.40.2")
+        assert variant.stream_info.average_bandwidth <= variant.stream_info.bandwidth
+        assert f"token={token}" in variant.uri                         # players don't pass it on

@@ -81,7 +81,7 @@ def test_demo_prints_urls_that_play_and_stops_what_it_started(tmp_path, media_di
     env = {key: value for key, value in os.environ.items() if not key.startswith("SERIES_")}
     port = free_port()
     env.update({"SERIES_DATA_DIR": str(tmp_path / "var"), "SERIES_LOCAL_S3_PORT": str(free_port()),
-                "SERIES_LISTEN_PORT": str(port), "SERIES_X264_PRESET": "ultrafast"})
+                "SERIES_LISTEN_PORT": str(port), "SERIES_X264_PRESET": "superfast"})
     process = subprocess.Popen([sys.executable, "-m", "server", "demo", "--json", "--sample", str(sample)],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
