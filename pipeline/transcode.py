@@ -23,6 +23,7 @@ from pipeline.ladder import LadderSettings, Rendition
 
 AUDIO_RATE = 48000
 AUDIO_FRAME_SAMPLES = 1024   # one AAC-LC frame
+MAX_SEGMENTS = 2400          # 4 hours of 6 s segments: the cut list must be given up front
 NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
 
 Progress = Callable[[float], None]   # fraction done, 0..1
@@ -85,7 +86,8 @@ class _Transcoder:
         self.gop_frames = Fraction(settings.gop_s) * self.fps
         self.segment_every_gops = max(1, round(settings.segment_s / settings.gop_s))
         self.header_duration_s = container.duration / av.time_base if container.duration else None
-        self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings) for r in renditions]
+        cuts = ",".join(str(self.segment_start_frame(k)) for k in range(1, MAX_SEGMENTS))
+        self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts) for r in renditions]
         self.t0: float | None = None        # time of the first decoded video frame, seconds
         self.next_index = 0                 # next output frame number on the CFR grid
         self.last_frame = None
@@ -93,6 +95,10 @@ class _Transcoder:
         self.segment_starts: list[int] = []
         self.audio = _AudioTrack(self.outputs)
         self.rotate = None
+
+    def segment_start_frame(self, k: int) -> int:
+        """First frame of segment k: the IDR of GOP k * segment_every_gops on the shared grid."""
+        return math.ceil(k * self.segment_every_gops * self.gop_frames)
 
     def run(self) -> TranscodeResult:
         streams = [self.video_in] + ([self.audio_in] if self.audio_in else [])
@@ -166,20 +172,23 @@ class _Transcoder:
 class _RenditionOutput:
     """One rendition: its scaler, its H.264 and AAC encoders, and FFmpeg's segment muxer."""
 
-    def __init__(self, rendition: Rendition, directory: Path, fps: Fraction, settings: LadderSettings) -> None:
+    def __init__(self, rendition: Rendition, directory: Path, fps: Fraction, settings: LadderSettings,
+                 segment_frames: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.rendition = rendition
         self.directory = directory
         self.fps = fps
         self.list_path = directory / "segments.csv"
-        segment_times = ",".join(f"{k * settings.segment_s:g}" for k in range(1, 20 * 60 * 4))
         self.container = av.open(
             str(directory / "seg_%05d.ts"),
             "w",
             format="segment",
             options={
                 "segment_format": "mpegts",
-                "segment_times": segment_times,
+                # cut by frame number, not time: the muxer's time test misses the first cut at
+                # 30 fps with B-frames (8.07 s instead of 6.07 s); a closed GOP's IDR has the same
+                # index in decode and display order, so the frame count is exact
+                "segment_frames": segment_frames,
                 "segment_list": str(self.list_path),
                 "segment_list_type": "csv",
             },

@@ -27,9 +27,19 @@ def portrait_no_audio(media_dir):
                 has_audio=False)
 
 
-def test_renditions_share_idr_cuts_and_exact_durations(tmp_path, landscape_clip):
-    result = transcode(landscape_clip, plan_ladder(640, 360), tmp_path, FAST)
-    assert result.frame_count == 32 * 25
+@pytest.fixture(scope="module")
+def landscape_30fps(media_dir):
+    return clip(media_dir, "landscape-30.mp4", duration_s=19, width=640, height=360, fps=30)
+
+
+@pytest.mark.parametrize("source, frames, segments", [
+    ("landscape_clip", 32 * 25, 6),      # 25 fps: cuts at 6, 12, 18, 24, 30 s
+    ("landscape_30fps", 19 * 30, 4),     # 30 fps with B-frames: FFmpeg's time-based cut missed 6 s here
+])
+def test_renditions_share_idr_cuts_and_exact_durations(request, tmp_path, source, frames, segments):
+    result = transcode(request.getfixturevalue(source), plan_ladder(640, 360), tmp_path, FAST)
+    assert result.frame_count == frames
+    assert all(len(r.segments) == segments for r in result.renditions)
     starts = []
     for rendition in result.renditions:
         durations = [s.duration_s for s in rendition.segments]
