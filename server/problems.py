@@ -13,19 +13,10 @@ from pipeline.errors import MediaRejected
 
 log = logging.getLogger(__name__)
 
-PROBLEM_STATUS: dict[type[Exception], int] = {
-    TokenInvalid: 401,          # includes TokenExpired
-    NotEntitled: 403,
-    WrongSeries: 403,
-    UnknownKey: 404,
-    ObjectMissing: 404,
-    InvalidId: 404,             # a malformed id names nothing we have
-    MediaRejected: 422,
-    StoreError: 503,
-}
-
 
 class NotPublished(Exception):
+    """No version of the episode is live yet."""
+
     code = "not_published"
 
     def __init__(self, what: str) -> None:
@@ -36,7 +27,17 @@ class NotPublished(Exception):
         return type(self), (self.what,)
 
 
-PROBLEM_STATUS[NotPublished] = 404
+PROBLEM_STATUS: dict[type[Exception], int] = {
+    TokenInvalid: 401,          # includes TokenExpired
+    NotEntitled: 403,
+    WrongSeries: 403,
+    UnknownKey: 404,
+    ObjectMissing: 404,
+    InvalidId: 404,             # a malformed id names nothing we have
+    MediaRejected: 422,
+    StoreError: 503,
+    NotPublished: 404,
+}
 
 
 def status_for(exc: Exception) -> int | None:

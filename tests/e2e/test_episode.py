@@ -223,3 +223,19 @@ async def test_master_is_gzipped_personal_and_declares_high_profile(served):
         assert variant.stream_info.codecs.endswith(",mp4a.40.2")
         assert variant.stream_info.average_bandwidth <= variant.stream_info.bandwidth
         assert f"token={token}" in variant.uri                         # players don't pass it on
+
+
+async def test_unpublished_episode_and_traversal_are_404(served):
+    server, services = served
+    token = services.tokens.mint(BUYER, SERIES)
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        url = server.make_url(f"/v1/series/{SERIES}/episodes/99/master.m3u8?token={token}")
+        async with http.get(str(url)) as response:
+            assert response.status == 404
+            assert (await response.json(content_type=None))["code"] == "not_published"
+        sneaky = f"/v1/series/{SERIES}/episodes/..%2F..%2Fother/v1/360p/seg_00000.ts"
+        base = str(server.make_url("/")).rstrip("/")
+        async with http.get(base + sneaky) as response:
+            assert response.status == 404
