@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,12 +19,14 @@ from pathlib import Path
 import av
 import numpy as np
 from av.video.frame import PictureType
+from av.video.reformatter import VideoReformatter
 
 from pipeline.errors import TranscodeError
 from pipeline.ladder import LadderSettings, Rendition
 
 AUDIO_RATE = 48000
 AUDIO_FRAME_SAMPLES = 1024   # one AAC-LC frame
+QUEUE_DEPTH = 16            # decoded frames waiting per rendition: bounds memory, absorbs jitter
 MAX_SEGMENTS = 2400          # 4 hours of 6 s segments: the cut list must be given up front
 NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
 
@@ -159,7 +163,7 @@ class _Transcoder:
                 self.segment_starts.append(index)
             self.next_gop += 1
         for output in self.outputs:
-            output.encode_video(frame, index, is_idr)
+            output.submit(output.encode_video, frame, index, is_idr)
         self.next_index += 1
         self.audio.fill_silence_until(Fraction(self.next_index) / self.fps)
 
@@ -214,9 +218,17 @@ class _RenditionOutput:
         self.audio.bit_rate = rendition.audio_bitrate_bps
         self.sps: bytes | None = None
         self.idr_indexes: list[int] = []
+        self.scaler = VideoReformatter()
+        self.worker = _Worker(f"encode-{rendition.name}")
+
+    def submit(self, work, *args) -> None:
+        """Queue scaling/encoding for this rendition's thread; raises if that thread has failed."""
+        self.worker.submit(work, *args)
 
     def encode_video(self, frame, index: int, is_idr: bool) -> None:
-        out = frame.reformat(self.rendition.width, self.rendition.height, "yuv420p")
+        # its own scaler: frame.reformat() caches one SwsContext on the shared source frame,
+        # and the rendition threads would all be using it at once
+        out = self.scaler.reformat(frame, self.rendition.width, self.rendition.height, "yuv420p")
         out.pts = index
         out.time_base = self.video.codec_context.time_base
         # decoded frames carry their source picture type; only our grid decides where IDRs go
@@ -225,7 +237,11 @@ class _RenditionOutput:
             self.idr_indexes.append(index)
         self._mux(self.video.encode(out))
 
-    def encode_audio(self, frame) -> None:
+    def encode_samples(self, samples, pts: int) -> None:
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = pts
+        frame.time_base = Fraction(1, AUDIO_RATE)
         self._mux(self.audio.encode(frame))
 
     def _mux(self, packets) -> None:
@@ -238,11 +254,17 @@ class _RenditionOutput:
         self.container.mux(packets)
 
     def finish(self) -> None:
+        """Flush the encoders and close the muxer once the queued work is done; re-raise its failure."""
+        self.worker.submit(self._flush)
+        self.worker.close()
+
+    def _flush(self) -> None:
         self._mux(self.video.encode(None))
         self._mux(self.audio.encode(None))
         self.container.close()
 
     def abort(self) -> None:
+        self.worker.cancel()
         try:
             self.container.close()
         except Exception:  # noqa: BLE001 - already failing; the directory is discarded
@@ -273,6 +295,53 @@ class _RenditionOutput:
             frame_rate=self.fps,
             segments=segments,
         )
+
+
+class _Worker:
+    """A thread running queued calls in order. PyAV releases the GIL in swscale, the codecs and the
+    muxer, so renditions encode in parallel; the bounded queue keeps decoded frames from piling up."""
+
+    def __init__(self, name: str) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, work, *args) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put((work, args), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Wait for every queued call; raise the first failure."""
+        self.submit(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        try:
+            self.queue.put_nowait((None, ()))
+        except queue.Full:
+            pass   # the thread sees `cancelled` at its next item
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            while not self.cancelled:
+                work, args = self.queue.get()
+                if work is None:
+                    return
+                work(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the submitting thread
+            self.error = exc
 
 
 class _AudioTrack:
@@ -314,11 +383,11 @@ class _AudioTrack:
             samples -= count
 
     def _send(self, frame) -> None:
-        frame.pts = self.samples_out
-        frame.time_base = Fraction(1, AUDIO_RATE)
+        # each rendition's encoder thread gets its own frame built from these samples
+        samples, pts = frame.to_ndarray(), self.samples_out
         self.samples_out += frame.samples
         for output in self.outputs:
-            output.encode_audio(frame)
+            output.submit(output.encode_samples, samples, pts)
 
 
 def output_frame_rate(source_rate: Fraction | None, max_rate: float) -> Fraction:
