@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 
@@ -18,6 +19,16 @@ class UnreadableMedia(PipelineError):
     code = "not_media"
 
 
+class EmptyMedia(UnreadableMedia):
+    """The file has no bytes at all: usually an upload that never started."""
+
+    code = "empty_file"
+
+
+ROTATION_PACKET_LIMIT = 300  # packets probe reads looking for the first frame (and its display matrix)
+OPEN_TIMEOUT_S = 30.0  # a stalled read (network mount, FIFO) gives up instead of hanging a worker
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VideoInfo:
     codec: str
@@ -26,6 +37,9 @@ class VideoInfo:
     rotation: int                # degrees counter-clockwise from the display matrix, 0/90/180/270
     frame_rate: Fraction | None  # the stream's average rate, None if unknown
     pix_fmt: str | None
+    bit_depth: int | None = None  # bits per luma sample from the pixel format descriptor: yuv420p10le -> 10
+    frame_count: int = 0          # as the header declares it; 0 when the container does not say
+    header_duration_s: float | None = None  # the video stream's own duration; None when the container omits it
 
     @property
     def display_width(self) -> int:
@@ -47,6 +61,12 @@ class AudioInfo:
     sample_rate: int
 
 
+class StreamInfo(NamedTuple):
+    index: int
+    type: str   # "video", "audio", "subtitle", "data", ...
+    codec: str  # FFmpeg's codec name, "none" when FFmpeg has no decoder for it
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MediaInfo:
     path: Path
@@ -55,6 +75,8 @@ class MediaInfo:
     header_duration_s: float | None
     video: VideoInfo | None
     audio: AudioInfo | None
+    streams: tuple[StreamInfo, ...] = ()
+    header_bit_rate_bps: int | None = None
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -65,9 +87,9 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     path = Path(path)
     size_bytes = path.stat().st_size
     if size_bytes == 0:
-        raise UnreadableMedia(f"{path.name} is empty (0 bytes); upload the episode file again")
+        raise EmptyMedia(f"{path.name} is empty (0 bytes); upload the episode file again")
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(str(path), metadata_errors="ignore", timeout=OPEN_TIMEOUT_S) as container:
             header_duration_s = container.duration / av.time_base if container.duration else None
             video = _video_info(container)
             audio = _audio_info(container)
@@ -78,6 +100,10 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                 header_duration_s=header_duration_s,
                 video=video,
                 audio=audio,
+                streams=tuple(
+                    StreamInfo(stream.index, stream.type, _codec_name(stream)) for stream in container.streams
+                ),
+                header_bit_rate_bps=container.bit_rate or None,
             )
     except av.FFmpegError as exc:
         raise UnreadableMedia(
@@ -90,14 +116,9 @@ def _video_info(container) -> VideoInfo | None:
         return None
     stream = container.streams.video[0]
     context = stream.codec_context
-    rotation = 0
-    stream.thread_type = "AUTO"
-    try:
-        for frame in container.decode(stream):
-            rotation = int(frame.rotation) % 360
-            break
-    except av.FFmpegError:
-        pass  # an undecodable first frame is for validation to judge, not probe
+    if context is None:  # FFmpeg knows the stream but has no decoder for it (or the header is mangled)
+        return VideoInfo(codec="none", width=0, height=0, rotation=0, frame_rate=None, pix_fmt=None)
+    rotation = _first_frame_rotation(container, stream)
     return VideoInfo(
         codec=context.name,
         width=context.width,
@@ -105,11 +126,47 @@ def _video_info(container) -> VideoInfo | None:
         rotation=rotation,
         frame_rate=stream.average_rate or stream.guessed_rate,
         pix_fmt=context.pix_fmt,
+        bit_depth=bit_depth(context.pix_fmt),
+        frame_count=max(stream.frames or 0, 0),
+        header_duration_s=float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None,
     )
+
+
+def _first_frame_rotation(container, stream) -> int:
+    # Bounded: a hostile file whose packets never yield a frame must not make probe read it all.
+    try:
+        for count, packet in enumerate(container.demux(stream)):
+            if count >= ROTATION_PACKET_LIMIT:
+                break
+            for frame in packet.decode():
+                return round(frame.rotation) % 360
+    except av.FFmpegError:
+        pass  # an undecodable first frame is for validation to judge, not probe
+    return 0
 
 
 def _audio_info(container) -> AudioInfo | None:
     if not container.streams.audio:
         return None
     context = container.streams.audio[0].codec_context
+    if context is None:
+        return AudioInfo(codec="none", channels=0, sample_rate=0)
     return AudioInfo(codec=context.name, channels=context.channels, sample_rate=context.sample_rate)
+
+
+def bit_depth(pix_fmt: str | None) -> int | None:
+    """Bits per sample of the first (luma) component: yuv420p -> 8, yuv420p10le -> 10, None if unknown."""
+    if not pix_fmt:
+        return None
+    try:
+        components = av.VideoFormat(pix_fmt).components
+    except (ValueError, av.FFmpegError):
+        return None
+    return components[0].bits if components else None
+
+
+def _codec_name(stream) -> str:
+    try:
+        return stream.codec_context.name if stream.codec_context is not None else "none"
+    except (AttributeError, av.FFmpegError):
+        return "none"

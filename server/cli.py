@@ -119,7 +119,7 @@ def cmd_validate(args, settings: Settings) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     elif report.is_acceptable:
         video = report.info.video
-        print(f"{args.file.name}: accepted ({report.info.header_duration_s:.1f} s, "
+        print(f"{args.file.name}: accepted ({report.duration_s:.1f} s, "
               f"{video.display_width}x{video.display_height} as displayed, {video.codec})")
     else:
         for issue in report.issues:

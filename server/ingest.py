@@ -64,7 +64,8 @@ def ingest_episode(
     """
     check_id("series_id", series_id)
     check_id("episode_id", episode_id)
-    report = validate(source, settings.rules)
+    # no decode pass here: the transcode decodes every frame anyway, and check_decoded judges that
+    report = validate(source, settings.rules, decode=False)
     if not report.is_acceptable:
         raise MediaRejected(report)
     video = report.info.video
@@ -99,7 +100,9 @@ def ingest_episode(
 def check_decoded(report: ValidationReport, decoded_s: float, settings: Settings) -> None:
     """Judge what the decoder actually found, not what the header promised."""
     issues = list(check_duration(decoded_s, settings.rules))
-    header_s = report.info.header_duration_s if report.info else None
+    info = report.info
+    # the video stream's own duration: audio running past the last picture is not a cut-off upload
+    header_s = (info.video.header_duration_s or info.header_duration_s) if info and info.video else None
     if header_s and decoded_s < header_s - TRUNCATION_TOLERANCE_S:
         issues.insert(0, Issue(
             code="truncated",
