@@ -419,12 +419,13 @@ def _rotation_filter(frame):
     sink = graph.add("buffersink")
     previous.link_to(sink)
     graph.configure()
-    return _FilterChain(source, sink)
+    return _FilterChain(graph, source, sink)
 
 
 class _FilterChain:
-    def __init__(self, source, sink) -> None:
-        self.source, self.sink = source, sink
+    def __init__(self, graph, source, sink) -> None:
+        # the graph must outlive its filter contexts: once it is collected, push() writes into freed memory
+        self.graph, self.source, self.sink = graph, source, sink
 
     def push(self, frame) -> None:
         self.source.push(frame)

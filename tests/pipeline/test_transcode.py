@@ -82,3 +82,43 @@ def test_portrait_source_without_audio_gets_portrait_renditions_and_silent_aac(t
 ])
 def test_output_frame_rate_is_natural_and_at_most_60(source, expected):
     assert output_frame_rate(source, 60) == expected
+
+
+def rotated_clip(path, rotation: int):
+    """Stored 96x64 with a white marker in the stored top-left corner, and a display matrix."""
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        video.set_display_rotation(rotation)
+        for index in range(20):
+            rgb = np.full((64, 96, 3), 60, np.uint8)
+            rgb[:16, :16] = 255
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return path
+
+
+# where the marker must end up: what the ffmpeg CLI's autorotate shows for the same file
+@pytest.mark.parametrize("rotation, size, corner", [(90, (64, 96), "bottom-left"), (-90, (64, 96), "top-right"),
+                                                    (180, (96, 64), "bottom-right")])
+def test_rotation_is_baked_into_the_pixels(tmp_path, rotation, size, corner):
+    from pipeline.ladder import Rendition
+    from pipeline.probe import probe
+
+    source = rotated_clip(tmp_path / "phone.mp4", rotation)
+    video = probe(source).video
+    assert (video.display_width, video.display_height) == size
+    rendition = Rendition(name="x", width=size[0], height=size[1], video_bitrate_bps=300_000, audio_bitrate_bps=64_000)
+    result = transcode(source, [rendition], tmp_path / "out", FAST)
+    with av.open(str(result.renditions[0].segments[0].path)) as container:
+        frame = next(container.decode(video=0))
+        assert frame.rotation == 0                       # the display matrix is gone: players ignore it
+        gray = frame.to_ndarray(format="gray")
+    assert gray.shape == (size[1], size[0])
+    corners = {"top-left": gray[:8, :8], "top-right": gray[:8, -8:],
+               "bottom-left": gray[-8:, :8], "bottom-right": gray[-8:, -8:]}
+    assert max(corners, key=lambda name: corners[name].mean()) == corner
