@@ -6,8 +6,8 @@ Importable too: make_corpus(directory) -> {name: Path}. Everything is made with 
 downloaded. Files are tiny (about 256x144, low frame rates, fast presets) so the corpus builds in seconds.
 `CASES` says what the validator must answer for each file under the default ValidationRules.
 
-Not in the corpus: an episode just over 20 minutes. Encoding one is too slow for a test run, so the tests
-judge "too long" by lowering ValidationRules.max_duration_s instead; the rule and the bound are the same.
+The two 20-minute files bracket the upper bound to the frame: 19 min 59.5 s passes, 20 min 0.5 s does not.
+They run at 2 fps with no sound, which keeps them to a few seconds of encoding and a few MB each.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ CASES: dict[str, tuple[str, ...]] = {
     "vp9_opus.webm": (),
     "ntsc_59_94.mp4": (),
     "square_mpeg4.avi": (),
+    "just_under_20min.mp4": (),
+    "just_over_20min.mp4": ("too_long",),
     "audio_only.m4a": ("no_video_stream",),
     "still.png": ("still_image",),
     "text.mp4": ("not_media",),
@@ -71,6 +73,8 @@ def make_corpus(directory: str | Path) -> dict[str, Path]:
         "square_mpeg4.avi": lambda p: generate_clip(p, duration_s=31, width=160, height=160, fps=10,
                                                     has_audio=False, video_codec="mpeg4",
                                                     container_format="avi"),
+        "just_under_20min.mp4": lambda p: _long_clip(p, frames=20 * 60 * 2 - 1),
+        "just_over_20min.mp4": lambda p: _long_clip(p, frames=20 * 60 * 2 + 1),
         "audio_only.m4a": _audio_only,
         "still.png": _still_png,
         "text.mp4": lambda p: p.write_text("these are my notes, not a video\n" * 50),
@@ -164,6 +168,24 @@ def _vp9_opus(path: Path) -> Path:
     return _write_video(path, list(range(310)), Fraction(1, 10), codec="libvpx-vp9",
                         options={"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"},
                         audio_codec="libopus", container_format="webm")
+
+
+def _long_clip(path: Path, *, frames: int) -> Path:
+    # 2 fps: one frame is 0.5 s, so `frames` sets the length to the frame. Pictures cycle through a
+    # precomputed set so that numpy does not dominate the 2400-frame encode.
+    rate = Fraction(2)
+    pictures = [av.VideoFrame.from_ndarray(_picture(index, WIDTH, HEIGHT), format="rgb24").reformat(
+        format="yuv420p") for index in range(24)]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=rate, options={"preset": "ultrafast"})
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.codec_context.time_base = 1 / rate
+        for index in range(frames):
+            frame = pictures[index % len(pictures)]
+            frame.pts, frame.time_base = index, 1 / rate
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return path
 
 
 def _audio_only(path: Path) -> Path:

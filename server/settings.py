@@ -97,15 +97,37 @@ class Settings:
                 max_renditions=env.int("LADDER_MAX_RENDITIONS", 5),
                 preset=env.str("X264_PRESET", "veryfast"),
             ),
-            rules=ValidationRules(
-                min_duration_s=env.float("MIN_DURATION_S", 30.0),
-                max_duration_s=env.float("MAX_DURATION_S", 1200.0),
-            ),
+            rules=_validation_rules(env),
             listen_host=host,
             listen_port=port,
             public_url=env.str("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
             segments_per_key=env.int("SEGMENTS_PER_KEY", 10),
         )
+
+
+def _validation_rules(env: _Env) -> ValidationRules:
+    """Upload limits; defaults are the product's (30 s to 20 min, 4096 px a side, 120 fps in, 8 GiB)."""
+    defaults = ValidationRules()
+    rules = ValidationRules(
+        min_duration_s=env.float("MIN_DURATION_S", defaults.min_duration_s),
+        max_duration_s=env.float("MAX_DURATION_S", defaults.max_duration_s),
+        max_side_px=env.int("MAX_SIDE_PX", defaults.max_side_px),
+        min_short_side_px=env.int("MIN_SHORT_SIDE_PX", defaults.min_short_side_px),
+        max_frame_rate=env.float("MAX_FRAME_RATE", defaults.max_frame_rate),
+        max_size_bytes=env.int("MAX_UPLOAD_BYTES", defaults.max_size_bytes),
+    )
+    for name, value in (("MIN_DURATION_S", rules.min_duration_s), ("MAX_SIDE_PX", rules.max_side_px),
+                        ("MIN_SHORT_SIDE_PX", rules.min_short_side_px),
+                        ("MAX_FRAME_RATE", rules.max_frame_rate), ("MAX_UPLOAD_BYTES", rules.max_size_bytes)):
+        if value <= 0:
+            raise SettingsError(f"{PREFIX}{name} has value {value!r}; expected a positive number")
+    if rules.max_duration_s < rules.min_duration_s:
+        raise SettingsError(f"{PREFIX}MAX_DURATION_S ({rules.max_duration_s:g}) is below "
+                            f"{PREFIX}MIN_DURATION_S ({rules.min_duration_s:g})")
+    if rules.max_side_px < rules.min_short_side_px:
+        raise SettingsError(f"{PREFIX}MAX_SIDE_PX ({rules.max_side_px}) is below "
+                            f"{PREFIX}MIN_SHORT_SIDE_PX ({rules.min_short_side_px})")
+    return rules
 
 
 class _Env:

@@ -138,8 +138,14 @@ def test_video_whose_pictures_are_all_zeroes_has_no_decodable_video(corpus, tmp_
     assert report.decoded.frames == 0 and report.duration_s is None and report.bit_rate_bps is None
 
 
+def test_twenty_minutes_is_judged_to_the_frame(corpus):  # noqa: F811
+    under, over = validate(corpus["just_under_20min.mp4"]), validate(corpus["just_over_20min.mp4"])
+    assert under.is_acceptable and under.duration_s == pytest.approx(1199.5)
+    assert [issue.code for issue in over.issues] == ["too_long"]
+    assert over.issues[0].message == "Episode is 20 min 0.5 s; the limit is 20 min"
+
+
 def test_too_long_with_a_lowered_limit_names_duration_and_limit(corpus):  # noqa: F811
-    # A real 20-minute file is too slow to encode in a test; the rule is the same with a lower bound.
     report = validate(corpus["landscape.mp4"], ValidationRules(min_duration_s=1, max_duration_s=20))
     assert [issue.code for issue in report.issues] == ["too_long"]
     assert report.issues[0].message == "Episode is 32 s; the limit is 20 s"

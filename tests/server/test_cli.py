@@ -53,6 +53,17 @@ def test_rejected_ingest_publishes_nothing(request, tmp_path, s3_store, fixture,
         assert store.list_keys("series/") == []
 
 
+@pytest.mark.parametrize("variable, value, code", [
+    ("SERIES_MAX_SIDE_PX", "480", "resolution_too_high"),
+    ("SERIES_MAX_UPLOAD_BYTES", "10000", "file_too_large"),
+    ("SERIES_MAX_FRAME_RATE", "24", "frame_rate_too_high"),
+])
+def test_configured_upload_limits_reach_the_validator(tmp_path, s3_store, landscape_clip, variable, value, code):
+    result = series(settings_env(tmp_path, s3_store, **{variable: value}), "validate", "--json", str(landscape_clip))
+    assert result.returncode == EXIT_REJECTED, result.stderr
+    assert [reason["code"] for reason in json.loads(result.stdout)["reasons"]] == [code]
+
+
 def test_truncated_upload_is_caught_by_decoding_not_the_header(tmp_path, s3_store, media_dir):
     # index at the front (faststart): the header of the cut file still promises 60 s
     whole = clip(media_dir, "truncatable.mp4", duration_s=60, width=320, height=180, fps=25,

@@ -1,0 +1,37 @@
+"""What every benchmark here needs: a cached generated source, and a child process measured by the kernel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "var" / "bench"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def source_clip(seconds: float, width: int, height: int, fps: int = 30) -> Path:
+    """A generated clip with motion and a tone, made once into var/bench/ and reused by later runs."""
+    from pipeline.synthetic import generate_clip
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"src-{width}x{height}-{seconds:g}s.mp4"
+    if not path.exists():
+        print(f"generating {path} ...", flush=True)
+        generate_clip(path, duration_s=seconds, width=width, height=height, fps=fps)
+    return path
+
+
+def measure(command: list[str]) -> dict[str, float]:
+    """Run `command` to completion; wall time, CPU time (user + system) and peak RSS from wait4()."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{' '.join(command[:3])}... failed with status {status}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
