@@ -14,6 +14,7 @@ import pytest
 from packager.store import ObjectStore
 from server.settings import Settings
 from tests.conftest import settings_env
+from tests.support.catalog import add_series_for
 from tests.support.media import clip, count_frames
 from tests.support.s3_server import free_port
 
@@ -44,6 +45,7 @@ def test_validate_json_report_for_an_acceptable_clip(tmp_path, s3_store, landsca
 @pytest.mark.parametrize("fixture, code", [("short_clip", "too_short"), ("not_media", "not_media")])
 def test_rejected_ingest_publishes_nothing(request, tmp_path, s3_store, fixture, code):
     env = settings_env(tmp_path, s3_store)
+    add_series_for(Settings.from_env(env), "s1")
     result = series(env, "ingest", str(request.getfixturevalue(fixture)), "--series", "s1", "--episode", "1")
     assert result.returncode == EXIT_REJECTED
     assert f"[{code}]" in result.stderr
@@ -61,6 +63,7 @@ def test_truncated_upload_is_caught_by_decoding_not_the_header(tmp_path, s3_stor
     data = whole.read_bytes()
     cut.write_bytes(data[: int(len(data) * 0.7)])
     env = settings_env(tmp_path, s3_store)
+    add_series_for(Settings.from_env(env), "s1")
     result = series(env, "ingest", str(cut), "--series", "s1", "--episode", "1")
     assert result.returncode == EXIT_REJECTED, result.stderr
     assert "[truncated]" in result.stderr and "1 min" in result.stderr
