@@ -86,7 +86,8 @@ class Catalog(Protocol):
         self, series_id: str, episode_id: str, *, duration_s: float, is_free_preview: bool | None = None
     ) -> bool: ...
     def mark_published(
-        self, series_id: str, episode_id: str, *, version: int, duration_s: float
+        self, series_id: str, episode_id: str, *, version: int, duration_s: float,
+        is_free_preview: bool | None = None,
     ) -> Episode: ...
     def release_episode(self, series_id: str, episode_id: str) -> None: ...
     def set_free_preview(self, series_id: str, episode_id: str, is_free_preview: bool) -> Episode: ...
@@ -217,7 +218,8 @@ class SqliteCatalog:
 
         Called before the transcode so that an unknown series (UnknownSeries), an 81st episode
         (EpisodeLimitReached) or a bad duration (InvalidField) publishes nothing. Re-ingesting an
-        existing episode is a new version, not a new episode: it takes no new slot. The count
+        existing episode is a new version, not a new episode: it takes no new slot, and
+        ``is_free_preview`` applies to a new episode only (mark_published sets it for a new version). The count
         and the insert share one write transaction, so two uploads cannot both take the 80th slot.
         """
         check_id("episode_id", episode_id)
@@ -228,12 +230,7 @@ class SqliteCatalog:
             if conn.execute(
                 "SELECT 1 FROM episodes WHERE series_id = ? AND episode_id = ?", (series_id, episode_id)
             ).fetchone():
-                if is_free_preview is not None:
-                    conn.execute(
-                        "UPDATE episodes SET is_free_preview = ? WHERE series_id = ? AND episode_id = ?",
-                        (int(is_free_preview), series_id, episode_id),
-                    )
-                return False
+                return False  # a new version; its flag changes in mark_published, once it is live
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM episodes WHERE series_id = ?", (series_id,)
             ).fetchone()
@@ -247,15 +244,20 @@ class SqliteCatalog:
         return True
 
     def mark_published(
-        self, series_id: str, episode_id: str, *, version: int, duration_s: float
+        self, series_id: str, episode_id: str, *, version: int, duration_s: float,
+        is_free_preview: bool | None = None,
     ) -> Episode:
-        """Record that ``version`` of a reserved episode is live, with its decoded duration."""
+        """Record that ``version`` of a reserved episode is live, with its decoded duration.
+
+        ``is_free_preview`` (None keeps it) changes the flag only now, so a failed re-ingest changes nothing.
+        """
         check_duration(duration_s)
         with self._db.transaction() as conn:
             changed = conn.execute(
-                "UPDATE episodes SET published_version = ?, duration_s = ?, updated_at = ?"
-                " WHERE series_id = ? AND episode_id = ?",
-                (version, float(duration_s), self._clock(), series_id, episode_id),
+                "UPDATE episodes SET published_version = ?, duration_s = ?, updated_at = ?,"
+                " is_free_preview = COALESCE(?, is_free_preview) WHERE series_id = ? AND episode_id = ?",
+                (version, float(duration_s), self._clock(),
+                 None if is_free_preview is None else int(is_free_preview), series_id, episode_id),
             ).rowcount
         if not changed:
             raise UnknownEpisode(series_id, episode_id)

@@ -82,7 +82,7 @@ def ingest_episode(
         published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
                                            progress)
         catalog.mark_published(series_id, episode_id, version=published.version,
-                               duration_s=float(published.duration_s))
+                               duration_s=float(published.duration_s), is_free_preview=is_free_preview)
     except BaseException:
         if is_new:
             catalog.release_episode(series_id, episode_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drm.catalog import SqliteCatalog
+from drm.catalog import Catalog, SqliteCatalog
 from drm.database import Database
 from drm.eligibility import CreatorRegistry
 from drm.entitlements import EntitlementCache, EntitlementStore
@@ -23,7 +23,7 @@ class Services:
     keystore: KeyStore
     entitlements: EntitlementStore
     tokens: TokenSigner
-    catalog: SqliteCatalog
+    catalog: Catalog                         # SQLite here; a PostgreSQL one satisfies the same Protocol
     creators: CreatorRegistry
     payments: PaymentProcessor
     entitlement_cache: EntitlementCache      # the key path's view of entitlements (<= 5 s stale)

@@ -103,3 +103,15 @@ def test_version_1_database_is_migrated(tmp_path):
         assert db.query("SELECT version FROM schema_version")[0]["version"] == SCHEMA_VERSION
         assert dict(db.query("SELECT reason, reference FROM entitlements")[0]) == {"reason": "old", "reference": ""}
         SqliteCatalog(db).create_series(series_id="s1", creator_id="c1", title="T", price_cents=100, currency="USD")
+
+
+def test_free_preview_flag_changes_only_when_a_version_goes_live(catalog):
+    new_series(catalog)
+    catalog.reserve_episode("s1", "e1", duration_s=40.0, is_free_preview=True)
+    catalog.mark_published("s1", "e1", version=1, duration_s=40.0)
+    assert catalog.is_free_preview("s1", "e1")
+    assert catalog.reserve_episode("s1", "e1", duration_s=40.0, is_free_preview=False) is False
+    assert catalog.is_free_preview("s1", "e1")               # a re-ingest still running (or failed) changes nothing
+    catalog.mark_published("s1", "e1", version=2, duration_s=40.0, is_free_preview=False)
+    assert not catalog.is_free_preview("s1", "e1")
+    assert not catalog.is_free_preview("s1", "never")
