@@ -1,4 +1,5 @@
-"""`series`: the operator's command line (demo, ingest, validate, serve, grant, revoke, token, store)."""
+"""`series`: the operator's command line (demo, ingest, validate, serve, grant, revoke, token, store;
+creator, series and account-token live in server/cli_catalog.py)."""
 
 from __future__ import annotations
 
