@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import DrmError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -40,6 +40,72 @@ CREATE TABLE IF NOT EXISTS entitlements (
     PRIMARY KEY (viewer_id, series_id)
 );
 """
+
+# Applied in order to a file at version (index + 1); a fresh file gets _SCHEMA (version 1) and then all of them.
+_MIGRATIONS = (
+    # v2: the catalog, creators' eligibility, payments, and an audit trail of entitlement changes.
+    """
+    ALTER TABLE entitlements ADD COLUMN reference TEXT NOT NULL DEFAULT '';
+    CREATE TABLE series (
+        series_id    TEXT PRIMARY KEY,
+        creator_id   TEXT NOT NULL,
+        title        TEXT NOT NULL,
+        price_cents  INTEGER NOT NULL CHECK (price_cents BETWEEN 100 AND 19000),
+        currency     TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL
+    );
+    CREATE INDEX series_creator ON series (creator_id);
+    CREATE TABLE episodes (
+        series_id         TEXT NOT NULL REFERENCES series (series_id),
+        episode_id        TEXT NOT NULL,
+        duration_s        REAL NOT NULL,
+        is_free_preview   INTEGER NOT NULL DEFAULT 0,
+        published_version INTEGER NULL,
+        created_at        REAL NOT NULL,
+        updated_at        REAL NOT NULL,
+        PRIMARY KEY (series_id, episode_id)
+    );
+    CREATE TABLE creators (
+        creator_id          TEXT PRIMARY KEY,
+        status              TEXT NOT NULL,
+        profile             TEXT NOT NULL,
+        unmet               TEXT NOT NULL,
+        premium_content_url TEXT NOT NULL DEFAULT '',
+        decided_by          TEXT NOT NULL DEFAULT '',
+        reason              TEXT NOT NULL DEFAULT '',
+        updated_at          REAL NOT NULL
+    );
+    CREATE TABLE payments (
+        payment_id   TEXT PRIMARY KEY,
+        viewer_id    TEXT NOT NULL,
+        series_id    TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        amount_cents INTEGER NOT NULL,
+        currency     TEXT NOT NULL,
+        updated_at   REAL NOT NULL
+    );
+    CREATE TABLE payment_events (
+        payment_id  TEXT NOT NULL,
+        event_type  TEXT NOT NULL,
+        event_id    TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (payment_id, event_type)
+    );
+    CREATE TABLE entitlement_events (
+        event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        viewer_id  TEXT NOT NULL,
+        series_id  TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        reference  TEXT NOT NULL,
+        at         REAL NOT NULL
+    );
+    CREATE INDEX entitlement_events_pair ON entitlement_events (viewer_id, series_id);
+    """,
+)
 
 
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
@@ -79,15 +145,19 @@ def _apply_schema(conn: sqlite3.Connection) -> None:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
-        conn.execute(
-            "INSERT OR IGNORE INTO schema_version (id, version) VALUES (1, ?)", (SCHEMA_VERSION,)
-        )
+        conn.execute("INSERT OR IGNORE INTO schema_version (id, version) VALUES (1, 1)")
         (found,) = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
         if found > SCHEMA_VERSION:
             raise DrmError(
                 f"drm database schema version {found} is newer than this code's "
                 f"{SCHEMA_VERSION}; upgrade the service before opening it"
             )
+        for version, migration in enumerate(_MIGRATIONS, start=2):
+            if found < version:
+                for statement in migration.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("UPDATE schema_version SET version = ? WHERE id = 1", (version,))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -81,3 +81,107 @@ class InvalidId(DrmError):
 
     def __reduce__(self):
         return type(self), (self.kind, self.value)
+
+
+class InvalidField(DrmError):
+    """A field of a request or record breaks a rule: out of range, wrong type, malformed."""
+
+    code = "invalid_field"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.reason = field, message
+
+    def __reduce__(self):
+        return type(self), (self.field, self.reason)
+
+
+class UnknownSeries(DrmError):
+    code = "unknown_series"
+
+    def __init__(self, series_id: str) -> None:
+        super().__init__(f"there is no series {_shown(series_id)}; create it first")
+        self.series_id = series_id
+
+    def __reduce__(self):
+        return type(self), (self.series_id,)
+
+
+class UnknownEpisode(DrmError):
+    code = "unknown_episode"
+
+    def __init__(self, series_id: str, episode_id: str) -> None:
+        super().__init__(f"series {series_id} has no episode {_shown(episode_id)}")
+        self.series_id, self.episode_id = series_id, episode_id
+
+    def __reduce__(self):
+        return type(self), (self.series_id, self.episode_id)
+
+
+class SeriesExists(DrmError):
+    code = "series_exists"
+
+    def __init__(self, series_id: str) -> None:
+        super().__init__(f"series {series_id} already exists; choose another id or update it")
+        self.series_id = series_id
+
+    def __reduce__(self):
+        return type(self), (self.series_id,)
+
+
+class EpisodeLimitReached(DrmError):
+    code = "episode_limit_reached"
+
+    def __init__(self, series_id: str, limit: int) -> None:
+        super().__init__(
+            f"series {series_id} already holds {limit} episodes, the most a series may hold; "
+            "start a new series"
+        )
+        self.series_id, self.limit = series_id, limit
+
+    def __reduce__(self):
+        return type(self), (self.series_id, self.limit)
+
+
+class NotSeriesOwner(DrmError):
+    code = "not_series_owner"
+
+    def __init__(self, creator_id: str, series_id: str) -> None:
+        super().__init__(f"series {series_id} does not belong to creator {creator_id}")
+        self.creator_id, self.series_id = creator_id, series_id
+
+    def __reduce__(self):
+        return type(self), (self.creator_id, self.series_id)
+
+
+class CreatorNotEligible(DrmError):
+    code = "creator_not_eligible"
+
+    def __init__(self, creator_id: str, status: str) -> None:
+        super().__init__(
+            f"creator {creator_id} may not publish series (eligibility: {status}); "
+            "meet every eligibility rule or have an application approved"
+        )
+        self.creator_id, self.status = creator_id, status
+
+    def __reduce__(self):
+        return type(self), (self.creator_id, self.status)
+
+
+class ApplicationRefused(DrmError):
+    """A manual-approval application that the rules do not allow, or a decision on no application."""
+
+    code = "application_refused"
+
+
+class WebhookRejected(DrmError):
+    """A payment webhook whose signature, timestamp or body cannot be trusted."""
+
+    code = "webhook_rejected"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # webhook_signature_invalid, webhook_timestamp_outside_window, ...
+
+    def __reduce__(self):
+        return type(self), (self.code, str(self))

@@ -1,4 +1,8 @@
-"""Playback tokens: short-lived HS256 JWTs naming a viewer, a series and a session."""
+"""Playback tokens: short-lived HS256 JWTs naming a viewer, a series and a session.
+
+Account tokens (audience "account") name a creator or viewer and their role for the catalog
+API. The audiences keep the two apart: a playback token opens no account, and the reverse.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from .ids import check_id
 from .keystore import DrmSettings
 
 AUDIENCE = "playback"
+ACCOUNT_AUDIENCE = "account"
+ROLES = ("creator", "viewer")
+_ACCOUNT_CLAIMS = ["sub", "role", "iat", "exp", "aud", "jti"]
 _ALGORITHM = "HS256"
 _MAX_TOKEN_CHARS = 4096
 _REQUIRED_CLAIMS = ["sub", "ser", "sid", "iat", "exp", "aud", "jti"]
@@ -32,6 +39,13 @@ class PlaybackToken:
     series_id: str
     session_id: str
     expires_at: int  # unix seconds; the token is refused from this instant on
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountToken:
+    subject: str  # the creator or viewer id
+    role: str  # "creator" | "viewer"
+    expires_at: int
 
 
 class TokenSigner:
@@ -78,6 +92,60 @@ class TokenSigner:
         kid = self._settings.token_signing_kid
         secret = self._settings.token_signing_keys[kid]
         return jwt.encode(claims, secret, algorithm=_ALGORITHM, headers={"kid": kid})
+
+    def mint_account(self, subject: str, role: str, *, ttl_s: int | None = None) -> str:
+        """A signed account token for ``subject`` acting as ``role`` (creator or viewer).
+
+        Raises InvalidId for a bad subject, ValueError for an unknown role or ttl_s < 1.
+        """
+        check_id("subject", subject)
+        if role not in ROLES:
+            raise ValueError(f"role is {role!r}; expected one of {ROLES}")
+        ttl_s = self._settings.token_ttl_s if ttl_s is None else ttl_s
+        if type(ttl_s) is not int or ttl_s < 1:
+            raise ValueError(f"ttl_s is {ttl_s!r}; expected a positive integer of seconds")
+        issued_at = int(self._clock())
+        claims = {"sub": subject, "role": role, "iat": issued_at, "exp": issued_at + ttl_s,
+                  "aud": ACCOUNT_AUDIENCE, "jti": secrets.token_urlsafe(12)}
+        kid = self._settings.token_signing_kid
+        return jwt.encode(claims, self._settings.token_signing_keys[kid], algorithm=_ALGORITHM, headers={"kid": kid})
+
+    def verify_account(self, token: str | None) -> AccountToken:
+        """Check an account token like verify() checks a playback token; raises TokenInvalid/TokenExpired."""
+        claims = self._decode(token, ACCOUNT_AUDIENCE, _ACCOUNT_CLAIMS, "account token")
+        expires_at, role = claims["exp"], claims["role"]
+        if type(expires_at) is not int or role not in ROLES:
+            raise TokenInvalid("account token carries a malformed exp or role claim")
+        try:
+            subject = check_id("subject", claims["sub"])  # type: ignore[arg-type]
+        except InvalidId as exc:
+            raise TokenInvalid(f"account token carries a malformed claim: {exc}") from exc
+        if self._clock() >= expires_at:
+            raise TokenExpired(f"account token expired at {expires_at} (unix s); sign in again")
+        return AccountToken(subject=subject, role=role, expires_at=expires_at)  # type: ignore[arg-type]
+
+    def _decode(self, token: str | None, audience: str, required: list[str], name: str) -> dict[str, object]:
+        if not isinstance(token, str) or not token:
+            raise TokenInvalid(f"no {name} was sent")
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise TokenInvalid(f"{name} is longer than {_MAX_TOKEN_CHARS} characters")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(f"{name} is not a well-formed JWT") from exc
+        kid = header.get("kid")
+        secret = self._settings.token_signing_keys.get(kid) if isinstance(kid, str) else None
+        if secret is None:
+            raise TokenInvalid(f"{name} is signed with an unknown or retired key id")
+        try:
+            return jwt.decode(token, secret, algorithms=[_ALGORITHM], audience=audience,
+                              options={**_DECODE_OPTIONS, "require": required})
+        except jwt.InvalidSignatureError as exc:
+            raise TokenInvalid(f"{name} signature does not verify") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenInvalid(f"{name} is not for audience {audience!r}") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(f"{name} rejected: {exc}") from exc
 
     def verify(self, token: str | None) -> PlaybackToken:
         """Check signature, audience, claims and expiry; return what the token grants.

@@ -13,6 +13,7 @@ from drm.errors import WrongSeries
 from drm.ids import check_id
 from packager.errors import ObjectMissing
 from packager.publish import MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
+from server import catalog_api, operator_api, webhooks
 from server.keys import release_key
 from server.playlists import personalize_master, personalize_media
 from server.problems import NotPublished, problem_middleware
@@ -41,6 +42,9 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)
     app.router.add_get(VERSIONED + r"/{segment:seg_\d{5}\.ts}", segment)
     app.router.add_get("/v1/keys/{key_id}", key)
+    catalog_api.add_routes(app, SERVICES)
+    operator_api.add_routes(app, SERVICES)
+    webhooks.add_routes(app, SERVICES)
     return app
 
 

@@ -1,4 +1,5 @@
-"""`series`: the operator's command line (demo, ingest, validate, serve, grant, revoke, token, store)."""
+"""`series`: the operator's command line (demo, ingest, validate, serve, grant, revoke, token, store;
+creator, series and account-token live in server/cli_catalog.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from drm.errors import DrmError
 from packager.errors import PackagerError
 from pipeline.errors import MediaRejected, PipelineError
 from pipeline.validate import validate
+from server import cli_catalog
 from server.ingest import ingest_episode
 from server.localstore import LocalObjectStore
 from server.services import Services
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--series", required=True, help="series id, e.g. my-series")
     ingest.add_argument("--episode", required=True, help="episode id, e.g. 1")
     ingest.add_argument("--json", action="store_true", help="print the result as JSON")
+    ingest.add_argument("--free-preview", action=argparse.BooleanOptionalAction, default=None,
+                        help="mark (or unmark) the episode as a free preview; default: unchanged")
     ingest.set_defaults(handler=cmd_ingest)
 
     check = commands.add_parser("validate", help="judge a file as an episode without publishing it")
@@ -96,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--viewer", required=True)
         sub.add_argument("--series", required=True)
         sub.add_argument("--reason", default="")
+        if name == "grant":
+            sub.add_argument("--source", choices=("comp", "gift"), default="comp", help="default: comp")
         sub.set_defaults(handler=handler)
 
     token = commands.add_parser("token", help="mint a playback token and print the episode's URL for it")
@@ -108,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     store = commands.add_parser("store", help="start, stop or inspect the embedded local object store")
     store.add_argument("action", choices=("start", "stop", "status"))
     store.set_defaults(handler=cmd_store)
+    cli_catalog.add_commands(commands)
     return parser
 
 
@@ -129,7 +136,7 @@ def cmd_validate(args, settings: Settings) -> int:
 
 def cmd_ingest(args, settings: Settings) -> int:
     with running_services(settings) as services:
-        published = _ingest(services, args.file, args.series, args.episode)
+        published = _ingest(services, args.file, args.series, args.episode, is_free_preview=args.free_preview)
     result = {"series": args.series, "episode": args.episode, "version": published.version,
               "renditions": list(published.renditions), "segments": published.segment_count,
               "duration_s": published.duration_s}
@@ -141,14 +148,16 @@ def cmd_ingest(args, settings: Settings) -> int:
 
 def cmd_grant(args, settings: Settings) -> int:
     with _services(settings) as services:
-        services.entitlements.grant(args.viewer, args.series, source="comp", reason=args.reason or "granted by operator")
+        services.entitlements.grant(args.viewer, args.series, source=args.source,
+                                    reason=args.reason or "granted by operator", actor="cli")
     print(f"viewer {args.viewer} may watch series {args.series}")
     return EXIT_OK
 
 
 def cmd_revoke(args, settings: Settings) -> int:
     with _services(settings) as services:
-        revoked = services.entitlements.revoke(args.viewer, args.series, reason=args.reason or "revoked by operator")
+        revoked = services.entitlements.revoke(args.viewer, args.series, reason=args.reason or "revoked by operator",
+                                               actor="cli")
     print(f"viewer {args.viewer} " + ("can no longer watch" if revoked else "had no access to") + f" series {args.series}")
     return EXIT_OK
 
@@ -193,6 +202,7 @@ def cmd_demo(args, settings: Settings) -> int:
             from pipeline.synthetic import generate_clip
             generate_clip(args.sample, duration_s=40, width=1280, height=720, fps=30)
         from packager.publish import EpisodeLocation, read_pointer
+        cli_catalog.ensure_demo_series(services, DEMO_SERIES)
         location = EpisodeLocation(series_id=DEMO_SERIES, episode_id=DEMO_EPISODE)
         if args.reingest or read_pointer(services.store, location) is None:
             _ingest(services, args.sample, DEMO_SERIES, DEMO_EPISODE)
@@ -223,12 +233,13 @@ def master_url(settings: Settings, series_id: str, episode_id: str, token: str) 
     return f"{settings.public_url}/v1/series/{series_id}/episodes/{episode_id}/master.m3u8?token={token}"
 
 
-def _ingest(services: Services, file: Path, series_id: str, episode_id: str):
+def _ingest(services: Services, file: Path, series_id: str, episode_id: str, is_free_preview: bool | None = None):
     def progress(stage: str, done: float) -> None:
         if stage != "transcoding" or round(done * 100) % 10 == 0:
             log.info("%s %3.0f%%", stage, done * 100)
     return ingest_episode(file, series_id=series_id, episode_id=episode_id, settings=services.settings,
-                          store=services.store, keystore=services.keystore, progress=progress)
+                          store=services.store, keystore=services.keystore, catalog=services.catalog,
+                          is_free_preview=is_free_preview, progress=progress)
 
 
 @contextlib.contextmanager

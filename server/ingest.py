@@ -1,7 +1,8 @@
 """ingest_episode(): validate → transcode → keys → encrypt and publish, for one uploaded episode.
 
 Synchronous and blocking (minutes of CPU): the CLI calls it directly, the service from a worker.
-A rejected or failed ingest publishes nothing and leaves no new keys behind.
+A rejected or failed ingest publishes nothing and leaves no new keys behind. The series must exist
+in the catalog and have room (80 episodes at most); the episode is registered there when it goes live.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from drm.catalog import Catalog
 from drm.ids import check_id
 from drm.keystore import ContentKey, KeyStore
 from packager.encrypt import SegmentKey
@@ -55,19 +57,44 @@ def ingest_episode(
     settings: Settings,
     store: ObjectStore,
     keystore: KeyStore,
+    catalog: Catalog,
+    is_free_preview: bool | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> PublishedEpisode:
-    """Publish `source` as the new live version of the episode.
+    """Publish `source` as the new live version of the episode and register it in the catalog.
 
-    Raises MediaRejected (with the full report) for unacceptable media, TranscodeError, PublishError,
-    StoreError or DrmError otherwise. Nothing is published unless everything succeeded.
+    `is_free_preview` sets the episode's flag (None keeps it; a new episode is not a preview).
+    Raises MediaRejected (with the full report) for unacceptable media; UnknownSeries,
+    EpisodeLimitReached or InvalidField (duration) before any transcoding; TranscodeError,
+    PublishError, StoreError or DrmError otherwise. Nothing is published unless everything succeeded.
     """
     check_id("series_id", series_id)
     check_id("episode_id", episode_id)
+    catalog.get_series(series_id)   # an unknown series fails fast, before judging the media
     # no decode pass here: the transcode decodes every frame anyway, and check_decoded judges that
     report = validate(source, settings.rules, decode=False)
     if not report.is_acceptable:
         raise MediaRejected(report)
+    # re-ingesting an existing episode takes no new slot; a new one holds its slot from here on
+    is_new = catalog.reserve_episode(series_id, episode_id, duration_s=float(report.duration_s),
+                                     is_free_preview=is_free_preview)
+    try:
+        published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
+                                           progress)
+        catalog.mark_published(series_id, episode_id, version=published.version,
+                               duration_s=float(published.duration_s), is_free_preview=is_free_preview)
+    except BaseException:
+        if is_new:
+            catalog.release_episode(series_id, episode_id)
+        raise
+    if progress:
+        progress("published", 1.0)
+    return published
+
+
+def _transcode_and_publish(source, report: ValidationReport, series_id: str, episode_id: str,
+                           settings: Settings, store: ObjectStore, keystore: KeyStore,
+                           progress: Callable[[str, float], None] | None) -> PublishedEpisode:
     video = report.info.video
     renditions = plan_ladder(video.display_width, video.display_height, settings.ladder)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
@@ -92,8 +119,6 @@ def ingest_episode(
         except BaseException:
             keystore.delete_keys([key.key_id for key in keys])
             raise
-    if progress:
-        progress("published", 1.0)
     return published
 
 

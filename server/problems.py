@@ -7,9 +7,26 @@ import logging
 
 from aiohttp import web
 
-from drm.errors import InvalidId, NotEntitled, TokenInvalid, UnknownKey, WrongSeries
+from drm.errors import (
+    ApplicationRefused,
+    CreatorNotEligible,
+    EpisodeLimitReached,
+    InvalidField,
+    InvalidId,
+    NotEntitled,
+    NotSeriesOwner,
+    SeriesExists,
+    TokenInvalid,
+    UnknownEpisode,
+    UnknownKey,
+    UnknownSeries,
+    WebhookRejected,
+    WrongSeries,
+)
 from packager.errors import ObjectMissing, StoreError
 from pipeline.errors import MediaRejected
+from server.auth import AuthRequired, Forbidden, NotConfigured
+from server.bodies import BodyTooLarge, MalformedBody
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +54,21 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     MediaRejected: 422,
     StoreError: 503,
     NotPublished: 404,
+    # catalog, purchases and the operator API (issue 6)
+    InvalidField: 422,          # a body field out of range, of the wrong type, missing or unknown
+    MalformedBody: 400,
+    BodyTooLarge: 413,
+    AuthRequired: 401,
+    WebhookRejected: 401,       # forged, unsigned or outside the replay window
+    Forbidden: 403,
+    NotSeriesOwner: 403,
+    CreatorNotEligible: 403,
+    UnknownSeries: 404,
+    UnknownEpisode: 404,
+    SeriesExists: 409,
+    EpisodeLimitReached: 409,
+    ApplicationRefused: 409,
+    NotConfigured: 503,
 }
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from drm.catalog import Catalog, SqliteCatalog
 from drm.database import Database
-from drm.entitlements import EntitlementStore
+from drm.eligibility import CreatorRegistry
+from drm.entitlements import EntitlementCache, EntitlementStore
 from drm.keystore import KeyStore
+from drm.purchases import PaymentProcessor
 from drm.tokens import TokenSigner
 from packager.store import ObjectStore
 from server.settings import Settings
@@ -20,19 +23,29 @@ class Services:
     keystore: KeyStore
     entitlements: EntitlementStore
     tokens: TokenSigner
+    catalog: Catalog                         # SQLite here; a PostgreSQL one satisfies the same Protocol
+    creators: CreatorRegistry
+    payments: PaymentProcessor
+    entitlement_cache: EntitlementCache      # the key path's view of entitlements (<= 5 s stale)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         """Open the database and the object store client (the store itself must be running)."""
         db = Database.open(settings.db_path)
         store = ObjectStore(settings.store)
+        entitlements = EntitlementStore(db)
+        catalog = SqliteCatalog(db)
         return cls(
             settings=settings,
             db=db,
             store=store,
             keystore=KeyStore(db, settings.drm),
-            entitlements=EntitlementStore(db),
+            entitlements=entitlements,
             tokens=TokenSigner(settings.drm),
+            catalog=catalog,
+            creators=CreatorRegistry(db),
+            payments=PaymentProcessor(db, entitlements, catalog),
+            entitlement_cache=EntitlementCache(entitlements, settings.entitlement_cache_ttl_s),
         )
 
     def close(self) -> None:

@@ -32,6 +32,23 @@ class SettingsError(ValueError):
     code = "bad_settings"
 
 
+class Secret:
+    """A secret string whose repr never shows it (settings get logged and printed in tracebacks)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     data_dir: Path
@@ -45,6 +62,11 @@ class Settings:
     listen_port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
     segments_per_key: int = 10                  # key rotation period: 10 x 6 s = about 60 s
+    # catalog, purchases and the operator API (issue 6); None disables the endpoints needing them
+    operator_token: Secret | None = None        # Bearer secret of the operator API
+    webhook_secret: Secret | None = None        # HMAC secret shared with the payment system
+    webhook_tolerance_s: int = 300              # replay window for signed webhooks
+    entitlement_cache_ttl_s: float = 2.0        # how stale a key-path entitlement answer may be (<= 5 s)
 
     @property
     def work_dir(self) -> Path:
@@ -102,6 +124,7 @@ class Settings:
             listen_port=port,
             public_url=env.str("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
             segments_per_key=env.int("SEGMENTS_PER_KEY", 10),
+            **_catalog_settings(env, generated),
         )
 
 
@@ -128,6 +151,23 @@ def _validation_rules(env: _Env) -> ValidationRules:
         raise SettingsError(f"{PREFIX}MAX_SIDE_PX ({rules.max_side_px}) is below "
                             f"{PREFIX}MIN_SHORT_SIDE_PX ({rules.min_short_side_px})")
     return rules
+
+
+def _catalog_settings(env: _Env, generated: dict) -> dict:
+    """Operator token, webhook secret, replay window and entitlement cache TTL (issue 6)."""
+    tokens = {}
+    for field_name, variable in (("operator_token", "OPERATOR_TOKEN"), ("webhook_secret", "WEBHOOK_SECRET")):
+        value = env.str(variable, "") or generated.get(field_name, "")
+        if value and len(value) < 24:
+            raise SettingsError(f"{PREFIX}{variable} is too short; use at least 24 random characters")
+        tokens[field_name] = Secret(value) if value else None
+    ttl_s = env.float("ENTITLEMENT_CACHE_TTL_S", 2.0)
+    if not 0 <= ttl_s <= 5:
+        raise SettingsError(f"{PREFIX}ENTITLEMENT_CACHE_TTL_S has value {ttl_s!r}; expected 0 to 5 seconds")
+    tolerance_s = env.int("WEBHOOK_TOLERANCE_S", 300)
+    if not 1 <= tolerance_s <= 3600:
+        raise SettingsError(f"{PREFIX}WEBHOOK_TOLERANCE_S has value {tolerance_s!r}; expected 1 to 3600 seconds")
+    return {**tokens, "entitlement_cache_ttl_s": ttl_s, "webhook_tolerance_s": tolerance_s}
 
 
 class _Env:
@@ -223,13 +263,25 @@ def _local_secrets(data_dir: Path) -> dict:
         content = {
             "master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
             "token_keys": {"local1": base64.b64encode(secrets.token_bytes(32)).decode()},
+            "operator_token": secrets.token_urlsafe(32),
+            "webhook_secret": secrets.token_urlsafe(32),
         }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(content, handle)
         log.info("generated local secrets in %s (for the embedded setup only)", path)
     content = json.loads(path.read_text())
+    missing = [name for name in ("operator_token", "webhook_secret") if name not in content]
+    if missing:  # a file from before these existed: add them, keep the rest
+        content.update({name: secrets.token_urlsafe(32) for name in missing})
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(content, handle)
+        temporary.replace(path)
     return {
         "master_key": base64.b64decode(content["master_key"]),
         "token_keys": {kid: base64.b64decode(v) for kid, v in content["token_keys"].items()},
+        "operator_token": content["operator_token"],
+        "webhook_secret": content["webhook_secret"],
     }

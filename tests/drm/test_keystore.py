@@ -15,6 +15,7 @@ from drm import (
     UnknownKey,
     check_id,
 )
+from drm.database import SCHEMA_VERSION
 from tests.drm.fixtures import MASTER_1, MASTER_2, settings_for
 
 
@@ -196,7 +197,7 @@ def test_keys_persist_across_reopen(db_path):
         reopened = KeyStore(second, settings_for())
         assert [reopened.get(k.key_id) for k in created] == created
         (version,) = second.query("SELECT version FROM schema_version")[0]
-        assert version == 1
+        assert version == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused(db_path):

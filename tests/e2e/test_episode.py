@@ -15,6 +15,7 @@ from server.app import create_app
 from server.ingest import ingest_episode
 from server.services import Services
 from tests.conftest import settings_for
+from tests.support.catalog import add_series
 from tests.support.media import count_frames, looks_like_plain_ts
 
 SERIES, EPISODE = "s1", "1"
@@ -29,8 +30,9 @@ def published(tmp_path_factory, s3_store, landscape_clip):
     services = Services.open(settings)
     try:
         services.store.ensure_bucket()
+        add_series(services, SERIES)
         episode = ingest_episode(landscape_clip, series_id=SERIES, episode_id=EPISODE, settings=settings,
-                                 store=services.store, keystore=services.keystore)
+                                 store=services.store, keystore=services.keystore, catalog=services.catalog)
         services.entitlements.grant(BUYER, SERIES)
     finally:
         services.close()

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from packager.store import ObjectStore
+from server.services import Services
 from server.settings import Settings
 from tests.conftest import settings_env
+from tests.support.catalog import add_series_for, eligible_facts
 from tests.support.media import clip, count_frames
 from tests.support.s3_server import free_port
 
@@ -44,6 +46,7 @@ def test_validate_json_report_for_an_acceptable_clip(tmp_path, s3_store, landsca
 @pytest.mark.parametrize("fixture, code", [("short_clip", "too_short"), ("not_media", "not_media")])
 def test_rejected_ingest_publishes_nothing(request, tmp_path, s3_store, fixture, code):
     env = settings_env(tmp_path, s3_store)
+    add_series_for(Settings.from_env(env), "s1")
     result = series(env, "ingest", str(request.getfixturevalue(fixture)), "--series", "s1", "--episode", "1")
     assert result.returncode == EXIT_REJECTED
     assert f"[{code}]" in result.stderr
@@ -72,6 +75,7 @@ def test_truncated_upload_is_caught_by_decoding_not_the_header(tmp_path, s3_stor
     data = whole.read_bytes()
     cut.write_bytes(data[: int(len(data) * 0.7)])
     env = settings_env(tmp_path, s3_store)
+    add_series_for(Settings.from_env(env), "s1")
     result = series(env, "ingest", str(cut), "--series", "s1", "--episode", "1")
     assert result.returncode == EXIT_REJECTED, result.stderr
     assert "[truncated]" in result.stderr and "1 min" in result.stderr
@@ -122,3 +126,33 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_catalog_commands_record_eligibility_and_create_series(tmp_path, s3_store):
+    env = settings_env(tmp_path, s3_store)
+    refused = series(env, "creator", "check", "c1", "--facts", json.dumps(eligible_facts(followers=10, is_private=True)))
+    assert refused.returncode == 1
+    assert "ineligible" in refused.stdout and "[too_few_followers]" in refused.stdout
+    assert "[account_private]" in refused.stdout
+    early = series(env, "series", "create", "s1", "--creator", "c1", "--title", "Knots", "--price-cents", "999")
+    assert early.returncode == 1 and "creator_not_eligible" in early.stderr
+
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps(eligible_facts()))
+    assert series(env, "creator", "check", "c1", "--facts", f"@{facts}").returncode == 0
+    cheap = series(env, "series", "create", "s1", "--creator", "c1", "--title", "Knots", "--price-cents", "99")
+    assert cheap.returncode == 1 and "invalid_field: price_cents" in cheap.stderr
+    created = series(env, "series", "create", "s1", "--creator", "c1", "--title", "Knots", "--price-cents", "999")
+    assert created.returncode == 0, created.stderr
+    listing = series(env, "series", "list")
+    assert listing.stdout.split("\t")[:3] == ["s1", "c1", "9.99 USD"]
+    granted = series(env, "grant", "--viewer", "v1", "--series", "s1", "--source", "gift")
+    assert granted.returncode == 0
+    token = series(env, "account-token", "--subject", "v1", "--role", "viewer").stdout.strip()
+    services = Services.open(Settings.from_env(env))
+    try:
+        assert services.tokens.verify_account(token).role == "viewer"
+        assert services.entitlements.get("v1", "s1").source == "gift"
+        assert services.entitlements.audit_trail()[0].actor == "cli"
+    finally:
+        services.close()

@@ -1,0 +1,201 @@
+"""Purchases from the payment system: signed webhooks in, entitlements granted or revoked.
+
+The payment system signs ``timestamp + "." + body`` with HMAC-SHA256 under a shared secret and sends
+``Series-Signature: t=<unix seconds>,v1=<hex>`` (the Stripe scheme; several v1 values are accepted
+so the secret can rotate). A signature older or newer than the tolerance is refused, so a captured
+request cannot be replayed later; within the window, a replay is harmless because every event is
+idempotent on (payment id, event type). A refunded or charged-back payment never grants again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import Catalog, check_currency, field_id
+from .database import Database
+from .entitlements import Entitlement, EntitlementStore
+from .errors import InvalidField, WebhookRejected
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Series-Signature"
+DEFAULT_TOLERANCE_S = 300
+MAX_SIGNATURE_HEADER_CHARS = 1024
+
+PURCHASE = "payment.succeeded"
+REFUND = "payment.refunded"
+CHARGEBACK = "payment.charged_back"
+EVENT_TYPES = (PURCHASE, REFUND, CHARGEBACK)
+_REVOKED_STATUS = {REFUND: "refunded", CHARGEBACK: "charged_back"}
+
+
+def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+    """The Series-Signature header value the payment system sends for ``body`` at ``timestamp``."""
+    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
+
+
+def verify_signature(
+    secret: bytes, header: str | None, body: bytes, *, now: float, tolerance_s: int = DEFAULT_TOLERANCE_S
+) -> int:
+    """Check a Series-Signature header against ``body``; return its timestamp (unix seconds).
+
+    Raises WebhookRejected with code webhook_signature_missing / _malformed / _invalid, or
+    webhook_timestamp_outside_window when the timestamp is more than ``tolerance_s`` from ``now``.
+    """
+    if not header:
+        raise WebhookRejected("webhook_signature_missing", f"the {SIGNATURE_HEADER} header is missing")
+    if len(header) > MAX_SIGNATURE_HEADER_CHARS:
+        raise WebhookRejected("webhook_signature_malformed", f"the {SIGNATURE_HEADER} header is too long")
+    timestamp, signatures = None, []
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "t" and value.isdigit() and len(value) <= 12:
+            timestamp = int(value)
+        elif name == "v1":
+            signatures.append(value)
+    if timestamp is None or not signatures:
+        raise WebhookRejected(
+            "webhook_signature_malformed", f"the {SIGNATURE_HEADER} header must be 't=<unix seconds>,v1=<hex>'")
+    if abs(now - timestamp) > tolerance_s:
+        raise WebhookRejected(
+            "webhook_timestamp_outside_window",
+            f"the webhook was signed at {timestamp}, more than {tolerance_s} s from now; it may be a replay")
+    expected = _mac(secret, timestamp, body)
+    # compare_digest on every candidate, no early exit: timing reveals nothing about the expected value
+    matches = [hmac.compare_digest(expected.encode(), candidate.encode("ascii", "replace")) for candidate in signatures]
+    if not any(matches):
+        raise WebhookRejected("webhook_signature_invalid", "the webhook signature does not match its body")
+    return timestamp
+
+
+def _mac(secret: bytes, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentEvent:
+    event_id: str
+    event_type: str  # payment.succeeded | payment.refunded | payment.charged_back
+    payment_id: str
+    viewer_id: str
+    series_id: str
+    amount_cents: int
+    currency: str
+
+    @classmethod
+    def from_json(cls, data: object) -> PaymentEvent:
+        """Build from the webhook's JSON body, checking every field; raises InvalidField naming it."""
+        if not isinstance(data, dict):
+            raise InvalidField("body", "expected a JSON object")
+        event_type = data.get("type")
+        if event_type not in EVENT_TYPES:
+            raise InvalidField("type", f"{event_type!r} is not one of {', '.join(EVENT_TYPES)}")
+        payment = data.get("data")
+        if not isinstance(payment, dict):
+            raise InvalidField("data", "expected a JSON object describing the payment")
+        amount = payment.get("amount_cents")
+        if type(amount) is not int or not 0 <= amount <= 10**9:
+            raise InvalidField("data.amount_cents", f"expected a non-negative integer, got {amount!r}")
+        return cls(
+            event_id=field_id("id", data.get("id")),
+            event_type=event_type,
+            payment_id=field_id("data.payment_id", payment.get("payment_id")),
+            viewer_id=field_id("data.viewer_id", payment.get("viewer_id")),
+            series_id=field_id("data.series_id", payment.get("series_id")),
+            amount_cents=amount,
+            currency=check_currency(payment.get("currency")),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    result: str  # granted | revoked | duplicate | ignored
+    detail: str
+    entitlement: Entitlement | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"result": self.result, "detail": self.detail}
+
+
+class PaymentProcessor:
+    """Applies payment events to entitlements, exactly once per (payment id, event type)."""
+
+    def __init__(
+        self, db: Database, entitlements: EntitlementStore, catalog: Catalog, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._db = db
+        self._entitlements = entitlements
+        self._catalog = catalog
+        self._clock = clock
+
+    def handle_body(self, body: bytes) -> Outcome:
+        """Parse a verified webhook body and apply it (see handle)."""
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidField("body", "is not valid JSON") from exc
+        return self.handle(PaymentEvent.from_json(data))
+
+    def handle(self, event: PaymentEvent) -> Outcome:
+        """Grant on a purchase, revoke on a refund or chargeback; a repeated event changes nothing.
+
+        The event record, payment state, entitlement and audit line are written in one transaction,
+        so a crash leaves either all or none, and a retried delivery is applied at most once.
+        Raises UnknownSeries for a purchase of a series the catalog does not have.
+        """
+        if event.event_type == PURCHASE:
+            self._catalog.get_series(event.series_id)
+        now = self._clock()
+        changed_entitlement = False
+        with self._db.transaction() as conn:
+            seen = conn.execute(
+                "SELECT event_id FROM payment_events WHERE payment_id = ? AND event_type = ?",
+                (event.payment_id, event.event_type),
+            ).fetchone()
+            if seen is not None:
+                return Outcome(result="duplicate", entitlement=None,
+                               detail=f"{event.event_type} for payment {event.payment_id} was already applied")
+            conn.execute(
+                "INSERT INTO payment_events (payment_id, event_type, event_id, received_at) VALUES (?, ?, ?, ?)",
+                (event.payment_id, event.event_type, event.event_id, now),
+            )
+            payment = conn.execute(
+                "SELECT viewer_id, series_id, status FROM payments WHERE payment_id = ?", (event.payment_id,)
+            ).fetchone()
+            if payment is not None and (payment["viewer_id"], payment["series_id"]) != (event.viewer_id, event.series_id):
+                raise InvalidField("data.payment_id", f"payment {event.payment_id} belongs to another viewer or series")
+            if event.event_type == PURCHASE:
+                if payment is not None and payment["status"] != "paid":
+                    outcome = Outcome(result="ignored", entitlement=None,
+                                      detail=f"payment {event.payment_id} was already {payment['status']}")
+                else:
+                    entitlement, changed_entitlement = self._entitlements.grant_within(
+                        conn, event.viewer_id, event.series_id, source="purchase", actor="payments",
+                        reason=f"payment {event.payment_id}", reference=event.payment_id)
+                    outcome = Outcome(result="granted", entitlement=entitlement,
+                                      detail=f"viewer {event.viewer_id} owns series {event.series_id}")
+                status = payment["status"] if payment is not None else "paid"
+            else:
+                status = _REVOKED_STATUS[event.event_type]
+                changed_entitlement = self._entitlements.revoke_within(
+                    conn, event.viewer_id, event.series_id, actor="payments",
+                    reason=f"{status.replace('_', ' ')}: payment {event.payment_id}", only_reference=event.payment_id)
+                outcome = Outcome(result="revoked", entitlement=None,
+                                  detail=f"payment {event.payment_id} {status.replace('_', ' ')}")
+            conn.execute(
+                "INSERT INTO payments (payment_id, viewer_id, series_id, status, amount_cents, currency, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO UPDATE SET"
+                " status = excluded.status, updated_at = excluded.updated_at",
+                (event.payment_id, event.viewer_id, event.series_id, status, event.amount_cents, event.currency, now),
+            )
+        if changed_entitlement:
+            self._entitlements.notify_changed(event.viewer_id, event.series_id)
+        log.info("payment %s %s: %s", event.payment_id, event.event_type, outcome.result)
+        return outcome

@@ -1,0 +1,78 @@
+"""Who is calling: the operator (a shared secret) or a creator/viewer (a signed account token).
+
+Operators present ``Authorization: Bearer <SERIES_OPERATOR_TOKEN>``, compared in constant time.
+Creators and viewers present account tokens: JWTs from the same TokenSigner as playback tokens
+(kid-rotatable) but with audience "account" and a role claim; the operator API issues them, standing
+in for the product's sign-in. A playback token is never accepted here, nor an account token for keys.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from drm.errors import InvalidId
+from drm.ids import check_id
+from drm.tokens import AccountToken
+from server.services import Services
+
+OPERATOR_NAME_HEADER = "X-Operator"   # who acts, for the audit trail; defaults to "operator"
+
+
+class AuthRequired(Exception):
+    """No usable credentials (401)."""
+
+    code = "auth_required"
+
+
+class Forbidden(Exception):
+    """Valid credentials that may not do this (403)."""
+
+    code = "forbidden"
+
+
+class NotConfigured(Exception):
+    """An endpoint whose secret is not configured on this instance (503)."""
+
+    code = "not_configured"
+
+
+def bearer(request: web.Request) -> str | None:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
+def require_operator(request: web.Request, services: Services) -> str:
+    """The acting operator's audit name ("operator:<name>"), or AuthRequired / NotConfigured."""
+    expected = services.settings.operator_token
+    if expected is None:
+        raise NotConfigured("the operator API is off: SERIES_OPERATOR_TOKEN is not set")
+    given = bearer(request) or ""
+    if not hmac.compare_digest(given.encode(), expected.reveal().encode()):
+        raise AuthRequired("send the operator token as 'Authorization: Bearer <token>'")
+    name = request.headers.get(OPERATOR_NAME_HEADER, "operator")
+    try:
+        return "operator:" + check_id(OPERATOR_NAME_HEADER, name)
+    except InvalidId:
+        return "operator"
+
+
+def is_operator(request: web.Request, services: Services) -> bool:
+    """Whether the request carries the operator token (without failing when it does not)."""
+    expected = services.settings.operator_token
+    given = bearer(request)
+    return bool(expected and given and hmac.compare_digest(given.encode(), expected.reveal().encode()))
+
+
+def require_account(request: web.Request, services: Services, role: str, subject: str | None = None) -> AccountToken:
+    """The caller's verified account token with ``role`` (and ``subject``, when given).
+
+    Raises TokenInvalid/TokenExpired (401) for a bad token and Forbidden (403) for another role or person.
+    """
+    account = services.tokens.verify_account(bearer(request))
+    if account.role != role:
+        raise Forbidden(f"this needs a {role} account; the token is for a {account.role}")
+    if subject is not None and account.subject != subject:
+        raise Forbidden(f"the token is for {role} {account.subject}, not {subject}")
+    return account

@@ -1,0 +1,111 @@
+"""The operator API: account tokens (standing in for sign-in), comps and gifts, revocations,
+manual approval of creator applications, and the audit trail of entitlement changes.
+
+Every route needs ``Authorization: Bearer <SERIES_OPERATOR_TOKEN>``; ``X-Operator: <name>`` names
+the person in the audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from aiohttp import web
+
+from drm.catalog import field_id
+from drm.eligibility import PENDING
+from drm.errors import InvalidField
+from drm.ids import check_id
+from drm.tokens import ROLES
+from server.auth import require_operator
+from server.bodies import read_object
+from server.services import Services
+
+MAX_AUDIT_LINES = 1000
+MAX_ACCOUNT_TOKEN_TTL_S = 30 * 24 * 3600
+
+
+def add_routes(app: web.Application, services_key: web.AppKey[Services]) -> None:
+    """Register the operator routes; handlers find Services under ``services_key``."""
+    api = OperatorApi(services_key)
+    app.router.add_post("/v1/operator/account-tokens", api.issue_account_token)
+    app.router.add_post("/v1/operator/entitlements", api.grant)
+    app.router.add_post("/v1/operator/entitlements/revoke", api.revoke)
+    app.router.add_get("/v1/operator/entitlements/audit", api.audit)
+    app.router.add_get("/v1/operator/applications", api.applications)
+    app.router.add_post("/v1/operator/creators/{creator_id}/decision", api.decide)
+
+
+class OperatorApi:
+    def __init__(self, services_key: web.AppKey[Services]) -> None:
+        self._key = services_key
+
+    async def issue_account_token(self, request: web.Request) -> web.Response:
+        services = request.app[self._key]
+        require_operator(request, services)
+        data = await read_object(request, required={"subject", "role"}, optional={"ttl_s"})
+        subject = field_id("subject", data["subject"])
+        if data["role"] not in ROLES:
+            raise InvalidField("role", f"expected one of {', '.join(ROLES)}")
+        ttl_s = data.get("ttl_s", services.settings.drm.token_ttl_s)
+        if type(ttl_s) is not int or not 1 <= ttl_s <= MAX_ACCOUNT_TOKEN_TTL_S:
+            raise InvalidField("ttl_s", f"expected 1..{MAX_ACCOUNT_TOKEN_TTL_S} seconds")
+        token = services.tokens.mint_account(subject, data["role"], ttl_s=ttl_s)
+        return web.json_response({"token": token, "subject": subject, "role": data["role"]},
+                                 status=201, headers={"Cache-Control": "no-store"})
+
+    async def grant(self, request: web.Request) -> web.Response:
+        """A comp or gift (purchases come from the payment webhook)."""
+        services = request.app[self._key]
+        actor = require_operator(request, services)
+        data = await read_object(request, required={"viewer_id", "series_id", "source"}, optional={"reason"})
+        viewer_id, series_id = field_id("viewer_id", data["viewer_id"]), field_id("series_id", data["series_id"])
+        if data["source"] not in ("comp", "gift"):
+            raise InvalidField("source", "operators grant 'comp' or 'gift'; purchases come from the payment system")
+        await asyncio.to_thread(services.catalog.get_series, series_id)
+        entitlement = await asyncio.to_thread(
+            services.entitlements.grant, viewer_id, series_id, source=data["source"],
+            reason=data.get("reason", ""), actor=actor)
+        return web.json_response(dataclasses.asdict(entitlement), status=201)
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        services = request.app[self._key]
+        actor = require_operator(request, services)
+        data = await read_object(request, required={"viewer_id", "series_id", "reason"})
+        viewer_id, series_id = field_id("viewer_id", data["viewer_id"]), field_id("series_id", data["series_id"])
+        revoked = await asyncio.to_thread(
+            services.entitlements.revoke, viewer_id, series_id, reason=data["reason"], actor=actor)
+        return web.json_response({"viewer_id": viewer_id, "series_id": series_id, "revoked": revoked})
+
+    async def audit(self, request: web.Request) -> web.Response:
+        services = request.app[self._key]
+        require_operator(request, services)
+        filters = {}
+        for name in ("viewer_id", "series_id"):
+            if name in request.query:
+                filters[name] = check_id(name, request.query[name])
+        raw_limit = request.query.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_AUDIT_LINES:
+            raise InvalidField("limit", f"expected 1..{MAX_AUDIT_LINES}")
+        events = await asyncio.to_thread(services.entitlements.audit_trail, limit=int(raw_limit), **filters)
+        return web.json_response({"events": [dataclasses.asdict(event) for event in events]})
+
+    async def applications(self, request: web.Request) -> web.Response:
+        services = request.app[self._key]
+        require_operator(request, services)
+        pending = await asyncio.to_thread(services.creators.list, PENDING)
+        return web.json_response({"applications": [status.as_json() for status in pending]})
+
+    async def decide(self, request: web.Request) -> web.Response:
+        services = request.app[self._key]
+        actor = require_operator(request, services)
+        creator_id = check_id("creator_id", request.match_info["creator_id"])
+        data = await read_object(request, required={"approve"}, optional={"reason"})
+        if type(data["approve"]) is not bool:
+            raise InvalidField("approve", "expected true or false")
+        reason = data.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise InvalidField("reason", "expected text of at most 500 characters")
+        status = await asyncio.to_thread(services.creators.decide, creator_id, approve=data["approve"],
+                                         operator=actor, reason=reason)
+        return web.json_response(status.as_json())

@@ -1,0 +1,69 @@
+import datetime as dt
+
+import pytest
+
+from drm import Database
+from drm.eligibility import APPROVED, ELIGIBLE, INELIGIBLE, PENDING, CreatorProfile, CreatorRegistry, evaluate
+from drm.errors import ApplicationRefused, CreatorNotEligible, InvalidField
+from tests.drm.fixtures import FakeClock
+from tests.support.catalog import eligible_facts
+
+TODAY = dt.date(2026, 3, 1)
+
+
+def profile(**overrides):
+    return CreatorProfile.from_json("c1", eligible_facts(**overrides))
+
+
+@pytest.mark.parametrize("birth_date, country, ok", [
+    ("2008-03-01", "US", True), ("2008-03-02", "US", False),      # 18th birthday is the day
+    ("2007-03-01", "KR", True), ("2007-03-02", "KR", False),
+])
+def test_age_boundaries(birth_date, country, ok):
+    verdict = evaluate(profile(birth_date=birth_date, country=country), TODAY)
+    assert (verdict.status == ELIGIBLE) is ok
+
+
+def test_account_must_be_older_than_30_days():
+    assert evaluate(profile(account_created_on="2026-01-29"), TODAY).status == ELIGIBLE     # 31 days
+    assert evaluate(profile(account_created_on="2026-01-30"), TODAY).unmet[0].code == "account_too_new"
+
+
+def test_thresholds_are_inclusive():
+    facts = {"public_posts_last_30_days": 3, "followers": 10_000, "views_last_30_days": 1_000}
+    assert evaluate(profile(**facts), TODAY).status == ELIGIBLE
+
+
+def test_pending_needs_a_link_and_only_the_follower_gap():
+    assert evaluate(profile(followers=10), TODAY).status == INELIGIBLE
+    assert evaluate(profile(followers=10, premium_content_url="https://x.example/a"), TODAY).status == PENDING
+    both = profile(followers=10, views_last_30_days=1, premium_content_url="https://x.example/a")
+    assert evaluate(both, TODAY).status == INELIGIBLE
+
+
+@pytest.mark.parametrize("field, value", [
+    ("followers", -1), ("followers", "many"), ("is_private", 0), ("birth_date", "yesterday"),
+    ("country", "Korea"), ("account_type", "private"), ("premium_content_url", "ftp://x"), ("unknown", 1),
+])
+def test_profile_fields_are_checked(field, value):
+    with pytest.raises(InvalidField) as caught:
+        profile(**{field: value})
+    assert caught.value.field == field
+
+
+def test_registry_application_flow(tmp_path):
+    with Database.open(tmp_path / "drm.sqlite") as db:
+        registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
+        with pytest.raises(CreatorNotEligible):
+            registry.require_may_publish("c1")
+        with pytest.raises(ApplicationRefused):
+            registry.apply("c1", "https://x.example/a")          # nothing recorded yet
+        registry.record(profile(followers=500))
+        assert registry.apply("c1", "https://x.example/a").status == PENDING
+        approved = registry.decide("c1", approve=True, operator="operator:ann", reason="ok")
+        assert (approved.status, approved.decided_by) == (APPROVED, "operator:ann")
+        registry.require_may_publish("c1")
+        registry.record(profile(followers=900))                   # fresh facts, still only short of followers
+        assert registry.get("c1").status == APPROVED
+        registry.record(profile(followers=900, is_in_good_standing=False))
+        assert registry.get("c1").status == INELIGIBLE            # a violation ends the approval
