@@ -45,6 +45,8 @@ class Settings:
     listen_port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
     segments_per_key: int = 10                  # key rotation period: 10 x 6 s = about 60 s
+    hls_session_key: bool = False               # EXT-X-SESSION-KEY in masters: key prefetch; some old players choke
+    gc_grace_s: float = 6 * 3600                # superseded versions outlive a playback token (default TTL 6 h)
 
     @property
     def work_dir(self) -> Path:
@@ -105,6 +107,8 @@ class Settings:
             listen_port=port,
             public_url=env.str("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
             segments_per_key=env.int("SEGMENTS_PER_KEY", 10),
+            hls_session_key=env.bool("HLS_SESSION_KEY", False),
+            gc_grace_s=env.float("GC_GRACE_S", 6 * 3600),
         )
 
 
