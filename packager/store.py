@@ -202,15 +202,17 @@ class ObjectStore:
 
         return self._call("reading", key, get)
 
-    def get_stream(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
-        """The object in chunks of at most `chunk_size` bytes, for proxying.
+    def get_stream(self, key: str, chunk_size: int = 65536, *, offset: int = 0,
+                   length: int | None = None) -> Iterator[bytes]:
+        """The object (or `length` bytes of it from `offset`) in chunks of at most `chunk_size` bytes, for proxying.
 
         The request is sent on the first next(), so ObjectMissing surfaces there,
         before a proxy has written its own headers. Only opening is retried; a
         failure mid-body raises StoreError. Closing the generator early releases
         the connection.
         """
-        response = self._call("reading", key, lambda: self._client.get_object(self.bucket, key))
+        response = self._call("reading", key, lambda: self._client.get_object(
+            self.bucket, key, offset=offset, length=length or 0))
         try:
             yield from response.stream(chunk_size)
         except _FOREIGN_ERRORS as exc:
