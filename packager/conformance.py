@@ -27,6 +27,15 @@ class Violation:
     message: str       # names the playlist and the offending value
 
 
+def _parse(text: str, name: str) -> tuple[m3u8.M3U8 | None, list[Violation]]:
+    if not text.startswith("#EXTM3U"):
+        return None, [Violation("not_a_playlist", f"{name}: does not start with #EXTM3U")]
+    try:
+        return m3u8.loads(text), []
+    except Exception as exc:  # noqa: BLE001 - m3u8 raises KeyError/ValueError/... on malformed tags
+        return None, [Violation("unparsable", f"{name}: m3u8 cannot parse it ({type(exc).__name__}: {exc})")]
+
+
 def check_media(text: str, name: str, *, duration_s: float | None = None,
                 frame_duration_s: float | None = None) -> list[Violation]:
     """Violations of one media or I-frame playlist named `name` (for messages).
@@ -34,8 +43,9 @@ def check_media(text: str, name: str, *, duration_s: float | None = None,
     `duration_s` is the real stream duration: EXTINFs must sum to it within `frame_duration_s`
     (Apple 8.1).
     """
-    found: list[Violation] = []
-    playlist = m3u8.loads(text)
+    playlist, found = _parse(text, name)
+    if playlist is None:
+        return found
     is_i_frames = playlist.is_i_frames_only
     required = I_FRAME_PLAYLIST_VERSION if is_i_frames else MEDIA_PLAYLIST_VERSION
     if playlist.version != required:
@@ -90,8 +100,9 @@ def _check_byte_range(byterange: str | None, where: str, is_i_frames: bool) -> l
 
 def check_master(text: str, name: str = "master.m3u8") -> list[Violation]:
     """Violations of a master playlist on its own (see check_episode for cross-playlist rules)."""
-    found: list[Violation] = []
-    master = m3u8.loads(text)
+    master, found = _parse(text, name)
+    if master is None:
+        return found
     if master.version != MASTER_PLAYLIST_VERSION:
         found.append(Violation("version", f"{name}: EXT-X-VERSION is {master.version}; "
                                           f"expected {MASTER_PLAYLIST_VERSION}"))
@@ -131,7 +142,9 @@ def check_episode(master_text: str, playlists: Mapping[str, str], *, duration_s:
     duration (RFC 8216 §6.2.4), and an EXT-X-SESSION-KEY matches a key the media playlists use.
     """
     found = check_master(master_text)
-    master = m3u8.loads(master_text)
+    master, _ = _parse(master_text, "master")
+    if master is None:
+        return found
     targets, key_uris = {}, set()
     entries = [(v.uri, 1 / v.stream_info.frame_rate if v.stream_info.frame_rate else None)
                for v in master.playlists]
@@ -143,7 +156,9 @@ def check_episode(master_text: str, playlists: Mapping[str, str], *, duration_s:
             continue
         found.extend(check_media(playlists[uri], uri, duration_s=duration_s,
                                  frame_duration_s=frame_duration_s or max(frame_durations, default=None)))
-        media = m3u8.loads(playlists[uri])
+        media, _ = _parse(playlists[uri], uri)
+        if media is None:
+            continue
         if not media.is_i_frames_only:
             targets[uri] = media.target_duration
         key_uris.update(key.uri for key in media.keys if key)
