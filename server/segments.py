@@ -49,6 +49,11 @@ async def stream_object(request: web.Request, store: ObjectStore, key: str, *, c
         **headers, "Accept-Ranges": "bytes", "Content-Type": content_type, "Content-Length": str(stop - start)})
     if is_partial:
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    if request.method == "HEAD":
+        # a streamed response does not drop its body for HEAD by itself: writing one desyncs keep-alive
+        await response.prepare(request)
+        await response.write_eof()
+        return response
     chunks = store.get_stream(key, offset=start, length=stop - start)
     try:
         chunk = await asyncio.to_thread(next, chunks, None)   # opening errors surface before the headers

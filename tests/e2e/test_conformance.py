@@ -155,6 +155,10 @@ async def test_segments_stream_whole_or_by_range(served):
             assert response.headers["Accept-Ranges"] == "bytes"
             assert response.headers["Access-Control-Allow-Origin"] == "*"
             assert await response.read() == stored
+        async with http.head(url) as response:
+            assert response.status == 200
+            assert response.headers["Content-Length"] == str(len(stored))
+            assert await response.read() == b""
         async with http.get(url, headers={"Range": "bytes=-32"}) as response:
             assert response.status == 206
             assert await response.read() == stored[-32:]
