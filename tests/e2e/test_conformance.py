@@ -19,16 +19,22 @@ from server.app import create_app
 from server.ingest import ingest_episode
 from server.services import Services
 from tests.conftest import settings_for
-from tests.support.media import count_frames
+from tests.support.media import clip, count_frames
 
 SERIES, BUYER = "conformance", "alice"
-EPISODES = {"landscape": ("landscape_clip", 32 * 25), "portrait": ("portrait_clip", 12 * 25)}
+EPISODES = {"landscape": ("short_landscape_clip", 12 * 25), "portrait": ("portrait_clip", 12 * 25)}
+
+
+@pytest.fixture(scope="module")
+def short_landscape_clip(media_dir):
+    """12 s at 640x360: two rungs, two segments each — enough to cross a key period, quick to ingest."""
+    return clip(media_dir, "landscape-12s.mp4", duration_s=12, width=640, height=360, fps=25)
 
 
 @pytest.fixture(scope="module")
 def published(request, tmp_path_factory, s3_store):
-    """Both episodes, with key rotation every 2 segments and EXT-X-SESSION-KEY on: (settings, {name: episode})."""
-    settings = settings_for(tmp_path_factory.mktemp("conformance"), s3_store, SERIES_SEGMENTS_PER_KEY="2",
+    """Both episodes, with a new key every segment and EXT-X-SESSION-KEY on: (settings, {name: episode})."""
+    settings = settings_for(tmp_path_factory.mktemp("conformance"), s3_store, SERIES_SEGMENTS_PER_KEY="1",
                             SERIES_HLS_SESSION_KEY="1", SERIES_MIN_DURATION_S="5")
     services = Services.open(settings)
     try:
