@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 MIN_PRICE_CENTS, MAX_PRICE_CENTS = 100, 19_000
 MAX_EPISODES = 80
-MIN_EPISODE_S, MAX_EPISODE_S = 30.0, 20 * 60.0
+MIN_EPISODE_S, MAX_EPISODE_S = 30.0, 20 * 60.0   # the product's bounds; deployments may configure others
+DURATION_SLACK_S = 0.001
 MAX_TITLE_CHARS = 200
 # Currencies with two minor units only: "cents" means 1/100 of the unit (not so for JPY or KRW).
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "CAD", "AUD", "NZD", "CHF", "SEK", "NOK", "DKK"})
@@ -127,13 +128,15 @@ def check_currency(currency: object) -> str:
     return currency
 
 
-def check_duration(duration_s: object) -> float:
-    """The episode duration in seconds, or InvalidField unless within 30 s..20 min."""
-    if type(duration_s) not in (int, float) or not MIN_EPISODE_S <= duration_s <= MAX_EPISODE_S:
-        raise InvalidField(
-            "duration_s",
-            f"{duration_s!r} s is outside {MIN_EPISODE_S:.0f}..{MAX_EPISODE_S:.0f} s (30 s to 20 min)",
-        )
+def check_duration(duration_s: object, bounds_s: tuple[float, float] = (MIN_EPISODE_S, MAX_EPISODE_S)) -> float:
+    """The episode duration in seconds, or InvalidField unless within `bounds_s` (30 s..20 min by default).
+
+    Inclusive, with the validator's millisecond of slack for time-base rounding, so an episode the
+    validator accepted is never refused here.
+    """
+    low, high = bounds_s
+    if type(duration_s) not in (int, float) or not low - DURATION_SLACK_S <= duration_s <= high + DURATION_SLACK_S:
+        raise InvalidField("duration_s", f"{duration_s!r} s is outside {low:g}..{high:g} s")
     return float(duration_s)
 
 
@@ -148,9 +151,11 @@ def field_id(field: str, value: object) -> str:
 class SqliteCatalog:
     """The catalog in the drm SQLite file. Thread-safe; synchronous."""
 
-    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time, *,
+                 episode_bounds_s: tuple[float, float] = (MIN_EPISODE_S, MAX_EPISODE_S)) -> None:
         self._db = db
         self._clock = clock
+        self._episode_bounds_s = episode_bounds_s
 
     def create_series(
         self, *, series_id: str, creator_id: str, title: str, price_cents: int, currency: str
@@ -223,7 +228,7 @@ class SqliteCatalog:
         and the insert share one write transaction, so two uploads cannot both take the 80th slot.
         """
         check_id("episode_id", episode_id)
-        check_duration(duration_s)
+        check_duration(duration_s, self._episode_bounds_s)
         with self._db.transaction() as conn:
             if conn.execute("SELECT 1 FROM series WHERE series_id = ?", (series_id,)).fetchone() is None:
                 raise UnknownSeries(series_id)
@@ -251,7 +256,7 @@ class SqliteCatalog:
 
         ``is_free_preview`` (None keeps it) changes the flag only now, so a failed re-ingest changes nothing.
         """
-        check_duration(duration_s)
+        check_duration(duration_s, self._episode_bounds_s)
         with self._db.transaction() as conn:
             changed = conn.execute(
                 "UPDATE episodes SET published_version = ?, duration_s = ?, updated_at = ?,"

@@ -30,6 +30,13 @@ CREATE TABLE IF NOT EXISTS content_keys (
 );
 CREATE INDEX IF NOT EXISTS content_keys_episode ON content_keys (series_id, episode_id);
 CREATE INDEX IF NOT EXISTS content_keys_master ON content_keys (master_key_id);
+CREATE TABLE IF NOT EXISTS content_key_versions (
+    key_id     TEXT PRIMARY KEY REFERENCES content_keys (key_id) ON DELETE CASCADE,
+    series_id  TEXT NOT NULL,
+    episode_id TEXT NOT NULL,
+    version    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_key_versions_episode ON content_key_versions (series_id, episode_id, version);
 CREATE TABLE IF NOT EXISTS entitlements (
     viewer_id  TEXT NOT NULL,
     series_id  TEXT NOT NULL,

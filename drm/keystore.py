@@ -108,9 +108,13 @@ class KeyStore:
         self._cache: OrderedDict[str, ContentKey] = OrderedDict()
         self._cache_lock = threading.Lock()
 
-    def create_keys(self, series_id: str, episode_id: str, periods: int) -> list[ContentKey]:
+    def create_keys(
+        self, series_id: str, episode_id: str, periods: int, *, version: int | None = None
+    ) -> list[ContentKey]:
         """Create ``periods`` fresh random keys for one episode, numbered 0..periods-1.
 
+        ``version`` records which published version of the episode the keys encrypt, so that
+        garbage collection can delete them with that version (see delete_version_keys).
         All rows are written in one transaction: either every key exists or none does.
         Raises InvalidId for a bad series/episode id, ValueError if ``periods`` < 1.
         """
@@ -140,6 +144,12 @@ class KeyStore:
                 " master_key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            if version is not None:
+                conn.executemany(
+                    "INSERT INTO content_key_versions (key_id, series_id, episode_id, version)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(k.key_id, series_id, episode_id, version) for k in keys],
+                )
         for key in keys:
             self._remember(key)
         log.info("created %d content keys for %s/%s", periods, series_id, episode_id)
@@ -205,6 +215,37 @@ class KeyStore:
             for key_id in doomed:
                 self._cache.pop(key_id, None)
         return deleted
+
+    def key_versions(self, series_id: str, episode_id: str) -> dict[int, float]:
+        """Versions of an episode that have keys -> when their newest key was created (POSIX s)."""
+        rows = self._db.query(
+            "SELECT v.version AS version, MAX(k.created_at) AS created_at FROM content_key_versions v"
+            " JOIN content_keys k ON k.key_id = v.key_id"
+            " WHERE v.series_id = ? AND v.episode_id = ? GROUP BY v.version",
+            (series_id, episode_id),
+        )
+        return {int(row["version"]): float(row["created_at"]) for row in rows}
+
+    def versioned_episodes(self) -> list[tuple[str, str]]:
+        """(series_id, episode_id) of every episode with keys tagged with a version."""
+        rows = self._db.query(
+            "SELECT DISTINCT series_id, episode_id FROM content_key_versions ORDER BY series_id, episode_id"
+        )
+        return [(str(row["series_id"]), str(row["episode_id"])) for row in rows]
+
+    def delete_version_keys(self, series_id: str, episode_id: str, version: int) -> int:
+        """Delete the keys of one version of an episode (its objects are gone); return how many."""
+        with self._db.transaction() as conn:
+            doomed = [row["key_id"] for row in conn.execute(
+                "SELECT key_id FROM content_key_versions WHERE series_id = ? AND episode_id = ? AND version = ?",
+                (series_id, episode_id, version),
+            ).fetchall()]
+            conn.executemany("DELETE FROM content_keys WHERE key_id = ?", [(k,) for k in doomed])
+        with self._cache_lock:
+            for key_id in doomed:
+                self._cache.pop(key_id, None)
+        log.info("deleted %d content keys of %s/%s v%d", len(doomed), series_id, episode_id, version)
+        return len(doomed)
 
     def rewrap_all(self) -> int:
         """Re-wrap every row not under the current master key; return how many changed.

@@ -46,3 +46,15 @@ def decrypt_segment(ciphertext: bytes, key: bytes, iv: bytes) -> bytes:
     padded = decryptor.update(ciphertext) + decryptor.finalize()
     unpadder = padding.PKCS7(128).unpadder()
     return unpadder.update(padded) + unpadder.finalize()
+
+
+def decrypt_prefix(ciphertext_prefix: bytes, key: bytes, iv: bytes) -> bytes:
+    """Decrypt the first whole blocks of a segment, as a player does with an I-frame byte range.
+
+    No padding is removed: the PKCS7 padding is only at the end of the whole segment.
+    Raises ValueError if the length is not a multiple of 16.
+    """
+    if len(ciphertext_prefix) % IV_BYTES:
+        raise ValueError(f"{len(ciphertext_prefix)} bytes is not a whole number of AES blocks")
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    return decryptor.update(ciphertext_prefix) + decryptor.finalize()

@@ -32,3 +32,22 @@ class PublishError(PackagerError):
     """An episode version could not be published; the previous version is still live."""
 
     code = "publish_failed"
+
+
+class VerificationFailed(PublishError):
+    """The uploaded version failed its self-check; it was discarded and the pointer not switched."""
+
+    code = "verification_failed"
+
+    def __init__(self, what: str, problems: tuple[str, ...]) -> None:
+        super().__init__(f"{what} failed self-validation: " + "; ".join(problems))
+        self.what, self.problems = what, problems
+
+    def __reduce__(self):
+        return type(self), (self.what, self.problems)
+
+
+class MalformedSegment(PackagerError):
+    """A segment is not the MPEG-TS the transcoder should have written."""
+
+    code = "malformed_segment"

@@ -9,6 +9,9 @@ from fractions import Fraction
 
 # TS segments + explicit IV + decimal EXTINF need version 3 (RFC 8216 §7); more would lock out old clients
 MEDIA_PLAYLIST_VERSION = 3
+# EXT-X-I-FRAMES-ONLY and EXT-X-BYTERANGE need version 4 (RFC 8216 §7)
+I_FRAME_PLAYLIST_VERSION = 4
+MASTER_PLAYLIST_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +32,31 @@ class Variant:
     width: int
     height: int
     frame_rate: Fraction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IFrame:
+    """A segment's leading IDR picture, addressed as bytes [0, length_bytes) of the encrypted segment."""
+
+    uri: str
+    duration_s: Fraction         # until the next I-frame: the whole segment
+    length_bytes: int            # a multiple of 16, so CBC decrypts it with the segment's IV
+    key_uri: str
+    iv: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IFrameVariant:
+    uri: str
+    bandwidth_bps: int           # peak I-frame bit rate, measured on the byte ranges
+    codecs: str                  # video codec only: an I-frame playlist carries no audio
+    width: int
+    height: int
+
+
+def video_codecs(codecs: str) -> str:
+    """The video entries of an RFC 6381 CODECS list ("avc1.64001f,mp4a.40.2" -> "avc1.64001f")."""
+    return ",".join(c for c in codecs.split(",") if c.split(".")[0] in ("avc1", "avc3", "hvc1", "hev1", "av01"))
 
 
 def target_duration(durations: Sequence[Fraction]) -> int:
@@ -54,8 +82,41 @@ def render_media_playlist(segments: Sequence[PlaylistSegment]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_master_playlist(variants: Sequence[Variant]) -> str:
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
+def render_i_frame_playlist(frames: Sequence[IFrame]) -> str:
+    """An EXT-X-I-FRAMES-ONLY playlist for trick play (Apple HLS authoring 6.1, 6.8).
+
+    Every range starts at offset 0 of its segment, so each carries its own IV and CBC restarts there
+    (RFC 8216 §6.2.3: encryption may not restart inside a block holding an I-frame).
+    """
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{I_FRAME_PLAYLIST_VERSION}",
+        f"#EXT-X-TARGETDURATION:{target_duration([f.duration_s for f in frames])}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        "#EXT-X-I-FRAMES-ONLY",
+    ]
+    for frame in frames:
+        lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{frame.key_uri}",IV=0x{frame.iv.hex()}')
+        lines.append(f"#EXTINF:{float(frame.duration_s):.6f},")
+        lines.append(f"#EXT-X-BYTERANGE:{frame.length_bytes}@0")
+        lines.append(frame.uri)
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def render_master_playlist(
+    variants: Sequence[Variant],
+    i_frame_variants: Sequence[IFrameVariant] = (),
+    *,
+    session_key_uri: str | None = None,
+) -> str:
+    """The master playlist; `session_key_uri` adds EXT-X-SESSION-KEY so players can prefetch the first key."""
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{MASTER_PLAYLIST_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if session_key_uri:
+        # no IV: each segment has its own, and RFC 8216 §4.3.4.5 wants the attributes of the matching EXT-X-KEY
+        lines.append(f'#EXT-X-SESSION-KEY:METHOD=AES-128,URI="{session_key_uri}"')
     for variant in order_variants(variants):
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={variant.bandwidth_bps},"
@@ -64,6 +125,11 @@ def render_master_playlist(variants: Sequence[Variant]) -> str:
             f"FRAME-RATE={float(variant.frame_rate):.3f}"
         )
         lines.append(variant.uri)
+    for variant in sorted(i_frame_variants, key=lambda v: v.bandwidth_bps, reverse=True):
+        lines.append(
+            f"#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={variant.bandwidth_bps},"
+            f'CODECS="{variant.codecs}",RESOLUTION={variant.width}x{variant.height},URI="{variant.uri}"'
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -1,61 +1,54 @@
-"""publish(): encrypt segments, write playlists, and switch the episode's live version atomically.
+"""publish(): encrypt segments, write playlists, check them, and switch the episode's live version atomically.
 
 Order matters (PeerTube#6480: half-published episodes): everything goes into a fresh version prefix,
-segments first, then media playlists, then the master, and only then the small pointer object that
-players are routed by. A failure before the pointer leaves the previous version playing.
+segments first, then media and I-frame playlists, then the master; the version is read back and
+verified; only then is the small pointer object that players are routed by written. A failure before
+the pointer leaves the previous version playing and the new prefix is discarded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
-from packager.encrypt import KeySchedule, encrypt_segment, new_iv
+from packager.encrypt import KeySchedule, SegmentKey, encrypt_segment, new_iv
 from packager.errors import PackagerError, PublishError
 from packager.playlist import (
+    IFrame,
+    IFrameVariant,
     PlaylistSegment,
     Variant,
     average_bandwidth,
     peak_bandwidth,
+    render_i_frame_playlist,
     render_master_playlist,
     render_media_playlist,
     target_duration,
+    video_codecs,
 )
-from packager.errors import ObjectMissing
 from packager.store import ObjectStore
-from pipeline.transcode import EncodedRendition, TranscodeResult
+from packager.transport_stream import first_video_access_unit_end
+from packager.verify import DecodeSegment, verify_version
+from packager.versions import POINTER_NAME, EpisodeLocation, next_version, read_pointer
+from pipeline.transcode import EncodedRendition, EncodedSegment, TranscodeResult
+
+__all__ = ["EpisodeLocation", "POINTER_NAME", "PublishedEpisode", "next_version", "publish", "read_pointer"]
 
 log = logging.getLogger(__name__)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
 SEGMENT_CACHE = "public, max-age=31536000, immutable"   # a version's objects never change
-POINTER_NAME = "published.json"
 MASTER_NAME = "master.m3u8"
 MEDIA_PLAYLIST_NAME = "index.m3u8"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EpisodeLocation:
-    series_id: str
-    episode_id: str
-
-    @property
-    def prefix(self) -> str:
-        return f"series/{self.series_id}/episodes/{self.episode_id}"
-
-    @property
-    def pointer_key(self) -> str:
-        return f"{self.prefix}/{POINTER_NAME}"
-
-    def version_prefix(self, version: int) -> str:
-        return f"{self.prefix}/v{version}"
+I_FRAME_PLAYLIST_NAME = "iframes.m3u8"
+_AES_BLOCK_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,25 +61,11 @@ class PublishedEpisode:
     key_ids: tuple[str, ...]
 
 
-def read_pointer(store: ObjectStore, location: EpisodeLocation) -> dict | None:
-    """The live version's pointer, or None if the episode was never published."""
-    try:
-        return json.loads(store.get_bytes(location.pointer_key))
-    except ObjectMissing:
-        return None
-
-
-def next_version(store: ObjectStore, location: EpisodeLocation) -> int:
-    """One past every version that exists, live or abandoned, so no prefix is ever written twice."""
-    versions = [0]
-    for key in store.list_keys(location.prefix + "/v"):
-        match = re.match(rf"{re.escape(location.prefix)}/v(\d+)/", key)
-        if match:
-            versions.append(int(match.group(1)))
-    pointer = read_pointer(store, location)
-    if pointer:
-        versions.append(int(pointer["version"]))
-    return max(versions) + 1
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _UploadedSegment:
+    key: SegmentKey
+    segment: PlaylistSegment
+    i_frame: IFrame
 
 
 def publish(
@@ -99,38 +78,52 @@ def publish(
     segments_per_key: int = 10,
     iv_source: Callable[[], bytes] = new_iv,
     upload_workers: int = 8,
+    version: int | None = None,
+    session_key: bool = False,
+    decode_segment: DecodeSegment | None = None,
 ) -> PublishedEpisode:
-    """Encrypt and upload `encoded` as a new version of `location`, then make it the live one.
+    """Encrypt and upload `encoded` as a new version of `location`, verify it, then make it the live one.
 
     `key_uri(key_id)` gives the EXT-X-KEY URI written into stored playlists (the server personalises it).
-    Raises PublishError; on failure the new version's objects are removed and the old version stays live.
+    `version` is the prefix to write (default: next_version()); callers that tag keys with their version
+    pick it first. `session_key` adds EXT-X-SESSION-KEY for the first key to the master. `decode_segment`
+    lets the self-check decode what it decrypted (see verify_version).
+    Raises PublishError (VerificationFailed if the self-check fails); on failure the new version's
+    objects are removed and the old version stays live.
     """
-    version = next_version(store, location)
+    version = next_version(store, location) if version is None else version
     prefix = location.version_prefix(version)
+    previous = read_pointer(store, location)
+    keys_by_uri: dict[str, bytes] = {}
     key_ids: set[str] = set()
     try:
+        variants, i_frame_variants = [], []
         with ThreadPoolExecutor(max_workers=upload_workers, thread_name_prefix="upload") as pool:
-            variants = []
             for rendition in encoded.renditions:
-                segments = list(pool.map(
+                uploaded = list(pool.map(
                     lambda segment: _upload_segment(store, prefix, rendition, segment, keys,
                                                     segments_per_key, iv_source, key_uri),
                     rendition.segments,
                 ))
-                key_ids.update(key_id for key_id, _ in segments)
-                playlist_segments = [segment for _, segment in segments]
-                media = render_media_playlist(playlist_segments)
-                store.put_bytes(f"{prefix}/{rendition.rendition.name}/{MEDIA_PLAYLIST_NAME}", media.encode(),
-                                content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
-                variants.append(_variant(rendition, playlist_segments))
-        store.put_bytes(f"{prefix}/{MASTER_NAME}", render_master_playlist(variants).encode(),
+                keys_by_uri.update((u.segment.key_uri, u.key.key) for u in uploaded)
+                key_ids.update(u.key.key_id for u in uploaded)
+                variant, i_frame_variant = _upload_playlists(store, prefix, rendition, uploaded)
+                variants.append(variant)
+                i_frame_variants.append(i_frame_variant)
+        first_key_uri = next(iter(keys_by_uri), None) if session_key else None
+        store.put_bytes(f"{prefix}/{MASTER_NAME}",
+                        render_master_playlist(variants, i_frame_variants, session_key_uri=first_key_uri).encode(),
                         content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
+        verify_version(store, prefix, master_name=MASTER_NAME, keys_by_uri=keys_by_uri,
+                       duration_s=float(encoded.duration_s), decode_segment=decode_segment)
         pointer = {
             "version": version,
             "master": f"v{version}/{MASTER_NAME}",
             "renditions": [r.rendition.name for r in encoded.renditions],
             "duration_s": float(encoded.duration_s),
             "published_at": time.time(),
+            # players mid-playback keep fetching it; retention keeps it for a grace period
+            "previous_version": int(previous["version"]) if previous else None,
         }
         # the switch: until this object is written, players are routed to the previous version
         store.put_bytes(location.pointer_key, json.dumps(pointer).encode(), content_type="application/json",
@@ -155,31 +148,57 @@ def publish(
     )
 
 
-def _upload_segment(store, prefix, rendition: EncodedRendition, segment, keys: KeySchedule,
-                    segments_per_key: int, iv_source, key_uri) -> tuple[str, PlaylistSegment]:
+def _upload_segment(store: ObjectStore, prefix: str, rendition: EncodedRendition, segment: EncodedSegment,
+                    keys: KeySchedule, segments_per_key: int, iv_source, key_uri) -> _UploadedSegment:
     # every rendition uses the same key for the same period, so a quality switch costs no key fetch
     key = keys.key_for(segment.index // segments_per_key)
     iv = iv_source()
-    ciphertext = encrypt_segment(segment.path.read_bytes(), key.key, iv)
+    plaintext = segment.path.read_bytes()
+    ciphertext = encrypt_segment(plaintext, key.key, iv)
+    # the I-frame range: from offset 0 (the segment's IV applies) to the end of the first picture,
+    # rounded up to a whole AES block so CBC can decrypt it without the rest of the segment
+    picture_end = first_video_access_unit_end(plaintext)
+    i_frame_bytes = min(math.ceil(picture_end / _AES_BLOCK_BYTES) * _AES_BLOCK_BYTES, len(ciphertext))
     name = segment.path.name
     store.put_bytes(f"{prefix}/{rendition.rendition.name}/{name}", ciphertext,
                     content_type=SEGMENT_TYPE, cache_control=SEGMENT_CACHE)
-    return key.key_id, PlaylistSegment(uri=name, duration_s=segment.duration_s, size_bytes=len(ciphertext),
-                                       key_uri=key_uri(key.key_id), iv=iv)
+    uri = key_uri(key.key_id)
+    return _UploadedSegment(
+        key=key,
+        segment=PlaylistSegment(uri=name, duration_s=segment.duration_s, size_bytes=len(ciphertext),
+                                key_uri=uri, iv=iv),
+        i_frame=IFrame(uri=name, duration_s=segment.duration_s, length_bytes=i_frame_bytes, key_uri=uri, iv=iv),
+    )
 
 
-def _variant(rendition: EncodedRendition, segments: list[PlaylistSegment]) -> Variant:
+def _upload_playlists(store: ObjectStore, prefix: str, rendition: EncodedRendition,
+                      uploaded: list[_UploadedSegment]) -> tuple[Variant, IFrameVariant]:
+    name = rendition.rendition.name
+    segments = [u.segment for u in uploaded]
+    frames = [u.i_frame for u in uploaded]
+    store.put_bytes(f"{prefix}/{name}/{MEDIA_PLAYLIST_NAME}", render_media_playlist(segments).encode(),
+                    content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
+    store.put_bytes(f"{prefix}/{name}/{I_FRAME_PLAYLIST_NAME}", render_i_frame_playlist(frames).encode(),
+                    content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
     durations = [s.duration_s for s in segments]
-    sizes = [s.size_bytes for s in segments]
-    return Variant(
-        uri=f"{rendition.rendition.name}/{MEDIA_PLAYLIST_NAME}",
-        bandwidth_bps=peak_bandwidth(durations, sizes, target_duration(durations)),
-        average_bandwidth_bps=average_bandwidth(durations, sizes),
+    target_s = target_duration(durations)
+    variant = Variant(
+        uri=f"{name}/{MEDIA_PLAYLIST_NAME}",
+        bandwidth_bps=peak_bandwidth(durations, [s.size_bytes for s in segments], target_s),
+        average_bandwidth_bps=average_bandwidth(durations, [s.size_bytes for s in segments]),
         codecs=rendition.codecs,
         width=rendition.rendition.width,
         height=rendition.rendition.height,
         frame_rate=Fraction(rendition.frame_rate),
     )
+    i_frame_variant = IFrameVariant(
+        uri=f"{name}/{I_FRAME_PLAYLIST_NAME}",
+        bandwidth_bps=peak_bandwidth(durations, [f.length_bytes for f in frames], target_s),
+        codecs=video_codecs(rendition.codecs),
+        width=rendition.rendition.width,
+        height=rendition.rendition.height,
+    )
+    return variant, i_frame_variant
 
 
 def _discard(store: ObjectStore, prefix: str) -> None:

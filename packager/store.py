@@ -26,7 +26,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from packager.errors import ObjectMissing, StoreError
 
-__all__ = ["ObjectStat", "ObjectStore", "StoreSettings"]
+__all__ = ["ListedObject", "ObjectStat", "ObjectStore", "StoreSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,13 @@ class ObjectStat:
     content_type: str | None
     cache_control: str | None
     etag: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListedObject:
+    key: str
+    size_bytes: int
+    modified_at: float          # POSIX seconds, as the store reports it
 
 
 def _http_status(exc: BaseException) -> int | None:
@@ -195,15 +202,17 @@ class ObjectStore:
 
         return self._call("reading", key, get)
 
-    def get_stream(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
-        """The object in chunks of at most `chunk_size` bytes, for proxying.
+    def get_stream(self, key: str, chunk_size: int = 65536, *, offset: int = 0,
+                   length: int | None = None) -> Iterator[bytes]:
+        """The object (or `length` bytes of it from `offset`) in chunks of at most `chunk_size` bytes, for proxying.
 
         The request is sent on the first next(), so ObjectMissing surfaces there,
         before a proxy has written its own headers. Only opening is retried; a
         failure mid-body raises StoreError. Closing the generator early releases
         the connection.
         """
-        response = self._call("reading", key, lambda: self._client.get_object(self.bucket, key))
+        response = self._call("reading", key, lambda: self._client.get_object(
+            self.bucket, key, offset=offset, length=length or 0))
         try:
             yield from response.stream(chunk_size)
         except _FOREIGN_ERRORS as exc:
@@ -243,6 +252,19 @@ class ObjectStore:
             return [obj.object_name for obj in objects if obj.object_name and not obj.is_dir]
 
         return self._call("listing", prefix, keys)
+
+    def list_objects(self, prefix: str) -> list[ListedObject]:
+        """Every object under `prefix` with its size and modification time (for retention decisions)."""
+
+        def objects() -> list[ListedObject]:
+            listed = self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+            return [
+                ListedObject(key=obj.object_name, size_bytes=obj.size or 0,
+                             modified_at=obj.last_modified.timestamp() if obj.last_modified else 0.0)
+                for obj in listed if obj.object_name and not obj.is_dir
+            ]
+
+        return self._call("listing", prefix, objects)
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every key under `prefix`; the number deleted. Raises StoreError if any deletion failed."""

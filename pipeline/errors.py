@@ -30,3 +30,9 @@ class TranscodeError(PipelineError):
     """The encoder or decoder failed on media that passed validation."""
 
     code = "transcode_failed"
+
+
+class SegmentUndecodable(PipelineError):
+    """A published segment did not decode: the job must fail rather than ship it."""
+
+    code = "segment_undecodable"

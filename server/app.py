@@ -12,11 +12,12 @@ from aiohttp import web
 from drm.errors import WrongSeries
 from drm.ids import check_id
 from packager.errors import ObjectMissing
-from packager.publish import MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
+from packager.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
 from server import catalog_api, operator_api, webhooks
 from server.keys import release_key
 from server.playlists import personalize_master, personalize_media
 from server.problems import NotPublished, problem_middleware
+from server.segments import stream_object
 from server.services import Services
 from server.settings import Settings
 
@@ -27,6 +28,12 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 POINTER_TTL_S = 2.0          # how long a published-version pointer is trusted before re-reading it
 NO_STORE = "private, no-store"
 IMMUTABLE = "public, max-age=31536000, immutable"
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Range",
+    "Access-Control-Allow-Methods": "GET, OPTIONS",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Range",
+}
 
 EPISODE = r"/v1/series/{series_id}/episodes/{episode_id}"
 VERSIONED = EPISODE + r"/v{version:\d+}/{rendition:\d+p}"
@@ -40,6 +47,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app.router.add_get("/healthz", healthz)
     app.router.add_get(EPISODE + "/" + MASTER_NAME, master_playlist)
     app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)
+    app.router.add_get(VERSIONED + "/" + I_FRAME_PLAYLIST_NAME, media_playlist)
     app.router.add_get(VERSIONED + r"/{segment:seg_\d{5}\.ts}", segment)
     app.router.add_get("/v1/keys/{key_id}", key)
     catalog_api.add_routes(app, SERVICES)
@@ -83,19 +91,36 @@ def _location(request: web.Request) -> EpisodeLocation:
     )
 
 
-async def _live_version(request: web.Request, location: EpisodeLocation) -> int:
+async def _pointer(request: web.Request, location: EpisodeLocation, *, fresh: bool = False) -> dict:
     cache = request.app[POINTERS]
     cached = cache.get(location.pointer_key)
-    if cached and cached[1] > time.monotonic():
+    if cached and cached[1] > time.monotonic() and not fresh:
         return cached[0]
     store = request.app[SERVICES].store
     try:
         pointer = json.loads(await asyncio.to_thread(store.get_bytes, location.pointer_key))
     except ObjectMissing:
         raise NotPublished(f"episode {location.episode_id} of series {location.series_id}") from None
-    version = int(pointer["version"])
-    cache[location.pointer_key] = (version, time.monotonic() + POINTER_TTL_S)
-    return version
+    cache[location.pointer_key] = (pointer, time.monotonic() + POINTER_TTL_S)
+    return pointer
+
+
+async def _live_version(request: web.Request, location: EpisodeLocation) -> int:
+    return int((await _pointer(request, location))["version"])
+
+
+async def _servable_version(request: web.Request, location: EpisodeLocation) -> int:
+    """The requested version, if it is the live one or the previous one (players mid-playback).
+
+    Anything else — a version being published, or the orphan of a failed publish — is not served,
+    even while its objects exist: nothing half-written is reachable.
+    """
+    version = int(request.match_info["version"])
+    for fresh in (False, True):     # a miss re-reads the pointer: the version may have just gone live
+        pointer = await _pointer(request, location, fresh=fresh)
+        if version in (pointer["version"], pointer.get("previous_version")):
+            return version
+    raise NotPublished(f"version {version} of episode {location.episode_id} of series {location.series_id}")
 
 
 def _playlist_response(text: str) -> web.Response:
@@ -116,20 +141,21 @@ async def master_playlist(request: web.Request) -> web.Response:
 async def media_playlist(request: web.Request) -> web.Response:
     location = _location(request)
     _, token = _viewer_for_series(request, location.series_id)
-    version, rendition = int(request.match_info["version"]), request.match_info["rendition"]
+    version, rendition = await _servable_version(request, location), request.match_info["rendition"]
+    name = request.path.rsplit("/", 1)[-1]       # index.m3u8 or iframes.m3u8
     store = request.app[SERVICES].store
-    stored = await asyncio.to_thread(
-        store.get_bytes, f"{location.version_prefix(version)}/{rendition}/{MEDIA_PLAYLIST_NAME}")
+    stored = await asyncio.to_thread(store.get_bytes, f"{location.version_prefix(version)}/{rendition}/{name}")
     return _playlist_response(personalize_media(stored.decode(), token))
 
 
-async def segment(request: web.Request) -> web.Response:
-    """Encrypted segments, proxied from the private bucket. Ciphertext: cacheable by anyone."""
+async def segment(request: web.Request) -> web.StreamResponse:
+    """Encrypted segments, streamed from the private bucket, whole or by Range. Ciphertext: cacheable by anyone."""
     location = _location(request)
-    version, rendition = int(request.match_info["version"]), request.match_info["rendition"]
+    version, rendition = await _servable_version(request, location), request.match_info["rendition"]
     key = f"{location.version_prefix(version)}/{rendition}/{request.match_info['segment']}"
-    body = await asyncio.to_thread(request.app[SERVICES].store.get_bytes, key)
-    return web.Response(body=body, content_type="video/mp2t", headers={"Cache-Control": IMMUTABLE})
+    # CORS headers here too: a streamed response's headers are sent before the middleware sees it
+    return await stream_object(request, request.app[SERVICES].store, key, content_type="video/mp2t",
+                               headers={"Cache-Control": IMMUTABLE, **CORS_HEADERS})
 
 
 async def key(request: web.Request) -> web.Response:
@@ -148,7 +174,6 @@ async def cors_middleware(request: web.Request, handler) -> web.StreamResponse:
         response = web.Response(status=204)
     else:
         response = await handler(request)
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Headers"] = "Authorization, Range"
-    response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
+    if not response.prepared:
+        response.headers.update(CORS_HEADERS)
     return response

@@ -1,4 +1,4 @@
-"""`series`: the operator's command line (demo, ingest, validate, serve, grant, revoke, token, store;
+"""`series`: the operator's command line (demo, ingest, validate, serve, grant, revoke, token, store, gc;
 creator, series and account-token live in server/cli_catalog.py)."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pipeline.validate import validate
 from server import cli_catalog
 from server.ingest import ingest_episode
 from server.localstore import LocalObjectStore
+from server.retention import collect_garbage
 from server.services import Services
 from server.settings import Settings, SettingsError
 
@@ -115,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("action", choices=("start", "stop", "status"))
     store.set_defaults(handler=cmd_store)
     cli_catalog.add_commands(commands)
+
+    gc = commands.add_parser("gc", help="delete superseded and orphaned episode versions and their keys "
+                                        "(the live version, and the previous one for SERIES_GC_GRACE_S, stay)")
+    gc.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
+    gc.add_argument("--json", action="store_true", help="print the result as JSON")
+    gc.set_defaults(handler=cmd_gc)
     return parser
 
 
@@ -143,6 +150,27 @@ def cmd_ingest(args, settings: Settings) -> int:
     print(json.dumps(result) if args.json else
           f"published series {args.series} episode {args.episode} as v{published.version}: "
           f"{', '.join(published.renditions)}, {published.segment_count} segments, {published.duration_s:.1f} s")
+    return EXIT_OK
+
+
+def cmd_gc(args, settings: Settings) -> int:
+    with running_services(settings) as services:
+        collected = collect_garbage(services.store, services.keystore, grace_s=settings.gc_grace_s,
+                                    dry_run=args.dry_run)
+    rows = [{"series": c.plan.location.series_id, "episode": c.plan.location.episode_id,
+             "live": c.plan.live_version, "keep": list(c.plan.keep), "delete": list(c.plan.delete),
+             "objects_deleted": c.objects_deleted, "keys_deleted": c.keys_deleted} for c in collected]
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, "episodes": rows}))
+        return EXIT_OK
+    verb = "would delete" if args.dry_run else "deleted"
+    for row in rows:
+        versions = ", ".join(f"v{v}" for v in row["delete"]) or "nothing"
+        done = "" if args.dry_run or not row["delete"] else \
+            f" ({row['objects_deleted']} objects, {row['keys_deleted']} keys)"
+        live = f"v{row['live']}" if row["live"] is not None else "none"
+        print(f"series {row['series']} episode {row['episode']}: live {live}, "
+              f"{verb} {versions}{done}")
     return EXIT_OK
 
 

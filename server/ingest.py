@@ -18,12 +18,14 @@ from drm.catalog import Catalog
 from drm.ids import check_id
 from drm.keystore import ContentKey, KeyStore
 from packager.encrypt import SegmentKey
-from packager.publish import EpisodeLocation, PublishedEpisode, publish
+from packager.publish import EpisodeLocation, PublishedEpisode, next_version, publish
 from packager.store import ObjectStore
 from pipeline.errors import MediaRejected
 from pipeline.ladder import plan_ladder
+from pipeline.playback import decode_segment
 from pipeline.transcode import transcode
 from pipeline.validate import Issue, ValidationReport, check_duration, format_duration, validate
+from server.retention import collect_garbage
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,10 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
         check_decoded(report, float(encoded.duration_s), settings)
         segment_count = len(encoded.renditions[0].segments)
         periods = math.ceil(segment_count / settings.segments_per_key)
-        keys = keystore.create_keys(series_id, episode_id, periods)
+        location = EpisodeLocation(series_id=series_id, episode_id=episode_id)
+        # the version is chosen before the keys so that they are recorded as its keys (for GC)
+        version = next_version(store, location)
+        keys = keystore.create_keys(series_id, episode_id, periods, version=version)
         if progress:
             progress("publishing", 0.0)
         try:
@@ -112,14 +117,28 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                 encoded,
                 store,
                 EpisodeKeys(tuple(keys)),
-                EpisodeLocation(series_id=series_id, episode_id=episode_id),
+                location,
                 key_uri=key_uri,
                 segments_per_key=settings.segments_per_key,
+                version=version,
+                session_key=settings.hls_session_key,
+                decode_segment=decode_segment,   # the self-check decodes with PyAV, which packager may not import
             )
         except BaseException:
             keystore.delete_keys([key.key_id for key in keys])
             raise
+    _collect_after_publish(store, keystore, location, settings)
     return published
+
+
+def _collect_after_publish(store: ObjectStore, keystore: KeyStore, location: EpisodeLocation,
+                           settings: Settings) -> None:
+    # the episode is live: a failed clean-up must not fail the ingest; `series gc` retries later
+    try:
+        collect_garbage(store, keystore, grace_s=settings.gc_grace_s, locations=[location])
+    except Exception:  # noqa: BLE001
+        log.warning("garbage collection after publishing %s failed; run `series gc`", location.prefix,
+                    exc_info=True)
 
 
 def check_decoded(report: ValidationReport, decoded_s: float, settings: Settings) -> None:

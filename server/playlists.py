@@ -18,17 +18,23 @@ def with_token(uri: str, token: str) -> str:
 
 
 def personalize_master(text: str, token: str, version: int) -> str:
-    """Point variant URIs at the live version's media playlists and add the token to each."""
+    """Point variant and I-frame URIs at the live version's playlists and add the token to each,
+    and to the EXT-X-SESSION-KEY URI (it must match the media playlists' key URIs, RFC 8216 §4.3.4.5)."""
     lines = []
     for line in text.splitlines():
         if line and not line.startswith("#"):
             line = with_token(f"v{version}/{line}", token)
+        elif line.startswith("#EXT-X-I-FRAME-STREAM-INF:"):
+            line = _KEY_URI.sub(lambda m: f'URI="{with_token(f"v{version}/{m.group(1)}", token)}"', line)
+        elif line.startswith("#EXT-X-SESSION-KEY:"):
+            line = _KEY_URI.sub(lambda m: f'URI="{with_token(m.group(1), token)}"', line)
         lines.append(line)
     return "\n".join(lines) + "\n"
 
 
 def personalize_media(text: str, token: str) -> str:
-    """Add the token to every key URI; segment URIs stay as stored (ciphertext, cacheable by anyone)."""
+    """Add the token to every key URI (media and I-frame playlists alike); segment URIs stay as stored
+    (ciphertext, cacheable by anyone)."""
     lines = []
     for line in text.splitlines():
         if line.startswith("#EXT-X-KEY:"):

@@ -34,7 +34,8 @@ class Services:
         db = Database.open(settings.db_path)
         store = ObjectStore(settings.store)
         entitlements = EntitlementStore(db)
-        catalog = SqliteCatalog(db)
+        # the catalog holds episodes to the same length bounds as the validator (SERIES_*_DURATION_S)
+        catalog = SqliteCatalog(db, episode_bounds_s=(settings.rules.min_duration_s, settings.rules.max_duration_s))
         return cls(
             settings=settings,
             db=db,

@@ -67,6 +67,8 @@ class Settings:
     webhook_secret: Secret | None = None        # HMAC secret shared with the payment system
     webhook_tolerance_s: int = 300              # replay window for signed webhooks
     entitlement_cache_ttl_s: float = 2.0        # how stale a key-path entitlement answer may be (<= 5 s)
+    hls_session_key: bool = False               # EXT-X-SESSION-KEY in masters: key prefetch; some old players choke
+    gc_grace_s: float = 6 * 3600                # superseded versions outlive a playback token (default TTL 6 h)
 
     @property
     def work_dir(self) -> Path:
@@ -125,6 +127,8 @@ class Settings:
             public_url=env.str("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
             segments_per_key=env.int("SEGMENTS_PER_KEY", 10),
             **_catalog_settings(env, generated),
+            hls_session_key=env.bool("HLS_SESSION_KEY", False),
+            gc_grace_s=env.float("GC_GRACE_S", 6 * 3600),
         )
 
 

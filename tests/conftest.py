@@ -66,3 +66,20 @@ def not_media(media_dir) -> Path:
     path = media_dir / "notes.mp4"
     path.write_text("these are my notes, not a video\n" * 50)
     return path
+
+
+@pytest.fixture(scope="session")
+def portrait_clip(media_dir) -> Path:
+    """12 s, 360x640 (9:16), 25 fps: a phone-shot episode, two segments per rendition."""
+    return clip(media_dir, "portrait.mp4", duration_s=12, width=360, height=640, fps=25)
+
+
+@pytest.fixture(scope="session")
+def small_encoded(tmp_path_factory, media_dir):
+    """A 14 s 320x180 clip transcoded once for the session (three segments): input for publish() tests."""
+    from pipeline.ladder import LadderSettings, plan_ladder
+    from pipeline.transcode import transcode
+
+    source = clip(media_dir, "small.mp4", duration_s=14, width=320, height=180, fps=25)
+    ladder = LadderSettings(max_renditions=1, preset="superfast")
+    return transcode(source, plan_ladder(320, 180, ladder), tmp_path_factory.mktemp("encoded"), ladder)

@@ -59,6 +59,19 @@ def test_episode_duration_bounds(catalog, duration_s):
         catalog.reserve_episode("s1", "e1", duration_s=duration_s)
 
 
+def test_episode_bounds_follow_the_deployment_and_are_inclusive(tmp_path):
+    db = Database.open(tmp_path / "bounds.sqlite")
+    try:
+        catalog = SqliteCatalog(db, episode_bounds_s=(5.0, 60.0))
+        new_series(catalog)
+        assert catalog.reserve_episode("s1", "e1", duration_s=5.0) is True
+        assert catalog.reserve_episode("s1", "e2", duration_s=60.0) is True
+        with pytest.raises(InvalidField, match="5..60"):
+            catalog.reserve_episode("s1", "e3", duration_s=60.5)
+    finally:
+        db.close()
+
+
 def test_eighty_episodes_and_no_more(catalog):
     new_series(catalog)
     for number in range(MAX_EPISODES):

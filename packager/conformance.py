@@ -1,0 +1,170 @@
+"""Check playlists against the MUSTs of RFC 8216 and Apple's HLS Authoring Specification.
+
+Parsed with the independent `m3u8` library, not with our renderer's assumptions, so a bug in
+playlist.py cannot hide itself. Problems are data (a list of Violation); the caller decides to stop.
+Used by publish() before the pointer switches, and by the conformance tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import m3u8
+
+from packager.playlist import I_FRAME_PLAYLIST_VERSION, MASTER_PLAYLIST_VERSION, MEDIA_PLAYLIST_VERSION
+
+_IV = re.compile(r"0x[0-9a-fA-F]{32}")
+_BLOCK_BYTES = 16
+# Apple HLS authoring 7.7: no segment more than 0.5 s over the target duration
+_TARGET_TOLERANCE_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    code: str          # stable: "target_duration", "missing_iv", ...
+    message: str       # names the playlist and the offending value
+
+
+def _parse(text: str, name: str) -> tuple[m3u8.M3U8 | None, list[Violation]]:
+    if not text.startswith("#EXTM3U"):
+        return None, [Violation("not_a_playlist", f"{name}: does not start with #EXTM3U")]
+    try:
+        return m3u8.loads(text), []
+    except Exception as exc:  # noqa: BLE001 - m3u8 raises KeyError/ValueError/... on malformed tags
+        return None, [Violation("unparsable", f"{name}: m3u8 cannot parse it ({type(exc).__name__}: {exc})")]
+
+
+def check_media(text: str, name: str, *, duration_s: float | None = None,
+                frame_duration_s: float | None = None) -> list[Violation]:
+    """Violations of one media or I-frame playlist named `name` (for messages).
+
+    `duration_s` is the real stream duration: EXTINFs must sum to it within `frame_duration_s`
+    (Apple 8.1).
+    """
+    playlist, found = _parse(text, name)
+    if playlist is None:
+        return found
+    is_i_frames = playlist.is_i_frames_only
+    required = I_FRAME_PLAYLIST_VERSION if is_i_frames else MEDIA_PLAYLIST_VERSION
+    if playlist.version != required:
+        found.append(Violation("version", f"{name}: EXT-X-VERSION is {playlist.version}; this playlist needs "
+                                          f"exactly {required} (less is wrong, more locks out older players)"))
+    if not playlist.segments:
+        return [*found, Violation("no_segments", f"{name}: no segments")]
+    target = playlist.target_duration
+    if target is None:
+        found.append(Violation("target_duration", f"{name}: EXT-X-TARGETDURATION is missing"))
+    if playlist.playlist_type != "vod":
+        found.append(Violation("playlist_type", f"{name}: EXT-X-PLAYLIST-TYPE is {playlist.playlist_type!r}, not VOD"))
+    if not playlist.is_independent_segments:
+        found.append(Violation("independent_segments", f"{name}: EXT-X-INDEPENDENT-SEGMENTS is missing"))
+    if not playlist.is_endlist:
+        found.append(Violation("endlist", f"{name}: EXT-X-ENDLIST is missing"))
+    for index, segment in enumerate(playlist.segments):
+        where = f"{name} segment {index} ({segment.uri})"
+        if target is not None and segment.duration > target + _TARGET_TOLERANCE_S:
+            found.append(Violation("target_duration", f"{where}: EXTINF {segment.duration} is more than "
+                                                      f"{_TARGET_TOLERANCE_S} s over the target {target}"))
+        key = segment.key
+        if key is None or key.method != "AES-128" or not key.uri:
+            found.append(Violation("not_encrypted", f"{where}: no EXT-X-KEY with METHOD=AES-128 and a URI"))
+        elif not key.iv or not _IV.fullmatch(key.iv):
+            found.append(Violation("missing_iv", f"{where}: EXT-X-KEY has no 128-bit IV attribute "
+                                                 "(players disagree on the implicit one)"))
+        found.extend(_check_byte_range(segment.byterange, where, is_i_frames))
+    if duration_s is not None and frame_duration_s is not None:
+        total = sum(segment.duration for segment in playlist.segments)
+        if abs(total - duration_s) > frame_duration_s:
+            found.append(Violation("duration", f"{name}: EXTINFs sum to {total:.6f} s but the stream lasts "
+                                               f"{duration_s:.6f} s (more than one frame apart)"))
+    return found
+
+
+def _check_byte_range(byterange: str | None, where: str, is_i_frames: bool) -> list[Violation]:
+    if not is_i_frames:
+        if byterange:
+            return [Violation("byte_range", f"{where}: EXT-X-BYTERANGE on a media segment; under AES-128 "
+                                            "each segment must be its own object")]
+        return []
+    length, _, offset = (byterange or "").partition("@")
+    if not length.isdigit() or offset != "0":
+        return [Violation("i_frame_range", f"{where}: I-frame range {byterange!r} must be LENGTH@0 so the "
+                                           "segment's IV applies")]
+    if int(length) % _BLOCK_BYTES:
+        return [Violation("i_frame_range", f"{where}: I-frame range length {length} is not a multiple of "
+                                           f"{_BLOCK_BYTES}, so AES-128-CBC cannot decrypt it")]
+    return []
+
+
+def check_master(text: str, name: str = "master.m3u8") -> list[Violation]:
+    """Violations of a master playlist on its own (see check_episode for cross-playlist rules)."""
+    master, found = _parse(text, name)
+    if master is None:
+        return found
+    if master.version != MASTER_PLAYLIST_VERSION:
+        found.append(Violation("version", f"{name}: EXT-X-VERSION is {master.version}; "
+                                          f"expected {MASTER_PLAYLIST_VERSION}"))
+    if not master.is_independent_segments:
+        found.append(Violation("independent_segments", f"{name}: EXT-X-INDEPENDENT-SEGMENTS is missing"))
+    if not master.playlists:
+        found.append(Violation("no_variants", f"{name}: no EXT-X-STREAM-INF variant"))
+    for variant in master.playlists:
+        info, where = variant.stream_info, f"{name} variant {variant.uri}"
+        for attribute, value in (("BANDWIDTH", info.bandwidth), ("AVERAGE-BANDWIDTH", info.average_bandwidth),
+                                 ("CODECS", info.codecs), ("RESOLUTION", info.resolution),
+                                 ("FRAME-RATE", info.frame_rate)):
+            if not value:
+                found.append(Violation("missing_attribute", f"{where}: {attribute} is missing"))
+        if info.bandwidth and info.average_bandwidth and info.average_bandwidth > info.bandwidth:
+            found.append(Violation("bandwidth", f"{where}: AVERAGE-BANDWIDTH {info.average_bandwidth} exceeds "
+                                                f"the peak BANDWIDTH {info.bandwidth}"))
+    if not master.iframe_playlists:
+        found.append(Violation("no_i_frames", f"{name}: no EXT-X-I-FRAME-STREAM-INF (Apple 6.1: MUST)"))
+    for variant in master.iframe_playlists:
+        info, where = variant.iframe_stream_info, f"{name} I-frame variant {variant.uri}"
+        for attribute, value in (("BANDWIDTH", info.bandwidth), ("CODECS", info.codecs),
+                                 ("RESOLUTION", info.resolution), ("URI", variant.uri)):
+            if not value:
+                found.append(Violation("missing_attribute", f"{where}: {attribute} is missing"))
+    for key in master.session_keys:
+        if key.method in (None, "NONE") or not key.uri:
+            found.append(Violation("session_key", f"{name}: EXT-X-SESSION-KEY needs a METHOD other than NONE "
+                                                  "and a URI"))
+    return found
+
+
+def check_episode(master_text: str, playlists: Mapping[str, str], *, duration_s: float) -> list[Violation]:
+    """Every rule, for a master and all the playlists it names (`playlists`: URI as in the master -> text).
+
+    Adds the cross-playlist rules: every named playlist exists, media playlists share one target
+    duration (RFC 8216 §6.2.4), and an EXT-X-SESSION-KEY matches a key the media playlists use.
+    """
+    found = check_master(master_text)
+    master, _ = _parse(master_text, "master")
+    if master is None:
+        return found
+    targets, key_uris = {}, set()
+    entries = [(v.uri, 1 / v.stream_info.frame_rate if v.stream_info.frame_rate else None)
+               for v in master.playlists]
+    entries += [(v.uri, None) for v in master.iframe_playlists]
+    frame_durations = [d for _, d in entries if d]
+    for uri, frame_duration_s in entries:
+        if uri not in playlists:
+            found.append(Violation("missing_playlist", f"master names {uri}, which does not exist"))
+            continue
+        found.extend(check_media(playlists[uri], uri, duration_s=duration_s,
+                                 frame_duration_s=frame_duration_s or max(frame_durations, default=None)))
+        media, _ = _parse(playlists[uri], uri)
+        if media is None:
+            continue
+        if not media.is_i_frames_only:
+            targets[uri] = media.target_duration
+        key_uris.update(key.uri for key in media.keys if key)
+    if len(set(targets.values())) > 1:
+        found.append(Violation("target_duration", f"media playlists disagree on EXT-X-TARGETDURATION: {targets}"))
+    for key in master.session_keys:
+        if key.uri not in key_uris:
+            found.append(Violation("session_key", f"EXT-X-SESSION-KEY URI {key.uri} matches no EXT-X-KEY"))
+    return found

@@ -1,0 +1,87 @@
+"""verify_version(): read a freshly uploaded version back as a player would, before it goes live.
+
+Every playlist is fetched from the store and checked (packager/conformance.py); then, per rendition,
+one segment and one I-frame range are fetched, decrypted with the key their EXT-X-KEY names and
+decoded by the function the caller passes in (decoding needs PyAV, which lives in pipeline/).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import m3u8
+
+from packager.conformance import check_episode
+from packager.encrypt import decrypt_prefix, decrypt_segment
+from packager.errors import VerificationFailed
+from packager.store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+class Decoded(Protocol):
+    video_frames: int
+    starts_with_key_frame: bool
+
+
+DecodeSegment = Callable[[bytes], Decoded]
+
+
+def verify_version(
+    store: ObjectStore,
+    prefix: str,
+    *,
+    master_name: str,
+    keys_by_uri: Mapping[str, bytes],
+    duration_s: float,
+    decode_segment: DecodeSegment | None,
+) -> None:
+    """Raise VerificationFailed listing every problem of the version stored under `prefix`.
+
+    `keys_by_uri` maps each EXT-X-KEY URI as written to its 16 key bytes. Without `decode_segment`
+    only the playlists and decryption are checked.
+    """
+    problems: list[str] = []
+    master_text = store.get_bytes(f"{prefix}/{master_name}").decode()
+    master = m3u8.loads(master_text)
+    uris = [v.uri for v in master.playlists] + [v.uri for v in master.iframe_playlists]
+    playlists = {uri: store.get_bytes(f"{prefix}/{uri}").decode() for uri in uris}
+    problems += [v.message for v in check_episode(master_text, playlists, duration_s=duration_s)]
+    for uri, text in playlists.items():
+        try:
+            problems += _play_one(store, prefix, uri, m3u8.loads(text), keys_by_uri, decode_segment)
+        except Exception as exc:  # noqa: BLE001 - any failure to play is a verification failure
+            problems.append(f"{uri}: {type(exc).__name__}: {exc}")
+    if problems:
+        raise VerificationFailed(prefix, tuple(problems))
+    log.info("verified %s: %d playlists conform, one segment per playlist decrypts and decodes",
+             prefix, len(playlists) + 1)
+
+
+def _play_one(store, prefix, uri, playlist, keys_by_uri, decode_segment) -> list[str]:
+    if not playlist.segments:
+        return []      # already reported by the conformance check
+    # the last segment for media playlists: it sits in the last key period, the most likely to be wrong
+    segment = playlist.segments[0] if playlist.is_i_frames_only else playlist.segments[-1]
+    where = f"{uri} -> {segment.uri}"
+    key = keys_by_uri.get(segment.key.uri) if segment.key else None
+    if key is None:
+        return [f"{where}: its EXT-X-KEY URI names no key of this version"]
+    iv = bytes.fromhex(segment.key.iv[2:])
+    ciphertext = store.get_bytes(f"{prefix}/{posixpath.join(posixpath.dirname(uri), segment.uri)}")
+    if playlist.is_i_frames_only:
+        length = int(segment.byterange.split("@")[0])
+        plaintext = decrypt_prefix(ciphertext[:length], key, iv)
+    else:
+        plaintext = decrypt_segment(ciphertext, key, iv)
+    if decode_segment is None:
+        return []
+    decoded = decode_segment(plaintext)
+    if not decoded.starts_with_key_frame:
+        return [f"{where}: does not start with a key frame"]
+    if playlist.is_i_frames_only and decoded.video_frames != 1:
+        return [f"{where}: the I-frame range holds {decoded.video_frames} pictures, expected 1"]
+    return []

@@ -1,0 +1,58 @@
+"""collect_garbage(): delete old and orphaned episode versions from the store, and their content keys.
+
+Runs after every successful publish (for that episode) and from `series gc` (for every episode).
+The rules of what is kept live in packager/retention.py; this adds drm's keys, which the packager
+may not touch: a version's keys go after its objects, so no playable object ever loses its key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from drm.keystore import KeyStore
+from packager.retention import RetentionPlan, delete_versions, plan_retention
+from packager.store import ObjectStore
+from packager.versions import EpisodeLocation, stored_episodes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollectedEpisode:
+    plan: RetentionPlan
+    objects_deleted: int
+    keys_deleted: int
+
+
+def collect_garbage(
+    store: ObjectStore,
+    keystore: KeyStore,
+    *,
+    grace_s: float,
+    dry_run: bool = False,
+    locations: Iterable[EpisodeLocation] | None = None,
+    now: float | None = None,
+) -> list[CollectedEpisode]:
+    """Apply the retention rules to `locations` (default: every episode in the store or the key store).
+
+    With `dry_run`, only plans: nothing is deleted and the counts are 0. Raises StoreError or DrmError.
+    """
+    now = time.time() if now is None else now
+    if locations is None:
+        found = {(loc.series_id, loc.episode_id) for loc in stored_episodes(store)}
+        found.update(keystore.versioned_episodes())
+        locations = [EpisodeLocation(series_id=s, episode_id=e) for s, e in sorted(found)]
+    results = []
+    for location in locations:
+        key_versions = keystore.key_versions(location.series_id, location.episode_id)
+        plan = plan_retention(store, location, grace_s=grace_s, now=now, other_versions=key_versions)
+        objects = keys = 0
+        if not dry_run and plan.delete:
+            objects = delete_versions(store, plan)
+            keys = sum(keystore.delete_version_keys(location.series_id, location.episode_id, version)
+                       for version in plan.delete)
+        results.append(CollectedEpisode(plan=plan, objects_deleted=objects, keys_deleted=keys))
+    return results

@@ -1,0 +1,133 @@
+"""The conformance checker: quiet on what we render, loud on each deliberately broken rule."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from packager.conformance import check_episode, check_master, check_media
+from packager.playlist import (
+    IFrame,
+    IFrameVariant,
+    PlaylistSegment,
+    Variant,
+    render_i_frame_playlist,
+    render_master_playlist,
+    render_media_playlist,
+)
+
+FPS = 25
+DURATIONS = [Fraction(150, FPS), Fraction(150, FPS), Fraction(37, FPS)]
+TOTAL_S = float(sum(DURATIONS))
+
+
+def media_text() -> str:
+    return render_media_playlist([
+        PlaylistSegment(uri=f"seg_{i:05d}.ts", duration_s=d, size_bytes=50_000, key_uri="/v1/keys/k_a",
+                        iv=bytes([i + 1]) * 16) for i, d in enumerate(DURATIONS)])
+
+
+def i_frame_text() -> str:
+    return render_i_frame_playlist([
+        IFrame(uri=f"seg_{i:05d}.ts", duration_s=d, length_bytes=4096, key_uri="/v1/keys/k_a", iv=bytes([i + 1]) * 16)
+        for i, d in enumerate(DURATIONS)])
+
+
+def master_text(session_key_uri: str | None = "/v1/keys/k_a") -> str:
+    variant = Variant(uri="180p/index.m3u8", bandwidth_bps=400_000, average_bandwidth_bps=300_000,
+                      codecs="avc1.64000c,mp4a.40.2", width=320, height=180, frame_rate=Fraction(FPS))
+    i_frames = IFrameVariant(uri="180p/iframes.m3u8", bandwidth_bps=40_000, codecs="avc1.64000c",
+                             width=320, height=180)
+    return render_master_playlist([variant], [i_frames], session_key_uri=session_key_uri)
+
+
+def episode(master: str | None = None, media: str | None = None, i_frames: str | None = None):
+    return check_episode(master or master_text(), {"180p/index.m3u8": media or media_text(),
+                                                   "180p/iframes.m3u8": i_frames or i_frame_text()},
+                         duration_s=TOTAL_S)
+
+
+def codes(violations) -> set[str]:
+    return {v.code for v in violations}
+
+
+def test_what_we_render_conforms():
+    assert episode() == []
+
+
+MEDIA_BREAKAGES = {
+    "version": ("#EXT-X-VERSION:3", "#EXT-X-VERSION:4"),
+    "missing_iv": (",IV=0x02020202020202020202020202020202", ""),
+    "not_encrypted": ('#EXT-X-KEY:METHOD=AES-128,URI="/v1/keys/k_a",IV=0x01010101010101010101010101010101\n', ""),
+    "target_duration": ("#EXTINF:6.000000,", "#EXTINF:6.600000,"),
+    "playlist_type": ("#EXT-X-PLAYLIST-TYPE:VOD\n", ""),
+    "independent_segments": ("#EXT-X-INDEPENDENT-SEGMENTS\n", ""),
+    "endlist": ("#EXT-X-ENDLIST\n", ""),
+    "byte_range": ("seg_00001.ts", "#EXT-X-BYTERANGE:1000@0\nseg_00001.ts"),
+    "duration": ("#EXTINF:1.480000,", "#EXTINF:1.600000,"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(MEDIA_BREAKAGES))
+def test_each_broken_media_rule_is_reported(code):
+    old, new = MEDIA_BREAKAGES[code]
+    good = media_text()
+    assert old in good
+    found = episode(media=good.replace(old, new, 1))
+    assert code in codes(found), found
+
+
+I_FRAME_BREAKAGES = {
+    "i_frame_range": ("#EXT-X-BYTERANGE:4096@0", "#EXT-X-BYTERANGE:4090@0"),
+    "version": ("#EXT-X-VERSION:4", "#EXT-X-VERSION:3"),
+    "missing_iv": (",IV=0x03030303030303030303030303030303", ""),
+}
+
+
+@pytest.mark.parametrize("code", sorted(I_FRAME_BREAKAGES))
+def test_each_broken_i_frame_rule_is_reported(code):
+    old, new = I_FRAME_BREAKAGES[code]
+    good = i_frame_text()
+    assert old in good
+    assert code in codes(episode(i_frames=good.replace(old, new, 1)))
+
+
+def test_an_i_frame_range_not_at_offset_zero_is_reported():
+    broken = i_frame_text().replace("#EXT-X-BYTERANGE:4096@0", "#EXT-X-BYTERANGE:4096@4096", 1)
+    assert codes(check_media(broken, "iframes.m3u8")) == {"i_frame_range"}
+
+
+MASTER_BREAKAGES = {
+    "missing_attribute": (",FRAME-RATE=25.000", ""),
+    "no_i_frames": ('#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=40000,CODECS="avc1.64000c",RESOLUTION=320x180,'
+                    'URI="180p/iframes.m3u8"\n', ""),
+    "bandwidth": ("AVERAGE-BANDWIDTH=300000", "AVERAGE-BANDWIDTH=500000"),
+    "independent_segments": ("#EXT-X-INDEPENDENT-SEGMENTS\n", ""),
+    "session_key": ('#EXT-X-SESSION-KEY:METHOD=AES-128,URI="/v1/keys/k_a"',
+                    '#EXT-X-SESSION-KEY:METHOD=AES-128,URI="/v1/keys/k_other"'),
+}
+
+
+@pytest.mark.parametrize("code", sorted(MASTER_BREAKAGES))
+def test_each_broken_master_rule_is_reported(code):
+    old, new = MASTER_BREAKAGES[code]
+    good = master_text()
+    assert old in good
+    assert code in codes(episode(master=good.replace(old, new, 1)))
+
+
+@pytest.mark.parametrize("attribute", ['CODECS="avc1.64000c,mp4a.40.2",', "RESOLUTION=320x180,"])
+def test_missing_variant_attributes_are_named(attribute):
+    found = check_master(master_text().replace(attribute, "", 1))
+    assert any(v.code == "missing_attribute" and attribute.split("=")[0] in v.message for v in found), found
+
+
+def test_garbage_is_reported_not_raised():
+    assert codes(check_media("<html>not found</html>", "index.m3u8")) == {"not_a_playlist"}
+    assert codes(check_master("#EXTM3U\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1\n")) == {"unparsable"}
+
+
+def test_a_master_naming_a_missing_playlist_is_reported():
+    found = check_episode(master_text(), {"180p/index.m3u8": media_text()}, duration_s=TOTAL_S)
+    assert codes(found) == {"missing_playlist"}

@@ -1,0 +1,86 @@
+"""publish() into a real S3 store: I-frame ranges that decrypt, a session key, and a self-check that
+refuses to switch the pointer to a version players could not decrypt."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+
+import m3u8
+import pytest
+
+from packager.encrypt import SegmentKey, decrypt_prefix
+from packager.errors import VerificationFailed
+from packager.publish import EpisodeLocation, publish, read_pointer
+from packager.store import ObjectStore
+from pipeline.playback import decode_segment
+
+LOCATION = EpisodeLocation(series_id="s1", episode_id="1")
+
+
+class RandomKeys:
+    """A KeySchedule like drm's: one fresh key per period, remembered."""
+
+    def __init__(self) -> None:
+        self.keys: dict[int, SegmentKey] = {}
+
+    def key_for(self, period: int) -> SegmentKey:
+        return self.keys.setdefault(period, SegmentKey(key_id=f"k_{uuid.uuid4().hex}", key=os.urandom(16)))
+
+    def by_uri(self) -> dict[str, bytes]:
+        return {key_uri(k.key_id): k.key for k in self.keys.values()}
+
+
+def key_uri(key_id: str) -> str:
+    return f"/v1/keys/{key_id}"
+
+
+@pytest.fixture
+def store(s3_store):
+    with ObjectStore(s3_store.store_settings(f"t-{uuid.uuid4().hex[:12]}")) as store:
+        store.ensure_bucket()
+        yield store
+
+
+def test_i_frame_ranges_decrypt_alone_and_hold_one_key_picture(store, small_encoded):
+    keys = RandomKeys()
+    published = publish(small_encoded, store, keys, LOCATION, key_uri=key_uri, segments_per_key=2,
+                        session_key=True, decode_segment=decode_segment)
+    prefix = LOCATION.version_prefix(published.version)
+    master = m3u8.loads(store.get_bytes(f"{prefix}/master.m3u8").decode())
+    (i_frame_variant,) = master.iframe_playlists
+    assert i_frame_variant.iframe_stream_info.codecs == small_encoded.renditions[0].codecs.split(",")[0]
+    assert [k.uri for k in master.session_keys] == [key_uri(keys.keys[0].key_id)]
+    i_frames = m3u8.loads(store.get_bytes(f"{prefix}/{i_frame_variant.uri}").decode())
+    assert i_frames.is_i_frames_only and len(i_frames.segments) == published.segment_count
+    by_uri = keys.by_uri()
+    assert len(by_uri) == 2                          # three segments, two per key
+    for segment in i_frames.segments:
+        length, offset = map(int, segment.byterange.split("@"))
+        assert offset == 0 and length % 16 == 0
+        ciphertext = store.get_bytes(f"{prefix}/{posixpath.dirname(i_frame_variant.uri)}/{segment.uri}")
+        assert length < len(ciphertext)
+        plaintext = decrypt_prefix(ciphertext[:length], by_uri[segment.key.uri], bytes.fromhex(segment.key.iv[2:]))
+        decoded = decode_segment(plaintext)
+        assert decoded.video_frames == 1 and decoded.starts_with_key_frame
+
+
+def test_pointer_remembers_the_previous_version(store, small_encoded):
+    first = publish(small_encoded, store, RandomKeys(), LOCATION, key_uri=key_uri)
+    second = publish(small_encoded, store, RandomKeys(), LOCATION, key_uri=key_uri)
+    pointer = read_pointer(store, LOCATION)
+    assert (pointer["version"], pointer["previous_version"]) == (second.version, first.version)
+
+
+def test_a_version_players_cannot_decrypt_never_goes_live(store, small_encoded):
+    live = publish(small_encoded, store, RandomKeys(), LOCATION, key_uri=key_uri, decode_segment=decode_segment)
+    # a key URI that forgets the key id: every period's EXT-X-KEY names the same URI, so players
+    # would decrypt the early segments with the wrong key
+    with pytest.raises(VerificationFailed) as failure:
+        publish(small_encoded, store, RandomKeys(), LOCATION, key_uri=lambda key_id: "/v1/keys/current",
+                segments_per_key=1, decode_segment=decode_segment)
+    assert failure.value.code == "verification_failed"
+    assert "iframes.m3u8" in str(failure.value)
+    assert read_pointer(store, LOCATION)["version"] == live.version
+    assert store.list_keys(LOCATION.version_prefix(live.version + 1) + "/") == []
