@@ -13,6 +13,7 @@ from drm.errors import WrongSeries
 from drm.ids import check_id
 from packager.errors import ObjectMissing
 from packager.publish import MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
+from server.ingest_api import add_routes as add_ingest_routes
 from server.keys import release_key
 from server.playlists import personalize_master, personalize_media
 from server.problems import NotPublished, problem_middleware
@@ -41,6 +42,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)
     app.router.add_get(VERSIONED + r"/{segment:seg_\d{5}\.ts}", segment)
     app.router.add_get("/v1/keys/{key_id}", key)
+    add_ingest_routes(app, settings)
     return app
 
 

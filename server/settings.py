@@ -14,13 +14,14 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from drm.keystore import DrmSettings
 from packager.store import StoreSettings
 from pipeline.ladder import LadderSettings
 from pipeline.validate import ValidationRules
+from server.jobs import JobSettings
 from server.localstore import LocalStoreSettings
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Settings:
     listen_port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
     segments_per_key: int = 10                  # key rotation period: 10 x 6 s = about 60 s
+    jobs: JobSettings = field(default_factory=JobSettings)   # ingest hand-off API and its workers
 
     @property
     def work_dir(self) -> Path:
@@ -105,7 +107,25 @@ class Settings:
             listen_port=port,
             public_url=env.str("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
             segments_per_key=env.int("SEGMENTS_PER_KEY", 10),
+            jobs=_job_settings(env, data_dir, generated.get("ingest_token")),
         )
+
+
+def _job_settings(env: _Env, data_dir: Path, generated_token: str | None) -> JobSettings:
+    # Without SERIES_INGEST_TOKEN (and off the local setup) the hand-off API stays closed, not open.
+    token = env.str("INGEST_TOKEN", "") or generated_token
+    if token is not None and len(token) < 16:
+        raise SettingsError(f"{PREFIX}INGEST_TOKEN is too short; give at least 16 random characters")
+    return JobSettings(
+        ingest_token=token,
+        webhook_secret=env.str("WEBHOOK_SECRET", "") or token,
+        uploads_bucket=env.str("UPLOADS_BUCKET", "uploads"),
+        spool_dir=Path(env.str("UPLOAD_SPOOL_DIR", str(data_dir / "uploads"))).absolute(),
+        max_upload_bytes=env.positive_int("MAX_UPLOAD_BYTES", 8 * 1024**3),
+        workers=env.positive_int("INGEST_WORKERS", 1),
+        max_attempts=env.positive_int("JOB_MAX_ATTEMPTS", 3),
+        db_busy_timeout_ms=env.positive_int("DB_BUSY_TIMEOUT_MS", 2000),
+    )
 
 
 class _Env:
@@ -129,6 +149,12 @@ class _Env:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{PREFIX}{name} has value {raw!r}; expected an integer") from None
+
+    def positive_int(self, name: str, default: int) -> int:
+        value = self.int(name, default)
+        if value < 1:
+            raise SettingsError(f"{PREFIX}{name} has value {value!r}; expected a positive integer")
+        return value
 
     def float(self, name: str, default: float) -> float:
         raw = self.environ.get(PREFIX + name)
@@ -201,13 +227,22 @@ def _local_secrets(data_dir: Path) -> dict:
         content = {
             "master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
             "token_keys": {"local1": base64.b64encode(secrets.token_bytes(32)).decode()},
+            "ingest_token": secrets.token_urlsafe(32),
         }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(content, handle)
         log.info("generated local secrets in %s (for the embedded setup only)", path)
     content = json.loads(path.read_text())
+    if "ingest_token" not in content:     # files written before the hand-off API existed
+        content["ingest_token"] = secrets.token_urlsafe(32)
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(content, handle)
+        temporary.replace(path)
     return {
         "master_key": base64.b64decode(content["master_key"]),
         "token_keys": {kid: base64.b64decode(v) for kid, v in content["token_keys"].items()},
+        "ingest_token": content["ingest_token"],
     }
