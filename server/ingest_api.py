@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from drm.ids import check_id
-from packager.errors import ObjectMissing
+from packager.errors import ObjectMissing, StoreError
 from packager.store import ObjectStore, StoreSettings
 from server.job_runner import JobRunner
 from server.jobs import (
@@ -94,6 +94,11 @@ def _jobs_ctx(settings: Settings):
         jobs = await asyncio.to_thread(JobStore.open, settings.db_path,
                                        busy_timeout_ms=settings.jobs.db_busy_timeout_ms)
         uploads = ObjectStore(_uploads_settings(settings))
+        if settings.local_store is not None:     # the embedded setup: make the uploads bucket ready to use
+            try:
+                await asyncio.to_thread(uploads.ensure_bucket)
+            except StoreError as exc:
+                log.warning("could not create the uploads bucket: %s", exc)
         runner = JobRunner(settings, jobs)
         app[JOBS], app[RUNNER], app[UPLOADS] = jobs, runner, uploads
         await runner.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -102,3 +103,25 @@ def test_job_settings_from_the_environment(tmp_path):
     with pytest.raises(SettingsError, match="SERIES_INGEST_TOKEN") as raised:
         Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_INGEST_TOKEN": "short-secret"})
     assert "short-secret" not in str(raised.value)
+
+
+def test_operators_list_and_show_jobs_with_the_cli(tmp_path, s3_store):
+    from tests.conftest import settings_env
+    from tests.server.test_cli import series
+
+    env = settings_env(tmp_path, s3_store)
+    jobs = JobStore.open(Settings.from_env(env).db_path)
+    try:
+        job, _ = jobs.create(request())
+        jobs.advance(job.job_id, 1, TRANSCODING, 0.1)
+        jobs.fail(job.job_id, 1, "store_unavailable", "S3 at 127.0.0.1:1 is unreachable")
+    finally:
+        jobs.close()
+    listed = series(env, "jobs", "--json", timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert [(j["job_id"], j["state"]) for j in json.loads(listed.stdout)] == [(job.job_id, FAILED)]
+    shown = series(env, "jobs", job.job_id, timeout=60)
+    assert shown.returncode == 0 and "error store_unavailable: S3 at 127.0.0.1:1 is unreachable" in shown.stdout
+    missing = series(env, "jobs", "job_" + "0" * 24, timeout=60)
+    assert missing.returncode == 1 and "job_not_found" in missing.stderr
+    assert "--state" in series(env, "jobs", "--help", timeout=60).stdout
