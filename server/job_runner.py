@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from server.job_worker import run_job, worker_init
-from server.jobs import Job, JobStore
+from server.jobs import QUEUED, Job, JobStore
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "Series-Signature"
 WEBHOOK_TIMEOUT_S = 10.0
 WEBHOOK_ATTEMPTS = 3
+POOL_RESTARTS_PER_JOB = 3       # a pool that breaks again and again (say, workers cannot start) fails the job
 
 
 @dataclass
@@ -124,19 +125,32 @@ class JobRunner:
         finally:
             self._running.discard(job.job_id)
 
+    def worker_pids(self) -> list[int]:
+        """PIDs of the pool's live worker processes (for operators, and for tests that crash one)."""
+        processes = (getattr(self._pool, "_processes", None) or {}).values()
+        return sorted(process.pid for process in processes if process.is_alive())
+
     async def _execute(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._pool, run_job, self.settings, job.job_id, job.attempt)
-        except BrokenProcessPool as exc:
-            # a worker died (killed, out of memory, a crash in native code): record it and replace the pool
-            log.error("job %s: its worker process died: %s", job.job_id, exc)
-            await asyncio.to_thread(
-                self.jobs.fail, job.job_id, job.attempt, "worker_crashed",
-                "the worker process running this job died (killed or crashed); the upload is kept: "
-                "submit it again with a new Idempotency-Key")
-            broken, self._pool = self._pool, self._new_pool()
-            self._stop_pool(broken)
+        for _ in range(POOL_RESTARTS_PER_JOB):
+            pool = self._pool
+            try:
+                await loop.run_in_executor(pool, run_job, self.settings, job.job_id, job.attempt)
+                return
+            except BrokenProcessPool as exc:
+                # a worker died (killed, out of memory, a crash in native code): every future of that pool
+                # fails with it, so replace the pool once and tell the crashed job from the ones it stranded
+                log.error("job %s: a worker process died: %s", job.job_id, exc)
+                if self._pool is pool:
+                    self._pool = self._new_pool()
+                    self._stop_pool(pool)
+            current = await asyncio.to_thread(self.jobs.get, job.job_id)
+            if current.state != QUEUED or current.attempt != job.attempt:
+                break                       # it had started: this job's worker is the one that died
+        await asyncio.to_thread(
+            self.jobs.fail, job.job_id, job.attempt, "worker_crashed",
+            "the worker process running this job died (killed or crashed); the upload is kept: "
+            "submit it again with a new Idempotency-Key")
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the service has threads (to_thread, minio pools) that fork would copy half-held

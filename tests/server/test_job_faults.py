@@ -24,6 +24,7 @@ import pytest
 from packager.publish import EpisodeLocation, read_pointer
 from packager.store import ObjectStore
 from server.app import create_app
+from server.ingest_api import RUNNER
 from server.localstore import LocalObjectStore
 from server.services import Services
 from tests.support.jobs import AUTH, ingest_env, ingest_settings, wait_for_job
@@ -180,3 +181,24 @@ async def test_locked_database_answers_503_and_corrupts_nothing(tmp_path, s3_sto
     with sqlite3.connect(settings.db_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT count(*) FROM ingest_jobs").fetchone()[0] == 1
+
+
+async def test_a_crashed_worker_fails_its_job_and_the_service_goes_on(tmp_path, s3_store, aiohttp_client,
+                                                                       landscape_clip, short_clip):
+    settings = ingest_settings(tmp_path, s3_store)
+    client = await aiohttp_client(create_app(settings))
+    runner = client.app[RUNNER]
+    crashing = await _post_upload(client, landscape_clip, "1", "crash-1")
+    stranded = await _post_upload(client, short_clip, "2", "crash-2")      # waits in the pool's queue
+    await wait_for_job(client, crashing["job_id"], until=lambda j: j["state"] == "transcoding")
+    (worker,) = runner.worker_pids()
+    os.kill(worker, signal.SIGKILL)             # a segfault in native code looks the same from here
+    async with client.get("/healthz") as response:
+        assert response.status == 200
+
+    crashed = await wait_for_job(client, crashing["job_id"])
+    assert (crashed["state"], crashed["error"]["code"]) == ("failed", "worker_crashed")
+    # the job queued behind it was never started: it runs in the new pool instead of failing with it
+    other = await wait_for_job(client, stranded["job_id"])
+    assert (other["state"], other["error"]["code"], other["attempt"]) == ("failed", "media_rejected", 1)
+    assert worker not in runner.worker_pids()
