@@ -104,6 +104,11 @@ class JobRunner:
         self._running.add(job.job_id)
         self._spawn(self._run(job))
 
+    async def _submit_later(self, job: Job, delay_s: float) -> None:
+        # a restart meanwhile loses nothing: the job is queued in the database and dispatched at start-up
+        await asyncio.sleep(delay_s)
+        self.submit(job)
+
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
@@ -115,6 +120,12 @@ class JobRunner:
             async with lock:
                 await self._execute(job)
             finished = await asyncio.to_thread(self.jobs.get, job.job_id)
+            if finished.state == QUEUED and finished.attempt == job.attempt + 1:     # the worker re-queued it
+                delay_s = self.settings.jobs.retry_delay_s * 2 ** (job.attempt - 1)
+                log.warning("job %s: %s; attempt %d in %.0f s", job.job_id, finished.error_code,
+                            finished.attempt, delay_s)
+                self._spawn(self._submit_later(finished, delay_s))
+                return
             if finished.is_finished and finished.attempt == job.attempt:
                 self.metrics.record(finished)
                 await self._notify(finished)

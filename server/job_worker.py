@@ -26,7 +26,18 @@ from packager.errors import PackagerError
 from packager.store import ObjectStore
 from pipeline.errors import MediaRejected, PipelineError
 from server.ingest import ingest_episode
-from server.jobs import FAILED, PUBLISHED, RUNNING_STATES, SOURCE_BUCKET, VALIDATING, Job, JobError, JobStore
+from server.jobs import (
+    FAILED,
+    PUBLISHED,
+    QUEUED,
+    RETRYABLE_CODES,
+    RUNNING_STATES,
+    SOURCE_BUCKET,
+    VALIDATING,
+    Job,
+    JobError,
+    JobStore,
+)
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,10 +87,11 @@ class _ProgressWriter:
 
 
 def run_job(settings: Settings, job_id: str, attempt: int) -> str:
-    """Run attempt `attempt` of job `job_id` to its end; the job's final state ("" if superseded).
+    """Run attempt `attempt` of job `job_id` to its end; the job's state after it ("" if superseded).
 
     Never raises for a failed ingest: the failure, its code and any validation report are written
-    to the job. Only a crash of the process itself is left to the caller to record.
+    to the job, or, when the object store failed and attempts are left, the job is queued again.
+    Only a crash of the process itself is left to the caller to record.
     """
     jobs = JobStore.open(settings.db_path, busy_timeout_ms=max(5000, settings.jobs.db_busy_timeout_ms))
     try:
@@ -102,6 +114,10 @@ def run_job(settings: Settings, job_id: str, attempt: int) -> str:
             log.info("job %s: rejected: %s", job_id, exc)
             return FAILED
         except (PipelineError, PackagerError, DrmError, JobError) as exc:
+            if exc.code in RETRYABLE_CODES and attempt < settings.jobs.max_attempts:
+                jobs.requeue_after_failure(job_id, attempt, exc.code, _with_upload_note(str(exc)))
+                log.warning("job %s attempt %d failed: %s: %s; it will run again", job_id, attempt, exc.code, exc)
+                return QUEUED
             jobs.fail(job_id, attempt, exc.code, _with_upload_note(str(exc)))
             log.warning("job %s failed: %s: %s", job_id, exc.code, exc)
             return FAILED

@@ -30,6 +30,9 @@ RUNNING_STATES = (VALIDATING, TRANSCODING, PACKAGING, PUBLISHING)
 TERMINAL_STATES = (PUBLISHED, FAILED)
 STATES = (QUEUED, *RUNNING_STATES, *TERMINAL_STATES)
 
+# failures worth running the job again for: the store was down or overloaded, the upload is fine
+RETRYABLE_CODES = frozenset({"store_unavailable"})
+
 SOURCE_SPOOL = "spool"      # the body was streamed to us and kept under data_dir/uploads
 SOURCE_BUCKET = "bucket"    # an object the upload service had already put into the uploads bucket
 
@@ -73,7 +76,8 @@ class JobSettings:
     spool_dir: Path = Path("var/uploads")
     max_upload_bytes: int = 8 * 1024**3
     workers: int = 1                # transcodes already use a thread per rendition; 2 cores here
-    max_attempts: int = 3           # runs of one job interrupted by restarts before it is failed
+    max_attempts: int = 3           # runs of one job (cut short by restarts or store outages) before it fails
+    retry_delay_s: float = 30.0     # wait before re-running a job the object store failed; doubles each time
     db_busy_timeout_ms: int = 2000  # how long an API request waits for a locked database before 503
 
 
@@ -286,6 +290,15 @@ class JobStore:
             job_id, attempt,
             "state = ?, error_code = ?, error_message = ?, report = ?, updated_at = ?, finished_at = ?",
             (FAILED, code, message, json.dumps(report) if report is not None else None, now, now),
+        )
+
+    def requeue_after_failure(self, job_id: str, attempt: int, code: str, message: str) -> bool:
+        """Record why `attempt` failed and queue the next attempt in one step, so no reader ever sees a
+        job fail that is about to run again; the error stays visible until a later attempt publishes."""
+        return self._update_owned(
+            job_id, attempt,
+            "state = ?, stage_fraction = 0, attempt = attempt + 1, error_code = ?, error_message = ?, updated_at = ?",
+            (QUEUED, code, message, time.time()),
         )
 
     def set_webhook_status(self, job_id: str, status: str) -> None:

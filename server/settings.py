@@ -124,6 +124,7 @@ def _job_settings(env: _Env, data_dir: Path, generated_token: str | None) -> Job
         max_upload_bytes=env.positive_int("MAX_UPLOAD_BYTES", 8 * 1024**3),
         workers=env.positive_int("INGEST_WORKERS", 1),
         max_attempts=env.positive_int("JOB_MAX_ATTEMPTS", 3),
+        retry_delay_s=env.float("JOB_RETRY_DELAY_S", 30.0),
         db_busy_timeout_ms=env.positive_int("DB_BUSY_TIMEOUT_MS", 2000),
     )
 

@@ -56,9 +56,11 @@ def private_store(tmp_path):
     store.stop()
 
 
-async def test_store_killed_mid_job_fails_the_job_clearly_and_loses_nothing(tmp_path, private_store, aiohttp_client,
-                                                                             landscape_clip):
-    settings = ingest_settings(tmp_path / "service", private_store)
+async def test_store_killed_mid_job_is_retried_with_a_clear_reason_and_loses_nothing(
+        tmp_path, private_store, aiohttp_client, landscape_clip):
+    # a retry delay longer than the test: the retry is run by the restarted service, not by a timer
+    settings = ingest_settings(tmp_path / "service", private_store, SERIES_JOB_MAX_ATTEMPTS="2",
+                               SERIES_JOB_RETRY_DELAY_S="3600")
     services = Services.open(settings)
     await asyncio.to_thread(services.store.ensure_bucket)
     client = await aiohttp_client(create_app(settings, services))
@@ -68,14 +70,13 @@ async def test_store_killed_mid_job_fails_the_job_clearly_and_loses_nothing(tmp_
         os.kill(private_store.pid, signal.SIGKILL)
         await asyncio.to_thread(private_store.stop)         # reaps it and clears its PID file
 
-        failed = await wait_for_job(client, job["job_id"])
-        assert failed["state"] == "failed", failed
-        assert failed["error"]["code"] == "store_unavailable"
-        assert private_store.endpoint in failed["error"]["message"]
-        assert "upload is kept" in failed["error"]["message"]
+        waiting = await wait_for_job(client, job["job_id"], until=lambda j: j["attempt"] == 2 or j["state"] == "failed")
+        assert (waiting["state"], waiting["attempt"]) == ("queued", 2), waiting
+        assert waiting["error"]["code"] == "store_unavailable"
+        assert private_store.endpoint in waiting["error"]["message"]
+        assert "upload is kept" in waiting["error"]["message"]
     finally:
         await client.close()
-        services.close()
     spooled = list(settings.jobs.spool_dir.iterdir())
     assert [path.read_bytes() == landscape_clip.read_bytes() for path in spooled] == [True]
     assert await asyncio.to_thread(_content_keys, settings, "1") == 0      # its keys were removed too
@@ -83,11 +84,17 @@ async def test_store_killed_mid_job_fails_the_job_clearly_and_loses_nothing(tmp_
     revived = LocalObjectStore(private_store.settings)           # same data, same port
     await asyncio.to_thread(revived.start)
     try:
-        with ObjectStore(settings.store) as store:
-            location = EpisodeLocation(series_id=SERIES, episode_id="1")
-            assert await asyncio.to_thread(read_pointer, store, location) is None    # nothing half-published
+        location = EpisodeLocation(series_id=SERIES, episode_id="1")
+        assert await asyncio.to_thread(read_pointer, services.store, location) is None   # nothing half-published
+        client = await aiohttp_client(create_app(settings, services))      # the service comes back too
+        published = await wait_for_job(client, job["job_id"])
+        assert (published["state"], published["attempt"], published["error"]) == ("published", 2, None)
+        assert (await asyncio.to_thread(read_pointer, services.store, location))["version"] == 1
+        await client.close()
     finally:
+        services.close()
         await asyncio.to_thread(revived.stop)
+    assert not any(settings.jobs.spool_dir.iterdir())
 
 
 def _children(pid: int) -> set[int]:

@@ -61,6 +61,18 @@ def test_a_superseded_attempt_cannot_write(jobs):
     assert (finished.state, finished.version, finished.error_code) == (PUBLISHED, 1, None)
 
 
+def test_a_failure_worth_retrying_queues_the_next_attempt_in_one_step(jobs):
+    job, _ = jobs.create(request())
+    assert jobs.advance(job.job_id, 1, TRANSCODING, 0.7)
+    assert jobs.requeue_after_failure(job.job_id, 1, "store_unavailable", "S3 at 127.0.0.1:1 is unreachable")
+    waiting = jobs.get(job.job_id)
+    assert (waiting.state, waiting.attempt, waiting.stage_fraction, waiting.error_code) == (
+        QUEUED, 2, 0.0, "store_unavailable")
+    assert not jobs.requeue_after_failure(job.job_id, 1, "store_unavailable", "a stale worker again")
+    assert jobs.finish_published(job.job_id, 2, version=1)
+    assert jobs.get(job.job_id).error_code is None
+
+
 def test_a_job_interrupted_too_often_fails_with_a_reason(jobs):
     job, _ = jobs.create(request())
     for attempt in (1, 2):
@@ -124,4 +136,3 @@ def test_operators_list_and_show_jobs_with_the_cli(tmp_path, s3_store):
     assert shown.returncode == 0 and "error store_unavailable: S3 at 127.0.0.1:1 is unreachable" in shown.stdout
     missing = series(env, "jobs", "job_" + "0" * 24, timeout=60)
     assert missing.returncode == 1 and "job_not_found" in missing.stderr
-    assert "--state" in series(env, "jobs", "--help", timeout=60).stdout
