@@ -115,7 +115,8 @@ def run_job(settings: Settings, job_id: str, attempt: int) -> str:
             return FAILED
         except (PipelineError, PackagerError, DrmError, JobError) as exc:
             if exc.code in RETRYABLE_CODES and attempt < settings.jobs.max_attempts:
-                jobs.requeue_after_failure(job_id, attempt, exc.code, _with_upload_note(str(exc)))
+                jobs.requeue_after_failure(job_id, attempt, exc.code,
+                                           f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)")
                 log.warning("job %s attempt %d failed: %s: %s; it will run again", job_id, attempt, exc.code, exc)
                 return QUEUED
             jobs.fail(job_id, attempt, exc.code, _with_upload_note(str(exc)))

@@ -24,7 +24,8 @@ from typing import Any
 
 from drm.database import Database
 
-QUEUED, VALIDATING, TRANSCODING, PACKAGING, PUBLISHING = "queued", "validating", "transcoding", "packaging", "publishing"
+QUEUED, VALIDATING, TRANSCODING = "queued", "validating", "transcoding"
+PACKAGING, PUBLISHING = "packaging", "publishing"
 PUBLISHED, FAILED = "published", "failed"
 RUNNING_STATES = (VALIDATING, TRANSCODING, PACKAGING, PUBLISHING)
 TERMINAL_STATES = (PUBLISHED, FAILED)

@@ -9,7 +9,6 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from aiohttp import web
 
 from packager.store import ObjectStore
 from packager.publish import EpisodeLocation, read_pointer
@@ -37,31 +36,16 @@ async def api(tmp_path, s3_store, aiohttp_client):
     services.close()
 
 
-@pytest.fixture
-async def webhook_receiver(aiohttp_server):
-    """A loopback server recording every webhook delivery: (base URL, list of (headers, body))."""
-    received: list[tuple[dict, bytes]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append((dict(request.headers), await request.read()))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = await aiohttp_server(app)
-    yield str(server.make_url("/hook")), received
-    await server.close()
-
-
 def _uploads(settings) -> ObjectStore:
     return ObjectStore(replace(settings.store, bucket=settings.jobs.uploads_bucket))
 
 
-async def test_referenced_upload_is_published_with_a_signed_webhook(api, landscape_clip, webhook_receiver):
+async def test_referenced_upload_ends_with_a_signed_webhook(api, short_clip, webhook_receiver):
+    """A reference into the uploads bucket, followed to its end (publication is in test_job_faults.py)."""
     client, settings, services = api
     hook_url, received = webhook_receiver
     with _uploads(settings) as uploads:
-        await asyncio.to_thread(uploads.put_bytes, "raw/ep1.mp4", landscape_clip.read_bytes())
+        await asyncio.to_thread(uploads.put_bytes, "raw/ep1.mp4", short_clip.read_bytes())
     body = {"bucket": settings.jobs.uploads_bucket, "key": "raw/ep1.mp4", "webhook_url": hook_url}
     headers = {**AUTH, "Idempotency-Key": "upload-ep1"}
 
@@ -80,12 +64,11 @@ async def test_referenced_upload_is_published_with_a_signed_webhook(api, landsca
         assert (await response.json())["code"] == "idempotency_key_reused"
 
     job = await wait_for_job(client, accepted["job_id"])
-    assert job["state"] == "published", job
-    assert job["version"] == 1 and job["error"] is None and job["stage_percent"] == 100
-    assert "transcoding" in job["seen_states"]
+    assert (job["state"], job["error"]["code"]) == ("failed", "media_rejected"), job
+    assert job["source"] == {"bucket": settings.jobs.uploads_bucket, "key": "raw/ep1.mp4"}
     assert job["started_at"] <= job["finished_at"]
     pointer = await asyncio.to_thread(read_pointer, services.store, EpisodeLocation(series_id=SERIES, episode_id="1"))
-    assert pointer["version"] == 1
+    assert pointer is None
 
     finished = await wait_for_job(client, job["job_id"], until=lambda j: j["webhook"]["status"] is not None)
     assert finished["webhook"]["status"].startswith("delivered")
@@ -93,7 +76,8 @@ async def test_referenced_upload_is_published_with_a_signed_webhook(api, landsca
     timestamp = int(headers[SIGNATURE_HEADER].split(",")[0].removeprefix("t="))
     assert headers[SIGNATURE_HEADER] == sign_webhook(INGEST_TOKEN, timestamp, payload)
     event = json.loads(payload)
-    assert event["event"] == "job.published" and event["job"]["job_id"] == job["job_id"]
+    assert event["event"] == "job.failed" and event["job"]["job_id"] == job["job_id"]
+    assert event["job"]["validation_report"]["reasons"][0]["code"] == "too_short"
 
 
 async def test_streamed_upload_that_is_rejected_reports_every_reason_and_keeps_the_upload(api, short_clip):

@@ -117,22 +117,20 @@ def test_job_settings_from_the_environment(tmp_path):
     assert "short-secret" not in str(raised.value)
 
 
-def test_operators_list_and_show_jobs_with_the_cli(tmp_path, s3_store):
-    from tests.conftest import settings_env
-    from tests.server.test_cli import series
+def test_operators_list_and_show_jobs_with_the_cli(tmp_path, monkeypatch, capsys):
+    from server.cli import main
 
-    env = settings_env(tmp_path, s3_store)
-    jobs = JobStore.open(Settings.from_env(env).db_path)
+    monkeypatch.setenv("SERIES_DATA_DIR", str(tmp_path))
+    jobs = JobStore.open(Settings.from_env({"SERIES_DATA_DIR": str(tmp_path)}).db_path)
     try:
         job, _ = jobs.create(request())
         jobs.advance(job.job_id, 1, TRANSCODING, 0.1)
         jobs.fail(job.job_id, 1, "store_unavailable", "S3 at 127.0.0.1:1 is unreachable")
     finally:
         jobs.close()
-    listed = series(env, "jobs", "--json", timeout=60)
-    assert listed.returncode == 0, listed.stderr
-    assert [(j["job_id"], j["state"]) for j in json.loads(listed.stdout)] == [(job.job_id, FAILED)]
-    shown = series(env, "jobs", job.job_id, timeout=60)
-    assert shown.returncode == 0 and "error store_unavailable: S3 at 127.0.0.1:1 is unreachable" in shown.stdout
-    missing = series(env, "jobs", "job_" + "0" * 24, timeout=60)
-    assert missing.returncode == 1 and "job_not_found" in missing.stderr
+    assert main(["jobs", "--json"]) == 0
+    assert [(j["job_id"], j["state"]) for j in json.loads(capsys.readouterr().out)] == [(job.job_id, FAILED)]
+    assert main(["jobs", job.job_id]) == 0
+    assert "error store_unavailable: S3 at 127.0.0.1:1 is unreachable" in capsys.readouterr().out
+    assert main(["jobs", "job_" + "0" * 24]) == 1
+    assert "job_not_found" in capsys.readouterr().err
