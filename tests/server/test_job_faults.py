@@ -1,4 +1,5 @@
-"""Faults during ingest jobs: the object store dies, the service is killed, the database is locked.
+"""Faults during ingest jobs: the object store dies, the service or a worker is killed, the database is
+locked or full.
 
 Each fault is the real thing (a SeaweedFS process killed by its PID, a `series serve` process killed
 with SIGKILL, a second SQLite connection holding the write lock), and each test is bounded in time.
@@ -24,7 +25,7 @@ import pytest
 
 from packager.publish import EpisodeLocation, read_pointer
 from server.app import create_app
-from server.ingest_api import RUNNER
+from server.ingest_api import JOBS, RUNNER
 from server.job_runner import SIGNATURE_HEADER, sign_webhook
 from server.localstore import LocalObjectStore
 from server.services import Services
@@ -223,3 +224,28 @@ async def test_a_crashed_worker_fails_its_job_and_the_service_goes_on(tmp_path, 
     other = await wait_for_job(client, stranded["job_id"])
     assert (other["state"], other["error"]["code"], other["attempt"]) == ("failed", "media_rejected", 1)
     assert worker not in runner.worker_pids()
+
+
+async def test_full_database_answers_503_and_keeps_what_it_had(tmp_path, s3_store, aiohttp_client):
+    settings = ingest_settings(tmp_path, s3_store)
+    client = await aiohttp_client(create_app(settings))
+    jobs_db = client.app[JOBS].db
+    (pages,) = jobs_db.query("PRAGMA page_count")[0]
+    jobs_db.query(f"PRAGMA max_page_count = {pages + 2}")     # the disk fills up a few rows from now
+    url = f"/v1/series/{SERIES}/episodes/1/ingest"
+    accepted, refused = [], None
+    for index in range(200):
+        headers = {**AUTH, "Idempotency-Key": f"full-{index}-" + "k" * 200, "Content-Type": "video/mp4"}
+        async with client.post(url, data=b"not a video", headers=headers) as response:
+            if response.status == 503:
+                refused = await response.json()
+                break
+            assert response.status == 202
+            accepted.append((await response.json())["job_id"])
+    assert refused is not None and refused["code"] == "database_unavailable", "the database never filled up"
+    assert accepted
+    for job_id in accepted:                     # everything recorded before is still there
+        async with client.get(f"/v1/jobs/{job_id}", headers=AUTH) as response:
+            assert response.status == 200
+    assert jobs_db.query("PRAGMA integrity_check")[0][0] == "ok"
+    assert len(list(settings.jobs.spool_dir.iterdir())) == len(accepted)    # the refused upload left nothing
