@@ -93,7 +93,7 @@ class JobRunner:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._pool is not None:
-            self._stop_pool(self._pool)
+            await asyncio.to_thread(self._stop_pool, self._pool)
         if self._http is not None:
             await self._http.close()
 
@@ -154,7 +154,7 @@ class JobRunner:
                 log.error("job %s: a worker process died: %s", job.job_id, exc)
                 if self._pool is pool:
                     self._pool = self._new_pool()
-                    self._stop_pool(pool)
+                    await asyncio.to_thread(self._stop_pool, pool)
             current = await asyncio.to_thread(self.jobs.get, job.job_id)
             if current.state != QUEUED or current.attempt != job.attempt:
                 break                       # it had started: this job's worker is the one that died
