@@ -14,6 +14,7 @@ from drm.ids import check_id
 from packager.errors import ObjectMissing
 from packager.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
 from server import catalog_api, operator_api, webhooks
+from server.ingest_api import add_routes as add_ingest_routes
 from server.keys import release_key
 from server.playlists import personalize_master, personalize_media
 from server.problems import NotPublished, problem_middleware
@@ -53,6 +54,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     catalog_api.add_routes(app, SERVICES)
     operator_api.add_routes(app, SERVICES)
     webhooks.add_routes(app, SERVICES)
+    add_ingest_routes(app, settings, SERVICES)
     return app
 
 

@@ -22,6 +22,7 @@ from pipeline.errors import MediaRejected, PipelineError
 from pipeline.validate import validate
 from server import cli_catalog
 from server.ingest import ingest_episode
+from server.jobs import STATES, JobError, JobStore
 from server.localstore import LocalObjectStore
 from server.retention import collect_garbage
 from server.services import Services
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MediaRejected as exc:
         _print_rejection(exc, args)
         return EXIT_REJECTED
-    except (PipelineError, PackagerError, DrmError) as exc:
+    except (PipelineError, PackagerError, DrmError, JobError) as exc:
         print(f"series: {exc.code}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -111,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--episode", help="also print this episode's master playlist URL")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (default SERIES_TOKEN_TTL_S)")
     token.set_defaults(handler=cmd_token)
+
+    jobs = commands.add_parser("jobs", help="list ingest jobs handed off over the API, or show one")
+    jobs.add_argument("job_id", nargs="?", help="show this job in full (default: list recent jobs)")
+    jobs.add_argument("--state", choices=STATES, help="list only jobs in this state")
+    jobs.add_argument("--limit", type=int, default=20, help="list at most this many, newest first (default 20)")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    jobs.set_defaults(handler=cmd_jobs)
 
     store = commands.add_parser("store", help="start, stop or inspect the embedded local object store")
     store.add_argument("action", choices=("start", "stop", "status"))
@@ -196,6 +204,30 @@ def cmd_token(args, settings: Settings) -> int:
     print(token)
     if args.episode:
         print(master_url(settings, args.series, args.episode, token))
+    return EXIT_OK
+
+
+def cmd_jobs(args, settings: Settings) -> int:
+    jobs = JobStore.open(settings.db_path)
+    try:
+        listed = [jobs.get(args.job_id)] if args.job_id else jobs.list(state=args.state, limit=args.limit)
+    finally:
+        jobs.close()
+    if args.json:
+        shown = [job.as_public_dict() for job in listed]
+        print(json.dumps(shown[0] if args.job_id else shown, indent=2))
+    elif args.job_id:
+        job = listed[0]
+        print(f"{job.job_id}: {job.state} ({job.stage_fraction:.0%}), series {job.series_id} episode "
+              f"{job.episode_id}, attempt {job.attempt}" + (f", published as v{job.version}" if job.version else ""))
+        if job.error_code:
+            print(f"  error {job.error_code}: {job.error_message}")
+        for reason in (job.report or {}).get("reasons", []):
+            print(f"  rejected: {reason['message']} [{reason['code']}]")
+    else:
+        for job in listed:
+            print(f"{job.job_id}  {job.state:<11} {job.stage_fraction:>4.0%}  {job.series_id}/{job.episode_id}"
+                  + (f"  {job.error_code}" if job.error_code else ""))
     return EXIT_OK
 
 

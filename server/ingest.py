@@ -103,6 +103,8 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
     with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
         encoded = transcode(source, renditions, work, settings.ladder,
                             progress=(lambda done: progress("transcoding", done)) if progress else None)
+        if progress:
+            progress("packaging", 0.0)
         check_decoded(report, float(encoded.duration_s), settings)
         segment_count = len(encoded.renditions[0].segments)
         periods = math.ceil(segment_count / settings.segments_per_key)

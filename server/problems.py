@@ -27,6 +27,8 @@ from packager.errors import ObjectMissing, StoreError
 from pipeline.errors import MediaRejected
 from server.auth import AuthRequired, Forbidden, NotConfigured
 from server.bodies import BodyTooLarge, MalformedBody
+from server.ingest_api import IngestRequestError, IngestUnauthorized, UploadNotFound, UploadTooLarge
+from server.jobs import IdempotencyConflict, JobNotFound, JobStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,15 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     EpisodeLimitReached: 409,
     ApplicationRefused: 409,
     NotConfigured: 503,
+    IngestUnauthorized: 401,
+    IngestRequestError: 400,
+    JobNotFound: 404,
+    UploadNotFound: 422,
+    IdempotencyConflict: 422,   # the IETF Idempotency-Key draft's answer to a reused key
+    UploadTooLarge: 413,
+    JobStoreUnavailable: 503,
 }
+RETRY_AFTER_S = "2"             # on 503: the store or database is expected back soon
 
 
 def status_for(exc: Exception) -> int | None:
@@ -103,5 +113,8 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
             log.warning("%s %s: %s", request.method, request.path, exc)
         code = getattr(exc, "code", "error")
         if status == 401:
-            return problem(status, code, str(exc), **{"WWW-Authenticate": 'Bearer realm="playback"'})
+            realm = "ingest" if isinstance(exc, IngestUnauthorized) else "playback"
+            return problem(status, code, str(exc), **{"WWW-Authenticate": f'Bearer realm="{realm}"'})
+        if status == 503:
+            return problem(status, code, str(exc), **{"Retry-After": RETRY_AFTER_S})
         return problem(status, code, str(exc))

@@ -34,8 +34,7 @@ class Services:
         db = Database.open(settings.db_path)
         store = ObjectStore(settings.store)
         entitlements = EntitlementStore(db)
-        # the catalog holds episodes to the same length bounds as the validator (SERIES_*_DURATION_S)
-        catalog = SqliteCatalog(db, episode_bounds_s=(settings.rules.min_duration_s, settings.rules.max_duration_s))
+        catalog = open_catalog(db, settings)
         return cls(
             settings=settings,
             db=db,
@@ -52,3 +51,8 @@ class Services:
     def close(self) -> None:
         self.store.close()
         self.db.close()
+
+
+def open_catalog(db: Database, settings: Settings) -> SqliteCatalog:
+    """The catalog on `db`, holding episodes to the validator's length bounds (SERIES_*_DURATION_S)."""
+    return SqliteCatalog(db, episode_bounds_s=(settings.rules.min_duration_s, settings.rules.max_duration_s))

@@ -14,13 +14,14 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from drm.keystore import DrmSettings
 from packager.store import StoreSettings
 from pipeline.ladder import LadderSettings
 from pipeline.validate import ValidationRules
+from server.jobs import JobSettings
 from server.localstore import LocalStoreSettings
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Settings:
     entitlement_cache_ttl_s: float = 2.0        # how stale a key-path entitlement answer may be (<= 5 s)
     hls_session_key: bool = False               # EXT-X-SESSION-KEY in masters: key prefetch; some old players choke
     gc_grace_s: float = 6 * 3600                # superseded versions outlive a playback token (default TTL 6 h)
+    jobs: JobSettings = field(default_factory=JobSettings)   # ingest hand-off API and its workers
 
     @property
     def work_dir(self) -> Path:
@@ -109,6 +111,7 @@ class Settings:
             token_signing_kid=env.str("TOKEN_KID", sorted(token_keys)[-1]),
             token_ttl_s=env.int("TOKEN_TTL_S", 6 * 3600),
         )
+        rules = _validation_rules(env)
         host = env.str("LISTEN_HOST", "127.0.0.1")
         port = env.int("LISTEN_PORT", 8080)
         return cls(
@@ -121,7 +124,7 @@ class Settings:
                 max_renditions=env.int("LADDER_MAX_RENDITIONS", 5),
                 preset=env.str("X264_PRESET", "veryfast"),
             ),
-            rules=_validation_rules(env),
+            rules=rules,
             listen_host=host,
             listen_port=port,
             public_url=env.str("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
@@ -129,6 +132,7 @@ class Settings:
             **_catalog_settings(env, generated),
             hls_session_key=env.bool("HLS_SESSION_KEY", False),
             gc_grace_s=env.float("GC_GRACE_S", 6 * 3600),
+            jobs=_job_settings(env, data_dir, generated.get("ingest_token"), rules.max_size_bytes),
         )
 
 
@@ -174,6 +178,25 @@ def _catalog_settings(env: _Env, generated: dict) -> dict:
     return {**tokens, "entitlement_cache_ttl_s": ttl_s, "webhook_tolerance_s": tolerance_s}
 
 
+def _job_settings(env: _Env, data_dir: Path, generated_token: str | None, max_upload_bytes: int) -> JobSettings:
+    # Without SERIES_INGEST_TOKEN (and off the local setup) the hand-off API stays closed, not open.
+    token = env.str("INGEST_TOKEN", "") or generated_token
+    if token is not None and len(token) < 16:
+        raise SettingsError(f"{PREFIX}INGEST_TOKEN is too short; give at least 16 random characters")
+    return JobSettings(
+        ingest_token=token,
+        # completion webhooks we send; SERIES_WEBHOOK_SECRET is the payment system's, which we receive
+        webhook_secret=env.str("JOB_WEBHOOK_SECRET", "") or token,
+        uploads_bucket=env.str("UPLOADS_BUCKET", "uploads"),
+        spool_dir=Path(env.str("UPLOAD_SPOOL_DIR", str(data_dir / "uploads"))).absolute(),
+        max_upload_bytes=max_upload_bytes,      # SERIES_MAX_UPLOAD_BYTES, the validator's limit too
+        workers=env.positive_int("INGEST_WORKERS", 1),
+        max_attempts=env.positive_int("JOB_MAX_ATTEMPTS", 3),
+        retry_delay_s=env.float("JOB_RETRY_DELAY_S", 30.0),
+        db_busy_timeout_ms=env.positive_int("DB_BUSY_TIMEOUT_MS", 2000),
+    )
+
+
 class _Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
@@ -195,6 +218,12 @@ class _Env:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{PREFIX}{name} has value {raw!r}; expected an integer") from None
+
+    def positive_int(self, name: str, default: int) -> int:
+        value = self.int(name, default)
+        if value < 1:
+            raise SettingsError(f"{PREFIX}{name} has value {value!r}; expected a positive integer")
+        return value
 
     def float(self, name: str, default: float) -> float:
         raw = self.environ.get(PREFIX + name)
@@ -269,6 +298,7 @@ def _local_secrets(data_dir: Path) -> dict:
             "token_keys": {"local1": base64.b64encode(secrets.token_bytes(32)).decode()},
             "operator_token": secrets.token_urlsafe(32),
             "webhook_secret": secrets.token_urlsafe(32),
+            "ingest_token": secrets.token_urlsafe(32),
         }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -278,6 +308,8 @@ def _local_secrets(data_dir: Path) -> dict:
     missing = [name for name in ("operator_token", "webhook_secret") if name not in content]
     if missing:  # a file from before these existed: add them, keep the rest
         content.update({name: secrets.token_urlsafe(32) for name in missing})
+    if "ingest_token" not in content:     # files written before the hand-off API existed
+        content["ingest_token"] = secrets.token_urlsafe(32)
         temporary = path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -288,4 +320,5 @@ def _local_secrets(data_dir: Path) -> dict:
         "token_keys": {kid: base64.b64decode(v) for kid, v in content["token_keys"].items()},
         "operator_token": content["operator_token"],
         "webhook_secret": content["webhook_secret"],
+        "ingest_token": content["ingest_token"],
     }

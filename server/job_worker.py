@@ -1,0 +1,164 @@
+"""The process side of ingest jobs: run one job in a pool worker, writing its progress to the database.
+
+Everything here runs in a worker process of the app's ProcessPoolExecutor. The worker opens its own
+database connection and its own object-store client (minio is not fork-safe), so a crash or a stall
+here never reaches the key server. Every write names the job's attempt: a worker left over from an
+earlier run of the service cannot overwrite the attempt that replaced it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from drm.errors import DrmError
+from drm.keystore import KeyStore
+from packager.errors import PackagerError
+from packager.store import ObjectStore
+from pipeline.errors import MediaRejected, PipelineError
+from server.ingest import ingest_episode
+from server.jobs import (
+    FAILED,
+    PUBLISHED,
+    QUEUED,
+    RETRYABLE_CODES,
+    RUNNING_STATES,
+    SOURCE_BUCKET,
+    VALIDATING,
+    Job,
+    JobError,
+    JobStore,
+)
+from server.services import open_catalog
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_PROGRESS_EVERY_S = 0.5     # at most this often per job: progress is for people, not a hot path
+_parent_pid: int | None = None
+
+
+def worker_init() -> None:
+    """Pool initializer: die with the service, and log like it.
+
+    Without PDEATHSIG a service killed with SIGKILL would leave its workers transcoding and
+    publishing, racing the restarted service that re-runs their jobs.
+    """
+    global _parent_pid
+    _parent_pid = os.getppid()
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
+    if not os.environ.get("SERIES_FFMPEG_LOG"):
+        logging.getLogger("libav").setLevel(logging.ERROR)
+
+
+class _Superseded(Exception):
+    """This attempt no longer owns the job (the service restarted and re-queued it)."""
+
+
+class _ProgressWriter:
+    def __init__(self, jobs: JobStore, job: Job) -> None:
+        self.jobs, self.job = jobs, job
+        self.state, self.fraction, self.written_at = None, 0.0, 0.0
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if _parent_pid is not None and os.getppid() != _parent_pid:
+            raise _Superseded("the service that started this worker has gone")
+        if stage not in RUNNING_STATES:
+            return                      # "published" is written by the caller with the version
+        now = time.monotonic()
+        if stage == self.state and now - self.written_at < _PROGRESS_EVERY_S and fraction < 1.0:
+            return
+        if not self.jobs.advance(self.job.job_id, self.job.attempt, stage, fraction):
+            raise _Superseded(f"job {self.job.job_id} attempt {self.job.attempt} was superseded")
+        self.state, self.fraction, self.written_at = stage, fraction, now
+
+
+def run_job(settings: Settings, job_id: str, attempt: int) -> str:
+    """Run attempt `attempt` of job `job_id` to its end; the job's state after it ("" if superseded).
+
+    Never raises for a failed ingest: the failure, its code and any validation report are written
+    to the job, or, when the object store failed and attempts are left, the job is queued again.
+    Only a crash of the process itself is left to the caller to record.
+    """
+    jobs = JobStore.open(settings.db_path, busy_timeout_ms=max(5000, settings.jobs.db_busy_timeout_ms))
+    try:
+        job = jobs.get(job_id)
+        if job.attempt != attempt or job.state != "queued":
+            return ""
+        started = time.monotonic()
+        progress = _ProgressWriter(jobs, job)
+        try:
+            progress(VALIDATING, 0.0)
+            with ObjectStore(settings.store) as store, _source_file(settings, job) as source:
+                published = ingest_episode(
+                    source, series_id=job.series_id, episode_id=job.episode_id, settings=settings,
+                    store=store, keystore=KeyStore(jobs.db, settings.drm), catalog=open_catalog(jobs.db, settings),
+                    progress=progress)
+        except _Superseded as exc:
+            log.warning("job %s: %s; stopping", job_id, exc)
+            return ""
+        except MediaRejected as exc:
+            jobs.fail(job_id, attempt, exc.code, str(exc), report=exc.report.as_dict())
+            log.info("job %s: rejected: %s", job_id, exc)
+            return FAILED
+        except (PipelineError, PackagerError, DrmError, JobError) as exc:
+            if exc.code in RETRYABLE_CODES and attempt < settings.jobs.max_attempts:
+                jobs.requeue_after_failure(job_id, attempt, exc.code,
+                                           f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)")
+                log.warning("job %s attempt %d failed: %s: %s; it will run again", job_id, attempt, exc.code, exc)
+                return QUEUED
+            jobs.fail(job_id, attempt, exc.code, _with_upload_note(str(exc)))
+            log.warning("job %s failed: %s: %s", job_id, exc.code, exc)
+            return FAILED
+        except Exception as exc:  # noqa: BLE001 - a job must end in a state, whatever broke
+            log.exception("job %s failed unexpectedly", job_id)
+            jobs.fail(job_id, attempt, "internal_error", _with_upload_note(f"{type(exc).__name__}: {exc}"))
+            return FAILED
+        jobs.finish_published(job_id, attempt, published.version)
+        log.info("job %s: published %s v%d in %.1f s", job_id, published.location.prefix, published.version,
+                 time.monotonic() - started)
+        if job.spool_path:
+            # kept until now so that no failure could lose it; published, the spooled copy has done its work
+            Path(job.spool_path).unlink(missing_ok=True)
+        return PUBLISHED
+    finally:
+        jobs.close()
+
+
+def _with_upload_note(message: str) -> str:
+    return f"{message} (the upload is kept; the job can be submitted again)"
+
+
+@contextlib.contextmanager
+def _source_file(settings: Settings, job: Job) -> Iterator[Path]:
+    """The upload as a local file: the spooled body itself, or a temporary copy of the uploads-bucket object."""
+    if job.source_kind != SOURCE_BUCKET:
+        path = Path(job.spool_path or "")
+        if not path.is_file():
+            raise JobError(f"the spooled upload of job {job.job_id} is missing at {path}")
+        yield path
+        return
+    uploads = ObjectStore(replace(settings.store, bucket=job.source_bucket))
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.NamedTemporaryFile(dir=settings.work_dir, prefix="upload-", suffix=".source") as handle:
+            for chunk in uploads.get_stream(job.source_key, chunk_size=1024 * 1024):
+                handle.write(chunk)
+            handle.flush()
+            yield Path(handle.name)
+    finally:
+        uploads.close()
