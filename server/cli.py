@@ -183,7 +183,7 @@ def cmd_gc(args, settings: Settings) -> int:
 
 
 def cmd_grant(args, settings: Settings) -> int:
-    with _services(settings) as services:
+    with Services.open(settings) as services:
         services.entitlements.grant(args.viewer, args.series, source=args.source,
                                     reason=args.reason or "granted by operator", actor="cli")
     print(f"viewer {args.viewer} may watch series {args.series}")
@@ -191,7 +191,7 @@ def cmd_grant(args, settings: Settings) -> int:
 
 
 def cmd_revoke(args, settings: Settings) -> int:
-    with _services(settings) as services:
+    with Services.open(settings) as services:
         revoked = services.entitlements.revoke(args.viewer, args.series, reason=args.reason or "revoked by operator",
                                                actor="cli")
     print(f"viewer {args.viewer} " + ("can no longer watch" if revoked else "had no access to") + f" series {args.series}")
@@ -199,7 +199,7 @@ def cmd_revoke(args, settings: Settings) -> int:
 
 
 def cmd_token(args, settings: Settings) -> int:
-    with _services(settings) as services:
+    with Services.open(settings) as services:
         token = services.tokens.mint(args.viewer, args.series, ttl_s=args.ttl)
     print(token)
     if args.episode:
@@ -303,15 +303,6 @@ def _ingest(services: Services, file: Path, series_id: str, episode_id: str, is_
 
 
 @contextlib.contextmanager
-def _services(settings: Settings) -> Iterator[Services]:
-    services = Services.open(settings)
-    try:
-        yield services
-    finally:
-        services.close()
-
-
-@contextlib.contextmanager
 def running_services(settings: Settings) -> Iterator[Services]:
     """Services with a reachable store: the embedded one is started if needed, and stopped again
     on exit only if this command started it."""
@@ -323,7 +314,7 @@ def running_services(settings: Settings) -> Iterator[Services]:
         if started_here:
             log.info("started the local object store at http://%s", local.endpoint)
     try:
-        with _services(settings) as services:
+        with Services.open(settings) as services:
             services.store.ensure_bucket()
             yield services
     finally:

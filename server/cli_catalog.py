@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 from drm.eligibility import PENDING, CreatorProfile
@@ -61,7 +60,7 @@ def cmd_creator_check(args, settings: Settings) -> int:
         facts = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidField("facts", f"not valid JSON: {exc}") from None
-    with _services(settings) as services:
+    with Services.open(settings) as services:
         verdict, status = services.creators.record(CreatorProfile.from_json(args.creator_id, facts))
     print(f"creator {args.creator_id}: {status.status}")
     for rule in verdict.unmet:
@@ -70,21 +69,21 @@ def cmd_creator_check(args, settings: Settings) -> int:
 
 
 def cmd_creator_decide(args, settings: Settings) -> int:
-    with _services(settings) as services:
+    with Services.open(settings) as services:
         status = services.creators.decide(args.creator_id, approve=args.approve, operator="cli", reason=args.reason)
     print(f"creator {args.creator_id}: {status.status}")
     return EXIT_OK
 
 
 def cmd_creator_pending(args, settings: Settings) -> int:
-    with _services(settings) as services:
+    with Services.open(settings) as services:
         for status in services.creators.list(PENDING):
             print(f"{status.creator_id}\t{status.premium_content_url}")
     return EXIT_OK
 
 
 def cmd_series_create(args, settings: Settings) -> int:
-    with _services(settings) as services:
+    with Services.open(settings) as services:
         series = create_series(services, creator_id=args.creator, series_id=args.series_id, title=args.title,
                                price_cents=args.price_cents, currency=args.currency)
     print(f"series {series.series_id} by {series.creator_id}: {series.title!r}, "
@@ -93,7 +92,7 @@ def cmd_series_create(args, settings: Settings) -> int:
 
 
 def cmd_series_list(args, settings: Settings) -> int:
-    with _services(settings) as services:
+    with Services.open(settings) as services:
         for series in services.catalog.list_series():
             episodes = services.catalog.list_episodes(series.series_id)
             previews = sum(episode.is_free_preview for episode in episodes)
@@ -103,7 +102,7 @@ def cmd_series_list(args, settings: Settings) -> int:
 
 
 def cmd_account_token(args, settings: Settings) -> int:
-    with _services(settings) as services:
+    with Services.open(settings) as services:
         print(services.tokens.mint_account(args.subject, args.role, ttl_s=args.ttl))
     return EXIT_OK
 
@@ -120,13 +119,3 @@ def ensure_demo_series(services: Services, series_id: str) -> None:
     with contextlib.suppress(SeriesExists):
         create_series(services, creator_id=DEMO_CREATOR, series_id=series_id, title="Demo series",
                       price_cents=499, currency="USD")
-
-
-@contextlib.contextmanager
-def _services(settings: Settings) -> Iterator[Services]:
-    services = Services.open(settings)
-    try:
-        yield services
-    finally:
-        services.close()
-

@@ -30,6 +30,7 @@ from aiohttp import web
 from drm.ids import check_id
 from packager.errors import ObjectMissing, StoreError
 from packager.store import ObjectStore, StoreSettings
+from server.auth import bearer
 from server.job_runner import JobRunner
 from server.jobs import (
     SOURCE_BUCKET,
@@ -129,11 +130,10 @@ def _settings(request: web.Request) -> Settings:
 
 def _authenticate(request: web.Request) -> None:
     expected = _settings(request).jobs.ingest_token
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    given = credentials.strip()
+    given = bearer(request)
     if not expected:
         raise IngestUnauthorized("the ingest API is disabled: SERIES_INGEST_TOKEN is not set")
-    if scheme.lower() != "bearer" or not given or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise IngestUnauthorized("send Authorization: Bearer <SERIES_INGEST_TOKEN>")
 
 

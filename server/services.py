@@ -52,6 +52,12 @@ class Services:
         self.store.close()
         self.db.close()
 
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def open_catalog(db: Database, settings: Settings) -> SqliteCatalog:
     """The catalog on `db`, holding episodes to the validator's length bounds (SERIES_*_DURATION_S)."""
