@@ -13,7 +13,8 @@ from drm.errors import WrongSeries
 from drm.ids import check_id
 from packager.errors import ObjectMissing
 from packager.publish import MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
-from server.keys import release_key
+from server import health, keyserver, metrics, security
+from server.accesslog import VIEWER_ID
 from server.playlists import personalize_master, personalize_media
 from server.problems import NotPublished, problem_middleware
 from server.services import Services
@@ -33,14 +34,17 @@ VERSIONED = EPISODE + r"/v{version:\d+}/{rendition:\d+p}"
 
 def create_app(settings: Settings, services: Services | None = None) -> web.Application:
     """The service. Without `services`, it opens its own from settings and closes them on cleanup."""
-    app = web.Application(middlewares=[cors_middleware, problem_middleware], client_max_size=1024 * 1024)
+    middlewares = [metrics.metrics_middleware, security.cors_middleware(settings.http), problem_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.http.max_request_bytes)
     app[POINTERS] = {}
     app.cleanup_ctx.append(_services_ctx(settings, services))
-    app.router.add_get("/healthz", healthz)
+    security.install(app)
+    metrics.add_routes(app)
+    health.add_routes(app, settings, SERVICES)
     app.router.add_get(EPISODE + "/" + MASTER_NAME, master_playlist)
     app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)
     app.router.add_get(VERSIONED + r"/{segment:seg_\d{5}\.ts}", segment)
-    app.router.add_get("/v1/keys/{key_id}", key)
+    keyserver.add_routes(app, settings, services_key=SERVICES, token_of=token_of)
     return app
 
 
@@ -67,6 +71,7 @@ def _viewer_for_series(request: web.Request, series_id: str):
     """Playlists need a valid token for this series; the entitlement is checked where the key is."""
     token = token_of(request)
     viewer = request.app[SERVICES].tokens.verify(token)
+    request[VIEWER_ID] = viewer.viewer_id
     if viewer.series_id != series_id:
         raise WrongSeries(viewer.series_id, series_id)
     return viewer, token
@@ -126,25 +131,3 @@ async def segment(request: web.Request) -> web.Response:
     key = f"{location.version_prefix(version)}/{rendition}/{request.match_info['segment']}"
     body = await asyncio.to_thread(request.app[SERVICES].store.get_bytes, key)
     return web.Response(body=body, content_type="video/mp2t", headers={"Cache-Control": IMMUTABLE})
-
-
-async def key(request: web.Request) -> web.Response:
-    body = await asyncio.to_thread(release_key, request.app[SERVICES], token_of(request), request.match_info["key_id"])
-    return web.Response(body=body, content_type="application/octet-stream", headers={"Cache-Control": "no-store"})
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-@web.middleware
-async def cors_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Players on other origins (hls.js) may fetch playlists, segments and keys; tokens ride in URIs."""
-    if request.method == "OPTIONS":
-        response = web.Response(status=204)
-    else:
-        response = await handler(request)
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Headers"] = "Authorization, Range"
-    response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
-    return response

@@ -19,6 +19,7 @@ from drm.errors import DrmError
 from packager.errors import PackagerError
 from pipeline.errors import MediaRejected, PipelineError
 from pipeline.validate import validate
+from server.accesslog import access_log_options, configure_access_log
 from server.ingest import ingest_episode
 from server.localstore import LocalObjectStore
 from server.services import Services
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_access_log(sys.stderr)
     if not os.environ.get("SERIES_FFMPEG_LOG"):
         logging.getLogger("libav").setLevel(logging.ERROR)
     try:
@@ -264,7 +266,7 @@ def running_services(settings: Settings) -> Iterator[Services]:
 async def _serve_until_signalled(settings: Settings, services: Services, on_ready) -> None:
     from server.app import create_app
 
-    runner = web.AppRunner(create_app(settings, services), access_log=None)
+    runner = web.AppRunner(create_app(settings, services), **access_log_options())
     await runner.setup()
     site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
     await site.start()

@@ -10,6 +10,7 @@ from aiohttp import web
 from drm.errors import InvalidId, NotEntitled, TokenInvalid, UnknownKey, WrongSeries
 from packager.errors import ObjectMissing, StoreError
 from pipeline.errors import MediaRejected
+from server.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     MediaRejected: 422,
     StoreError: 503,
     NotPublished: 404,
+    RateLimited: 429,
 }
 
 
@@ -70,6 +72,8 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
         if status >= 500:
             log.warning("%s %s: %s", request.method, request.path, exc)
         code = getattr(exc, "code", "error")
+        if isinstance(exc, RateLimited):
+            return problem(status, code, str(exc), **{"Retry-After": str(exc.retry_after_s)})
         if status == 401:
             return problem(status, code, str(exc), **{"WWW-Authenticate": 'Bearer realm="playback"'})
         return problem(status, code, str(exc))

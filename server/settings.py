@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from drm.keystore import DrmSettings
@@ -22,6 +22,8 @@ from packager.store import StoreSettings
 from pipeline.ladder import LadderSettings
 from pipeline.validate import ValidationRules
 from server.localstore import LocalStoreSettings
+from server.ratelimit import RateLimitSettings
+from server.security import HttpSettings, parse_networks, parse_origins
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class Settings:
     listen_port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
     segments_per_key: int = 10                  # key rotation period: 10 x 6 s = about 60 s
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @property
     def work_dir(self) -> Path:
@@ -105,6 +109,8 @@ class Settings:
             listen_port=port,
             public_url=env.str("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
             segments_per_key=env.int("SEGMENTS_PER_KEY", 10),
+            rate_limits=_rate_limits(env),
+            http=_http(env),
         )
 
 
@@ -184,6 +190,36 @@ class _Env:
                 raise SettingsError(f"{PREFIX}{name} has an entry without 'kid:'; expected 'kid:base64secret,...'")
             keys[kid] = _decode_b64(value, f"{PREFIX}{name}[{kid}]")
         return keys
+
+
+_RATE_VARIABLES = {"viewer_per_s": "RATE_VIEWER_PER_S", "viewer_burst": "RATE_VIEWER_BURST",
+                   "ip_per_s": "RATE_IP_PER_S", "ip_burst": "RATE_IP_BURST", "max_tracked": "RATE_MAX_TRACKED"}
+
+
+def _rate_limits(env: _Env) -> RateLimitSettings:
+    default = RateLimitSettings()
+    values = {}
+    for attribute, variable in _RATE_VARIABLES.items():
+        read = env.float if attribute.endswith("_per_s") else env.int
+        values[attribute] = value = read(variable, getattr(default, attribute))
+        if not value > 0:
+            raise SettingsError(f"{PREFIX}{variable} has value {value!r}; expected a positive number")
+    return RateLimitSettings(**values)
+
+
+def _http(env: _Env) -> HttpSettings:
+    try:
+        origins = parse_origins(env.str("CORS_ORIGINS", "*"))
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}CORS_ORIGINS: {exc}") from None
+    try:
+        proxies = parse_networks(env.str("TRUSTED_PROXIES", ""))
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}TRUSTED_PROXIES: {exc}") from None
+    max_request_bytes = env.int("MAX_REQUEST_BYTES", HttpSettings().max_request_bytes)
+    if max_request_bytes < 1:
+        raise SettingsError(f"{PREFIX}MAX_REQUEST_BYTES has value {max_request_bytes!r}; expected a positive integer")
+    return HttpSettings(cors_origins=origins, trusted_proxies=proxies, max_request_bytes=max_request_bytes)
 
 
 def _decode_b64(value: str, name: str) -> bytes:

@@ -1,0 +1,125 @@
+"""GET /v1/keys/{key_id} at the edge: rate limits, an answer from memory when memory suffices, metrics.
+
+release_key() (server/keys.py) stays the one place that decides; it runs in a thread because it may
+read SQLite. Most grants need no database at all, though: the token check is CPU only, content keys
+never change once created (KeyStore keeps them unwrapped), and which viewers bought which series is
+held here as a snapshot refreshed every second. So a request that memory proves entitled is answered
+on the event loop, and everything else — misses, denials, anything unusual — goes to release_key().
+Only grants are answered from memory, so a rule release_key() adds to *allow* more keeps working;
+a revocation reaches this path within about ENTITLEMENT_REFRESH_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from server.accesslog import VIEWER_ID
+from server.keys import release_key
+from server.metrics import METRICS
+from server.ratelimit import KeyRequestLimits
+from server.security import client_address
+from server.services import Services
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ENTITLEMENT_REFRESH_S = 1.0      # how stale the in-memory entitlements may be (revocation latency)
+SNAPSHOT_STALE_S = 10.0          # older than this (the refresh is failing): stop trusting it
+KEY_ROUTE = "/v1/keys/{key_id}"
+
+
+class EntitlementSnapshot:
+    """Every active (viewer, series) pair, reloaded when the database reports a committed change.
+
+    Memory grows with active entitlements (~150 bytes each): fine to a few hundred thousand; past
+    that, a per-viewer cache is the better trade.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._state: tuple[frozenset[tuple[str, str]], float] = (frozenset(), -math.inf)
+        self._marker: tuple[int, int] | None = None
+
+    def refresh(self, services: Services) -> None:
+        """Reload if anything was committed since the last load (blocking: call it in a thread)."""
+        marker = services.db.change_marker()     # read first: a write racing the load forces the next one
+        if marker != self._marker:
+            pairs = services.entitlements.active_pairs()
+            self._marker = marker
+            self._state = (pairs, self._clock())
+            log.debug("entitlement snapshot reloaded: %d active", len(pairs))
+        else:
+            self._state = (self._state[0], self._clock())
+
+    def allows(self, viewer_id: str, series_id: str) -> bool:
+        """True only if a fresh snapshot holds the pair; False means "ask the database", not "denied"."""
+        pairs, loaded_at = self._state
+        return self._clock() - loaded_at < SNAPSHOT_STALE_S and (viewer_id, series_id) in pairs
+
+
+class KeyEdge:
+    def __init__(self, settings: Settings, token_of: Callable[[web.Request], str | None]) -> None:
+        self.limits = KeyRequestLimits(settings.rate_limits)
+        self.snapshot = EntitlementSnapshot()
+        self._trusted_proxies = settings.http.trusted_proxies
+        self._token_of = token_of
+
+    async def release(self, request: web.Request, services: Services) -> tuple[bytes, str]:
+        """(key bytes, "memory" | "database"); raises what release_key raises, or RateLimited."""
+        self.limits.by_address.take(client_address(request, self._trusted_proxies))
+        token = self._token_of(request)
+        viewer = services.tokens.verify(token)     # HMAC and JSON only: cheaper than a thread hop
+        request[VIEWER_ID] = viewer.viewer_id
+        self.limits.by_viewer.take(viewer.viewer_id)
+        key_id = request.match_info["key_id"]
+        key = services.keystore.cached(key_id)
+        if (key is not None and key.series_id == viewer.series_id
+                and self.snapshot.allows(viewer.viewer_id, key.series_id)):
+            return key.key, "memory"
+        return await asyncio.to_thread(release_key, services, token, key_id), "database"
+
+
+KEY_EDGE = web.AppKey("key_edge", KeyEdge)
+
+
+async def _refresh_forever(snapshot: EntitlementSnapshot, services: Services) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(snapshot.refresh, services)
+        except Exception as exc:  # noqa: BLE001 - a failed refresh only sends requests to the database
+            log.warning("entitlement snapshot refresh failed: %s", exc)
+        await asyncio.sleep(ENTITLEMENT_REFRESH_S)
+
+
+def add_routes(app: web.Application, settings: Settings, *, services_key: web.AppKey,
+               token_of: Callable[[web.Request], str | None]) -> None:
+    """Add the key endpoint to `app`. Call after the cleanup_ctx that puts Services at services_key."""
+    app[KEY_EDGE] = KeyEdge(settings, token_of)
+
+    async def snapshot_refresher(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_refresh_forever(app[KEY_EDGE].snapshot, app[services_key]))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def get_key(request: web.Request) -> web.Response:
+        metrics = request.app[METRICS]
+        try:
+            body, path = await request.app[KEY_EDGE].release(request, request.app[services_key])
+        except Exception as exc:
+            metrics.key_denied(getattr(exc, "code", "error"))
+            raise
+        metrics.key_granted(path)
+        return web.Response(body=body, content_type="application/octet-stream",
+                            headers={"Cache-Control": "no-store"})
+
+    app.cleanup_ctx.append(snapshot_refresher)
+    app.router.add_get(KEY_ROUTE, get_key)
