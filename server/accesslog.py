@@ -42,7 +42,8 @@ class JsonAccessLogger(AbstractAccessLogger):
             "path": redacted_path(request),
             "status": response.status,
             "duration_ms": round(time * 1000, 3),
-            "bytes": response.body_length,
+            "body_bytes": response.content_length,     # None when streamed without a length
+            "bytes_sent": response.body_length,        # headers included, as aiohttp counts it
             "remote": request.remote,
         }
         viewer_id = request.get(VIEWER_ID) if isinstance(request, web.Request) else None

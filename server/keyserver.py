@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -46,17 +47,19 @@ class EntitlementSnapshot:
         self._clock = clock
         self._state: tuple[frozenset[tuple[str, str]], float] = (frozenset(), -math.inf)
         self._marker: tuple[int, int] | None = None
+        self._refreshing = threading.Lock()       # one refresh at a time keeps marker and pairs matched
 
     def refresh(self, services: Services) -> None:
         """Reload if anything was committed since the last load (blocking: call it in a thread)."""
-        marker = services.db.change_marker()     # read first: a write racing the load forces the next one
-        if marker != self._marker:
-            pairs = services.entitlements.active_pairs()
-            self._marker = marker
-            self._state = (pairs, self._clock())
-            log.debug("entitlement snapshot reloaded: %d active", len(pairs))
-        else:
-            self._state = (self._state[0], self._clock())
+        with self._refreshing:
+            marker = services.db.change_marker()     # read first: a write racing the load forces the next one
+            if marker != self._marker:
+                pairs = services.entitlements.active_pairs()
+                self._marker = marker
+                self._state = (pairs, self._clock())
+                log.debug("entitlement snapshot reloaded: %d active", len(pairs))
+            else:
+                self._state = (self._state[0], self._clock())
 
     def allows(self, viewer_id: str, series_id: str) -> bool:
         """True only if a fresh snapshot holds the pair; False means "ask the database", not "denied"."""
