@@ -10,7 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.accesslog import access_log_options
 from server.app import create_app
-from server.keyserver import KEY_EDGE
 from server.metrics import Metrics
 from server.services import Services
 from tests.conftest import settings_for
@@ -61,31 +60,6 @@ def test_jobs_record_their_durations_and_failures():
     assert value(found, "series_job_duration_seconds_count", kind="ingest", outcome="succeeded") == 2
     assert value(found, "series_job_duration_seconds_count", kind="ingest", outcome="failed") == 1
     assert value(found, "series_job_duration_seconds_sum", kind="ingest", outcome="succeeded") >= 42.0
-
-
-async def test_grants_move_to_memory_and_a_revocation_reaches_the_key_path(key_world):
-    world = await key_world()
-    edge = world.client.server.app[KEY_EDGE]
-    token = world.token()
-    await asyncio.to_thread(edge.snapshot.refresh, world.services)   # the background task does this each second
-    async with world.client.get(world.url(token)) as response:
-        assert response.status == 200
-    async with world.client.get("/metrics") as response:
-        assert value(samples(await response.text()), "series_key_grants_by_path_total", path="memory") == 1
-
-    # revoked from another process (the CLI): seen through SQLite's data_version
-    other = Services.open(world.services.settings)
-    try:
-        other.entitlements.revoke("alice", "s1")
-    finally:
-        other.close()
-    await asyncio.to_thread(edge.snapshot.refresh, world.services)
-    async with world.client.get(world.url(token)) as response:
-        assert response.status == 403
-    # and re-granted through this process's own connection: seen through total_changes
-    world.services.entitlements.grant("alice", "s1")
-    await asyncio.to_thread(edge.snapshot.refresh, world.services)
-    assert edge.snapshot.allows("alice", "s1")
 
 
 async def test_healthz_is_503_while_the_store_is_down(tmp_path, aiohttp_client):
