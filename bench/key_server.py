@@ -129,15 +129,12 @@ def serve(variant: str, env_file: Path, log_file: Path) -> None:
             app.router.add_get("/key", bare)
             runner = web.AppRunner(app, access_log=None)
         else:
-            from server.accesslog import ACCESS_LOGGER, access_log_options
+            from server.accesslog import access_log_options, configure_access_log
             from server.app import create_app
             from server.keyserver import EntitlementSnapshot
             from server.settings import Settings
 
-            access = logging.getLogger(ACCESS_LOGGER)
-            access.addHandler(logging.FileHandler(log_file))
-            access.setLevel(logging.INFO)
-            access.propagate = False
+            configure_access_log(log_file.open("a"))      # as `series serve` does, to a file instead of stderr
             if variant == "key-db":
                 EntitlementSnapshot.allows = lambda self, viewer_id, series_id: False   # memory path off
             settings = Settings.from_env(json.loads(env_file.read_text()))

@@ -7,11 +7,16 @@ with `access_log_options()` so this logger replaces aiohttp's.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import queue
+import re
 import time as clock
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus
+
+from logging.handlers import QueueHandler, QueueListener
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -23,13 +28,23 @@ VIEWER_ID = web.RequestKey("viewer_id", str)      # set by handlers once a token
 
 
 def redacted_path(request: web.BaseRequest) -> str:
-    """The path with the query, secret parameters' values replaced by REDACTED."""
+    """The path with the raw query, secret parameters' values replaced by REDACTED.
+
+    A regular expression on the raw query rather than parse-and-re-encode: it runs on every request,
+    and it keeps the rest of the query exactly as the client sent it.
+    """
     query = request.query_string
     if not query:
         return request.path
-    pairs = [(name, REDACTED if name.lower() in SECRET_QUERY_PARAMETERS else value)
-             for name, value in parse_qsl(query, keep_blank_values=True)]
-    return f"{request.path}?{urlencode(pairs, safe='/:')}"
+    return f"{request.path}?{_SECRET_VALUE.sub(_redact, query)}"
+
+
+_SECRET_VALUE = re.compile(r"(?:^|(?<=[&;]))([^&;=]*)=([^&;]*)")
+
+
+def _redact(match: re.Match[str]) -> str:
+    name = unquote_plus(match.group(1)).lower()
+    return f"{match.group(1)}={REDACTED}" if name in SECRET_QUERY_PARAMETERS else match.group(0)
 
 
 class JsonAccessLogger(AbstractAccessLogger):
@@ -62,12 +77,20 @@ def access_log_options() -> dict[str, Any]:
 
 
 def configure_access_log(stream) -> None:
-    """Entry points call this once: access lines go to `stream` as bare JSON, one per line."""
+    """Entry points call this once: access lines go to `stream` as bare JSON, one per line.
+
+    Lines pass through a queue to a writer thread, so a slow or blocked stream (a full pipe to the
+    journal) never stalls the event loop; the queue is drained at exit.
+    """
     logger = logging.getLogger(ACCESS_LOGGER)
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(message)s"))
     for previous in list(logger.handlers):     # idempotent: main() may run more than once per process
         logger.removeHandler(previous)
-    logger.addHandler(handler)
+    writer = logging.StreamHandler(stream)
+    writer.setFormatter(logging.Formatter("%(message)s"))
+    lines: queue.SimpleQueue = queue.SimpleQueue()
+    listener = QueueListener(lines, writer)
+    listener.start()
+    atexit.register(listener.stop)
+    logger.addHandler(QueueHandler(lines))
     logger.setLevel(logging.INFO)
     logger.propagate = False      # the root handler's prefix would break the JSON lines

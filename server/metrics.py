@@ -18,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 REQUEST_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Jobs (validate, transcode, publish) run seconds to an hour.
 JOB_BUCKETS_S = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 UNMATCHED_ROUTE = "unmatched"     # one label for every 404 path, so scanners cannot explode the label set
 
 
@@ -39,6 +40,16 @@ class Metrics:
                                 ["path"], registry=self.registry)
         self.job_duration = Histogram("series_job_duration_seconds", "Background job durations by kind and outcome",
                                       ["kind", "outcome"], buckets=JOB_BUCKETS_S, registry=self.registry)
+        self._request_children: dict[tuple[str, str, int], tuple] = {}
+
+    def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
+        """Count and time one answered request. Runs on every request: label lookups are memoized."""
+        children = self._request_children.get((method, route, status))
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(route))
+            self._request_children[(method, route, status)] = children   # bounded: routes x methods x statuses
+        children[0].inc()
+        children[1].observe(duration_s)
 
     def key_granted(self, path: str) -> None:
         """A key left the server; `path` is "memory" or "database"."""
@@ -91,10 +102,9 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
         status = exc.status
         raise
     finally:
-        metrics = request.app[METRICS]
-        route = route_of(request)
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        method = request.method if request.method in KNOWN_METHODS else "OTHER"   # any token is a method
+        request.app[METRICS].observe_request(method, route_of(request), status,
+                                             time.perf_counter() - started)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
