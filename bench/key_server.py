@@ -308,6 +308,7 @@ def _thread_hop_us(n: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per variant")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are reported")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--viewers", type=int, default=2000, help="entitled viewers (plus 20 %% unentitled)")
@@ -327,7 +328,7 @@ def main() -> int:
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     use_wrk = args.wrk and ensure_wrk()
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}}
     with tempfile.TemporaryDirectory(prefix="key-bench-") as tmp:
         work = Path(tmp)
         store = LocalObjectStore(LocalStoreSettings(data_dir=work / "s3", port=free_port()))
@@ -337,38 +338,59 @@ def main() -> int:
             env_file = work / "env.json"
             env_file.write_text(json.dumps(env))
             plan = seed(env, viewers=args.viewers, episodes=10, periods=20, plan_size=20_000)
-            bare_plan = [Planned("/key", "bare", BARE_KEY)]
             results["parts"] = time_parts(env, plan)
-            for variant in variants:
-                process, port = start_server(variant, env_file, work)
-                try:
-                    this_plan = bare_plan if variant.startswith("bare") else plan
-                    results[variant] = asyncio.run(drive(port, this_plan, seconds=args.seconds,
-                                                         connections=args.connections, warmup_s=args.warmup))
-                    if use_wrk:
-                        results[variant]["wrk"] = drive_wrk(port, this_plan, seconds=args.seconds,
-                                                            connections=args.connections, work=work)
-                finally:
-                    stop_server(process)
+            rounds: dict[str, list[dict]] = {variant: [] for variant in variants}
+            for _ in range(args.rounds):            # interleaved, so every variant sees the same machine
+                for variant in variants:
+                    rounds[variant].append(run_variant(variant, env_file, work, plan, args, use_wrk))
         finally:
             store.stop()
+    results["machine"]["load_after"] = os.getloadavg()[0]
+    results.update(summarize(rounds, use_wrk))
     report(results, args, use_wrk)
     return 0
 
 
+def run_variant(variant: str, env_file: Path, work: Path, plan: list[Planned], args, use_wrk: bool) -> dict:
+    process, port = start_server(variant, env_file, work)
+    try:
+        this_plan = [Planned("/key", "bare", BARE_KEY)] if variant.startswith("bare") else plan
+        result = asyncio.run(drive(port, this_plan, seconds=args.seconds, connections=args.connections,
+                                   warmup_s=args.warmup))
+        if use_wrk:
+            result["wrk"] = drive_wrk(port, this_plan, seconds=args.seconds, connections=args.connections, work=work)
+        return result
+    finally:
+        stop_server(process)
+
+
+def summarize(rounds: dict[str, list[dict]], use_wrk: bool) -> dict[str, dict]:
+    """Per variant: the median round by throughput, wrong/429 answers summed over all rounds, and the
+    ratio to bare as the median of per-round ratios (each round's pair saw the same machine load)."""
+    summary = {}
+    for variant, runs in rounds.items():
+        median = sorted(runs, key=lambda r: r["requests_per_s"])[len(runs) // 2]
+        summary[variant] = {**median, "rounds": len(runs),
+                            "right": sum(r["right"] for r in runs), "wrong": sum(r["wrong"] for r in runs),
+                            "limited": sum(r["limited"] for r in runs),
+                            "wrong_examples": [e for r in runs for e in r["wrong_examples"]][:5]}
+        if variant != "bare" and "bare" in rounds:
+            summary[variant]["ratio_to_bare"] = statistics.median(
+                run["requests_per_s"] / bare["requests_per_s"] for run, bare in zip(runs, rounds["bare"], strict=True))
+            if use_wrk:
+                summary[variant]["wrk"] = {**summary[variant]["wrk"], "ratio_to_bare": statistics.median(
+                    run["wrk"]["requests_per_s"] / bare["wrk"]["requests_per_s"]
+                    for run, bare in zip(runs, rounds["bare"], strict=True))}
+    return summary
+
+
 def report(results: dict[str, dict], args, use_wrk: bool) -> None:
-    if "bare" in results:
-        for variant, result in results.items():
-            if variant not in ("parts", "bare"):
-                result["ratio_to_bare"] = result["requests_per_s"] / results["bare"]["requests_per_s"]
-                if use_wrk:
-                    result["wrk"]["ratio_to_bare"] = (result["wrk"]["requests_per_s"]
-                                                      / results["bare"]["wrk"]["requests_per_s"])
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"key server, {args.connections} connections, {args.seconds:g} s per variant, "
-          f"{os.cpu_count()} CPUs shared by server and load generator (and anything else running)")
+    print(f"key server, {args.connections} connections, {args.seconds:g} s per variant x {args.rounds} rounds, "
+          f"{os.cpu_count()} CPUs shared by server and load generator (and anything else running: "
+          f"1-min load {results['machine']['load_before']:.1f} before, {results['machine']['load_after']:.1f} after)")
     parts = results["parts"]
     print("per call, in-process: " + ", ".join(f"{name} {value:.1f}" for name, value in parts.items()))
     print(f"{'variant':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'right':>8} {'wrong':>6} {'429':>5}")
