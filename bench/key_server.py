@@ -74,7 +74,8 @@ def bench_env(work: Path, s3_endpoint: str, access_key: str, secret_key: str) ->
     }
 
 
-def seed(env: dict[str, str], *, viewers: int, episodes: int, periods: int, plan_size: int) -> list[Planned]:
+def seed(env: dict[str, str], *, viewers: int, episodes: int, periods: int, plan_size: int,
+         mix: tuple[tuple[str, float], ...] = MIX) -> list[Planned]:
     """Create keys and entitlements, mint tokens, and return a shuffled request plan in the mix."""
     from server.services import Services
     from server.settings import Settings
@@ -95,7 +96,7 @@ def seed(env: dict[str, str], *, viewers: int, episodes: int, periods: int, plan
     rng = random.Random(7)
     plan = []
     for _ in range(plan_size):
-        kind = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
+        kind = rng.choices([k for k, _ in mix], weights=[w for _, w in mix])[0]
         key = rng.choice(keys)
         if kind == "entitled":
             plan.append(Planned(f"/v1/keys/{key.key_id}?token={rng.choice(buyer_tokens)}", kind, key.key))
@@ -162,6 +163,12 @@ def start_server(variant: str, env_file: Path, work: Path) -> tuple[subprocess.P
     return process, int(match.group(1))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_server(process: subprocess.Popen) -> None:
     process.terminate()
     try:
@@ -180,6 +187,7 @@ async def drive(port: int, plan: list[Planned], *, seconds: float, connections: 
     base = f"http://127.0.0.1:{port}"
     latencies: list[float] = []
     counts = {"right": 0, "wrong": 0, "limited": 0}
+    sent_total = 0
     wrong_examples: list[str] = []
     started = time.perf_counter()
     measure_from = started + warmup_s
@@ -196,6 +204,8 @@ async def drive(port: int, plan: list[Planned], *, seconds: float, connections: 
             async with session.get(base + planned.path) as response:
                 status, body = response.status, await response.read()
             done = time.perf_counter()
+            nonlocal sent_total
+            sent_total += 1
             if sent < measure_from:
                 continue
             latencies.append(done - sent)
@@ -216,6 +226,7 @@ async def drive(port: int, plan: list[Planned], *, seconds: float, connections: 
     total = len(latencies)
     return {
         "requests": total,
+        "sent": sent_total,                  # warm-up included, for CPU per request
         "requests_per_s": total / seconds,
         "p50_ms": 1000 * latencies[total // 2] if total else None,
         "p99_ms": 1000 * latencies[min(total - 1, int(total * 0.99))] if total else None,
@@ -308,6 +319,7 @@ def _thread_hop_us(n: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per variant")
+    parser.add_argument("--mix", default="80,15,5", help="entitled,unentitled,bad weights (for analysis)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are reported")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each")
     parser.add_argument("--connections", type=int, default=64)
@@ -337,7 +349,9 @@ def main() -> int:
             env = bench_env(work, store.endpoint, store.settings.access_key, store.settings.secret_key)
             env_file = work / "env.json"
             env_file.write_text(json.dumps(env))
-            plan = seed(env, viewers=args.viewers, episodes=10, periods=20, plan_size=20_000)
+            weights = [float(w) for w in args.mix.split(",")]
+            mix = tuple((kind, weight) for (kind, _), weight in zip(MIX, weights, strict=True))
+            plan = seed(env, viewers=args.viewers, episodes=10, periods=20, plan_size=20_000, mix=mix)
             results["parts"] = time_parts(env, plan)
             rounds: dict[str, list[dict]] = {variant: [] for variant in variants}
             for _ in range(args.rounds):            # interleaved, so every variant sees the same machine
@@ -355,8 +369,11 @@ def run_variant(variant: str, env_file: Path, work: Path, plan: list[Planned], a
     process, port = start_server(variant, env_file, work)
     try:
         this_plan = [Planned("/key", "bare", BARE_KEY)] if variant.startswith("bare") else plan
+        cpu_before = cpu_seconds(process.pid)
         result = asyncio.run(drive(port, this_plan, seconds=args.seconds, connections=args.connections,
                                    warmup_s=args.warmup))
+        # CPU per request barely moves with other load on the machine, unlike requests/s and latency.
+        result["server_cpu_us_per_request"] = 1e6 * (cpu_seconds(process.pid) - cpu_before) / result["sent"]
         if use_wrk:
             result["wrk"] = drive_wrk(port, this_plan, seconds=args.seconds, connections=args.connections, work=work)
         return result
@@ -393,14 +410,15 @@ def report(results: dict[str, dict], args, use_wrk: bool) -> None:
           f"1-min load {results['machine']['load_before']:.1f} before, {results['machine']['load_after']:.1f} after)")
     parts = results["parts"]
     print("per call, in-process: " + ", ".join(f"{name} {value:.1f}" for name, value in parts.items()))
-    print(f"{'variant':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'right':>8} {'wrong':>6} {'429':>5}")
+    print(f"{'variant':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'right':>8} {'wrong':>6} {'429':>5}"
+          f" {'server CPU us/req':>18}")
     for variant in VARIANTS:
         if variant not in results:
             continue
         r = results[variant]
         ratio = f"{r['ratio_to_bare']:.2f}" if "ratio_to_bare" in r else "-"
         print(f"{variant:<12} {r['requests_per_s']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {ratio:>6} "
-              f"{r['right']:>8} {r['wrong']:>6} {r['limited']:>5}")
+              f"{r['right']:>8} {r['wrong']:>6} {r['limited']:>5} {r['server_cpu_us_per_request']:>18.0f}")
         for example in r["wrong_examples"]:
             print(f"    wrong: {example}")
         if use_wrk:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import queue
 import re
+import threading
 import time as clock
 from typing import Any
 from urllib.parse import unquote_plus
-
-from logging.handlers import QueueHandler, QueueListener
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -64,7 +62,12 @@ class JsonAccessLogger(AbstractAccessLogger):
         viewer_id = request.get(VIEWER_ID) if isinstance(request, web.Request) else None
         if viewer_id is not None:
             entry["viewer_id"] = viewer_id
-        self.logger.info("%s", json.dumps(entry, separators=(",", ":")))
+        line = json.dumps(entry, separators=(",", ":"))
+        handlers = self.logger.handlers
+        if len(handlers) == 1 and type(handlers[0]) is BatchingStreamHandler:
+            handlers[0].append_line(line)      # as configured by the entry points: skips ~30 µs of logging
+        else:
+            self.logger.info("%s", line)
 
     @property
     def enabled(self) -> bool:
@@ -76,21 +79,68 @@ def access_log_options() -> dict[str, Any]:
     return {"access_log_class": JsonAccessLogger, "access_log": logging.getLogger(ACCESS_LOGGER)}
 
 
-def configure_access_log(stream) -> None:
-    """Entry points call this once: access lines go to `stream` as bare JSON, one per line.
+class BatchingStreamHandler(logging.Handler):
+    """Collects formatted lines and writes them from a thread every `interval_s`.
 
-    Lines pass through a queue to a writer thread, so a slow or blocked stream (a full pipe to the
-    journal) never stalls the event loop; the queue is drained at exit.
+    The event loop only appends to a list: no write (which blocks on a full pipe) and no per-line
+    wake-up of another thread (a GIL hand-off per request, measured as the largest cost of a queue
+    handler under load). At most `interval_s` of lines are lost if the process is killed.
     """
+
+    def __init__(self, stream, interval_s: float = 0.2) -> None:
+        super().__init__()
+        self._stream = stream
+        self._lines: list[str] = []
+        self._stopped = threading.Event()
+        self._writer = threading.Thread(target=self._write_periodically, args=(interval_s,),
+                                        name="access-log-writer", daemon=True)
+        self._writer.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))     # handle() holds self.lock around this
+        except Exception:  # noqa: BLE001 - logging must never break a request
+            self.handleError(record)
+
+    def append_line(self, line: str) -> None:
+        """Queue an already formatted line, without building a LogRecord."""
+        with self.lock:
+            self._lines.append(line)
+
+    def flush(self) -> None:
+        with self.lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            self._stream.write("\n".join(lines) + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._writer.join(timeout=5)
+        try:
+            self.flush()
+        except ValueError:        # the stream was closed first (at interpreter exit): nothing to save
+            pass
+        super().close()
+
+    def _write_periodically(self, interval_s: float) -> None:
+        while not self._stopped.wait(interval_s):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - a broken stream must not kill the writer
+                pass
+
+
+def configure_access_log(stream) -> None:
+    """Entry points call this once: access lines go to `stream` as bare JSON, one per line,
+    written in batches off the event loop (see BatchingStreamHandler); drained at exit."""
     logger = logging.getLogger(ACCESS_LOGGER)
     for previous in list(logger.handlers):     # idempotent: main() may run more than once per process
         logger.removeHandler(previous)
-    writer = logging.StreamHandler(stream)
-    writer.setFormatter(logging.Formatter("%(message)s"))
-    lines: queue.SimpleQueue = queue.SimpleQueue()
-    listener = QueueListener(lines, writer)
-    listener.start()
-    atexit.register(listener.stop)
-    logger.addHandler(QueueHandler(lines))
+        previous.close()
+    handler = BatchingStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    atexit.register(handler.close)
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False      # the root handler's prefix would break the JSON lines

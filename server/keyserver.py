@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import threading
@@ -22,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from drm.tokens import PlaybackToken
+from drm.tokens import PlaybackToken, TokenSigner
 from server.accesslog import VIEWER_ID
 from server.keys import release_key
 from server.metrics import METRICS
@@ -70,32 +71,41 @@ class EntitlementSnapshot:
 
 
 class VerifiedTokens:
-    """Tokens already verified, until they expire: a player sends the same token for every key of a
-    session, and PyJWT's verify (~50-90 µs) is the largest cost left on the key path.
+    """A TokenSigner that remembers tokens it verified until they expire: a player sends the same
+    token for every key of a session, and PyJWT's verify (~50-90 µs) is the largest cost left on the
+    key path.
 
     A token string that verified once stays valid until its exp (its signature cannot change, and the
-    signing keys are fixed for the process), so the cache re-checks only the expiry. Bounded LRU;
-    only tokens that verified are kept, so garbage cannot fill it.
+    signing keys are fixed for the process), so a remembered token has only its expiry re-checked.
+    Bounded LRU; only tokens that verified are kept, so garbage cannot fill it. Thread-safe: the
+    event loop and release_key() in a worker thread share it.
     """
 
-    def __init__(self, verify: Callable[[str | None], PlaybackToken], *, max_entries: int = 100_000,
+    def __init__(self, signer: TokenSigner, *, max_entries: int = 100_000,
                  clock: Callable[[], float] = time.time) -> None:
-        self._verify = verify
+        self._signer = signer
         self._max_entries = max_entries
         self._clock = clock
         self._tokens: OrderedDict[str, PlaybackToken] = OrderedDict()
+        self._lock = threading.Lock()
 
     def verify(self, token: str | None) -> PlaybackToken:
         """Same contract as TokenSigner.verify: the grant, or TokenInvalid / TokenExpired."""
-        found = self._tokens.get(token) if token else None
-        if found is not None and self._clock() < found.expires_at:
-            self._tokens.move_to_end(token)
-            return found
-        grant = self._verify(token)          # raises for bad and expired tokens, which are never kept
-        self._tokens[token] = grant
-        if len(self._tokens) > self._max_entries:
-            self._tokens.popitem(last=False)
+        if token:
+            with self._lock:
+                found = self._tokens.get(token)
+                if found is not None and self._clock() < found.expires_at:
+                    self._tokens.move_to_end(token)
+                    return found
+        grant = self._signer.verify(token)   # raises for bad and expired tokens, which are never kept
+        with self._lock:
+            self._tokens[token] = grant
+            if len(self._tokens) > self._max_entries:
+                self._tokens.popitem(last=False)
         return grant
+
+    def mint(self, *args, **kwargs) -> str:
+        return self._signer.mint(*args, **kwargs)
 
 
 class KeyEdge:
@@ -105,13 +115,16 @@ class KeyEdge:
         self._trusted_proxies = settings.http.trusted_proxies
         self._token_of = token_of
         self._tokens: VerifiedTokens | None = None
+        self._release_services: Services | None = None
 
     async def release(self, request: web.Request, services: Services) -> tuple[bytes, str]:
         """(key bytes, "memory" | "database"); raises what release_key raises, or RateLimited."""
         self.limits.by_address.take(client_address(request, self._trusted_proxies))
         token = self._token_of(request)
         if self._tokens is None:
-            self._tokens = VerifiedTokens(services.tokens.verify)
+            self._tokens = VerifiedTokens(services.tokens)
+            # release_key() sees the same remembered tokens, so a denial does not pay PyJWT twice
+            self._release_services = dataclasses.replace(services, tokens=self._tokens)
         viewer = self._tokens.verify(token)        # CPU only, and mostly a dict lookup: no thread hop
         request[VIEWER_ID] = viewer.viewer_id
         self.limits.by_viewer.take(viewer.viewer_id)
@@ -120,7 +133,7 @@ class KeyEdge:
         if (key is not None and key.series_id == viewer.series_id
                 and self.snapshot.allows(viewer.viewer_id, key.series_id)):
             return key.key, "memory"
-        return await asyncio.to_thread(release_key, services, token, key_id), "database"
+        return await asyncio.to_thread(release_key, self._release_services, token, key_id), "database"
 
 
 KEY_EDGE = web.AppKey("key_edge", KeyEdge)

@@ -41,6 +41,8 @@ class Metrics:
         self.job_duration = Histogram("series_job_duration_seconds", "Background job durations by kind and outcome",
                                       ["kind", "outcome"], buckets=JOB_BUCKETS_S, registry=self.registry)
         self._request_children: dict[tuple[str, str, int], tuple] = {}
+        self._granted = self.key_requests.labels("granted")            # the hot path's children, looked up once
+        self._granted_from_memory = self.key_path.labels("memory")
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
         """Count and time one answered request. Runs on every request: label lookups are memoized."""
@@ -53,8 +55,8 @@ class Metrics:
 
     def key_granted(self, path: str) -> None:
         """A key left the server; `path` is "memory" or "database"."""
-        self.key_requests.labels("granted").inc()
-        self.key_path.labels(path).inc()
+        self._granted.inc()
+        (self._granted_from_memory if path == "memory" else self.key_path.labels(path)).inc()
 
     def key_denied(self, code: str) -> None:
         """A key request was refused; `code` is the error's stable code (not_entitled, rate_limited, ...)."""

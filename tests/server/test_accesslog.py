@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 
 import pytest
 
-from server.accesslog import ACCESS_LOGGER
+from server.accesslog import ACCESS_LOGGER, BatchingStreamHandler, configure_access_log
 from tests.server.conftest import BUYER, STRANGER
 
 
@@ -89,3 +90,43 @@ async def test_no_token_and_no_key_bytes_reach_any_log(key_world, captured_logs)
         secrets.append(token.rsplit(".", 1)[1])                     # a signature alone is still a secret
     for secret in secrets:
         assert secret not in text
+
+
+def test_batched_access_lines_are_all_written_in_order_on_close():
+    stream = io.StringIO()
+    handler = BatchingStreamHandler(stream, interval_s=0.01)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("tests.batched-access")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for n in range(500):
+            logger.warning("%s", json.dumps({"n": n}))
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(500))
+
+
+async def test_the_configured_access_log_writes_json_lines_to_its_stream(key_world):
+    stream = io.StringIO()
+    logger = logging.getLogger(ACCESS_LOGGER)
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    configure_access_log(stream)
+    try:
+        world = await key_world()
+        token = world.token(BUYER)
+        async with world.client.get(world.url(token)) as response:
+            assert response.status == 200
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+        for handler in saved[0]:
+            logger.addHandler(handler)
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+    (line,) = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["status"] == 200 and entry["viewer_id"] == BUYER
+    assert token not in line and "token=REDACTED" in entry["path"]

@@ -19,11 +19,12 @@ def test_a_verified_token_is_remembered_only_until_it_expires():
     signer = TokenSigner(drm_settings_for(), clock=clock)
     calls = []
 
-    def verify(token):
-        calls.append(token)
-        return signer.verify(token)
+    class CountingSigner:
+        def verify(self, token):
+            calls.append(token)
+            return signer.verify(token)
 
-    tokens = VerifiedTokens(verify, max_entries=2, clock=clock)
+    tokens = VerifiedTokens(CountingSigner(), max_entries=2, clock=clock)
     token = signer.mint("alice", "s1", ttl_s=60)
     assert tokens.verify(token).viewer_id == "alice"
     assert tokens.verify(token).viewer_id == "alice"

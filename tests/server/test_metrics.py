@@ -71,9 +71,7 @@ async def test_healthz_is_503_while_the_store_is_down(tmp_path, aiohttp_client):
         server = TestServer(create_app(settings, services))
         await server.start_server(**access_log_options())
         client = await aiohttp_client(server)
-        async with client.get("/healthz") as response:
-            assert response.status == 200
-            assert await response.json() == {"status": "ok", "checks": {"database": "ok", "store": "ok"}}
+        assert await _healthz_until_ok(client) == {"status": "ok", "checks": {"database": "ok", "store": "ok"}}
         await asyncio.to_thread(store.stop)
         async with client.get("/healthz") as response:
             assert response.status == 503
@@ -85,3 +83,14 @@ async def test_healthz_is_503_while_the_store_is_down(tmp_path, aiohttp_client):
         store.stop()
         if services is not None:
             services.close()
+
+
+async def _healthz_until_ok(client, attempts: int = 20) -> dict:
+    """A store just started may still refuse its first requests; give it a bounded while to settle."""
+    for _ in range(attempts):
+        async with client.get("/healthz") as response:
+            body = await response.json()
+            if response.status == 200:
+                return body
+        await asyncio.sleep(0.5)
+    return body
