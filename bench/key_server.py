@@ -137,7 +137,7 @@ def serve(variant: str, env_file: Path, log_file: Path) -> None:
 
             configure_access_log(log_file.open("a"))      # as `series serve` does, to a file instead of stderr
             if variant == "key-db":
-                EntitlementSnapshot.allows = lambda self, viewer_id, series_id: False   # memory path off
+                EntitlementSnapshot.allows = lambda self, viewer_id, series_id, own_changes: False   # memory path off
             settings = Settings.from_env(json.loads(env_file.read_text()))
             runner = web.AppRunner(create_app(settings), **access_log_options())
         await runner.setup()

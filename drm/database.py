@@ -136,6 +136,12 @@ class Database:
         with self._lock:
             return self.connection.execute(sql, parameters).fetchall()
 
+    @property
+    def own_changes(self) -> int:
+        """Rows changed through this connection so far (sqlite3_total_changes): a counter read
+        without the lock or any I/O, cheap enough to check on every request."""
+        return self.connection.total_changes
+
     def change_marker(self) -> tuple[int, int]:
         """A value that differs whenever any committed write happened since it was last read.
 

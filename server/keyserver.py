@@ -5,8 +5,9 @@ read SQLite. Most grants need no database at all, though: the token check is CPU
 never change once created (KeyStore keeps them unwrapped), and which viewers bought which series is
 held here as a snapshot refreshed every second. So a request that memory proves entitled is answered
 on the event loop, and everything else — misses, denials, anything unusual — goes to release_key().
-Only grants are answered from memory, so a rule release_key() adds to *allow* more keeps working;
-a revocation reaches this path within about ENTITLEMENT_REFRESH_S.
+Only grants are answered from memory, so a rule release_key() adds to *allow* more keeps working.
+A revocation made through this process is enforced on the next request (any write of ours makes the
+snapshot untrusted until reloaded); one made by another process, within about ENTITLEMENT_REFRESH_S.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class EntitlementSnapshot:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._state: tuple[frozenset[tuple[str, str]], float] = (frozenset(), -math.inf)
+        # (active pairs, when checked, this process's own change count when loaded)
+        self._state: tuple[frozenset[tuple[str, str]], float, int] = (frozenset(), -math.inf, -1)
         self._marker: tuple[int, int] | None = None
         self._refreshing = threading.Lock()       # one refresh at a time keeps marker and pairs matched
 
@@ -59,15 +61,21 @@ class EntitlementSnapshot:
             if marker != self._marker:
                 pairs = services.entitlements.active_pairs()
                 self._marker = marker
-                self._state = (pairs, self._clock())
+                self._state = (pairs, self._clock(), marker[1])
                 log.debug("entitlement snapshot reloaded: %d active", len(pairs))
             else:
-                self._state = (self._state[0], self._clock())
+                self._state = (self._state[0], self._clock(), marker[1])
 
-    def allows(self, viewer_id: str, series_id: str) -> bool:
-        """True only if a fresh snapshot holds the pair; False means "ask the database", not "denied"."""
-        pairs, loaded_at = self._state
-        return self._clock() - loaded_at < SNAPSHOT_STALE_S and (viewer_id, series_id) in pairs
+    def allows(self, viewer_id: str, series_id: str, own_changes: int) -> bool:
+        """True only if a fresh snapshot holds the pair; False means "ask the database", not "denied".
+
+        `own_changes` is the database's current own_changes: if this process wrote since the load (a
+        refund through this instance's API, say), the snapshot is not trusted until reloaded, so a
+        change made here is enforced on the very next request.
+        """
+        pairs, checked_at, loaded_changes = self._state
+        return (own_changes == loaded_changes and self._clock() - checked_at < SNAPSHOT_STALE_S
+                and (viewer_id, series_id) in pairs)
 
 
 class VerifiedTokens:
@@ -131,7 +139,7 @@ class KeyEdge:
         key_id = request.match_info["key_id"]
         key = services.keystore.cached(key_id)
         if (key is not None and key.series_id == viewer.series_id
-                and self.snapshot.allows(viewer.viewer_id, key.series_id)):
+                and self.snapshot.allows(viewer.viewer_id, key.series_id, services.db.own_changes)):
             return key.key, "memory"
         return await asyncio.to_thread(release_key, self._release_services, token, key_id), "database"
 

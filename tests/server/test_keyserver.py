@@ -61,7 +61,20 @@ async def test_grants_move_to_memory_and_a_revocation_reaches_the_key_path(key_w
     await asyncio.to_thread(edge.snapshot.refresh, world.services)
     async with world.client.get(world.url(token)) as response:
         assert response.status == 403
-    # and re-granted through this process's own connection: seen through total_changes
+    # re-granted through this process's own connection: seen through total_changes
     world.services.entitlements.grant("alice", "s1")
     await asyncio.to_thread(edge.snapshot.refresh, world.services)
-    assert edge.snapshot.allows("alice", "s1")
+    own = world.services.db.own_changes
+    assert edge.snapshot.allows("alice", "s1", own)
+
+
+async def test_a_revocation_through_this_process_is_enforced_on_the_next_request(key_world):
+    world = await key_world()
+    edge = world.client.server.app[KEY_EDGE]
+    token = world.token()
+    await asyncio.to_thread(edge.snapshot.refresh, world.services)
+    async with world.client.get(world.url(token)) as response:
+        assert response.status == 200                      # answered from memory
+    world.services.entitlements.revoke("alice", "s1")      # e.g. a refund webhook on this instance
+    async with world.client.get(world.url(token)) as response:
+        assert response.status == 403                      # no refresh in between
