@@ -283,6 +283,8 @@ def time_parts(env: dict[str, str], plan: list[Planned], rounds: int = 2000) -> 
     services = Services.open(Settings.from_env(env))
     try:
         entitled = [p for p in plan if p.kind == "entitled"][:rounds]
+        if not entitled:
+            return {}
         calls = [(urlsplit(p.path).path.rsplit("/", 1)[1], parse_qs(urlsplit(p.path).query)["token"][0])
                  for p in entitled]
         viewers = [services.tokens.verify(token) for _, token in calls]

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from drm.errors import TokenInvalid
 from drm.tokens import PlaybackToken, TokenSigner
 from server.accesslog import VIEWER_ID
 from server.keys import release_key
@@ -85,8 +86,8 @@ class VerifiedTokens:
 
     A token string that verified once stays valid until its exp (its signature cannot change, and the
     signing keys are fixed for the process), so a remembered token has only its expiry re-checked.
-    Bounded LRU; only tokens that verified are kept, so garbage cannot fill it. Thread-safe: the
-    event loop and release_key() in a worker thread share it.
+    Refused tokens are remembered as well, in a separate bounded LRU, so garbage cannot evict good
+    tokens. Thread-safe: the event loop and release_key() in a worker thread share it.
     """
 
     def __init__(self, signer: TokenSigner, *, max_entries: int = 100_000,
@@ -95,22 +96,37 @@ class VerifiedTokens:
         self._max_entries = max_entries
         self._clock = clock
         self._tokens: OrderedDict[str, PlaybackToken] = OrderedDict()
+        # Refusals too: a stuck player or a scraper replays the same bad token, and PyJWT checks a
+        # refused token character by character (~100 µs). Kept as (error type, message) only.
+        self._refused: OrderedDict[str, tuple[type[TokenInvalid], str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def verify(self, token: str | None) -> PlaybackToken:
         """Same contract as TokenSigner.verify: the grant, or TokenInvalid / TokenExpired."""
-        if token:
-            with self._lock:
-                found = self._tokens.get(token)
-                if found is not None and self._clock() < found.expires_at:
-                    self._tokens.move_to_end(token)
-                    return found
-        grant = self._signer.verify(token)   # raises for bad and expired tokens, which are never kept
+        if not token:
+            return self._signer.verify(token)
         with self._lock:
-            self._tokens[token] = grant
-            if len(self._tokens) > self._max_entries:
-                self._tokens.popitem(last=False)
+            found = self._tokens.get(token)
+            if found is not None and self._clock() < found.expires_at:
+                self._tokens.move_to_end(token)
+                return found
+            refused = self._refused.get(token)
+        if refused is not None:
+            error_type, message = refused
+            raise error_type(message)        # a fresh exception: a shared one would grow its traceback
+        try:
+            grant = self._signer.verify(token)
+        except TokenInvalid as exc:          # TokenExpired included: an expired token stays expired
+            self._remember(self._refused, token, (type(exc), str(exc)))
+            raise
+        self._remember(self._tokens, token, grant)
         return grant
+
+    def _remember(self, entries: OrderedDict, token: str, value) -> None:
+        with self._lock:
+            entries[token] = value
+            if len(entries) > self._max_entries:
+                entries.popitem(last=False)
 
     def mint(self, *args, **kwargs) -> str:
         return self._signer.mint(*args, **kwargs)

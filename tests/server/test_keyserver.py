@@ -32,14 +32,17 @@ def test_a_verified_token_is_remembered_only_until_it_expires():
     clock.advance(60)
     with pytest.raises(TokenExpired):
         tokens.verify(token)
+    with pytest.raises(TokenExpired):
+        tokens.verify(token)                 # still expired, now from memory
     for bad in ("garbage", token[:-4] + "AAAA", None):
-        with pytest.raises(TokenInvalid):
-            tokens.verify(bad)
-        with pytest.raises(TokenInvalid):
-            tokens.verify(bad)               # refused every time: bad tokens are never remembered
+        for _ in range(2):                   # refused every time, the second time without PyJWT
+            with pytest.raises(TokenInvalid) as refused:
+                tokens.verify(bad)
+            assert type(refused.value) is TokenInvalid
+    assert calls.count("garbage") == 1 and calls.count(None) == 2
     for viewer in ("v1", "v2", "v3"):
         tokens.verify(signer.mint(viewer, "s1"))
-    assert len(tokens._tokens) == 2
+    assert len(tokens._tokens) == 2 and len(tokens._refused) == 2
 
 
 async def test_grants_move_to_memory_and_a_revocation_reaches_the_key_path(key_world):
