@@ -82,3 +82,31 @@ def test_edge_settings_are_read_and_bad_values_name_the_variable(tmp_path, s3_st
         Settings.from_env(settings_env(tmp_path, s3_store, SERIES_CORS_ORIGINS="player.example"))
     with pytest.raises(SettingsError, match="SERIES_MAX_REQUEST_BYTES has value 'lots'"):
         Settings.from_env(settings_env(tmp_path, s3_store, SERIES_MAX_REQUEST_BYTES="lots"))
+
+
+async def test_request_bodies_over_the_configured_size_get_413(tmp_path, s3_store, aiohttp_client):
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.services import Services
+    from tests.conftest import settings_for
+
+    settings = settings_for(tmp_path, s3_store, SERIES_MAX_REQUEST_BYTES="1000")
+    services = Services.open(settings)
+    try:
+        app = create_app(settings, services)
+
+        async def echo_size(request: web.Request) -> web.Response:    # any route that reads its body
+            return web.json_response({"size": len(await request.read())})
+
+        app.router.add_post("/echo", echo_size)
+        client = await aiohttp_client(app)
+        async with client.post("/echo", data=b"x" * 1000) as response:
+            assert response.status == 200 and (await response.json())["size"] == 1000
+        async with client.post("/echo", data=b"x" * 1001) as response:
+            assert response.status == 413
+            assert response.content_type == "application/problem+json"
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+        await client.close()
+    finally:
+        services.close()
