@@ -1,9 +1,9 @@
 """GET /v1/keys/{key_id} at the edge: rate limits, an answer from memory when memory suffices, metrics.
 
-release_key() (server/keys.py) stays the one place that decides; it runs in a thread because it may
-read SQLite. Most grants need no database at all, though: the token check is CPU only, content keys
-never change once created (KeyStore keeps them unwrapped), and which viewers bought which series is
-held here as a snapshot refreshed every second. So a request that memory proves entitled is answered
+release_key() (server/keys.py) stays the one place that decides; it runs in one of the key path's
+own threads because it may read SQLite. Most grants need no database at all, though: the token check
+is CPU only (and remembered), content keys never change once created (KeyStore keeps them unwrapped),
+and which viewers bought which series is held here as a snapshot refreshed every second. So a request that memory proves entitled is answered
 on the event loop, and everything else — misses, denials, anything unusual — goes to release_key().
 Only grants are answered from memory, so a rule release_key() adds to *allow* more keeps working.
 A revocation made through this process is enforced on the next request (any write of ours makes the
@@ -21,6 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 ENTITLEMENT_REFRESH_S = 1.0      # how stale the in-memory entitlements may be (revocation latency)
 SNAPSHOT_STALE_S = 10.0          # older than this (the refresh is failing): stop trusting it
 KEY_ROUTE = "/v1/keys/{key_id}"
+KEY_LOOKUP_THREADS = 2
 
 
 class EntitlementSnapshot:
@@ -140,6 +142,10 @@ class KeyEdge:
         self._token_of = token_of
         self._tokens: VerifiedTokens | None = None
         self._release_services: Services | None = None
+        # Its own threads: segment and playlist reads share the default pool and can wait on the
+        # store for seconds; key lookups must not queue behind them. Two suffice: SQLite access is
+        # serialized by the Database lock anyway.
+        self.lookups = ThreadPoolExecutor(max_workers=KEY_LOOKUP_THREADS, thread_name_prefix="key-lookup")
 
     async def release(self, request: web.Request, services: Services) -> tuple[bytes, str]:
         """(key bytes, "memory" | "database"); raises what release_key raises, or RateLimited."""
@@ -157,7 +163,9 @@ class KeyEdge:
         if (key is not None and key.series_id == viewer.series_id
                 and self.snapshot.allows(viewer.viewer_id, key.series_id, services.db.own_changes)):
             return key.key, "memory"
-        return await asyncio.to_thread(release_key, self._release_services, token, key_id), "database"
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(self.lookups, release_key, self._release_services, token, key_id)
+        return body, "database"
 
 
 KEY_EDGE = web.AppKey("key_edge", KeyEdge)
@@ -183,6 +191,7 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        app[KEY_EDGE].lookups.shutdown(wait=True)
 
     async def get_key(request: web.Request) -> web.Response:
         metrics = request.app[METRICS]
