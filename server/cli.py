@@ -42,7 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    configure_access_log(sys.stderr)
     if not os.environ.get("SERIES_FFMPEG_LOG"):
         logging.getLogger("libav").setLevel(logging.ERROR)
     try:
@@ -266,6 +265,7 @@ def running_services(settings: Settings) -> Iterator[Services]:
 async def _serve_until_signalled(settings: Settings, services: Services, on_ready) -> None:
     from server.app import create_app
 
+    configure_access_log(sys.stderr)      # JSON lines, tokens redacted, written off the event loop
     runner = web.AppRunner(create_app(settings, services), **access_log_options())
     await runner.setup()
     site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
