@@ -45,24 +45,31 @@ def _redact(match: re.Match[str]) -> str:
     return f"{match.group(1)}={REDACTED}" if name in SECRET_QUERY_PARAMETERS else match.group(0)
 
 
+_quote = json.encoder.encode_basestring_ascii      # a JSON string literal, escaped as json.dumps does
+_second_cache: list = [0, ""]
+
+
+def _utc_second() -> str:
+    """The current UTC second, ISO 8601; formatted once per second, not once per request."""
+    now = int(clock.time())
+    if _second_cache[0] != now:
+        _second_cache[:] = [now, clock.strftime("%Y-%m-%dT%H:%M:%SZ", clock.gmtime(now))]
+    return _second_cache[1]
+
+
 class JsonAccessLogger(AbstractAccessLogger):
     """One JSON object per request on the `series.access` logger, at INFO."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        entry: dict[str, Any] = {
-            "time": clock.strftime("%Y-%m-%dT%H:%M:%SZ", clock.gmtime()),
-            "method": request.method,
-            "path": redacted_path(request),
-            "status": response.status,
-            "duration_ms": round(time * 1000, 3),
-            "body_bytes": response.content_length,     # None when streamed without a length
-            "bytes_sent": response.body_length,        # headers included, as aiohttp counts it
-            "remote": request.remote,
-        }
+        # Formatted by hand rather than json.dumps(dict): this runs on every request, and every string
+        # that came from the client still goes through json's own escaping (_quote).
         viewer_id = request.get(VIEWER_ID) if isinstance(request, web.Request) else None
-        if viewer_id is not None:
-            entry["viewer_id"] = viewer_id
-        line = json.dumps(entry, separators=(",", ":"))
+        body_bytes = response.content_length              # None when streamed without a length
+        line = (f'{{"time":"{_utc_second()}","method":{_quote(request.method)},'
+                f'"path":{_quote(redacted_path(request))},"status":{response.status},'
+                f'"duration_ms":{time * 1000:.3f},"body_bytes":{"null" if body_bytes is None else body_bytes},'
+                f'"bytes_sent":{response.body_length},"remote":{_quote(request.remote or "")}'
+                + (f',"viewer_id":{_quote(viewer_id)}}}' if viewer_id is not None else "}"))
         handlers = self.logger.handlers
         if len(handlers) == 1 and type(handlers[0]) is BatchingStreamHandler:
             handlers[0].append_line(line)      # as configured by the entry points: skips ~30 µs of logging
