@@ -213,6 +213,22 @@ class Database:
         with self._lock:
             return self.connection.execute(sql, parameters).fetchall()
 
+    @property
+    def own_changes(self) -> int:
+        """Rows changed through this connection so far (sqlite3_total_changes): a counter read
+        without the lock or any I/O, cheap enough to check on every request."""
+        return self.connection.total_changes
+
+    def change_marker(self) -> tuple[int, int]:
+        """A value that differs whenever any committed write happened since it was last read.
+
+        PRAGMA data_version moves on commits by other connections (other processes), and
+        total_changes on this connection's own writes; neither alone sees both.
+        """
+        with self._lock:
+            (data_version,) = self.connection.execute("PRAGMA data_version").fetchone()
+            return data_version, self.connection.total_changes
+
     def close(self) -> None:
         """Close the connection; the Database is unusable afterwards. Idempotent."""
         with self._lock:

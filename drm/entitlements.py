@@ -211,6 +211,11 @@ class EntitlementStore:
         )
         return _entitlement(rows[0]) if rows else None
 
+    def active_pairs(self) -> frozenset[tuple[str, str]]:
+        """Every active (viewer_id, series_id): the data of a server's in-memory snapshot."""
+        rows = self._db.query("SELECT viewer_id, series_id FROM entitlements WHERE revoked_at IS NULL")
+        return frozenset((row["viewer_id"], row["series_id"]) for row in rows)
+
     def list_for_viewer(self, viewer_id: str) -> list[Entitlement]:
         """All of a viewer's entitlements, revoked ones included, by series_id.
 

@@ -181,6 +181,17 @@ class KeyStore:
         self._remember(key)
         return key
 
+    def cached(self, key_id: str) -> ContentKey | None:
+        """The unwrapped key if it is in memory, else None; never touches the database.
+
+        Lets an async caller answer from memory and send only misses to a thread.
+        """
+        with self._cache_lock:
+            found = self._cache.get(key_id)
+            if found is not None:
+                self._cache.move_to_end(key_id)
+            return found
+
     def delete_episode_keys(
         self, series_id: str, episode_id: str, keep_key_ids: Collection[str] = ()
     ) -> int:

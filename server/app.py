@@ -13,9 +13,9 @@ from drm.errors import WrongSeries
 from drm.ids import check_id
 from packager.errors import ObjectMissing
 from packager.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
-from server import catalog_api, operator_api, webhooks
+from server import catalog_api, health, keyserver, metrics, operator_api, security, webhooks
+from server.accesslog import VIEWER_ID
 from server.ingest_api import add_routes as add_ingest_routes
-from server.keys import release_key
 from server.playlists import personalize_master, personalize_media
 from server.problems import NotPublished, problem_middleware
 from server.segments import stream_object
@@ -29,12 +29,6 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 POINTER_TTL_S = 2.0          # how long a published-version pointer is trusted before re-reading it
 NO_STORE = "private, no-store"
 IMMUTABLE = "public, max-age=31536000, immutable"
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "Authorization, Range",
-    "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Expose-Headers": "Content-Length, Content-Range",
-}
 
 EPISODE = r"/v1/series/{series_id}/episodes/{episode_id}"
 VERSIONED = EPISODE + r"/v{version:\d+}/{rendition:\d+p}"
@@ -42,15 +36,18 @@ VERSIONED = EPISODE + r"/v{version:\d+}/{rendition:\d+p}"
 
 def create_app(settings: Settings, services: Services | None = None) -> web.Application:
     """The service. Without `services`, it opens its own from settings and closes them on cleanup."""
-    app = web.Application(middlewares=[cors_middleware, problem_middleware], client_max_size=1024 * 1024)
+    middlewares = [metrics.metrics_middleware, security.cors_middleware(settings.http), problem_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.http.max_request_bytes)
     app[POINTERS] = {}
     app.cleanup_ctx.append(_services_ctx(settings, services))
-    app.router.add_get("/healthz", healthz)
+    security.install(app)
+    metrics.add_routes(app)
+    health.add_routes(app, settings, SERVICES)
     app.router.add_get(EPISODE + "/" + MASTER_NAME, master_playlist)
     app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)
     app.router.add_get(VERSIONED + "/" + I_FRAME_PLAYLIST_NAME, media_playlist)
     app.router.add_get(VERSIONED + r"/{segment:seg_\d{5}\.ts}", segment)
-    app.router.add_get("/v1/keys/{key_id}", key)
+    keyserver.add_routes(app, settings, services_key=SERVICES, token_of=token_of)
     catalog_api.add_routes(app, SERVICES)
     operator_api.add_routes(app, SERVICES)
     webhooks.add_routes(app, SERVICES)
@@ -81,6 +78,7 @@ def _viewer_for_series(request: web.Request, series_id: str):
     """Playlists need a valid token for this series; the entitlement is checked where the key is."""
     token = token_of(request)
     viewer = request.app[SERVICES].tokens.verify(token)
+    request[VIEWER_ID] = viewer.viewer_id
     if viewer.series_id != series_id:
         raise WrongSeries(viewer.series_id, series_id)
     return viewer, token
@@ -155,27 +153,5 @@ async def segment(request: web.Request) -> web.StreamResponse:
     location = _location(request)
     version, rendition = await _servable_version(request, location), request.match_info["rendition"]
     key = f"{location.version_prefix(version)}/{rendition}/{request.match_info['segment']}"
-    # CORS headers here too: a streamed response's headers are sent before the middleware sees it
     return await stream_object(request, request.app[SERVICES].store, key, content_type="video/mp2t",
-                               headers={"Cache-Control": IMMUTABLE, **CORS_HEADERS})
-
-
-async def key(request: web.Request) -> web.Response:
-    body = await asyncio.to_thread(release_key, request.app[SERVICES], token_of(request), request.match_info["key_id"])
-    return web.Response(body=body, content_type="application/octet-stream", headers={"Cache-Control": "no-store"})
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-@web.middleware
-async def cors_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Players on other origins (hls.js) may fetch playlists, segments and keys; tokens ride in URIs."""
-    if request.method == "OPTIONS":
-        response = web.Response(status=204)
-    else:
-        response = await handler(request)
-    if not response.prepared:
-        response.headers.update(CORS_HEADERS)
-    return response
+                               headers={"Cache-Control": IMMUTABLE})

@@ -21,6 +21,7 @@ from packager.errors import PackagerError
 from pipeline.errors import MediaRejected, PipelineError
 from pipeline.validate import validate
 from server import cli_catalog
+from server.accesslog import access_log_options, configure_access_log
 from server.ingest import ingest_episode
 from server.jobs import STATES, JobError, JobStore
 from server.localstore import LocalObjectStore
@@ -326,7 +327,8 @@ def running_services(settings: Settings) -> Iterator[Services]:
 async def _serve_until_signalled(settings: Settings, services: Services, on_ready) -> None:
     from server.app import create_app
 
-    runner = web.AppRunner(create_app(settings, services), access_log=None)
+    configure_access_log(sys.stderr)      # JSON lines, tokens redacted, written off the event loop
+    runner = web.AppRunner(create_app(settings, services), **access_log_options())
     await runner.setup()
     site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
     await site.start()

@@ -29,6 +29,7 @@ from server.auth import AuthRequired, Forbidden, NotConfigured
 from server.bodies import BodyTooLarge, MalformedBody
 from server.ingest_api import IngestRequestError, IngestUnauthorized, UploadNotFound, UploadTooLarge
 from server.jobs import IdempotencyConflict, JobNotFound, JobStoreUnavailable
+from server.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     IdempotencyConflict: 422,   # the IETF Idempotency-Key draft's answer to a reused key
     UploadTooLarge: 413,
     JobStoreUnavailable: 503,
+    RateLimited: 429,
 }
 RETRY_AFTER_S = "2"             # on 503: the store or database is expected back soon
 
@@ -112,6 +114,8 @@ async def problem_middleware(request: web.Request, handler) -> web.StreamRespons
         if status >= 500:
             log.warning("%s %s: %s", request.method, request.path, exc)
         code = getattr(exc, "code", "error")
+        if isinstance(exc, RateLimited):
+            return problem(status, code, str(exc), **{"Retry-After": str(exc.retry_after_s)})
         if status == 401:
             realm = "ingest" if isinstance(exc, IngestUnauthorized) else "playback"
             return problem(status, code, str(exc), **{"WWW-Authenticate": f'Bearer realm="{realm}"'})

@@ -21,8 +21,10 @@ from drm.keystore import DrmSettings
 from packager.store import StoreSettings
 from pipeline.ladder import LadderSettings
 from pipeline.validate import ValidationRules
+from server.http_settings import HttpSettings, parse_networks, parse_origins
 from server.jobs import JobSettings
 from server.localstore import LocalStoreSettings
+from server.ratelimit import RateLimitSettings
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ class Settings:
     hls_session_key: bool = False               # EXT-X-SESSION-KEY in masters: key prefetch; some old players choke
     gc_grace_s: float = 6 * 3600                # superseded versions outlive a playback token (default TTL 6 h)
     jobs: JobSettings = field(default_factory=JobSettings)   # ingest hand-off API and its workers
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @property
     def work_dir(self) -> Path:
@@ -133,6 +137,8 @@ class Settings:
             hls_session_key=env.bool("HLS_SESSION_KEY", False),
             gc_grace_s=env.float("GC_GRACE_S", 6 * 3600),
             jobs=_job_settings(env, data_dir, generated.get("ingest_token"), rules.max_size_bytes),
+            rate_limits=_rate_limits(env),
+            http=_http(env),
         )
 
 
@@ -279,6 +285,36 @@ class _Env:
                 raise SettingsError(f"{PREFIX}{name} has an entry without 'kid:'; expected 'kid:base64secret,...'")
             keys[kid] = _decode_b64(value, f"{PREFIX}{name}[{kid}]")
         return keys
+
+
+_RATE_VARIABLES = {"viewer_per_s": "RATE_VIEWER_PER_S", "viewer_burst": "RATE_VIEWER_BURST",
+                   "ip_per_s": "RATE_IP_PER_S", "ip_burst": "RATE_IP_BURST", "max_tracked": "RATE_MAX_TRACKED"}
+
+
+def _rate_limits(env: _Env) -> RateLimitSettings:
+    default = RateLimitSettings()
+    values = {}
+    for attribute, variable in _RATE_VARIABLES.items():
+        read = env.float if attribute.endswith("_per_s") else env.int
+        values[attribute] = value = read(variable, getattr(default, attribute))
+        if not value > 0:
+            raise SettingsError(f"{PREFIX}{variable} has value {value!r}; expected a positive number")
+    return RateLimitSettings(**values)
+
+
+def _http(env: _Env) -> HttpSettings:
+    try:
+        origins = parse_origins(env.str("CORS_ORIGINS", "*"))
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}CORS_ORIGINS: {exc}") from None
+    try:
+        proxies = parse_networks(env.str("TRUSTED_PROXIES", ""))
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}TRUSTED_PROXIES: {exc}") from None
+    max_request_bytes = env.int("MAX_REQUEST_BYTES", HttpSettings().max_request_bytes)
+    if max_request_bytes < 1:
+        raise SettingsError(f"{PREFIX}MAX_REQUEST_BYTES has value {max_request_bytes!r}; expected a positive integer")
+    return HttpSettings(cors_origins=origins, trusted_proxies=proxies, max_request_bytes=max_request_bytes)
 
 
 def _decode_b64(value: str, name: str) -> bytes:

@@ -157,7 +157,8 @@ async def test_segments_stream_whole_or_by_range(served):
     stored = services.store.get_bytes(f"{episode.location.version_prefix(episode.version)}/{name}")
     url = str(server.make_url(f"/v1/series/{SERIES}/episodes/portrait/v{episode.version}/{name}"))
     async with aiohttp.ClientSession() as http:
-        async with http.get(url) as response:
+        # a player on another origin: the CORS headers must reach a streamed response too
+        async with http.get(url, headers={"Origin": "https://player.example"}) as response:
             assert response.status == 200
             assert response.headers["Content-Type"] == "video/mp2t"
             assert "immutable" in response.headers["Cache-Control"]

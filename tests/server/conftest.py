@@ -1,9 +1,63 @@
-"""Fixtures for server tests: a loopback receiver for job webhooks."""
+"""Fixtures for server tests: a key server with real parts and no media (keys made through KeyStore,
+viewers granted in SQLite), and a loopback receiver for job webhooks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from drm.keystore import ContentKey
+from server.accesslog import access_log_options
+from server.app import create_app
+from server.services import Services
+from tests.conftest import settings_for
+
+SERIES = "s1"
+BUYER, STRANGER = "alice", "bob"
+
+
+@dataclass
+class KeyWorld:
+    client: object          # pytest-aiohttp TestClient on a real loopback socket
+    services: Services
+    key: ContentKey
+
+    def url(self, token: str | None, key_id: str | None = None) -> str:
+        path = f"/v1/keys/{key_id or self.key.key_id}"
+        return f"{path}?token={token}" if token else path
+
+    def token(self, viewer_id: str = BUYER, series_id: str = SERIES) -> str:
+        return self.services.tokens.mint(viewer_id, series_id)
+
+
+@pytest.fixture
+async def key_world(tmp_path, s3_store, aiohttp_client):
+    """Factory: await key_world(**SERIES_* overrides without the prefix) → KeyWorld."""
+    opened = []
+
+    async def make(**overrides: str) -> KeyWorld:
+        settings = settings_for(tmp_path / f"w{len(opened)}", s3_store,
+                                **{f"SERIES_{name}": value for name, value in overrides.items()})
+        services = Services.open(settings)
+        opened.append((services, None))
+        services.store.ensure_bucket()
+        key = services.keystore.create_keys(SERIES, "1", 1)[0]
+        services.entitlements.grant(BUYER, SERIES)
+        # started here because pytest-aiohttp's server_kwargs never reach the AppRunner (aiohttp 3.14)
+        server = TestServer(create_app(settings, services))
+        await server.start_server(**access_log_options())
+        client = await aiohttp_client(server)
+        opened[-1] = (services, client)
+        return KeyWorld(client=client, services=services, key=key)
+
+    yield make
+    for services, client in opened:
+        if client is not None:
+            await client.close()     # the app first: its background refresh uses the database
+        services.close()
 
 
 @pytest.fixture

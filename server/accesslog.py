@@ -1,0 +1,153 @@
+"""Structured access logs: one JSON line per request, with playback tokens redacted.
+
+aiohttp's default access log prints the request line, and the request line of a key or playlist
+request carries `?token=...`: a bearer credential that must never reach log storage. Servers run
+with `access_log_options()` so this logger replaces aiohttp's.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import re
+import threading
+import time as clock
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+ACCESS_LOGGER = "series.access"
+REDACTED = "REDACTED"
+SECRET_QUERY_PARAMETERS = frozenset({"token", "access_token", "signature", "x-amz-signature"})
+VIEWER_ID = web.RequestKey("viewer_id", str)      # set by handlers once a token names the viewer
+
+
+def redacted_path(request: web.BaseRequest) -> str:
+    """The path with the raw query, secret parameters' values replaced by REDACTED.
+
+    A regular expression on the raw query rather than parse-and-re-encode: it runs on every request,
+    and it keeps the rest of the query exactly as the client sent it.
+    """
+    query = request.query_string
+    if not query:
+        return request.path
+    return f"{request.path}?{_SECRET_VALUE.sub(_redact, query)}"
+
+
+_SECRET_VALUE = re.compile(r"(?:^|(?<=[&;]))([^&;=]*)=([^&;]*)")
+
+
+def _redact(match: re.Match[str]) -> str:
+    name = unquote_plus(match.group(1)).lower()
+    return f"{match.group(1)}={REDACTED}" if name in SECRET_QUERY_PARAMETERS else match.group(0)
+
+
+_quote = json.encoder.encode_basestring_ascii      # a JSON string literal, escaped as json.dumps does
+_second_cache: list = [0, ""]
+
+
+def _utc_second() -> str:
+    """The current UTC second, ISO 8601; formatted once per second, not once per request."""
+    now = int(clock.time())
+    if _second_cache[0] != now:
+        _second_cache[:] = [now, clock.strftime("%Y-%m-%dT%H:%M:%SZ", clock.gmtime(now))]
+    return _second_cache[1]
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    """One JSON object per request on the `series.access` logger, at INFO."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        # Formatted by hand rather than json.dumps(dict): this runs on every request, and every string
+        # that came from the client still goes through json's own escaping (_quote).
+        viewer_id = request.get(VIEWER_ID) if isinstance(request, web.Request) else None
+        body_bytes = response.content_length              # None when streamed without a length
+        line = (f'{{"time":"{_utc_second()}","method":{_quote(request.method)},'
+                f'"path":{_quote(redacted_path(request))},"status":{response.status},'
+                f'"duration_ms":{time * 1000:.3f},"body_bytes":{"null" if body_bytes is None else body_bytes},'
+                f'"bytes_sent":{response.body_length},"remote":{_quote(request.remote or "")}'
+                + (f',"viewer_id":{_quote(viewer_id)}}}' if viewer_id is not None else "}"))
+        handlers = self.logger.handlers
+        if len(handlers) == 1 and type(handlers[0]) is BatchingStreamHandler:
+            handlers[0].append_line(line)      # as configured by the entry points: skips ~30 µs of logging
+        else:
+            self.logger.info("%s", line)
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def access_log_options() -> dict[str, Any]:
+    """Keyword arguments for web.AppRunner (or pytest-aiohttp's server) that install this access log."""
+    return {"access_log_class": JsonAccessLogger, "access_log": logging.getLogger(ACCESS_LOGGER)}
+
+
+class BatchingStreamHandler(logging.Handler):
+    """Collects formatted lines and writes them from a thread every `interval_s`.
+
+    The event loop only appends to a list: no write (which blocks on a full pipe) and no per-line
+    wake-up of another thread (a GIL hand-off per request, measured as the largest cost of a queue
+    handler under load). At most `interval_s` of lines are lost if the process is killed.
+    """
+
+    def __init__(self, stream, interval_s: float = 0.2) -> None:
+        super().__init__()
+        self._stream = stream
+        self._lines: list[str] = []
+        self._stopped = threading.Event()
+        self._writer = threading.Thread(target=self._write_periodically, args=(interval_s,),
+                                        name="access-log-writer", daemon=True)
+        self._writer.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))     # handle() holds self.lock around this
+        except Exception:  # noqa: BLE001 - logging must never break a request
+            self.handleError(record)
+
+    def append_line(self, line: str) -> None:
+        """Queue an already formatted line, without building a LogRecord."""
+        with self.lock:
+            self._lines.append(line)
+
+    def flush(self) -> None:
+        with self.lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            self._stream.write("\n".join(lines) + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._writer.join(timeout=5)
+        try:
+            self.flush()
+        except ValueError:        # the stream was closed first (at interpreter exit): nothing to save
+            pass
+        super().close()
+
+    def _write_periodically(self, interval_s: float) -> None:
+        while not self._stopped.wait(interval_s):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - a broken stream must not kill the writer
+                pass
+
+
+def configure_access_log(stream) -> None:
+    """Entry points call this once: access lines go to `stream` as bare JSON, one per line,
+    written in batches off the event loop (see BatchingStreamHandler); drained at exit."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    for previous in list(logger.handlers):     # idempotent: main() may run more than once per process
+        logger.removeHandler(previous)
+        previous.close()
+    handler = BatchingStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    atexit.register(handler.close)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False      # the root handler's prefix would break the JSON lines

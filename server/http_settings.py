@@ -1,0 +1,44 @@
+"""Settings of the HTTP edge (CORS origins, trusted proxies, body limit) and their parsers.
+
+Apart from server/security.py so that server/settings.py can read them without importing the
+edge's middleware, which imports server/problems.py and through it most of the service.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    cors_origins: tuple[str, ...] = ("*",)              # SERIES_CORS_ORIGINS; "*" = any origin, no credentials
+    trusted_proxies: tuple[IpNetwork, ...] = ()          # SERIES_TRUSTED_PROXIES: peers whose X-Forwarded-For counts
+    max_request_bytes: int = 1024 * 1024                 # SERIES_MAX_REQUEST_BYTES: larger bodies get 413
+
+    @property
+    def allows_any_origin(self) -> bool:
+        return "*" in self.cors_origins
+
+
+def parse_origins(raw: str) -> tuple[str, ...]:
+    """'https://a.example, https://b.example' → a tuple; raises ValueError naming a malformed entry."""
+    origins = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+    for origin in origins:
+        if origin != "*" and not (origin.startswith(("https://", "http://")) and "/" not in origin.split("://", 1)[1]):
+            raise ValueError(f"{origin!r} is not an origin; expected scheme://host[:port] or *")
+    return origins
+
+
+def parse_networks(raw: str) -> tuple[IpNetwork, ...]:
+    """'10.0.0.0/8, 127.0.0.1' → networks; raises ValueError naming a malformed entry."""
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if item:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+    return tuple(networks)

@@ -1,0 +1,208 @@
+"""GET /v1/keys/{key_id} at the edge: rate limits, an answer from memory when memory suffices, metrics.
+
+release_key() (server/keys.py) stays the one place that decides; it runs in one of the key path's
+own threads because it may read SQLite. Most grants need no database at all, though: the token check
+is CPU only (and remembered), content keys never change once created (KeyStore keeps them unwrapped),
+and which viewers bought which series is held here as a snapshot refreshed every second. So a request that memory proves entitled is answered
+on the event loop, and everything else — misses, denials, anything unusual — goes to release_key().
+Only grants are answered from memory, so a rule release_key() adds to *allow* more keeps working.
+A revocation made through this process is enforced on the next request (any write of ours makes the
+snapshot untrusted until reloaded); one made by another process, within about ENTITLEMENT_REFRESH_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from drm.errors import TokenInvalid
+from drm.tokens import PlaybackToken, TokenSigner
+from server.accesslog import VIEWER_ID
+from server.keys import release_key
+from server.metrics import METRICS
+from server.ratelimit import KeyRequestLimits
+from server.security import client_address
+from server.services import Services
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ENTITLEMENT_REFRESH_S = 1.0      # how stale the in-memory entitlements may be (revocation latency)
+SNAPSHOT_STALE_S = 10.0          # older than this (the refresh is failing): stop trusting it
+KEY_ROUTE = "/v1/keys/{key_id}"
+KEY_LOOKUP_THREADS = 2
+
+
+class EntitlementSnapshot:
+    """Every active (viewer, series) pair, reloaded when the database reports a committed change.
+
+    Memory grows with active entitlements (~150 bytes each): fine to a few hundred thousand; past
+    that, a per-viewer cache is the better trade.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # (active pairs, when checked, this process's own change count when loaded)
+        self._state: tuple[frozenset[tuple[str, str]], float, int] = (frozenset(), -math.inf, -1)
+        self._marker: tuple[int, int] | None = None
+        self._refreshing = threading.Lock()       # one refresh at a time keeps marker and pairs matched
+
+    def refresh(self, services: Services) -> None:
+        """Reload if anything was committed since the last load (blocking: call it in a thread)."""
+        with self._refreshing:
+            marker = services.db.change_marker()     # read first: a write racing the load forces the next one
+            if marker != self._marker:
+                pairs = services.entitlements.active_pairs()
+                self._marker = marker
+                self._state = (pairs, self._clock(), marker[1])
+                log.debug("entitlement snapshot reloaded: %d active", len(pairs))
+            else:
+                self._state = (self._state[0], self._clock(), marker[1])
+
+    def allows(self, viewer_id: str, series_id: str, own_changes: int) -> bool:
+        """True only if a fresh snapshot holds the pair; False means "ask the database", not "denied".
+
+        `own_changes` is the database's current own_changes: if this process wrote since the load (a
+        refund through this instance's API, say), the snapshot is not trusted until reloaded, so a
+        change made here is enforced on the very next request.
+        """
+        pairs, checked_at, loaded_changes = self._state
+        return (own_changes == loaded_changes and self._clock() - checked_at < SNAPSHOT_STALE_S
+                and (viewer_id, series_id) in pairs)
+
+
+class VerifiedTokens:
+    """A TokenSigner that remembers tokens it verified until they expire: a player sends the same
+    token for every key of a session, and PyJWT's verify (~50-90 µs) is the largest cost left on the
+    key path.
+
+    A token string that verified once stays valid until its exp (its signature cannot change, and the
+    signing keys are fixed for the process), so a remembered token has only its expiry re-checked.
+    Refused tokens are remembered as well, in a separate bounded LRU, so garbage cannot evict good
+    tokens. Thread-safe: the event loop and release_key() in a worker thread share it.
+    """
+
+    def __init__(self, signer: TokenSigner, *, max_entries: int = 100_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._signer = signer
+        self._max_entries = max_entries
+        self._clock = clock
+        self._tokens: OrderedDict[str, PlaybackToken] = OrderedDict()
+        # Refusals too: a stuck player or a scraper replays the same bad token, and PyJWT checks a
+        # refused token character by character (~100 µs). Kept as (error type, message) only.
+        self._refused: OrderedDict[str, tuple[type[TokenInvalid], str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verify(self, token: str | None) -> PlaybackToken:
+        """Same contract as TokenSigner.verify: the grant, or TokenInvalid / TokenExpired."""
+        if not token:
+            return self._signer.verify(token)
+        with self._lock:
+            found = self._tokens.get(token)
+            if found is not None and self._clock() < found.expires_at:
+                self._tokens.move_to_end(token)
+                return found
+            refused = self._refused.get(token)
+        if refused is not None:
+            error_type, message = refused
+            raise error_type(message)        # a fresh exception: a shared one would grow its traceback
+        try:
+            grant = self._signer.verify(token)
+        except TokenInvalid as exc:          # TokenExpired included: an expired token stays expired
+            self._remember(self._refused, token, (type(exc), str(exc)))
+            raise
+        self._remember(self._tokens, token, grant)
+        return grant
+
+    def _remember(self, entries: OrderedDict, token: str, value) -> None:
+        with self._lock:
+            entries[token] = value
+            if len(entries) > self._max_entries:
+                entries.popitem(last=False)
+
+    def mint(self, *args, **kwargs) -> str:
+        return self._signer.mint(*args, **kwargs)
+
+
+class KeyEdge:
+    def __init__(self, settings: Settings, token_of: Callable[[web.Request], str | None]) -> None:
+        self.limits = KeyRequestLimits(settings.rate_limits)
+        self.snapshot = EntitlementSnapshot()
+        self._trusted_proxies = settings.http.trusted_proxies
+        self._token_of = token_of
+        self._tokens: VerifiedTokens | None = None
+        self._release_services: Services | None = None
+        # Its own threads: segment and playlist reads share the default pool and can wait on the
+        # store for seconds; key lookups must not queue behind them. Two suffice: SQLite access is
+        # serialized by the Database lock anyway.
+        self.lookups = ThreadPoolExecutor(max_workers=KEY_LOOKUP_THREADS, thread_name_prefix="key-lookup")
+
+    async def release(self, request: web.Request, services: Services) -> tuple[bytes, str]:
+        """(key bytes, "memory" | "database"); raises what release_key raises, or RateLimited."""
+        self.limits.by_address.take(client_address(request, self._trusted_proxies))
+        token = self._token_of(request)
+        if self._tokens is None:
+            self._tokens = VerifiedTokens(services.tokens)
+            # release_key() sees the same remembered tokens, so a denial does not pay PyJWT twice
+            self._release_services = dataclasses.replace(services, tokens=self._tokens)
+        viewer = self._tokens.verify(token)        # CPU only, and mostly a dict lookup: no thread hop
+        request[VIEWER_ID] = viewer.viewer_id
+        self.limits.by_viewer.take(viewer.viewer_id)
+        key_id = request.match_info["key_id"]
+        key = services.keystore.cached(key_id)
+        if (key is not None and key.series_id == viewer.series_id
+                and self.snapshot.allows(viewer.viewer_id, key.series_id, services.db.own_changes)):
+            return key.key, "memory"
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(self.lookups, release_key, self._release_services, token, key_id)
+        return body, "database"
+
+
+KEY_EDGE = web.AppKey("key_edge", KeyEdge)
+
+
+async def _refresh_forever(snapshot: EntitlementSnapshot, services: Services) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(snapshot.refresh, services)
+        except Exception as exc:  # noqa: BLE001 - a failed refresh only sends requests to the database
+            log.warning("entitlement snapshot refresh failed: %s", exc)
+        await asyncio.sleep(ENTITLEMENT_REFRESH_S)
+
+
+def add_routes(app: web.Application, settings: Settings, *, services_key: web.AppKey,
+               token_of: Callable[[web.Request], str | None]) -> None:
+    """Add the key endpoint to `app`. Call after the cleanup_ctx that puts Services at services_key."""
+    app[KEY_EDGE] = KeyEdge(settings, token_of)
+
+    async def snapshot_refresher(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_refresh_forever(app[KEY_EDGE].snapshot, app[services_key]))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        app[KEY_EDGE].lookups.shutdown(wait=True)
+
+    async def get_key(request: web.Request) -> web.Response:
+        metrics = request.app[METRICS]
+        try:
+            body, path = await request.app[KEY_EDGE].release(request, request.app[services_key])
+        except Exception as exc:
+            metrics.key_denied(getattr(exc, "code", "error"))
+            raise
+        metrics.key_granted(path)
+        return web.Response(body=body, content_type="application/octet-stream",
+                            headers={"Cache-Control": "no-store"})
+
+    app.cleanup_ctx.append(snapshot_refresher)
+    app.router.add_get(KEY_ROUTE, get_key)
