@@ -17,7 +17,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
@@ -120,6 +119,8 @@ class _Transcoder:
             duration = Fraction(self.next_index) / self.fps
             self.audio.finish(duration)
             for output in self.outputs:
+                output.submit(output.mux_audio, output.take_audio())
+            for output in self.outputs:
                 output.finish()
         except BaseException:
             for output in self.outputs:
@@ -163,7 +164,7 @@ class _Transcoder:
                 self.segment_starts.append(index)
             self.next_gop += 1
         for output in self.outputs:
-            output.submit(output.encode_video, frame, index, is_idr)
+            output.submit(output.encode_video, frame, index, is_idr, output.take_audio())
         self.next_index += 1
         self.audio.fill_silence_until(Fraction(self.next_index) / self.fps)
 
@@ -214,8 +215,10 @@ class _RenditionOutput:
                 f"vbv-maxrate={rendition.maxrate_bps // 1000}:vbv-bufsize={rendition.bufsize_bits // 1000}"
             ),
         }
+        # the muxer needs the AAC stream's parameters; its packets come from the shared _AudioTrack encoder
         self.audio = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
         self.audio.bit_rate = rendition.audio_bitrate_bps
+        self.pending_audio: list = []
         self.sps: bytes | None = None
         self.idr_indexes: list[int] = []
         self.scaler = VideoReformatter()
@@ -225,10 +228,24 @@ class _RenditionOutput:
         """Queue scaling/encoding for this rendition's thread; raises if that thread has failed."""
         self.worker.submit(work, *args)
 
-    def encode_video(self, frame, index: int, is_idr: bool) -> None:
+    def take_audio(self) -> list:
+        """Hand the AAC packets queued since the last call to this rendition's thread (main thread)."""
+        packets, self.pending_audio = self.pending_audio, []
+        return packets
+
+    def mux_audio(self, packets: list) -> None:
+        for packet in packets:
+            packet.stream = self.audio
+        self.container.mux(packets)
+
+    def encode_video(self, frame, index: int, is_idr: bool, audio_packets: list) -> None:
+        self.mux_audio(audio_packets)
         # its own scaler: frame.reformat() caches one SwsContext on the shared source frame,
-        # and the rendition threads would all be using it at once
-        out = self.scaler.reformat(frame, self.rendition.width, self.rendition.height, "yuv420p")
+        # and the rendition threads would all be using it at once. One swscale thread each: the
+        # renditions already scale in parallel, and sliced scaling on top only adds hand-offs.
+        # Bilinear is also what the benchmark asks of the ffmpeg CLI's scale filter.
+        out = self.scaler.reformat(frame, self.rendition.width, self.rendition.height, "yuv420p",
+                                   interpolation="BILINEAR", threads=1)
         out.pts = index
         out.time_base = self.video.codec_context.time_base
         # decoded frames carry their source picture type; only our grid decides where IDRs go
@@ -236,13 +253,6 @@ class _RenditionOutput:
         if is_idr:
             self.idr_indexes.append(index)
         self._mux(self.video.encode(out))
-
-    def encode_samples(self, samples, pts: int) -> None:
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = pts
-        frame.time_base = Fraction(1, AUDIO_RATE)
-        self._mux(self.audio.encode(frame))
 
     def _mux(self, packets) -> None:
         if self.sps is None:
@@ -260,7 +270,6 @@ class _RenditionOutput:
 
     def _flush(self) -> None:
         self._mux(self.video.encode(None))
-        self._mux(self.audio.encode(None))
         self.container.close()
 
     def abort(self) -> None:
@@ -345,15 +354,22 @@ class _Worker:
 
 
 class _AudioTrack:
-    """Source audio resampled to 48 kHz stereo on the video clock, or silence when the source has none."""
+    """Source audio resampled to 48 kHz stereo on the video clock, or silence when the source has none.
+
+    AAC is encoded once per distinct audio bit rate in the ladder (usually 3 encoders for 5 rungs, where
+    the ffmpeg CLI runs one per variant), and each rendition muxes its own copy of those packets.
+    """
 
     def __init__(self, outputs: list[_RenditionOutput]) -> None:
-        self.outputs = outputs
         self.t0 = 0.0
         self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE,
                                            frame_size=AUDIO_FRAME_SAMPLES)
         self.samples_out = 0
         self.has_source = False
+        groups: dict[int, list[_RenditionOutput]] = {}
+        for output in outputs:
+            groups.setdefault(output.rendition.audio_bitrate_bps, []).append(output)
+        self.encoders = [(_aac_encoder(bit_rate), members) for bit_rate, members in groups.items()]
 
     def push(self, frame) -> None:
         if not self.has_source:
@@ -373,21 +389,47 @@ class _AudioTrack:
             for out in self.resampler.resample(None):
                 self._send(out)
         self._silence(round(duration_s * AUDIO_RATE) - self.samples_out)
+        for encoder, members in self.encoders:
+            self._deliver(encoder.encode(None), members)
 
     def _silence(self, samples: int) -> None:
         while samples > 0:
             count = min(samples, AUDIO_FRAME_SAMPLES)
-            frame = av.AudioFrame.from_ndarray(np.zeros((2, count), dtype=np.float32), format="fltp", layout="stereo")
+            frame = av.AudioFrame(format="fltp", layout="stereo", samples=count)
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
             frame.sample_rate = AUDIO_RATE
             self._send(frame)
             samples -= count
 
     def _send(self, frame) -> None:
-        # each rendition's encoder thread gets its own frame built from these samples
-        samples, pts = frame.to_ndarray(), self.samples_out
+        frame.pts = self.samples_out
+        frame.time_base = Fraction(1, AUDIO_RATE)
         self.samples_out += frame.samples
-        for output in self.outputs:
-            output.submit(output.encode_samples, samples, pts)
+        for encoder, members in self.encoders:
+            self._deliver(encoder.encode(frame), members)
+
+    @staticmethod
+    def _deliver(packets, members: list[_RenditionOutput]) -> None:
+        # a muxed packet is consumed by its container, so every rendition but the first gets a copy
+        for packet in packets:
+            members[0].pending_audio.append(packet)
+            for output in members[1:]:
+                copy = av.Packet(bytes(packet))
+                copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+                copy.time_base = packet.time_base
+                output.pending_audio.append(copy)
+
+
+def _aac_encoder(bit_rate: int):
+    encoder = av.CodecContext.create("aac", "w")
+    encoder.sample_rate = AUDIO_RATE
+    encoder.layout = "stereo"
+    encoder.format = "fltp"
+    encoder.bit_rate = bit_rate
+    encoder.time_base = Fraction(1, AUDIO_RATE)
+    encoder.open()
+    return encoder
 
 
 def output_frame_rate(source_rate: Fraction | None, max_rate: float) -> Fraction:
