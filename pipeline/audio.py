@@ -21,11 +21,14 @@ class AudioTrack:
     the ffmpeg CLI runs one per variant), and each rendition muxes its own copy of those packets.
     """
 
-    def __init__(self, outputs: list) -> None:
+    def __init__(self, outputs: list, *, has_source_stream: bool) -> None:
         self.t0 = 0.0
         self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE,
                                            frame_size=AUDIO_FRAME_SAMPLES)
         self.samples_out = 0
+        # Silence is generated as the video advances only when there is no audio stream at all: a
+        # source whose audio is stored (demuxed) late must not have silence pushed ahead of its sound.
+        self.has_source_stream = has_source_stream
         self.has_source = False
         groups: dict[int, list] = {}
         for output in outputs:
@@ -42,7 +45,7 @@ class AudioTrack:
             self._send(out)
 
     def fill_silence_until(self, video_time_s: Fraction) -> None:
-        if not self.has_source:
+        if not self.has_source_stream:
             self._silence(round(video_time_s * AUDIO_RATE) - self.samples_out)
 
     def finish(self, duration_s: Fraction) -> None:

@@ -139,7 +139,7 @@ class _Transcoder:
         self.last_frame = None
         self.next_gop = 0                   # next GOP number whose first frame must be an IDR
         self.segment_starts: list[int] = []
-        self.audio = AudioTrack(self.outputs)
+        self.audio = AudioTrack(self.outputs, has_source_stream=self.audio_in is not None)
         self.rotate = None
 
     def segment_start_frame(self, k: int) -> int:
@@ -245,6 +245,10 @@ class _RenditionOutput:
                 "segment_frames": segment_frames,
                 "segment_list": str(self.list_path),
                 "segment_list_type": "csv",
+                # let the TS muxer gather up to 0.7 s of AAC frames per PES packet, as the ffmpeg CLI
+                # does (-muxdelay 0.7): one ~100-byte AAC frame per 188-byte TS packet nearly doubles
+                # the lowest rung's audio cost
+                "segment_format_options": "max_delay=700000",
             },
         )
         gop = math.ceil(Fraction(settings.gop_s) * fps)
