@@ -20,7 +20,7 @@ from packager.publish import EpisodeLocation, PublishedEpisode, publish
 from packager.store import ObjectStore
 from pipeline.errors import MediaRejected
 from pipeline.ladder import plan_ladder
-from pipeline.transcode import transcode
+from pipeline.transcode import TranscodeProgress, TranscodeResult, transcode
 from pipeline.validate import Issue, ValidationReport, check_duration, format_duration, validate
 from server.settings import Settings
 
@@ -56,8 +56,13 @@ def ingest_episode(
     store: ObjectStore,
     keystore: KeyStore,
     progress: Callable[[str, float], None] | None = None,
+    transcode_progress: Callable[[TranscodeProgress], None] | None = None,
+    on_transcoded: Callable[[TranscodeResult], None] | None = None,
 ) -> PublishedEpisode:
     """Publish `source` as the new live version of the episode.
+
+    `progress` gets (stage, fraction); `transcode_progress` the transcode's speed and ETA as well;
+    `on_transcoded` the TranscodeResult, with each rung's sampled PSNR and quality warnings.
 
     Raises MediaRejected (with the full report) for unacceptable media, TranscodeError, PublishError,
     StoreError or DrmError otherwise. Nothing is published unless everything succeeded.
@@ -73,7 +78,12 @@ def ingest_episode(
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
         encoded = transcode(source, renditions, work, settings.ladder,
-                            progress=(lambda done: progress("transcoding", done)) if progress else None)
+                            progress=(lambda done: progress("transcoding", done)) if progress else None,
+                            on_progress=transcode_progress)
+        if on_transcoded:
+            on_transcoded(encoded)
+        for warning in encoded.quality_warnings:
+            log.warning("%s/%s: %s", series_id, episode_id, warning)
         check_decoded(report, float(encoded.duration_s), settings)
         segment_count = len(encoded.renditions[0].segments)
         periods = math.ceil(segment_count / settings.segments_per_key)
