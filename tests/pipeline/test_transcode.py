@@ -21,6 +21,19 @@ def first_video_packet(path):
                 return packet
 
 
+def stream_contents(segments) -> tuple[int, int]:
+    """(video frames, audio samples) in a rendition's segments, counted from packets as a player demuxes them."""
+    pictures = samples = 0
+    for segment in segments:
+        with av.open(str(segment.path)) as container:
+            for packet in container.demux():
+                if packet.size and packet.stream.type == "video":
+                    pictures += 1
+                elif packet.size:
+                    samples += 1024     # one AAC-LC frame per packet
+    return pictures, samples
+
+
 @pytest.fixture(scope="module")
 def portrait_no_audio(media_dir):
     return clip(media_dir, "portrait-silent.mp4", duration_s=13, width=270, height=480, fps=Fraction(30000, 1001),
@@ -51,6 +64,11 @@ def test_renditions_share_idr_cuts_and_exact_durations(request, tmp_path, source
             assert packet.is_keyframe, f"{segment.path} does not start with an IDR"
             segment_starts.append(float(packet.pts * packet.time_base))
         starts.append(segment_starts)
+        # EXTINF sum against the streams actually written: pictures and AAC frames, within one frame
+        pictures, audio_samples = stream_contents(rendition.segments)
+        frame_s = 1 / rendition.frame_rate
+        assert abs(sum(durations) - pictures * frame_s) < frame_s
+        assert abs(float(sum(durations)) - (audio_samples - 1024) / 48000) < float(frame_s)   # minus AAC priming
     assert all(s == starts[0] for s in starts)                # same cut timestamps in every rendition
 
 
