@@ -110,6 +110,7 @@ def measure(command: list[str]) -> dict:
 
 
 def run(name: str, source: Path, settings: LadderSettings) -> dict:
+    """One measured run; also returns the x264 options each rendition was encoded with."""
     info = probe(source).video
     fps = output_frame_rate(info.frame_rate, settings.max_frame_rate)
     with tempfile.TemporaryDirectory(dir=CACHE) as out:
@@ -117,7 +118,32 @@ def run(name: str, source: Path, settings: LadderSettings) -> dict:
             command = ours_command(source, Path(out), info.display_width, info.display_height, settings)
         else:
             command = ffmpeg_command(source, Path(out), info.display_width, info.display_height, fps, settings)
-        return measure(command)
+        result = measure(command)
+        result["x264_options"] = [x264_options(first) for first in sorted(Path(out).glob("*/seg_00000.ts"),
+                                                                           key=lambda p: -p.stat().st_size)]
+        return result
+
+
+def x264_options(segment: Path) -> str:
+    """The options line libx264 writes into its first SEI: the proof that both tools encoded alike."""
+    import av
+
+    with av.open(str(segment)) as container:
+        for packet in container.demux(container.streams.video[0]):
+            data = bytes(packet)
+            start = data.find(b"options: ")
+            if start >= 0:
+                return data[start + 9 : data.index(b"\x00", start)].decode(errors="replace")
+            break
+    return "?"
+
+
+def check_same_encoder_options(ours: dict, peer: dict) -> None:
+    # renditions are matched by size of their first segment: biggest rung first in both trees
+    for index, (mine, theirs) in enumerate(zip(ours["x264_options"], peer["x264_options"])):
+        if mine != theirs:
+            differing = sorted(set(mine.split()) ^ set(theirs.split()))
+            print(f"  WARNING rung {index}: x264 options differ between ours and ffmpeg: {' '.join(differing)}")
 
 
 def compare(label: str, source: Path, settings: LadderSettings, rounds: int) -> float:
@@ -133,6 +159,7 @@ def compare(label: str, source: Path, settings: LadderSettings, rounds: int) -> 
             print(f"  {label} round {round_ + 1} {name:6s} wall {result['wall_s']:6.1f} s  "
                   f"cpu {result['cpu_s']:6.1f} s  peak RSS {result['peak_rss_mb']:5.0f} MB  "
                   f"realtime x{duration / result['wall_s']:.2f}", flush=True)
+    check_same_encoder_options(results["ours"][0], results["ffmpeg"][0])
     print(f"{label}: {source.name}, {duration:.0f} s, "
           f"{len(plan_ladder(*INPUTS[label], settings))} rungs, preset {settings.preset}, {rounds} rounds")
     for key in ("wall_s", "cpu_s", "peak_rss_mb"):

@@ -255,6 +255,11 @@ class _RenditionOutput:
         self.video = self.container.add_stream("libx264", rate=fps)
         self.video.width, self.video.height = rendition.width, rendition.height
         self.video.pix_fmt = "yuv420p"
+        # PyAV defaults encoders to slice threading, which makes libx264 cut every picture into slices
+        # (sliced-threads=1): less efficient than the frame threading the ffmpeg CLI gets by default
+        # (thread_type frame+slice, threads auto). The SEI x264 writes shows the same options for both.
+        self.video.codec_context.thread_type = "AUTO"
+        self.video.codec_context.thread_count = 0
         self.video.time_base = 1 / fps
         self.video.codec_context.time_base = 1 / fps
         self.video.bit_rate = rendition.video_bitrate_bps
