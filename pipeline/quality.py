@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 SAMPLED_SEGMENTS = 6      # frames compared per rendition, spread over the episode
+SAMPLE_OFFSET_FRAMES = 15  # how far into its segment a sample sits: past the IDR, yet cheap to decode to
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,10 +44,11 @@ class RenditionQuality:
 
 
 def plan_samples(segment_starts: list[int]) -> list[QualitySample]:
-    """Sample frames for segments spread over the episode: the middle frame of each chosen segment.
+    """Sample frames for segments spread over the episode: one predicted frame in each chosen segment.
 
     `segment_starts` are the first frame numbers of the expected segments plus one bound after the
-    last; the middle frame is a predicted frame, which says more about the encode than the IDR would.
+    last. A predicted frame says more about the encode than the IDR would, and one early in the
+    segment keeps the decode needed to reach it short.
     """
     count = max(1, len(segment_starts) - 1)
     if count <= SAMPLED_SEGMENTS:
@@ -55,7 +57,7 @@ def plan_samples(segment_starts: list[int]) -> list[QualitySample]:
         chosen = sorted({round(i * (count - 1) / (SAMPLED_SEGMENTS - 1)) for i in range(SAMPLED_SEGMENTS)})
     samples = []
     for k in chosen:
-        offset = (segment_starts[k + 1] - segment_starts[k]) // 2
+        offset = min((segment_starts[k + 1] - segment_starts[k]) // 2, SAMPLE_OFFSET_FRAMES)
         samples.append(QualitySample(frame_index=segment_starts[k] + offset, segment_index=k, offset_in_segment=offset))
     return samples
 
