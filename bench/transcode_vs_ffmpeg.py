@@ -1,21 +1,32 @@
 """Benchmark: our transcode against the ffmpeg CLI on the same ladder, presets, GOP and segmenting.
 
-    .venv/bin/python bench/transcode_vs_ffmpeg.py [--input FILE] [--seconds 60] [--rounds 2]
+    .venv/bin/python bench/transcode_vs_ffmpeg.py [--seconds 20] [--rounds 3] [--inputs landscape,portrait]
+                                                  [--rss-seconds 60,300] [--rss-size 640x360]
 
-Runs are interleaved (ours, ffmpeg, ours, ffmpeg, ...) so both see the same machine; each runs in its
-own process so wall time, CPU time and peak RSS come from the kernel (wait4). Needs the ffmpeg CLI
-(Debian's `ffmpeg`) as the peer. Not a test: it prints figures and ratios, it asserts nothing.
+For each input (a generated 1920x1080 landscape and a 1080x1920 portrait clip, made once with the ffmpeg
+CLI into var/bench/), runs alternate ours, ffmpeg, ours, ffmpeg, ... so both see the same machine; each
+run is its own process, so wall time, CPU time and peak RSS come from the kernel (wait4). On a shared
+machine the wall clock is noisy: the ratio is taken per round (adjacent runs) and the median reported.
+Then our peak RSS is measured on a short and a long input (--rss-seconds) to show that memory does not
+grow with episode length. Not a test: it prints figures and ratios, it asserts nothing.
+
+Both tools get the same settings: one decode, bilinear scale per rung, libx264 High at the same preset,
+bit rate, capped VBV and GOP, IDRs forced every 2 s with no scene cuts, x264 threads left at their
+default (auto) in both, AAC 48 kHz stereo at each rung's audio bit rate, 6 s MPEG-TS segments.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,88 +34,184 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.ladder import LadderSettings, plan_ladder  # noqa: E402
 from pipeline.probe import probe  # noqa: E402
-from pipeline.synthetic import generate_clip  # noqa: E402
+from pipeline.transcode import output_frame_rate  # noqa: E402
+
+CACHE = ROOT / "var" / "bench"
+INPUTS = {"landscape": (1920, 1080), "portrait": (1080, 1920)}
 
 OURS = """
 import sys
 from pipeline.ladder import LadderSettings, plan_ladder
 from pipeline.transcode import transcode
 source, out, width, height, preset = sys.argv[1:6]
-transcode(source, plan_ladder(int(width), int(height), LadderSettings(preset=preset)), out,
-          LadderSettings(preset=preset))
+settings = LadderSettings(preset=preset)
+transcode(source, plan_ladder(int(width), int(height), settings), out, settings)
 """
 
 
-def ffmpeg_command(source: Path, out: Path, width: int, height: int, settings: LadderSettings) -> list[str]:
+def generated_input(width: int, height: int, seconds: float) -> Path:
+    """A 30 fps test pattern with moving noise and a tone, made once and cached by size and length."""
+    path = CACHE / f"src-{width}x{height}-{seconds:g}s.mp4"
+    if not path.exists():
+        print(f"generating {path.relative_to(ROOT)} ...", flush=True)
+        partial = path.with_suffix(".partial.mp4")
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y",
+             "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=30:duration={seconds:g}",
+             "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds:g}",
+             # grain that changes every frame, so the encoders cannot coast on a static pattern
+             "-vf", "noise=alls=12:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18",
+             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k", "-ac", "2", "-shortest", str(partial)],
+            check=True,
+        )
+        partial.replace(path)
+    return path
+
+
+def ffmpeg_command(source: Path, out: Path, width: int, height: int, fps: Fraction,
+                   settings: LadderSettings) -> list[str]:
     """The ffmpeg CLI doing our job: one decode, split+scale per rung, libx264 High with IDRs forced every
     2 s and no scene cuts, capped VBV, AAC 48 kHz stereo per variant, 6 s TS segments via var_stream_map."""
     renditions = plan_ladder(width, height, settings)
     n = len(renditions)
     graph = f"[0:v]split={n}" + "".join(f"[s{i}]" for i in range(n)) + ";" + ";".join(
-        f"[s{i}]scale={r.width}:{r.height}[v{i}]" for i, r in enumerate(renditions))
+        f"[s{i}]scale={r.width}:{r.height}:flags=bilinear[v{i}]" for i, r in enumerate(renditions))
     command = ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-filter_complex", graph]
     for i in range(n):
         command += ["-map", f"[v{i}]", "-map", "0:a:0?"]
-    command += ["-c:v", "libx264", "-preset", settings.preset, "-profile:v", "high",
-                "-force_key_frames", f"expr:gte(t,n_forced*{settings.gop_s:g})", "-c:a", "aac", "-ar", "48000", "-ac", "2"]
+    command += ["-c:v", "libx264", "-preset", settings.preset, "-profile:v", "high", "-pix_fmt", "yuv420p",
+                "-force_key_frames", f"expr:gte(t,n_forced*{settings.gop_s:g})",
+                "-c:a", "aac", "-ar", "48000", "-ac", "2"]
+    keyint = math.ceil(Fraction(settings.gop_s) * fps) + 1   # as pipeline/transcode.py sets it
     for i, r in enumerate(renditions):
-        gop = round(settings.gop_s * 30) + 1
-        command += [f"-b:v:{i}", str(r.video_bitrate_bps), f"-maxrate:v:{i}", str(r.maxrate_bps),
-                    f"-bufsize:v:{i}", str(r.bufsize_bits), f"-b:a:{i}", str(r.audio_bitrate_bps),
-                    f"-x264-params:v:{i}", f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0"]
+        command += [f"-b:v:{i}", str(r.video_bitrate_bps), f"-b:a:{i}", str(r.audio_bitrate_bps),
+                    f"-x264-params:v:{i}",
+                    f"keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:"
+                    f"vbv-maxrate={r.maxrate_bps // 1000}:vbv-bufsize={r.bufsize_bits // 1000}"]
     command += ["-f", "hls", "-hls_time", f"{settings.segment_s:g}", "-hls_playlist_type", "vod",
                 "-var_stream_map", " ".join(f"v:{i},a:{i}" for i in range(n)),
                 "-hls_segment_filename", str(out / "r%v/seg_%05d.ts"), str(out / "r%v/index.m3u8")]
     return command
 
 
+def ours_command(source: Path, out: Path, width: int, height: int, settings: LadderSettings) -> list[str]:
+    return [sys.executable, "-c", OURS, str(source), str(out), str(width), str(height), settings.preset]
+
+
 def measure(command: list[str]) -> dict:
+    """Run one process to completion; wall, user+system CPU and peak RSS as the kernel counted them."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     if status != 0:
-        raise SystemExit(f"{command[0]} failed with status {status}")
+        raise SystemExit(f"{command[0]} failed with status {status}: {' '.join(command)}")
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def run(name: str, source: Path, settings: LadderSettings) -> dict:
+    """One measured run; also returns the x264 options each rendition was encoded with."""
+    info = probe(source).video
+    fps = output_frame_rate(info.frame_rate, settings.max_frame_rate)
+    with tempfile.TemporaryDirectory(dir=CACHE) as out:
+        if name == "ours":
+            command = ours_command(source, Path(out), info.display_width, info.display_height, settings)
+        else:
+            command = ffmpeg_command(source, Path(out), info.display_width, info.display_height, fps, settings)
+        result = measure(command)
+        result["x264_options"] = [x264_options(first) for first in sorted(Path(out).glob("*/seg_00000.ts"),
+                                                                           key=lambda p: -p.stat().st_size)]
+        return result
+
+
+def x264_options(segment: Path) -> str:
+    """The options line libx264 writes into its first SEI: the proof that both tools encoded alike."""
+    import av
+
+    with av.open(str(segment)) as container:
+        for packet in container.demux(container.streams.video[0]):
+            data = bytes(packet)
+            start = data.find(b"options: ")
+            if start >= 0:
+                return data[start + 9 : data.index(b"\x00", start)].decode(errors="replace")
+            break
+    return "?"
+
+
+def check_same_encoder_options(ours: dict, peer: dict) -> None:
+    # renditions are matched by size of their first segment: biggest rung first in both trees
+    for index, (mine, theirs) in enumerate(zip(ours["x264_options"], peer["x264_options"])):
+        if mine != theirs:
+            differing = sorted(set(mine.split()) ^ set(theirs.split()))
+            print(f"  WARNING rung {index}: x264 options differ between ours and ffmpeg: {' '.join(differing)}")
+
+
+def compare(label: str, source: Path, settings: LadderSettings, rounds: int) -> float:
+    """Interleaved rounds of both tools on one input; prints every run and returns the median wall ratio."""
+    duration = probe(source).header_duration_s
+    results: dict[str, list[dict]] = {"ours": [], "ffmpeg": []}
+    for round_ in range(rounds):
+        # alternate who goes first, so neither always runs right after the other's cache warm-up
+        order = ("ours", "ffmpeg") if round_ % 2 == 0 else ("ffmpeg", "ours")
+        for name in order:
+            result = run(name, source, settings)
+            results[name].append(result)
+            print(f"  {label} round {round_ + 1} {name:6s} wall {result['wall_s']:6.1f} s  "
+                  f"cpu {result['cpu_s']:6.1f} s  peak RSS {result['peak_rss_mb']:5.0f} MB  "
+                  f"realtime x{duration / result['wall_s']:.2f}", flush=True)
+    check_same_encoder_options(results["ours"][0], results["ffmpeg"][0])
+    print(f"{label}: {source.name}, {duration:.0f} s, "
+          f"{len(plan_ladder(*INPUTS[label], settings))} rungs, preset {settings.preset}, {rounds} rounds")
+    for key in ("wall_s", "cpu_s", "peak_rss_mb"):
+        ours = statistics.median(r[key] for r in results["ours"])
+        peer = statistics.median(r[key] for r in results["ffmpeg"])
+        ratios = [o[key] / f[key] for o, f in zip(results["ours"], results["ffmpeg"])]
+        print(f"  {key:12s} median ours {ours:7.1f}  ffmpeg {peer:7.1f}   ours/ffmpeg per round "
+              + " ".join(f"{r:.2f}" for r in ratios) + f"  median {statistics.median(ratios):.2f}")
+    realtime = {name: duration / statistics.median(r["wall_s"] for r in runs) for name, runs in results.items()}
+    print(f"  realtime     ours x{realtime['ours']:.2f}  ffmpeg x{realtime['ffmpeg']:.2f}\n", flush=True)
+    return statistics.median(o["wall_s"] / f["wall_s"] for o, f in zip(results["ours"], results["ffmpeg"]))
+
+
+def memory_growth(settings: LadderSettings, lengths: list[float], width: int, height: int) -> None:
+    """Our peak RSS on inputs of different lengths: streaming means it must not grow with the episode."""
+    peaks = []
+    for seconds in lengths:
+        source = generated_input(width, height, seconds)
+        result = run("ours", source, settings)
+        peaks.append(result["peak_rss_mb"])
+        print(f"  ours on {seconds:g} s {width}x{height}: peak RSS {result['peak_rss_mb']:.0f} MB, "
+              f"wall {result['wall_s']:.1f} s", flush=True)
+    growth = peaks[-1] / peaks[0] - 1
+    print(f"peak RSS {lengths[-1]:g} s vs {lengths[0]:g} s: {growth:+.1%} "
+          f"({'within' if abs(growth) <= 0.10 else 'OUTSIDE'} the 10 % bound)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", type=Path, help="source file (default: a generated 1080p clip)")
-    parser.add_argument("--seconds", type=float, default=60, help="length of the generated clip")
-    parser.add_argument("--width", type=int, default=1920)
-    parser.add_argument("--height", type=int, default=1080)
+    parser.add_argument("--seconds", type=float, default=20, help="length of the generated comparison inputs")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per input")
+    parser.add_argument("--inputs", default="landscape,portrait", help="which generated inputs to compare")
+    parser.add_argument("--input", type=Path, help="compare on this file instead of the generated ones")
     parser.add_argument("--preset", default="veryfast")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rss-seconds", default="60,300",
+                        help="input lengths for the memory check, comma-separated; empty skips it")
+    parser.add_argument("--rss-size", default="640x360", help="frame size of the memory-check inputs")
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         raise SystemExit("the ffmpeg CLI is the peer: apt-get install ffmpeg")
-    cache = ROOT / "var" / "bench"
-    cache.mkdir(parents=True, exist_ok=True)
-    source = args.input or cache / f"src-{args.width}x{args.height}-{args.seconds:g}s.mp4"
-    if not source.exists():
-        print(f"generating {source} ...", flush=True)
-        generate_clip(source, duration_s=args.seconds, width=args.width, height=args.height, fps=30)
-    video = probe(source).video
-    duration = probe(source).header_duration_s
+    CACHE.mkdir(parents=True, exist_ok=True)
     settings = LadderSettings(preset=args.preset)
-    results = {"ours": [], "ffmpeg": []}
-    for round_ in range(args.rounds):
-        for name in ("ours", "ffmpeg"):
-            with tempfile.TemporaryDirectory(dir=cache) as out:
-                command = ([sys.executable, "-c", OURS, str(source), out, str(video.display_width),
-                            str(video.display_height), args.preset] if name == "ours"
-                           else ffmpeg_command(source, Path(out), video.display_width, video.display_height, settings))
-                result = measure(command)
-            results[name].append(result)
-            print(f"round {round_ + 1} {name:6s} wall {result['wall_s']:6.1f} s  cpu {result['cpu_s']:6.1f} s  "
-                  f"peak RSS {result['peak_rss_mb']:6.0f} MB  realtime x{duration / result['wall_s']:.2f}", flush=True)
-    best = {name: min(runs, key=lambda r: r["wall_s"]) for name, runs in results.items()}
-    print(f"\n{source.name}: {duration:.0f} s, {video.display_width}x{video.display_height}, "
-          f"{len(plan_ladder(video.display_width, video.display_height, settings))} rungs, preset {args.preset}")
-    for key in ("wall_s", "cpu_s", "peak_rss_mb"):
-        print(f"  {key:12s} ours {best['ours'][key]:8.1f}  ffmpeg {best['ffmpeg'][key]:8.1f}  "
-              f"ours/ffmpeg {best['ours'][key] / best['ffmpeg'][key]:.2f}")
+    if args.input:
+        INPUTS["file"] = (probe(args.input).video.display_width, probe(args.input).video.display_height)
+        compare("file", args.input, settings, args.rounds)
+    else:
+        ratios = {label: compare(label, generated_input(*INPUTS[label], args.seconds), settings, args.rounds)
+                  for label in args.inputs.split(",") if label}
+        print("median wall ratio ours/ffmpeg: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + "\n")
+    if args.rss_seconds:
+        width, height = (int(v) for v in args.rss_size.split("x"))
+        memory_growth(settings, [float(s) for s in args.rss_seconds.split(",")], width, height)
 
 
 if __name__ == "__main__":

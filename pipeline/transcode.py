@@ -11,26 +11,50 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
+from pipeline.audio import AUDIO_RATE, AudioTrack
 from pipeline.errors import TranscodeError
+from pipeline.h264 import avc1_codec, find_sps
 from pipeline.ladder import LadderSettings, Rendition
+from pipeline.quality import SAMPLED_SEGMENTS, RenditionQuality, luma, measure_quality, plan_samples
+from pipeline.rotation import rotation_filter
 
-AUDIO_RATE = 48000
-AUDIO_FRAME_SAMPLES = 1024   # one AAC-LC frame
 QUEUE_DEPTH = 16            # decoded frames waiting per rendition: bounds memory, absorbs jitter
 MAX_SEGMENTS = 2400          # 4 hours of 6 s segments: the cut list must be given up front
 NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
 
 Progress = Callable[[float], None]   # fraction done, 0..1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranscodeProgress:
+    """How far a transcode is, for progress bars and job reports."""
+
+    fraction: float              # 0..1 of the expected duration
+    media_s: float               # media time sent to the encoders so far
+    duration_s: float | None     # expected duration from the container header, None when it has none
+    elapsed_s: float             # wall time since the transcode started
+
+    @property
+    def speed_x(self) -> float:
+        """Media seconds encoded per wall second (2.0 = twice realtime)."""
+        return self.media_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the speed so far, None until there is a speed to extrapolate."""
+        if self.duration_s is None or self.media_s <= 0:
+            return None
+        return max(0.0, (self.duration_s - self.media_s) / self.speed_x)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +71,7 @@ class EncodedRendition:
     codecs: str                  # RFC 6381, read from the encoder's own SPS: "avc1.64001f,mp4a.40.2"
     frame_rate: Fraction
     segments: tuple[EncodedSegment, ...]
+    quality: RenditionQuality | None = None   # sampled luma PSNR against the source scaled to this rung
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +81,14 @@ class TranscodeResult:
     frame_count: int
     has_source_audio: bool
 
+    @property
+    def quality_warnings(self) -> tuple[str, ...]:
+        """One sentence per rendition whose sampled PSNR fell below LadderSettings.min_psnr_db."""
+        return tuple(
+            f"{q.rendition}: luma PSNR {q.min_psnr_db:.1f} dB on a sampled frame is below {q.threshold_db:g} dB"
+            for q in (r.quality for r in self.renditions) if q is not None and q.is_below_threshold
+        )
+
 
 def transcode(
     source: str | os.PathLike,
@@ -63,21 +96,25 @@ def transcode(
     out_dir: str | os.PathLike,
     settings: LadderSettings = LadderSettings(),
     progress: Progress | None = None,
+    on_progress: Callable[[TranscodeProgress], None] | None = None,
 ) -> TranscodeResult:
     """Encode `source` into each rendition as TS segments under out_dir/<rendition.name>/.
 
+    `progress` gets the fraction done; `on_progress` the same moment with speed and ETA. Each
+    rendition's quality is checked on sampled frames (see pipeline/quality.py).
     Raises TranscodeError if decoding or encoding fails; the caller discards out_dir.
     """
     out_dir = Path(out_dir)
     try:
         with av.open(str(source), metadata_errors="ignore") as container:
-            return _Transcoder(container, renditions, out_dir, settings, progress).run()
+            return _Transcoder(container, renditions, out_dir, settings, progress, on_progress).run()
     except av.FFmpegError as exc:
         raise TranscodeError(f"{Path(source).name}: transcoding failed: {exc.strerror or exc}") from exc
 
 
 class _Transcoder:
-    def __init__(self, container, renditions, out_dir: Path, settings: LadderSettings, progress) -> None:
+    def __init__(self, container, renditions, out_dir: Path, settings: LadderSettings, progress,
+                 on_progress) -> None:
         if not container.streams.video:
             raise TranscodeError("the source has no video stream")
         self.input = container
@@ -86,18 +123,23 @@ class _Transcoder:
         self.audio_in = container.streams.audio[0] if container.streams.audio else None
         self.settings = settings
         self.progress = progress
+        self.on_progress = on_progress
+        self.started = time.perf_counter()
         self.fps = output_frame_rate(self.video_in.average_rate or self.video_in.guessed_rate, settings.max_frame_rate)
         self.gop_frames = Fraction(settings.gop_s) * self.fps
         self.segment_every_gops = max(1, round(settings.segment_s / settings.gop_s))
         self.header_duration_s = container.duration / av.time_base if container.duration else None
         cuts = ",".join(str(self.segment_start_frame(k)) for k in range(1, MAX_SEGMENTS))
-        self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts) for r in renditions]
+        expected_segments = (math.ceil(self.header_duration_s / (self.segment_every_gops * settings.gop_s))
+                             if self.header_duration_s else SAMPLED_SEGMENTS)
+        samples = plan_samples([self.segment_start_frame(k) for k in range(expected_segments + 1)])
+        self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts, samples) for r in renditions]
         self.t0: float | None = None        # time of the first decoded video frame, seconds
         self.next_index = 0                 # next output frame number on the CFR grid
         self.last_frame = None
         self.next_gop = 0                   # next GOP number whose first frame must be an IDR
         self.segment_starts: list[int] = []
-        self.audio = _AudioTrack(self.outputs)
+        self.audio = AudioTrack(self.outputs, has_source_stream=self.audio_in is not None)
         self.rotate = None
 
     def segment_start_frame(self, k: int) -> int:
@@ -120,6 +162,8 @@ class _Transcoder:
             duration = Fraction(self.next_index) / self.fps
             self.audio.finish(duration)
             for output in self.outputs:
+                output.submit(output.mux_audio, output.take_audio())
+            for output in self.outputs:
                 output.finish()
         except BaseException:
             for output in self.outputs:
@@ -127,8 +171,7 @@ class _Transcoder:
             raise
         segment_bounds = self.segment_starts + [self.next_index]
         encoded = tuple(output.collect(segment_bounds) for output in self.outputs)
-        if self.progress:
-            self.progress(1.0)
+        self._report(1.0, float(Fraction(self.next_index) / self.fps))
         return TranscodeResult(
             renditions=encoded,
             duration_s=Fraction(self.next_index) / self.fps,
@@ -143,7 +186,7 @@ class _Transcoder:
         if self.t0 is None:
             self.t0 = t
             self.audio.t0 = t
-            self.rotate = _rotation_filter(frame)
+            self.rotate = rotation_filter(frame)
         if self.rotate is not None:
             self.rotate.push(frame)
             frame = self.rotate.pull()
@@ -152,8 +195,15 @@ class _Transcoder:
         while self.last_frame is not None and self.next_index < target:
             self._emit(self.last_frame)
         self.last_frame = frame
-        if self.progress and self.header_duration_s and self.next_index % 30 == 0:
-            self.progress(min(0.99, (t - self.t0) / self.header_duration_s))
+        if self.header_duration_s and self.next_index % 30 == 0:
+            self._report(min(0.99, (t - self.t0) / self.header_duration_s), t - self.t0)
+
+    def _report(self, fraction: float, media_s: float) -> None:
+        if self.progress:
+            self.progress(fraction)
+        if self.on_progress:
+            self.on_progress(TranscodeProgress(fraction=fraction, media_s=media_s, duration_s=self.header_duration_s,
+                                               elapsed_s=time.perf_counter() - self.started))
 
     def _emit(self, frame) -> None:
         index = self.next_index
@@ -163,7 +213,7 @@ class _Transcoder:
                 self.segment_starts.append(index)
             self.next_gop += 1
         for output in self.outputs:
-            output.submit(output.encode_video, frame, index, is_idr)
+            output.submit(output.encode_video, frame, index, is_idr, output.take_audio())
         self.next_index += 1
         self.audio.fill_silence_until(Fraction(self.next_index) / self.fps)
 
@@ -177,7 +227,7 @@ class _RenditionOutput:
     """One rendition: its scaler, its H.264 and AAC encoders, and FFmpeg's segment muxer."""
 
     def __init__(self, rendition: Rendition, directory: Path, fps: Fraction, settings: LadderSettings,
-                 segment_frames: str) -> None:
+                 segment_frames: str, samples) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.rendition = rendition
         self.directory = directory
@@ -195,12 +245,21 @@ class _RenditionOutput:
                 "segment_frames": segment_frames,
                 "segment_list": str(self.list_path),
                 "segment_list_type": "csv",
+                # let the TS muxer gather up to 0.7 s of AAC frames per PES packet, as the ffmpeg CLI
+                # does (-muxdelay 0.7): one ~100-byte AAC frame per 188-byte TS packet nearly doubles
+                # the lowest rung's audio cost
+                "segment_format_options": "max_delay=700000",
             },
         )
         gop = math.ceil(Fraction(settings.gop_s) * fps)
         self.video = self.container.add_stream("libx264", rate=fps)
         self.video.width, self.video.height = rendition.width, rendition.height
         self.video.pix_fmt = "yuv420p"
+        # PyAV defaults encoders to slice threading, which makes libx264 cut every picture into slices
+        # (sliced-threads=1): less efficient than the frame threading the ffmpeg CLI gets by default
+        # (thread_type frame+slice, threads auto). The SEI x264 writes shows the same options for both.
+        self.video.codec_context.thread_type = "AUTO"
+        self.video.codec_context.thread_count = 0
         self.video.time_base = 1 / fps
         self.video.codec_context.time_base = 1 / fps
         self.video.bit_rate = rendition.video_bitrate_bps
@@ -214,21 +273,44 @@ class _RenditionOutput:
                 f"vbv-maxrate={rendition.maxrate_bps // 1000}:vbv-bufsize={rendition.bufsize_bits // 1000}"
             ),
         }
+        # the muxer needs the AAC stream's parameters; its packets come from the shared AudioTrack encoder
         self.audio = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
         self.audio.bit_rate = rendition.audio_bitrate_bps
+        self.pending_audio: list = []
         self.sps: bytes | None = None
         self.idr_indexes: list[int] = []
         self.scaler = VideoReformatter()
+        self.samples = samples
+        self.sample_frames = {sample.frame_index for sample in samples}
+        self.references: dict = {}       # sampled frame number -> luma of the source scaled to this rung
+        self.min_psnr_db = settings.min_psnr_db
+        self.quality: RenditionQuality | None = None
         self.worker = _Worker(f"encode-{rendition.name}")
 
     def submit(self, work, *args) -> None:
         """Queue scaling/encoding for this rendition's thread; raises if that thread has failed."""
         self.worker.submit(work, *args)
 
-    def encode_video(self, frame, index: int, is_idr: bool) -> None:
+    def take_audio(self) -> list:
+        """Hand the AAC packets queued since the last call to this rendition's thread (main thread)."""
+        packets, self.pending_audio = self.pending_audio, []
+        return packets
+
+    def mux_audio(self, packets: list) -> None:
+        for packet in packets:
+            packet.stream = self.audio
+        self.container.mux(packets)
+
+    def encode_video(self, frame, index: int, is_idr: bool, audio_packets: list) -> None:
+        self.mux_audio(audio_packets)
         # its own scaler: frame.reformat() caches one SwsContext on the shared source frame,
-        # and the rendition threads would all be using it at once
-        out = self.scaler.reformat(frame, self.rendition.width, self.rendition.height, "yuv420p")
+        # and the rendition threads would all be using it at once. One swscale thread each: the
+        # renditions already scale in parallel, and sliced scaling on top only adds hand-offs.
+        # Bilinear is also what the benchmark asks of the ffmpeg CLI's scale filter.
+        out = self.scaler.reformat(frame, self.rendition.width, self.rendition.height, "yuv420p",
+                                   interpolation="BILINEAR", threads=1)
+        if index in self.sample_frames:
+            self.references[index] = luma(out)
         out.pts = index
         out.time_base = self.video.codec_context.time_base
         # decoded frames carry their source picture type; only our grid decides where IDRs go
@@ -237,19 +319,12 @@ class _RenditionOutput:
             self.idr_indexes.append(index)
         self._mux(self.video.encode(out))
 
-    def encode_samples(self, samples, pts: int) -> None:
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = pts
-        frame.time_base = Fraction(1, AUDIO_RATE)
-        self._mux(self.audio.encode(frame))
-
     def _mux(self, packets) -> None:
         if self.sps is None:
             for packet in packets:
                 if packet.stream.type == "video" and packet.is_keyframe:
                     # the segment muxer asks for global headers, so the SPS may live in extradata
-                    self.sps = _find_sps(bytes(packet)) or _find_sps(self.video.codec_context.extradata or b"")
+                    self.sps = find_sps(bytes(packet)) or find_sps(self.video.codec_context.extradata or b"")
                     break
         self.container.mux(packets)
 
@@ -260,8 +335,15 @@ class _RenditionOutput:
 
     def _flush(self) -> None:
         self._mux(self.video.encode(None))
-        self._mux(self.audio.encode(None))
         self.container.close()
+        # still on this rendition's thread, so the renditions check their quality in parallel
+        self.quality = measure_quality(self.rendition.name, self.references, self.samples,
+                                       [self.directory / name for name in self._segment_files()], self.min_psnr_db)
+        self.references.clear()
+
+    def _segment_files(self) -> list[str]:
+        with self.list_path.open(newline="") as handle:
+            return [row[0] for row in csv.reader(handle) if row]
 
     def abort(self) -> None:
         self.worker.cancel()
@@ -271,8 +353,7 @@ class _RenditionOutput:
             pass
 
     def collect(self, segment_bounds: list[int]) -> EncodedRendition:
-        with self.list_path.open(newline="") as handle:
-            files = [row[0] for row in csv.reader(handle) if row]
+        files = self._segment_files()
         if len(files) != len(segment_bounds) - 1:
             raise TranscodeError(
                 f"{self.rendition.name}: muxer cut {len(files)} segments where the frame grid has "
@@ -294,6 +375,7 @@ class _RenditionOutput:
             codecs=f"{avc1_codec(self.sps)},mp4a.40.2",
             frame_rate=self.fps,
             segments=segments,
+            quality=self.quality,
         )
 
 
@@ -344,52 +426,6 @@ class _Worker:
             self.error = exc
 
 
-class _AudioTrack:
-    """Source audio resampled to 48 kHz stereo on the video clock, or silence when the source has none."""
-
-    def __init__(self, outputs: list[_RenditionOutput]) -> None:
-        self.outputs = outputs
-        self.t0 = 0.0
-        self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE,
-                                           frame_size=AUDIO_FRAME_SAMPLES)
-        self.samples_out = 0
-        self.has_source = False
-
-    def push(self, frame) -> None:
-        if not self.has_source:
-            self.has_source = True
-            if frame.pts is not None:
-                lead = float(frame.pts * frame.time_base) - self.t0
-                self._silence(max(0, round(lead * AUDIO_RATE)))
-        for out in self.resampler.resample(frame):
-            self._send(out)
-
-    def fill_silence_until(self, video_time_s: Fraction) -> None:
-        if not self.has_source:
-            self._silence(round(video_time_s * AUDIO_RATE) - self.samples_out)
-
-    def finish(self, duration_s: Fraction) -> None:
-        if self.has_source:
-            for out in self.resampler.resample(None):
-                self._send(out)
-        self._silence(round(duration_s * AUDIO_RATE) - self.samples_out)
-
-    def _silence(self, samples: int) -> None:
-        while samples > 0:
-            count = min(samples, AUDIO_FRAME_SAMPLES)
-            frame = av.AudioFrame.from_ndarray(np.zeros((2, count), dtype=np.float32), format="fltp", layout="stereo")
-            frame.sample_rate = AUDIO_RATE
-            self._send(frame)
-            samples -= count
-
-    def _send(self, frame) -> None:
-        # each rendition's encoder thread gets its own frame built from these samples
-        samples, pts = frame.to_ndarray(), self.samples_out
-        self.samples_out += frame.samples
-        for output in self.outputs:
-            output.submit(output.encode_samples, samples, pts)
-
-
 def output_frame_rate(source_rate: Fraction | None, max_rate: float) -> Fraction:
     """The source's natural rate (Apple 1.18), halved until it is at most `max_rate`."""
     rate = Fraction(source_rate) if source_rate else Fraction(30)
@@ -397,57 +433,3 @@ def output_frame_rate(source_rate: Fraction | None, max_rate: float) -> Fraction
         rate /= 2
     nearest = min(NATURAL_RATES, key=lambda natural: abs(natural - rate))
     return nearest if abs(nearest - rate) / rate < 0.01 else rate.limit_denominator(1001)
-
-
-def _rotation_filter(frame):
-    """A filter graph that bakes the display matrix into the pixels (players ignore it in HLS)."""
-    rotation = int(frame.rotation) % 360
-    if rotation == 0:
-        return None
-    steps = {90: ["transpose=cclock"], 180: ["hflip", "vflip"], 270: ["transpose=clock"]}.get(rotation)
-    if steps is None:
-        return None
-    graph = av.filter.Graph()
-    source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
-                              time_base=frame.time_base or Fraction(1, 1000))
-    previous = source
-    for step in steps:
-        name, _, args = step.partition("=")
-        node = graph.add(name, args or None)
-        previous.link_to(node)
-        previous = node
-    sink = graph.add("buffersink")
-    previous.link_to(sink)
-    graph.configure()
-    return _FilterChain(graph, source, sink)
-
-
-class _FilterChain:
-    def __init__(self, graph, source, sink) -> None:
-        # the graph must outlive its filter contexts: once it is collected, push() writes into freed memory
-        self.graph, self.source, self.sink = graph, source, sink
-
-    def push(self, frame) -> None:
-        self.source.push(frame)
-
-    def pull(self):
-        return self.sink.pull()
-
-
-def _find_sps(annexb: bytes) -> bytes | None:
-    for nal in _nal_units(annexb):
-        if nal and nal[0] & 0x1F == 7:
-            return nal
-    return None
-
-
-def _nal_units(data: bytes) -> Iterator[bytes]:
-    starts = [i + 3 for i in range(len(data) - 3) if data[i : i + 3] == b"\x00\x00\x01"]
-    for position, start in enumerate(starts):
-        end = starts[position + 1] - 3 if position + 1 < len(starts) else len(data)
-        yield data[start:end].rstrip(b"\x00")
-
-
-def avc1_codec(sps: bytes) -> str:
-    """RFC 6381 `avc1.PPCCLL` from an H.264 SPS NAL unit (profile_idc, constraint flags, level_idc)."""
-    return f"avc1.{sps[1]:02x}{sps[2]:02x}{sps[3]:02x}"

@@ -25,6 +25,7 @@ from server.accesslog import access_log_options, configure_access_log
 from server.ingest import ingest_episode
 from server.jobs import STATES, JobError, JobStore
 from server.localstore import LocalObjectStore
+from server.progressbar import IngestProgress
 from server.retention import collect_garbage
 from server.services import Services
 from server.settings import Settings, SettingsError
@@ -78,15 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the URLs as one JSON object on the first stdout line")
     demo.add_argument("--sample", type=Path, default=DEMO_SAMPLE, help="episode to publish (generated if absent)")
     demo.add_argument("--reingest", action="store_true", help="publish a new version even if one is live")
+    demo.add_argument("--progress", action="store_true", default=None,
+                      help="show the ingest progress bar even when stderr is not a terminal")
     demo.set_defaults(handler=cmd_demo)
 
     ingest = commands.add_parser("ingest", help="validate, transcode, encrypt and publish one episode")
     ingest.add_argument("file", type=Path)
     ingest.add_argument("--series", required=True, help="series id, e.g. my-series")
     ingest.add_argument("--episode", required=True, help="episode id, e.g. 1")
-    ingest.add_argument("--json", action="store_true", help="print the result as JSON")
+    ingest.add_argument("--json", action="store_true",
+                        help="print the result as JSON, with each rung's sampled PSNR and quality warnings")
     ingest.add_argument("--free-preview", action=argparse.BooleanOptionalAction, default=None,
                         help="mark (or unmark) the episode as a free preview; default: unchanged")
+    ingest.add_argument("--progress", action="store_true", default=None,
+                        help="show a progress bar (stage, percent, speed, ETA) even when stderr is not a terminal")
     ingest.set_defaults(handler=cmd_ingest)
 
     check = commands.add_parser("validate", help="judge a file as an episode without publishing it")
@@ -151,11 +157,16 @@ def cmd_validate(args, settings: Settings) -> int:
 
 
 def cmd_ingest(args, settings: Settings) -> int:
+    transcoded = []
     with running_services(settings) as services:
-        published = _ingest(services, args.file, args.series, args.episode, is_free_preview=args.free_preview)
+        published = _ingest(services, args.file, args.series, args.episode, is_free_preview=args.free_preview,
+                            show_bar=args.progress, on_transcoded=transcoded.append)
     result = {"series": args.series, "episode": args.episode, "version": published.version,
               "renditions": list(published.renditions), "segments": published.segment_count,
               "duration_s": published.duration_s}
+    if transcoded:
+        result["quality"] = [r.quality.as_dict() for r in transcoded[0].renditions if r.quality is not None]
+        result["quality_warnings"] = list(transcoded[0].quality_warnings)
     print(json.dumps(result) if args.json else
           f"published series {args.series} episode {args.episode} as v{published.version}: "
           f"{', '.join(published.renditions)}, {published.segment_count} segments, {published.duration_s:.1f} s")
@@ -266,7 +277,7 @@ def cmd_demo(args, settings: Settings) -> int:
         cli_catalog.ensure_demo_series(services, DEMO_SERIES)
         location = EpisodeLocation(series_id=DEMO_SERIES, episode_id=DEMO_EPISODE)
         if args.reingest or read_pointer(services.store, location) is None:
-            _ingest(services, args.sample, DEMO_SERIES, DEMO_EPISODE)
+            _ingest(services, args.sample, DEMO_SERIES, DEMO_EPISODE, show_bar=args.progress)
         services.entitlements.grant(DEMO_VIEWER, DEMO_SERIES, source="comp", reason="demo")
         urls = {
             "entitled_url": master_url(settings, DEMO_SERIES, DEMO_EPISODE,
@@ -294,13 +305,13 @@ def master_url(settings: Settings, series_id: str, episode_id: str, token: str) 
     return f"{settings.public_url}/v1/series/{series_id}/episodes/{episode_id}/master.m3u8?token={token}"
 
 
-def _ingest(services: Services, file: Path, series_id: str, episode_id: str, is_free_preview: bool | None = None):
-    def progress(stage: str, done: float) -> None:
-        if stage != "transcoding" or round(done * 100) % 10 == 0:
-            log.info("%s %3.0f%%", stage, done * 100)
-    return ingest_episode(file, series_id=series_id, episode_id=episode_id, settings=services.settings,
-                          store=services.store, keystore=services.keystore, catalog=services.catalog,
-                          is_free_preview=is_free_preview, progress=progress)
+def _ingest(services: Services, file: Path, series_id: str, episode_id: str, *,
+            is_free_preview: bool | None = None, show_bar: bool | None = None, on_transcoded=None):
+    with IngestProgress(show_bar=show_bar) as progress:
+        return ingest_episode(file, series_id=series_id, episode_id=episode_id, settings=services.settings,
+                              store=services.store, keystore=services.keystore, catalog=services.catalog,
+                              is_free_preview=is_free_preview, progress=progress.stage,
+                              transcode_progress=progress.transcode, on_transcoded=on_transcoded)
 
 
 @contextlib.contextmanager

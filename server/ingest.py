@@ -23,7 +23,7 @@ from packager.store import ObjectStore
 from pipeline.errors import MediaRejected
 from pipeline.ladder import plan_ladder
 from pipeline.playback import decode_segment
-from pipeline.transcode import transcode
+from pipeline.transcode import TranscodeProgress, TranscodeResult, transcode
 from pipeline.validate import Issue, ValidationReport, check_duration, format_duration, validate
 from server.retention import collect_garbage
 from server.settings import Settings
@@ -62,10 +62,15 @@ def ingest_episode(
     catalog: Catalog,
     is_free_preview: bool | None = None,
     progress: Callable[[str, float], None] | None = None,
+    transcode_progress: Callable[[TranscodeProgress], None] | None = None,
+    on_transcoded: Callable[[TranscodeResult], None] | None = None,
 ) -> PublishedEpisode:
     """Publish `source` as the new live version of the episode and register it in the catalog.
 
     `is_free_preview` sets the episode's flag (None keeps it; a new episode is not a preview).
+    `progress` gets (stage, fraction); `transcode_progress` the transcode's speed and ETA as well;
+    `on_transcoded` the TranscodeResult, with each rung's sampled PSNR and quality warnings.
+
     Raises MediaRejected (with the full report) for unacceptable media; UnknownSeries,
     EpisodeLimitReached or InvalidField (duration) before any transcoding; TranscodeError,
     PublishError, StoreError or DrmError otherwise. Nothing is published unless everything succeeded.
@@ -82,7 +87,7 @@ def ingest_episode(
                                      is_free_preview=is_free_preview)
     try:
         published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
-                                           progress)
+                                           progress, transcode_progress, on_transcoded)
         catalog.mark_published(series_id, episode_id, version=published.version,
                                duration_s=float(published.duration_s), is_free_preview=is_free_preview)
     except BaseException:
@@ -96,13 +101,20 @@ def ingest_episode(
 
 def _transcode_and_publish(source, report: ValidationReport, series_id: str, episode_id: str,
                            settings: Settings, store: ObjectStore, keystore: KeyStore,
-                           progress: Callable[[str, float], None] | None) -> PublishedEpisode:
+                           progress: Callable[[str, float], None] | None,
+                           transcode_progress: Callable[[TranscodeProgress], None] | None,
+                           on_transcoded: Callable[[TranscodeResult], None] | None) -> PublishedEpisode:
     video = report.info.video
     renditions = plan_ladder(video.display_width, video.display_height, settings.ladder)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
         encoded = transcode(source, renditions, work, settings.ladder,
-                            progress=(lambda done: progress("transcoding", done)) if progress else None)
+                            progress=(lambda done: progress("transcoding", done)) if progress else None,
+                            on_progress=transcode_progress)
+        if on_transcoded:
+            on_transcoded(encoded)
+        for warning in encoded.quality_warnings:
+            log.warning("%s/%s: %s", series_id, episode_id, warning)
         if progress:
             progress("packaging", 0.0)
         check_decoded(report, float(encoded.duration_s), settings)

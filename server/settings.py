@@ -127,6 +127,7 @@ class Settings:
             ladder=LadderSettings(
                 max_renditions=env.int("LADDER_MAX_RENDITIONS", 5),
                 preset=env.str("X264_PRESET", "veryfast"),
+                min_psnr_db=env.float("MIN_PSNR_DB", 30.0),
             ),
             rules=rules,
             listen_host=host,
