@@ -96,6 +96,8 @@ class Catalog(Protocol):
     def list_episodes(self, series_id: str, *, published_only: bool = True) -> list[Episode]: ...
     def is_free_preview(self, series_id: str, episode_id: str) -> bool: ...
 
+    def free_preview_episodes(self) -> frozenset[tuple[str, str]]: ...
+
 
 def check_title(title: object) -> str:
     """The title stripped, or InvalidField: a non-empty string of at most 200 printable characters."""
@@ -317,6 +319,11 @@ class SqliteCatalog:
             (series_id, episode_id),
         )
         return bool(rows and rows[0]["is_free_preview"])
+
+    def free_preview_episodes(self) -> frozenset[tuple[str, str]]:
+        """Every (series_id, episode_id) marked as a free preview: the key server keeps them in memory."""
+        rows = self._db.query("SELECT series_id, episode_id FROM episodes WHERE is_free_preview = 1")
+        return frozenset((row["series_id"], row["episode_id"]) for row in rows)
 
 
 def _episode(row: sqlite3.Row) -> Episode:

@@ -3,9 +3,11 @@
 release_key() (server/keys.py) stays the one place that decides; it runs in one of the key path's
 own threads because it may read SQLite. Most grants need no database at all, though: the token check
 is CPU only (and remembered), content keys never change once created (KeyStore keeps them unwrapped),
-and which viewers bought which series is held here as a snapshot refreshed every second. So a request that memory proves entitled is answered
-on the event loop, and everything else — misses, denials, anything unusual — goes to release_key().
-Only grants are answered from memory, so a rule release_key() adds to *allow* more keeps working.
+and which viewers bought which series, and which episodes are free previews, are held here as a
+snapshot refreshed every second. So while the snapshot is fresh a request is answered on the event
+loop, granted or refused by the same two rules release_key() applies; anything else (a key not yet
+cached, a stale snapshot) goes to release_key(). A new rule in release_key() must be mirrored in
+EntitlementSnapshot.decide().
 A revocation made through this process is enforced on the next request (any write of ours makes the
 snapshot untrusted until reloaded); one made by another process, within about ENTITLEMENT_REFRESH_S.
 """
@@ -25,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from drm.errors import TokenInvalid
+from drm.errors import NotEntitled, TokenInvalid, WrongSeries
 from drm.tokens import PlaybackToken, TokenSigner
 from server.accesslog import VIEWER_ID
 from server.keys import release_key
@@ -52,8 +54,9 @@ class EntitlementSnapshot:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        # (active pairs, when checked, this process's own change count when loaded)
-        self._state: tuple[frozenset[tuple[str, str]], float, int] = (frozenset(), -math.inf, -1)
+        # (active pairs, free-preview episodes, when checked, this process's own change count when loaded)
+        self._state: tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]], float, int] = (
+            frozenset(), frozenset(), -math.inf, -1)
         self._marker: tuple[int, int] | None = None
         self._refreshing = threading.Lock()       # one refresh at a time keeps marker and pairs matched
 
@@ -63,11 +66,12 @@ class EntitlementSnapshot:
             marker = services.db.change_marker()     # read first: a write racing the load forces the next one
             if marker != self._marker:
                 pairs = services.entitlements.active_pairs()
+                previews = services.catalog.free_preview_episodes()
                 self._marker = marker
-                self._state = (pairs, self._clock(), marker[1])
-                log.debug("entitlement snapshot reloaded: %d active", len(pairs))
+                self._state = (pairs, previews, self._clock(), marker[1])
+                log.debug("entitlement snapshot reloaded: %d active, %d previews", len(pairs), len(previews))
             else:
-                self._state = (self._state[0], self._clock(), marker[1])
+                self._state = (self._state[0], self._state[1], self._clock(), marker[1])
 
     def allows(self, viewer_id: str, series_id: str, own_changes: int) -> bool:
         """True only if a fresh snapshot holds the pair; False means "ask the database", not "denied".
@@ -76,9 +80,15 @@ class EntitlementSnapshot:
         refund through this instance's API, say), the snapshot is not trusted until reloaded, so a
         change made here is enforced on the very next request.
         """
-        pairs, checked_at, loaded_changes = self._state
-        return (own_changes == loaded_changes and self._clock() - checked_at < SNAPSHOT_STALE_S
-                and (viewer_id, series_id) in pairs)
+        return self.decide(viewer_id, series_id, None, own_changes) is True
+
+    def decide(self, viewer_id: str, series_id: str, episode_id: str | None, own_changes: int) -> bool | None:
+        """release_key()'s verdict from memory: True (entitled, or a free-preview episode), False
+        (neither), or None when the snapshot cannot be trusted (see allows())."""
+        pairs, previews, checked_at, loaded_changes = self._state
+        if own_changes != loaded_changes or self._clock() - checked_at >= SNAPSHOT_STALE_S:
+            return None
+        return (viewer_id, series_id) in pairs or (series_id, episode_id) in previews
 
 
 class VerifiedTokens:
@@ -160,9 +170,15 @@ class KeyEdge:
         self.limits.by_viewer.take(viewer.viewer_id)
         key_id = request.match_info["key_id"]
         key = services.keystore.cached(key_id)
-        if (key is not None and key.series_id == viewer.series_id
-                and self.snapshot.allows(viewer.viewer_id, key.series_id, services.db.own_changes)):
-            return key.key, "memory"
+        if key is not None:
+            verdict = self.snapshot.decide(viewer.viewer_id, key.series_id, key.episode_id, services.db.own_changes)
+            if verdict is not None:
+                # the same order and errors as release_key(): series first, then entitlement or preview
+                if key.series_id != viewer.series_id:
+                    raise WrongSeries(viewer.series_id, key.series_id)
+                if not verdict:
+                    raise NotEntitled(viewer.viewer_id, key.series_id)
+                return key.key, "memory"
         loop = asyncio.get_running_loop()
         body = await loop.run_in_executor(self.lookups, release_key, self._release_services, token, key_id)
         return body, "database"

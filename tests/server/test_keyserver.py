@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -81,3 +82,34 @@ async def test_a_revocation_through_this_process_is_enforced_on_the_next_request
     world.services.entitlements.revoke("alice", "s1")      # e.g. a refund webhook on this instance
     async with world.client.get(world.url(token)) as response:
         assert response.status == 403                      # no refresh in between
+
+
+def test_the_snapshot_decides_like_release_key_or_declines(tmp_path):
+    """Entitled or free preview → grant, neither → refuse, a write of this process since the load → ask SQLite."""
+    from drm.catalog import SqliteCatalog
+    from drm.database import Database
+    from drm.entitlements import EntitlementStore
+    from server.keyserver import EntitlementSnapshot
+
+    db = Database.open(tmp_path / "drm.sqlite")
+    try:
+        catalog, entitlements = SqliteCatalog(db), EntitlementStore(db)
+        catalog.create_series(series_id="s1", creator_id="c1", title="Knots", price_cents=499, currency="USD")
+        for episode_id, is_preview in (("trailer", True), ("e1", False)):
+            catalog.reserve_episode("s1", episode_id, duration_s=40.0, is_free_preview=is_preview)
+            catalog.mark_published("s1", episode_id, version=1, duration_s=40.0)
+        entitlements.grant("alice", "s1")
+
+        parts = SimpleNamespace(db=db, catalog=catalog, entitlements=entitlements)   # what refresh() reads
+        snapshot = EntitlementSnapshot()
+        snapshot.refresh(parts)
+        own = db.own_changes
+        assert snapshot.decide("alice", "s1", "e1", own) is True
+        assert snapshot.decide("bob", "s1", "trailer", own) is True
+        assert snapshot.decide("bob", "s1", "e1", own) is False
+        entitlements.revoke("alice", "s1")
+        assert snapshot.decide("alice", "s1", "e1", db.own_changes) is None     # our own write: not trusted
+        snapshot.refresh(parts)
+        assert snapshot.decide("alice", "s1", "e1", db.own_changes) is False
+    finally:
+        db.close()
