@@ -54,6 +54,9 @@ def test_rejected_ingest_publishes_nothing(request, tmp_path, s3_store, fixture,
     with ObjectStore(settings.store) as store:
         store.ensure_bucket()
         assert store.list_keys("series/") == []
+    with Services.open(settings) as services:       # nor a catalog entry, reserved or published, nor keys
+        assert services.catalog.list_episodes("s1", published_only=False) == []
+        assert services.db.query("SELECT count(*) AS n FROM content_keys")[0]["n"] == 0
 
 
 @pytest.mark.parametrize("variable, value, code", [
