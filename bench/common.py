@@ -19,7 +19,7 @@ def source_clip(seconds: float, width: int, height: int, fps: int = 30) -> Path:
     from pipeline.synthetic import generate_clip
 
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"src-{width}x{height}-{seconds:g}s.mp4"
+    path = CACHE / f"gradient-{width}x{height}-{seconds:g}s.mp4"   # not src-*: transcode_vs_ffmpeg.py makes those
     if not path.exists():
         print(f"generating {path} ...", flush=True)
         generate_clip(path, duration_s=seconds, width=width, height=height, fps=fps)
@@ -33,5 +33,5 @@ def measure(command: list[str]) -> dict[str, float]:
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     if status != 0:
-        raise SystemExit(f"{' '.join(command[:3])}... failed with status {status}")
+        raise SystemExit(f"{command[0]} failed with status {status}: {' '.join(command)}")
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}

@@ -19,24 +19,20 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from fractions import Fraction
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import CACHE, ROOT, measure  # noqa: E402  (bench/common.py also puts the project on sys.path)
 
 from pipeline.ladder import LadderSettings, plan_ladder  # noqa: E402
 from pipeline.probe import probe  # noqa: E402
 from pipeline.transcode import output_frame_rate  # noqa: E402
 
-CACHE = ROOT / "var" / "bench"
 INPUTS = {"landscape": (1920, 1080), "portrait": (1080, 1920)}
 
 OURS = """
@@ -96,17 +92,6 @@ def ffmpeg_command(source: Path, out: Path, width: int, height: int, fps: Fracti
 
 def ours_command(source: Path, out: Path, width: int, height: int, settings: LadderSettings) -> list[str]:
     return [sys.executable, "-c", OURS, str(source), str(out), str(width), str(height), settings.preset]
-
-
-def measure(command: list[str]) -> dict:
-    """Run one process to completion; wall, user+system CPU and peak RSS as the kernel counted them."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"{command[0]} failed with status {status}: {' '.join(command)}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def run(name: str, source: Path, settings: LadderSettings) -> dict:
