@@ -42,6 +42,7 @@ from server.jobs import (
     fingerprint,
     new_job_id,
 )
+from server.services import Services
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,11 +88,7 @@ def add_routes(app: web.Application, settings: Settings, services_key: web.AppKe
     app.cleanup_ctx.append(_jobs_ctx(settings))
 
     async def submit(request: web.Request) -> web.Response:
-        # an unknown series is refused before the upload is taken, not after minutes of queueing
-        _authenticate(request)
-        await asyncio.to_thread(request.app[services_key].catalog.get_series,
-                                check_id("series_id", request.match_info["series_id"]))
-        return await submit_ingest(request)
+        return await submit_ingest(request, request.app[services_key])
 
     app.router.add_post(INGEST_PATH, submit)
     app.router.add_get(JOB_PATH, get_job)
@@ -142,11 +139,13 @@ def _job_response(request: web.Request, job: Job, status: int) -> web.Response:
                              headers={"Location": f"/v1/jobs/{job.job_id}", "Cache-Control": "no-store"})
 
 
-async def submit_ingest(request: web.Request) -> web.Response:
+async def submit_ingest(request: web.Request, services: Services) -> web.Response:
     _authenticate(request)
     settings = _settings(request)
     series_id = check_id("series_id", request.match_info["series_id"])
     episode_id = check_id("episode_id", request.match_info["episode_id"])
+    # an unknown series is refused before the upload is taken, not after minutes of queueing
+    await asyncio.to_thread(services.catalog.get_series, series_id)
     key = request.headers.get("Idempotency-Key", "")
     if not IDEMPOTENCY_KEY.match(key):
         raise IngestRequestError("send an Idempotency-Key header: 1 to 255 printable ASCII characters, "
