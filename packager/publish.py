@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -59,6 +60,9 @@ class PublishedEpisode:
     segment_count: int          # per rendition
     duration_s: float
     key_ids: tuple[str, ...]
+    # False when a newer version went live while this one was being written: it stays stored, complete
+    # and unreferenced, and retention collects it after the grace period
+    is_live: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,19 +85,23 @@ def publish(
     version: int | None = None,
     session_key: bool = False,
     decode_segment: DecodeSegment | None = None,
+    switch_guard: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> PublishedEpisode:
     """Encrypt and upload `encoded` as a new version of `location`, verify it, then make it the live one.
 
     `key_uri(key_id)` gives the EXT-X-KEY URI written into stored playlists (the server personalises it).
     `version` is the prefix to write (default: next_version()); callers that tag keys with their version
     pick it first. `session_key` adds EXT-X-SESSION-KEY for the first key to the master. `decode_segment`
-    lets the self-check decode what it decrypted (see verify_version).
+    lets the self-check decode what it decrypted (see verify_version). `switch_guard()` is held while the
+    pointer is read and replaced: with concurrent publishers of one episode, pass a lock they all share
+    (the service passes a lease in its database) and pass `version` from a shared allocator.
+    The pointer never moves back: if a higher version went live meanwhile, this one is left unreferenced
+    and the result has is_live=False.
     Raises PublishError (VerificationFailed if the self-check fails); on failure the new version's
     objects are removed and the old version stays live.
     """
     version = next_version(store, location) if version is None else version
     prefix = location.version_prefix(version)
-    previous = read_pointer(store, location)
     keys_by_uri: dict[str, bytes] = {}
     key_ids: set[str] = set()
     try:
@@ -116,18 +124,7 @@ def publish(
                         content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
         verify_version(store, prefix, master_name=MASTER_NAME, keys_by_uri=keys_by_uri,
                        duration_s=float(encoded.duration_s), decode_segment=decode_segment)
-        pointer = {
-            "version": version,
-            "master": f"v{version}/{MASTER_NAME}",
-            "renditions": [r.rendition.name for r in encoded.renditions],
-            "duration_s": float(encoded.duration_s),
-            "published_at": time.time(),
-            # players mid-playback keep fetching it; retention keeps it for a grace period
-            "previous_version": int(previous["version"]) if previous else None,
-        }
-        # the switch: until this object is written, players are routed to the previous version
-        store.put_bytes(location.pointer_key, json.dumps(pointer).encode(), content_type="application/json",
-                        cache_control="no-store")
+        is_live = _switch_pointer(store, location, version, encoded, switch_guard)
     except BaseException as exc:
         _discard(store, prefix)
         if isinstance(exc, PackagerError):
@@ -145,7 +142,32 @@ def publish(
         segment_count=segment_count,
         duration_s=float(encoded.duration_s),
         key_ids=tuple(sorted(key_ids)),
+        is_live=is_live,
     )
+
+
+def _switch_pointer(store: ObjectStore, location: EpisodeLocation, version: int, encoded: TranscodeResult,
+                    switch_guard: Callable[[], AbstractContextManager[object]]) -> bool:
+    """Make `version` live unless a higher one already is (publishes can finish out of order); whether it did."""
+    with switch_guard():
+        previous = read_pointer(store, location)
+        if previous is not None and int(previous["version"]) > version:
+            log.warning("%s v%d is complete but v%s went live first; leaving the pointer on the newer version",
+                        location.prefix, version, previous["version"])
+            return False
+        pointer = {
+            "version": version,
+            "master": f"v{version}/{MASTER_NAME}",
+            "renditions": [r.rendition.name for r in encoded.renditions],
+            "duration_s": float(encoded.duration_s),
+            "published_at": time.time(),
+            # players mid-playback keep fetching it; retention keeps it for a grace period
+            "previous_version": int(previous["version"]) if previous else None,
+        }
+        # the switch: until this object is written, players are routed to the previous version
+        store.put_bytes(location.pointer_key, json.dumps(pointer).encode(), content_type="application/json",
+                        cache_control="no-store")
+    return True
 
 
 def _upload_segment(store: ObjectStore, prefix: str, rendition: EncodedRendition, segment: EncodedSegment,

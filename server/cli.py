@@ -22,6 +22,7 @@ from pipeline.errors import MediaRejected, PipelineError
 from pipeline.validate import validate
 from server import cli_catalog
 from server.accesslog import access_log_options, configure_access_log
+from server.episode_versions import EpisodeVersions
 from server.ingest import ingest_episode
 from server.jobs import STATES, JobError, JobStore
 from server.localstore import LocalObjectStore
@@ -311,7 +312,8 @@ def _ingest(services: Services, file: Path, series_id: str, episode_id: str, *,
         return ingest_episode(file, series_id=series_id, episode_id=episode_id, settings=services.settings,
                               store=services.store, keystore=services.keystore, catalog=services.catalog,
                               is_free_preview=is_free_preview, progress=progress.stage,
-                              transcode_progress=progress.transcode, on_transcoded=on_transcoded)
+                              transcode_progress=progress.transcode, on_transcoded=on_transcoded,
+                              versions=EpisodeVersions(services.db))
 
 
 @contextlib.contextmanager

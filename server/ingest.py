@@ -7,6 +7,7 @@ in the catalog and have room (80 episodes at most); the episode is registered th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import tempfile
@@ -25,6 +26,7 @@ from pipeline.ladder import plan_ladder
 from pipeline.playback import decode_segment
 from pipeline.transcode import TranscodeProgress, TranscodeResult, transcode
 from pipeline.validate import Issue, ValidationReport, check_duration, format_duration, validate
+from server.episode_versions import EpisodeVersions
 from server.retention import collect_garbage
 from server.settings import Settings
 
@@ -64,12 +66,15 @@ def ingest_episode(
     progress: Callable[[str, float], None] | None = None,
     transcode_progress: Callable[[TranscodeProgress], None] | None = None,
     on_transcoded: Callable[[TranscodeResult], None] | None = None,
+    versions: EpisodeVersions | None = None,
 ) -> PublishedEpisode:
     """Publish `source` as the new live version of the episode and register it in the catalog.
 
     `is_free_preview` sets the episode's flag (None keeps it; a new episode is not a preview).
     `progress` gets (stage, fraction); `transcode_progress` the transcode's speed and ETA as well;
     `on_transcoded` the TranscodeResult, with each rung's sampled PSNR and quality warnings.
+    `versions` allocates the version and guards the pointer switch, so concurrent ingests of one episode
+    (other jobs, other service instances, the CLI) never share a prefix; None reads the store (one writer).
 
     Raises MediaRejected (with the full report) for unacceptable media; UnknownSeries,
     EpisodeLimitReached or InvalidField (duration) before any transcoding; TranscodeError,
@@ -87,9 +92,10 @@ def ingest_episode(
                                      is_free_preview=is_free_preview)
     try:
         published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
-                                           progress, transcode_progress, on_transcoded)
-        catalog.mark_published(series_id, episode_id, version=published.version,
-                               duration_s=float(published.duration_s), is_free_preview=is_free_preview)
+                                           progress, transcode_progress, on_transcoded, versions)
+        if published.is_live:   # else a newer ingest went live first and recorded itself
+            catalog.mark_published(series_id, episode_id, version=published.version,
+                                   duration_s=float(published.duration_s), is_free_preview=is_free_preview)
     except BaseException:
         if is_new:
             catalog.release_episode(series_id, episode_id)
@@ -103,7 +109,8 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                            settings: Settings, store: ObjectStore, keystore: KeyStore,
                            progress: Callable[[str, float], None] | None,
                            transcode_progress: Callable[[TranscodeProgress], None] | None,
-                           on_transcoded: Callable[[TranscodeResult], None] | None) -> PublishedEpisode:
+                           on_transcoded: Callable[[TranscodeResult], None] | None,
+                           versions: EpisodeVersions | None) -> PublishedEpisode:
     video = report.info.video
     renditions = plan_ladder(video.display_width, video.display_height, settings.ladder)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +129,7 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
         periods = math.ceil(segment_count / settings.segments_per_key)
         location = EpisodeLocation(series_id=series_id, episode_id=episode_id)
         # the version is chosen before the keys so that they are recorded as its keys (for GC)
-        version = next_version(store, location)
+        version = versions.allocate(store, location) if versions else next_version(store, location)
         keys = keystore.create_keys(series_id, episode_id, periods, version=version)
         if progress:
             progress("publishing", 0.0)
@@ -137,6 +144,7 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                 version=version,
                 session_key=settings.hls_session_key,
                 decode_segment=decode_segment,   # the self-check decodes with PyAV, which packager may not import
+                switch_guard=(lambda: versions.switch_lock(location)) if versions else contextlib.nullcontext,
             )
         except BaseException:
             keystore.delete_keys([key.key_id for key in keys])

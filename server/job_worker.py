@@ -25,6 +25,7 @@ from drm.keystore import KeyStore
 from packager.errors import PackagerError
 from packager.store import ObjectStore
 from pipeline.errors import MediaRejected, PipelineError
+from server.episode_versions import EpisodeVersions
 from server.ingest import ingest_episode
 from server.jobs import (
     FAILED,
@@ -107,7 +108,7 @@ def run_job(settings: Settings, job_id: str, attempt: int) -> str:
                 published = ingest_episode(
                     source, series_id=job.series_id, episode_id=job.episode_id, settings=settings,
                     store=store, keystore=KeyStore(jobs.db, settings.drm), catalog=open_catalog(jobs.db, settings),
-                    progress=progress)
+                    progress=progress, versions=EpisodeVersions(jobs.db))
         except _Superseded as exc:
             log.warning("job %s: %s; stopping", job_id, exc)
             return ""

@@ -1,0 +1,104 @@
+"""Version numbers for episode publishes, allocated in the service's SQLite database.
+
+Two publishes of one episode at once (two jobs on two service instances, or the CLI beside the
+service) used to read the store, see the same highest version, and write into the same prefix.
+Here the number comes from one row per episode, bumped inside a write transaction: every caller
+sharing the database file gets a number nobody else got. The store is still read first, as a
+floor, so versions written before this table existed (or by a tool without it) are never reused.
+
+The same row serves as a short lease for the pointer switch, so two publishers that finish at the
+same moment read and replace `published.json` one after the other (see packager.publish).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from drm.database import Database
+from packager.store import ObjectStore
+from packager.versions import EpisodeLocation, next_version
+
+log = logging.getLogger(__name__)
+
+# A pointer switch is one small read and one small write; a holder that takes longer has died.
+SWITCH_LEASE_S = 30.0
+_SWITCH_POLL_S = 0.05
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS episode_versions (
+    series_id       TEXT NOT NULL,
+    episode_id      TEXT NOT NULL,
+    last_version    INTEGER NOT NULL,
+    switch_holder   TEXT NULL,
+    switch_until    REAL NULL,
+    PRIMARY KEY (series_id, episode_id)
+)
+"""
+
+
+class SwitchLockTimeout(Exception):
+    code = "pointer_switch_busy"
+
+
+class EpisodeVersions:
+    """Allocates version numbers and serialises pointer switches for every process sharing `db`'s file."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        with db.transaction() as conn:
+            conn.execute(_SCHEMA)
+
+    def allocate(self, store: ObjectStore, location: EpisodeLocation) -> int:
+        """A version of `location` no other caller was given, above every version in the store. Raises StoreError."""
+        # read outside the transaction: a slow listing must not hold the database's write lock
+        floor = next_version(store, location) - 1
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT last_version FROM episode_versions WHERE series_id = ? AND episode_id = ?",
+                               (location.series_id, location.episode_id)).fetchone()
+            version = max(floor, row["last_version"] if row else 0) + 1
+            conn.execute(
+                "INSERT INTO episode_versions (series_id, episode_id, last_version) VALUES (?, ?, ?)"
+                " ON CONFLICT (series_id, episode_id) DO UPDATE SET last_version = excluded.last_version",
+                (location.series_id, location.episode_id, version))
+        log.info("allocated %s v%d", location.prefix, version)
+        return version
+
+    @contextmanager
+    def switch_lock(self, location: EpisodeLocation, *, timeout_s: float = 2 * SWITCH_LEASE_S) -> Iterator[None]:
+        """Hold the episode's pointer-switch lease for the block (across processes sharing the database).
+
+        A lease, not an open transaction: the store write inside the block must not hold the database's
+        write lock, which the key server and the payment webhook need. A holder that died is replaced
+        once its lease ran out. Raises SwitchLockTimeout after `timeout_s`.
+        """
+        holder = f"{os.getpid()}-{secrets.token_hex(6)}"
+        deadline = time.monotonic() + timeout_s
+        while not self._try_take(location, holder):
+            if time.monotonic() > deadline:
+                raise SwitchLockTimeout(f"another publisher of {location.prefix} has held the pointer switch "
+                                        f"for over {timeout_s:.0f} s")
+            time.sleep(_SWITCH_POLL_S)
+        try:
+            yield
+        finally:
+            with self._db.transaction() as conn:
+                conn.execute("UPDATE episode_versions SET switch_holder = NULL, switch_until = NULL"
+                             " WHERE series_id = ? AND episode_id = ? AND switch_holder = ?",
+                             (location.series_id, location.episode_id, holder))
+
+    def _try_take(self, location: EpisodeLocation, holder: str) -> bool:
+        now = time.time()
+        with self._db.transaction() as conn:
+            conn.execute("INSERT INTO episode_versions (series_id, episode_id, last_version) VALUES (?, ?, 0)"
+                         " ON CONFLICT (series_id, episode_id) DO NOTHING",
+                         (location.series_id, location.episode_id))
+            cursor = conn.execute(
+                "UPDATE episode_versions SET switch_holder = ?, switch_until = ?"
+                " WHERE series_id = ? AND episode_id = ? AND (switch_holder IS NULL OR switch_until < ?)",
+                (holder, now + SWITCH_LEASE_S, location.series_id, location.episode_id, now))
+            return cursor.rowcount == 1
