@@ -41,7 +41,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app[POINTERS] = {}
     app.cleanup_ctx.append(_services_ctx(settings, services))
     security.install(app)
-    metrics.add_routes(app)
+    metrics.add_routes(app, token=settings.metrics_token)
     health.add_routes(app, settings, SERVICES)
     app.router.add_get(EPISODE + "/" + MASTER_NAME, master_playlist)
     app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)

@@ -39,6 +39,7 @@ from server.jobs import (
     Job,
     JobRequest,
     JobStore,
+    check_webhook_allowed,
     fingerprint,
     new_job_id,
 )
@@ -179,7 +180,7 @@ async def _reference_request(request: web.Request, settings: Settings, series_id
     if not isinstance(object_key, str) or not _is_sane_key(object_key):
         raise IngestRequestError(f"key must be an object name of 1 to {MAX_KEY_LENGTH} characters, "
                                  "without control characters, '..' segments or a leading '/'")
-    webhook_url = _check_webhook(body.get("webhook_url"))
+    webhook_url = _check_webhook(body.get("webhook_url"), settings.jobs.webhook_hosts)
     uploads = request.app[UPLOADS]
     try:
         stat = await asyncio.to_thread(uploads.stat, object_key)
@@ -201,7 +202,7 @@ async def _spooled_job(request: web.Request, settings: Settings, series_id: str,
     limit = settings.jobs.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise UploadTooLarge(limit)
-    webhook_url = _check_webhook(request.query.get("webhook_url"))
+    webhook_url = _check_webhook(request.query.get("webhook_url"), settings.jobs.webhook_hosts)
     job_id = new_job_id()
     spool = settings.jobs.spool_dir
     await asyncio.to_thread(spool.mkdir, parents=True, exist_ok=True)
@@ -260,19 +261,20 @@ def _is_sane_key(key: str) -> bool:
             and ".." not in key.split("/"))
 
 
-def _check_webhook(url: object) -> str | None:
+def _check_webhook(url: object, allowed_hosts: tuple[str, ...]) -> str | None:
     if url is None or url == "":
         return None
     if not isinstance(url, str) or len(url) > 2048:
         raise IngestRequestError("webhook_url must be an http(s) URL of at most 2048 characters")
     try:
         parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        valid = bool(parts.scheme) and bool(parts.hostname)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         valid = False
     if not valid or any(ord(c) < 33 for c in url):
         raise IngestRequestError(f"webhook_url {url[:100]!r} is not an http(s) URL")
+    check_webhook_allowed(url, allowed_hosts)     # 422: well formed, but not a place we send to
     return url
 
 

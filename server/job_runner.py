@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from server.job_worker import run_job, worker_init
-from server.jobs import QUEUED, Job, JobStore
+from server.jobs import QUEUED, Job, JobStore, WebhookNotAllowed, check_webhook_allowed
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,12 @@ class JobRunner:
     async def _notify(self, job: Job) -> None:
         """POST the finished job to its webhook URL, signed; a few tries, the outcome kept on the job."""
         if not job.webhook_url or self._http is None:
+            return
+        try:    # again at delivery: the allow-list may have shrunk since the job was submitted
+            check_webhook_allowed(job.webhook_url, self.settings.jobs.webhook_hosts)
+        except WebhookNotAllowed as exc:
+            log.warning("job %s: webhook not sent: %s", job.job_id, exc)
+            await asyncio.to_thread(self.jobs.set_webhook_status, job.job_id, "refused (host not allowed)")
             return
         body = json.dumps({"event": f"job.{job.state}", "job": job.as_public_dict()}).encode()
         status = "failed"

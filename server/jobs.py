@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from drm.database import Database
 
@@ -80,6 +81,10 @@ class JobSettings:
     max_attempts: int = 3           # runs of one job (cut short by restarts or store outages) before it fails
     retry_delay_s: float = 30.0     # wait before re-running a job the object store failed; doubles each time
     db_busy_timeout_ms: int = 2000  # how long an API request waits for a locked database before 503
+    # SSRF guard: the only hosts ("host" or "host:port", lower case) a job's webhook_url may name;
+    # empty refuses every webhook_url (SERIES_JOB_WEBHOOK_HOSTS)
+    webhook_hosts: tuple[str, ...] = ()
+    lease_s: float = 60.0           # a claimed job whose owner stops renewing for this long is re-queued
 
 
 class JobError(Exception):
@@ -109,6 +114,12 @@ class IdempotencyConflict(JobError):
 
     def __reduce__(self):
         return type(self), (self.key, self.job_id)
+
+
+class WebhookNotAllowed(JobError):
+    """A webhook_url we will not call: not http(s), or a host outside SERIES_JOB_WEBHOOK_HOSTS (SSRF guard)."""
+
+    code = "webhook_url_not_allowed"
 
 
 class JobStoreUnavailable(JobError):
@@ -185,6 +196,26 @@ class Job:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
+
+
+def check_webhook_allowed(url: str, allowed_hosts: tuple[str, ...]) -> None:
+    """Raise WebhookNotAllowed unless `url` is http(s) to a host in `allowed_hosts` ("host" or "host:port").
+
+    Without this the service would POST wherever a caller asks, from inside the network: to the
+    cloud metadata endpoint, to admin ports on loopback (SSRF). Credentials in the URL are refused too:
+    they would show in job listings.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise WebhookNotAllowed(f"webhook_url must be http or https, not {parts.scheme or 'schemeless'!r}")
+    if parts.username is not None or parts.password is not None:
+        raise WebhookNotAllowed("webhook_url must not carry credentials; the body is signed instead")
+    host = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    shown = f"[{host}]" if ":" in host else host
+    if host not in allowed_hosts and f"{shown}:{port}" not in allowed_hosts:
+        raise WebhookNotAllowed(f"webhook host {shown}:{port} is not allowed; the operator lists the allowed "
+                                "hosts in SERIES_JOB_WEBHOOK_HOSTS")
 
 
 def new_job_id() -> str:

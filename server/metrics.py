@@ -6,6 +6,8 @@ never see each other's counts. Other modules record through the `Metrics` object
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +15,9 @@ from contextlib import contextmanager
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from server.auth import AuthRequired, Forbidden, bearer
+from server.settings import Secret
 
 # Key responses are sub-millisecond to tens of ms; playlists and segments can take longer (store reads).
 REQUEST_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -109,14 +114,47 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
                                              time.perf_counter() - started)
 
 
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    # Counts only, no ids; still, expose the port to the scraper only (see README).
-    response = web.Response(body=request.app[METRICS].exposition(), headers={"Cache-Control": "no-store"})
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
+class MetricsTokenRequired(AuthRequired):
+    code = "metrics_token_required"
 
 
-def add_routes(app: web.Application) -> None:
-    """Give `app` its Metrics and the /metrics endpoint."""
+class MetricsLoopbackOnly(Forbidden):
+    code = "metrics_loopback_only"
+
+
+# Headers a reverse proxy adds: a request carrying one came from elsewhere, whatever its peer address.
+_FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def is_loopback_request(request: web.Request) -> bool:
+    """Whether the peer is this machine and no proxy in front forwarded the request for someone else."""
+    try:
+        is_loopback = ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        is_loopback = False         # a unix socket or an unknown peer: not provably local
+    return is_loopback and not any(name in request.headers for name in _FORWARDING_HEADERS)
+
+
+def metrics_endpoint(token: Secret | None):
+    """The /metrics handler: Bearer `token` when configured (SERIES_METRICS_TOKEN), else loopback scrapers only."""
+
+    async def handler(request: web.Request) -> web.Response:
+        if token is not None:
+            given = bearer(request) or ""
+            if not hmac.compare_digest(given.encode(), token.reveal().encode()):
+                raise MetricsTokenRequired("send 'Authorization: Bearer <SERIES_METRICS_TOKEN>'")
+        elif not is_loopback_request(request):
+            # route and status counts still tell an outsider about traffic and errors
+            raise MetricsLoopbackOnly("/metrics answers loopback clients only; set SERIES_METRICS_TOKEN "
+                                      "to let a remote scraper in")
+        response = web.Response(body=request.app[METRICS].exposition(), headers={"Cache-Control": "no-store"})
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    return handler
+
+
+def add_routes(app: web.Application, *, token: Secret | None = None) -> None:
+    """Give `app` its Metrics and the /metrics endpoint (see metrics_endpoint for who may read it)."""
     app[METRICS] = Metrics()
-    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/metrics", metrics_endpoint(token))

@@ -28,7 +28,7 @@ from pipeline.errors import MediaRejected
 from server.auth import AuthRequired, Forbidden, NotConfigured
 from server.bodies import BodyTooLarge, MalformedBody
 from server.ingest_api import IngestRequestError, IngestUnauthorized, UploadNotFound, UploadTooLarge
-from server.jobs import IdempotencyConflict, JobNotFound, JobStoreUnavailable
+from server.jobs import IdempotencyConflict, JobNotFound, JobStoreUnavailable, WebhookNotAllowed
 from server.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     IdempotencyConflict: 422,   # the IETF Idempotency-Key draft's answer to a reused key
     UploadTooLarge: 413,
     JobStoreUnavailable: 503,
+    WebhookNotAllowed: 422,     # a job webhook_url outside SERIES_JOB_WEBHOOK_HOSTS or not http(s)
     RateLimited: 429,
 }
 RETRY_AFTER_S = "2"             # on 503: the store or database is expected back soon

@@ -75,6 +75,7 @@ class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)   # ingest hand-off API and its workers
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    metrics_token: Secret | None = None         # Bearer secret for /metrics; None: loopback scrapers only
 
     @property
     def work_dir(self) -> Path:
@@ -140,6 +141,7 @@ class Settings:
             jobs=_job_settings(env, data_dir, generated.get("ingest_token"), rules.max_size_bytes),
             rate_limits=_rate_limits(env),
             http=_http(env),
+            metrics_token=_optional_secret(env, "METRICS_TOKEN", min_length=16),
         )
 
 
@@ -201,6 +203,8 @@ def _job_settings(env: _Env, data_dir: Path, generated_token: str | None, max_up
         max_attempts=env.positive_int("JOB_MAX_ATTEMPTS", 3),
         retry_delay_s=env.float("JOB_RETRY_DELAY_S", 30.0),
         db_busy_timeout_ms=env.positive_int("DB_BUSY_TIMEOUT_MS", 2000),
+        webhook_hosts=_webhook_hosts(env),
+        lease_s=env.float("JOB_LEASE_S", 60.0),
     )
 
 
@@ -316,6 +320,26 @@ def _http(env: _Env) -> HttpSettings:
     if max_request_bytes < 1:
         raise SettingsError(f"{PREFIX}MAX_REQUEST_BYTES has value {max_request_bytes!r}; expected a positive integer")
     return HttpSettings(cors_origins=origins, trusted_proxies=proxies, max_request_bytes=max_request_bytes)
+
+
+def _optional_secret(env: _Env, name: str, *, min_length: int) -> Secret | None:
+    value = env.str(name, "")
+    if value and len(value) < min_length:
+        raise SettingsError(f"{PREFIX}{name} is too short; use at least {min_length} random characters")
+    return Secret(value) if value else None
+
+
+def _webhook_hosts(env: _Env) -> tuple[str, ...]:
+    """SERIES_JOB_WEBHOOK_HOSTS: 'hooks.example.com, 10.0.0.7:8443' (host or host:port, any case)."""
+    hosts = []
+    for item in (part.strip().lower() for part in env.str("JOB_WEBHOOK_HOSTS", "").split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+        if "/" in item or "@" in item or (port and not port.isdigit()) or not host:
+            raise SettingsError(f"{PREFIX}JOB_WEBHOOK_HOSTS has entry {item!r}; expected host or host:port")
+        hosts.append(item)
+    return tuple(hosts)
 
 
 def _decode_b64(value: str, name: str) -> bytes:

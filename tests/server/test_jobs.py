@@ -17,7 +17,10 @@ from server.jobs import (
     JobNotFound,
     JobRequest,
     JobStore,
+    JobSettings,
     JobStoreUnavailable,
+    WebhookNotAllowed,
+    check_webhook_allowed,
     fingerprint,
 )
 from server.settings import Settings, SettingsError
@@ -134,3 +137,20 @@ def test_operators_list_and_show_jobs_with_the_cli(tmp_path, monkeypatch, capsys
     assert "error store_unavailable: S3 at 127.0.0.1:1 is unreachable" in capsys.readouterr().out
     assert main(["jobs", "job_" + "0" * 24]) == 1
     assert "job_not_found" in capsys.readouterr().err
+
+
+def test_webhook_hosts_are_an_allow_list_of_hosts_and_host_ports(tmp_path):
+    allowed = Settings.from_env({"SERIES_DATA_DIR": str(tmp_path),
+                                 "SERIES_JOB_WEBHOOK_HOSTS": " Hooks.Example.com , 10.0.0.7:8443,[::1]:9000"}).jobs
+    assert allowed.webhook_hosts == ("hooks.example.com", "10.0.0.7:8443", "[::1]:9000")
+    for url in ("https://HOOKS.example.com/x", "http://hooks.example.com:8080/x", "https://10.0.0.7:8443/done",
+                "http://[::1]:9000/h"):
+        check_webhook_allowed(url, allowed.webhook_hosts)
+    for url in ("http://10.0.0.7/done", "https://10.0.0.7:8444/done", "http://127.0.0.1/x", "ftp://hooks.example.com/",
+                "http://user:pw@hooks.example.com/", "http://hooks.example.com.evil.test/", "http://[::1]:9001/h"):
+        with pytest.raises(WebhookNotAllowed):
+            check_webhook_allowed(url, allowed.webhook_hosts)
+    with pytest.raises(WebhookNotAllowed):     # the default allows nothing
+        check_webhook_allowed("https://hooks.example.com/x", JobSettings().webhook_hosts)
+    with pytest.raises(SettingsError, match="SERIES_JOB_WEBHOOK_HOSTS"):
+        Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_JOB_WEBHOOK_HOSTS": "hooks.example.com/path"})

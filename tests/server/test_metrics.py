@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from unittest import mock
 
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestServer, make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.accesslog import access_log_options
 from server.app import create_app
-from server.metrics import Metrics
+from server.metrics import Metrics, is_loopback_request
 from server.services import Services
 from tests.conftest import settings_for
 from tests.server.conftest import STRANGER
@@ -94,3 +95,35 @@ async def _healthz_until_ok(client, attempts: int = 20) -> dict:
                 return body
         await asyncio.sleep(0.5)
     return body
+
+
+async def test_metrics_need_the_token_when_one_is_set(key_world):
+    world = await key_world(METRICS_TOKEN="scrape-" + "s" * 20)
+    for headers in ({}, {"Authorization": "Bearer wrong-token-of-some-length"}):
+        async with world.client.get("/metrics", headers=headers) as response:
+            assert response.status == 401
+            assert (await response.json())["code"] == "metrics_token_required"
+    async with world.client.get("/metrics", headers={"Authorization": "Bearer scrape-" + "s" * 20}) as response:
+        assert response.status == 200
+        assert "series_http_requests_total" in await response.text()
+
+
+async def test_without_a_token_metrics_refuse_requests_a_proxy_forwarded(key_world):
+    world = await key_world()
+    # the peer is loopback, but a reverse proxy on this machine relays it for a remote client
+    async with world.client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}) as response:
+        assert response.status == 403
+        assert (await response.json())["code"] == "metrics_loopback_only"
+    async with world.client.get("/metrics") as response:
+        assert response.status == 200
+
+
+def test_loopback_check_refuses_remote_peers():
+    def request_from(peer: str):
+        transport = mock.Mock()
+        transport.get_extra_info.side_effect = lambda name, default=None: (peer, 40000) if name == "peername" else default
+        return make_mocked_request("GET", "/metrics", transport=transport)
+
+    assert is_loopback_request(request_from("127.0.0.1")) and is_loopback_request(request_from("::1"))
+    assert not is_loopback_request(request_from("10.1.2.3"))
+    assert not is_loopback_request(request_from("203.0.113.9"))

@@ -16,6 +16,8 @@ JOB_DEADLINE_S = 180.0          # a bound so a broken worker fails the test inst
 
 
 def ingest_env(data_dir: Path, s3_store, **overrides: str) -> dict[str, str]:
+    # webhooks go to loopback receivers in tests; the default allow-list is empty
+    overrides.setdefault("SERIES_JOB_WEBHOOK_HOSTS", "127.0.0.1")
     return settings_env(data_dir, s3_store, SERIES_INGEST_TOKEN=INGEST_TOKEN, **overrides)
 
 
