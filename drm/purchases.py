@@ -5,6 +5,7 @@ The payment system signs ``timestamp + "." + body`` with HMAC-SHA256 under a sha
 so the secret can rotate). A signature older or newer than the tolerance is refused, so a captured
 request cannot be replayed later; within the window, a replay is harmless because every event is
 idempotent on (payment id, event type). A refunded or charged-back payment never grants again.
+A payment for less than the series' price, or in another currency, is recorded but grants nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import Catalog, check_currency, field_id
+from .catalog import Catalog, Series, check_currency, field_id
 from .database import Database
 from .entitlements import Entitlement, EntitlementStore
 from .errors import InvalidField, WebhookRejected
@@ -34,6 +35,9 @@ REFUND = "payment.refunded"
 CHARGEBACK = "payment.charged_back"
 EVENT_TYPES = (PURCHASE, REFUND, CHARGEBACK)
 _REVOKED_STATUS = {REFUND: "refunded", CHARGEBACK: "charged_back"}
+# why a genuine purchase grants nothing: code -> the payment's recorded status
+BELOW_PRICE, WRONG_CURRENCY = "payment_below_price", "payment_currency_mismatch"
+_REFUSED_STATUS = {BELOW_PRICE: "underpaid", WRONG_CURRENCY: "wrong_currency"}
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -116,12 +120,14 @@ class PaymentEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
-    result: str  # granted | revoked | duplicate | ignored
+    result: str  # granted | revoked | duplicate | ignored | refused
     detail: str
     entitlement: Entitlement | None
+    code: str | None = None  # why a purchase was refused: payment_below_price | payment_currency_mismatch
 
     def as_json(self) -> dict[str, Any]:
-        return {"result": self.result, "detail": self.detail}
+        shown = {"result": self.result, "detail": self.detail}
+        return {**shown, "code": self.code} if self.code else shown
 
 
 class PaymentProcessor:
@@ -148,10 +154,13 @@ class PaymentProcessor:
 
         The event record, payment state, entitlement and audit line are written in one transaction,
         so a crash leaves either all or none, and a retried delivery is applied at most once.
+        A purchase that does not pay the series' current price in its currency is recorded (status
+        underpaid / wrong_currency) and refused: result "refused" with a code, no entitlement.
         Raises UnknownSeries for a purchase of a series the catalog does not have.
         """
+        refusal = None
         if event.event_type == PURCHASE:
-            self._catalog.get_series(event.series_id)
+            refusal = _price_refusal(event, self._catalog.get_series(event.series_id))
         now = self._clock()
         changed_entitlement = False
         with self._db.transaction() as conn:
@@ -172,16 +181,20 @@ class PaymentProcessor:
             if payment is not None and (payment["viewer_id"], payment["series_id"]) != (event.viewer_id, event.series_id):
                 raise InvalidField("data.payment_id", f"payment {event.payment_id} belongs to another viewer or series")
             if event.event_type == PURCHASE:
+                status = payment["status"] if payment is not None else "paid"
                 if payment is not None and payment["status"] != "paid":
                     outcome = Outcome(result="ignored", entitlement=None,
                                       detail=f"payment {event.payment_id} was already {payment['status']}")
+                elif refusal is not None:
+                    code, detail = refusal
+                    outcome = Outcome(result="refused", entitlement=None, code=code, detail=detail)
+                    status = _REFUSED_STATUS[code]
                 else:
                     entitlement, changed_entitlement = self._entitlements.grant_within(
                         conn, event.viewer_id, event.series_id, source="purchase", actor="payments",
                         reason=f"payment {event.payment_id}", reference=event.payment_id)
                     outcome = Outcome(result="granted", entitlement=entitlement,
                                       detail=f"viewer {event.viewer_id} owns series {event.series_id}")
-                status = payment["status"] if payment is not None else "paid"
             else:
                 status = _REVOKED_STATUS[event.event_type]
                 changed_entitlement = self._entitlements.revoke_within(
@@ -197,5 +210,19 @@ class PaymentProcessor:
             )
         if changed_entitlement:
             self._entitlements.notify_changed(event.viewer_id, event.series_id)
-        log.info("payment %s %s: %s", event.payment_id, event.event_type, outcome.result)
+        if outcome.code:
+            log.warning("payment %s %s refused: %s", event.payment_id, event.event_type, outcome.detail)
+        else:
+            log.info("payment %s %s: %s", event.payment_id, event.event_type, outcome.result)
         return outcome
+
+
+def _price_refusal(event: PaymentEvent, series: Series) -> tuple[str, str] | None:
+    """(code, detail) when `event` does not pay for `series` at its current price, else None."""
+    if event.currency != series.currency:
+        return WRONG_CURRENCY, (f"payment {event.payment_id} is in {event.currency}; series {series.series_id} "
+                                f"is sold in {series.currency}")
+    if event.amount_cents < series.price_cents:
+        return BELOW_PRICE, (f"payment {event.payment_id} of {event.amount_cents} cents is below the price of "
+                             f"series {series.series_id}, {series.price_cents} cents {series.currency}")
+    return None

@@ -2,6 +2,10 @@
 
 Answers 200 for an applied, duplicate or ignored event (the payment system stops retrying), 401 for
 a forged, stale or unsigned request, and 4xx with a reason code for a body that cannot be applied.
+A genuine purchase that does not cover the series' price (or is in another currency) is recorded and
+answered 200 {"result": "refused", "code": "payment_below_price" | "payment_currency_mismatch"}:
+not a 4xx, because the provider would retry it for days and every retry must get the same answer;
+the refusal is logged as a warning for support to settle (refund or top-up) with the buyer.
 """
 
 from __future__ import annotations

@@ -26,12 +26,12 @@ def catalog_settings(data_dir: Path, s3_store, **overrides: str) -> Settings:
 
 
 def payment_body(event_type: str, payment_id: str, viewer_id: str, series_id: str, *,
-                 amount_cents: int = 499, event_id: str | None = None) -> bytes:
+                 amount_cents: int = 499, currency: str = "USD", event_id: str | None = None) -> bytes:
     return json.dumps({
         "id": event_id or f"evt-{payment_id}-{event_type.split('.')[1]}",
         "type": event_type,
         "data": {"payment_id": payment_id, "viewer_id": viewer_id, "series_id": series_id,
-                 "amount_cents": amount_cents, "currency": "USD"},
+                 "amount_cents": amount_cents, "currency": currency},
     }).encode()
 
 

@@ -259,3 +259,28 @@ def test_database_files_hold_no_content_key_in_the_clear(settings, key):
         services.close()
     _, raw = db_bytes(settings)                              # checkpointed into the main file on close
     assert_no_clear_key(raw, keys)
+
+
+@pytest.mark.parametrize("amount_cents, currency, code, status", [
+    (498, "USD", "payment_below_price", "underpaid"),
+    (0, "USD", "payment_below_price", "underpaid"),
+    (499, "EUR", "payment_currency_mismatch", "wrong_currency"),
+])
+async def test_a_payment_that_does_not_cover_the_price_grants_nothing(api, key, amount_cents, currency, code, status):
+    body = payment_body(PURCHASE, "pay-short", BUYER, SERIES, amount_cents=amount_cents, currency=currency)
+    # 200: the event is genuine and recorded; a retry could not change the answer, so the provider must stop
+    response = await api.webhook(body)
+    assert response.status == 200
+    assert await response.json() == {"result": "refused", "code": code, "detail": (await response.json())["detail"]}
+    assert await api.key_status(key.key_id, BUYER, SERIES) == 403
+    replay = await api.webhook(body)
+    assert (await replay.json())["result"] == "duplicate"
+    assert api.services.db.query("SELECT status, amount_cents, currency FROM payments WHERE payment_id = ?",
+                                 ("pay-short",))[0][:] == (status, amount_cents, currency)
+    assert not api.services.entitlements.is_entitled(BUYER, SERIES)
+
+
+async def test_a_payment_above_the_price_grants(api, key):
+    response = await api.webhook(payment_body(PURCHASE, "pay-tip", BUYER, SERIES, amount_cents=999))
+    assert (await response.json())["result"] == "granted"
+    assert await api.key_status(key.key_id, BUYER, SERIES) == 200
