@@ -1,9 +1,10 @@
-"""The service side of ingest jobs: a bounded process pool owned by the app, restart recovery, webhooks.
+"""The service side of ingest jobs: bounded worker processes owned by the app, leases, recovery, webhooks.
 
 Transcodes are minutes of CPU, so they run in worker processes (server/job_worker.py); the event
 loop only hands job ids over and waits. Jobs are in the database before they are handed over, so
-nothing is lost when the service stops: on start-up, jobs left running are re-queued from the start
-(their upload is kept until they publish) or, after too many interruptions, failed with a reason.
+nothing is lost when the service stops: jobs whose runner is gone (this instance before a restart,
+or another instance whose lease ran out) are re-queued from the start (their upload is kept until
+they publish) or, after too many interruptions, failed with a reason.
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from server.job_worker import run_job, worker_init
-from server.jobs import QUEUED, Job, JobStore, WebhookNotAllowed, check_webhook_allowed
+from server.job_worker import retry_delay_s, work_process_main
+from server.jobs import (
+    QUEUED,
+    Job,
+    JobStore,
+    JobStoreUnavailable,
+    WebhookNotAllowed,
+    check_webhook_allowed,
+    new_owner_id,
+)
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +39,6 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "Series-Signature"
 WEBHOOK_TIMEOUT_S = 10.0
 WEBHOOK_ATTEMPTS = 3
-POOL_RESTARTS_PER_JOB = 3       # a pool that breaks again and again (say, workers cannot start) fails the job
 
 
 @dataclass
@@ -60,13 +66,16 @@ def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
 
 
 class JobRunner:
-    """Hands queued jobs to a bounded process pool, one at a time per episode."""
+    """Runs queued jobs, each in a worker process of its own, at most `workers` at once and one at a time
+    per episode; claims them in the database under a lease it renews, so instances can share the table."""
 
     def __init__(self, settings: Settings, jobs: JobStore) -> None:
         self.settings = settings
         self.jobs = jobs
         self.metrics = JobMetrics()
-        self._pool: ProcessPoolExecutor | None = None
+        self.owner_id = new_owner_id()
+        self._slots = asyncio.Semaphore(settings.jobs.workers)
+        self._processes: dict[str, multiprocessing.process.BaseProcess] = {}    # job id -> its worker
         self._tasks: set[asyncio.Task] = set()
         self._running: set[str] = set()
         # two versions of one episode published at once would race for the version number
@@ -74,35 +83,64 @@ class JobRunner:
         self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        """Recover jobs a previous run left behind, then dispatch every queued job."""
-        requeued, failed = await asyncio.to_thread(self.jobs.recover, self.settings.jobs.max_attempts)
-        for job_id in requeued:
-            log.warning("job %s was interrupted by a restart; re-queued from the start", job_id)
-        for job_id in failed:
-            log.error("job %s was interrupted too often; marked failed", job_id)
-        self._pool = self._new_pool()
+        """Recover jobs a dead runner left behind, dispatch every queued job, and start the heartbeat."""
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S))
-        for job in await asyncio.to_thread(self.jobs.queued):
-            self.submit(job)
-        for job_id in failed:
-            self._spawn(self._notify(await asyncio.to_thread(self.jobs.get, job_id)))
+        await self._recover_and_dispatch()
+        self._spawn(self._heartbeat())
 
     async def close(self) -> None:
+        # A running transcode would hold shutdown for minutes: its worker is killed, and its job released
+        # for the next start (or another instance) to run again.
+        processes = list(self._processes.values())     # before the tasks that track them are cancelled
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._pool is not None:
-            await asyncio.to_thread(self._stop_pool, self._pool)
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        for process in processes:
+            await asyncio.to_thread(process.join, 5)
+        try:
+            await asyncio.to_thread(self.jobs.release, self.owner_id)
+        except JobStoreUnavailable as exc:      # their leases run out instead
+            log.warning("could not release this runner's jobs: %s", exc)
         if self._http is not None:
             await self._http.close()
 
     def submit(self, job: Job) -> None:
-        """Run `job` (queued in the database) when a worker and its episode are free."""
+        """Run `job` (queued in the database) when a worker slot and its episode are free."""
         if job.job_id in self._running:
             return
         self._running.add(job.job_id)
         self._spawn(self._run(job))
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the live worker processes (for operators, and for tests that crash one)."""
+        return sorted(process.pid for process in self._processes.values() if process.is_alive() and process.pid)
+
+    async def _heartbeat(self) -> None:
+        # renew our leases, take over jobs of runners that died, and pick up jobs submitted elsewhere
+        interval_s = self.settings.jobs.lease_s / 3
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.to_thread(self.jobs.renew, self.owner_id, self.settings.jobs.lease_s)
+                await self._recover_and_dispatch()
+            except JobStoreUnavailable as exc:
+                log.warning("job heartbeat: %s", exc)     # leases are long enough to miss a beat or two
+            except Exception:  # noqa: BLE001 - the heartbeat must outlive one bad round
+                log.exception("job heartbeat failed")
+
+    async def _recover_and_dispatch(self) -> None:
+        requeued, failed = await asyncio.to_thread(self.jobs.recover, self.settings.jobs.max_attempts)
+        for job_id in requeued:
+            log.warning("job %s was interrupted (its runner is gone); re-queued from the start", job_id)
+        for job_id in failed:
+            log.error("job %s was interrupted too often; marked failed", job_id)
+            self._spawn(self._notify(await asyncio.to_thread(self.jobs.get, job_id)))
+        for job in await asyncio.to_thread(self.jobs.queued, claimable_only=True):
+            self.submit(job)
 
     async def _submit_later(self, job: Job, delay_s: float) -> None:
         # a restart meanwhile loses nothing: the job is queued in the database and dispatched at start-up
@@ -117,11 +155,17 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         lock = self._episode_locks.setdefault((job.series_id, job.episode_id), asyncio.Lock())
         try:
-            async with lock:
+            async with lock, self._slots:
+                claimed = await asyncio.to_thread(self.jobs.claim, job.job_id, job.attempt, self.owner_id,
+                                                  self.settings.jobs.lease_s)
+                if not claimed:
+                    # another runner holds it or its episode; the heartbeat offers it again once free
+                    log.info("job %s is not free to run here yet", job.job_id)
+                    return
                 await self._execute(job)
             finished = await asyncio.to_thread(self.jobs.get, job.job_id)
             if finished.state == QUEUED and finished.attempt == job.attempt + 1:     # the worker re-queued it
-                delay_s = self.settings.jobs.retry_delay_s * 2 ** (job.attempt - 1)
+                delay_s = retry_delay_s(self.settings, job.attempt)
                 log.warning("job %s: %s; attempt %d in %.0f s", job.job_id, finished.error_code,
                             finished.attempt, delay_s)
                 self._spawn(self._submit_later(finished, delay_s))
@@ -136,49 +180,31 @@ class JobRunner:
         finally:
             self._running.discard(job.job_id)
 
-    def worker_pids(self) -> list[int]:
-        """PIDs of the pool's live worker processes (for operators, and for tests that crash one)."""
-        processes = (getattr(self._pool, "_processes", None) or {}).values()
-        return sorted(process.pid for process in processes if process.is_alive())
-
     async def _execute(self, job: Job) -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(POOL_RESTARTS_PER_JOB):
-            pool = self._pool
-            try:
-                await loop.run_in_executor(pool, run_job, self.settings, job.job_id, job.attempt)
-                return
-            except BrokenProcessPool as exc:
-                # a worker died (killed, out of memory, a crash in native code): every future of that pool
-                # fails with it, so replace the pool once and tell the crashed job from the ones it stranded
-                log.error("job %s: a worker process died: %s", job.job_id, exc)
-                if self._pool is pool:
-                    self._pool = self._new_pool()
-                    await asyncio.to_thread(self._stop_pool, pool)
-            current = await asyncio.to_thread(self.jobs.get, job.job_id)
-            if current.state != QUEUED or current.attempt != job.attempt:
-                break                       # it had started: this job's worker is the one that died
+        # A process per job rather than a pool: its death is seen from its exit code, and stopping it is
+        # process.kill(), both public API (a pool's workers are reachable only through private attributes).
+        # spawn, not fork: the service has threads (to_thread, minio pools) that fork would copy half-held.
+        process = multiprocessing.get_context("spawn").Process(
+            target=work_process_main, args=(self.settings, job.job_id, job.attempt, self.owner_id),
+            name=f"job-{job.job_id}", daemon=True)
+        self._processes[job.job_id] = process
+        try:
+            # on the loop's thread, not in to_thread: the worker's PDEATHSIG fires when the *thread* that
+            # started it ends, and executor threads come and go
+            process.start()
+            await _exited(process)
+        finally:
+            del self._processes[job.job_id]
+        if process.exitcode == 0:
+            return
+        how = (f"was killed by signal {-process.exitcode}" if process.exitcode < 0
+               else f"exited with status {process.exitcode}")
+        log.error("job %s: the worker process %s %s", job.job_id, process.pid, how)
+        # a no-op when the worker had already recorded an outcome
         await asyncio.to_thread(
             self.jobs.fail, job.job_id, job.attempt, "worker_crashed",
-            "the worker process running this job died (killed or crashed); the upload is kept: "
-            "submit it again with a new Idempotency-Key")
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the service has threads (to_thread, minio pools) that fork would copy half-held
-        return ProcessPoolExecutor(max_workers=self.settings.jobs.workers, initializer=worker_init,
-                                   mp_context=multiprocessing.get_context("spawn"))
-
-    @staticmethod
-    def _stop_pool(pool: ProcessPoolExecutor) -> None:
-        # A running transcode would hold shutdown for minutes; its job is re-queued at the next start.
-        # The executor has no public way to stop busy workers before Python 3.14 (terminate_workers).
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-        for process in processes:
-            process.join(timeout=5)
+            f"the worker process running this job {how}; the upload is kept: "
+            "submit it again with a new Idempotency-Key", owner=self.owner_id)
 
     async def _notify(self, job: Job) -> None:
         """POST the finished job to its webhook URL, signed; a few tries, the outcome kept on the job."""
@@ -208,3 +234,15 @@ class JobRunner:
                 await asyncio.sleep(0.5 * 2**attempt)
         log.info("job %s: webhook %s", job.job_id, status)
         await asyncio.to_thread(self.jobs.set_webhook_status, job.job_id, status)
+
+
+async def _exited(process: multiprocessing.process.BaseProcess) -> None:
+    """Wait, without a thread, until `process` ends: its sentinel becomes readable when it does."""
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+    loop.add_reader(process.sentinel, lambda: ended.done() or ended.set_result(None))
+    try:
+        await ended
+    finally:
+        loop.remove_reader(process.sentinel)
+    await asyncio.to_thread(process.join)     # reaps it; returns at once

@@ -1,9 +1,10 @@
-"""The process side of ingest jobs: run one job in a pool worker, writing its progress to the database.
+"""The process side of ingest jobs: run one job in a worker process, writing its progress to the database.
 
-Everything here runs in a worker process of the app's ProcessPoolExecutor. The worker opens its own
-database connection and its own object-store client (minio is not fork-safe), so a crash or a stall
-here never reaches the key server. Every write names the job's attempt: a worker left over from an
-earlier run of the service cannot overwrite the attempt that replaced it.
+Everything here runs in a process the JobRunner starts for the job (work_process_main). The worker
+opens its own database connection and its own object-store client (minio is not fork-safe), so a
+crash or a stall here never reaches the key server. Every write names the job's attempt and the
+runner that claimed it: a worker left over from an earlier run of the service, or of another
+instance whose lease ran out, cannot overwrite the attempt that replaced it.
 """
 
 from __future__ import annotations
@@ -70,9 +71,15 @@ class _Superseded(Exception):
     """This attempt no longer owns the job (the service restarted and re-queued it)."""
 
 
+def work_process_main(settings: Settings, job_id: str, attempt: int, owner: str) -> None:
+    """Entry point of a job's worker process (spawned by the runner, which reads the outcome from the database)."""
+    worker_init()
+    run_job(settings, job_id, attempt, owner)
+
+
 class _ProgressWriter:
-    def __init__(self, jobs: JobStore, job: Job) -> None:
-        self.jobs, self.job = jobs, job
+    def __init__(self, jobs: JobStore, job: Job, owner: str | None) -> None:
+        self.jobs, self.job, self.owner = jobs, job, owner
         self.state, self.fraction, self.written_at = None, 0.0, 0.0
 
     def __call__(self, stage: str, fraction: float) -> None:
@@ -83,13 +90,14 @@ class _ProgressWriter:
         now = time.monotonic()
         if stage == self.state and now - self.written_at < _PROGRESS_EVERY_S and fraction < 1.0:
             return
-        if not self.jobs.advance(self.job.job_id, self.job.attempt, stage, fraction):
+        if not self.jobs.advance(self.job.job_id, self.job.attempt, stage, fraction, owner=self.owner):
             raise _Superseded(f"job {self.job.job_id} attempt {self.job.attempt} was superseded")
         self.state, self.fraction, self.written_at = stage, fraction, now
 
 
-def run_job(settings: Settings, job_id: str, attempt: int) -> str:
-    """Run attempt `attempt` of job `job_id` to its end; the job's state after it ("" if superseded).
+def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = None) -> str:
+    """Run attempt `attempt` of job `job_id`, claimed by runner `owner`, to its end; the job's state after
+    it ("" if superseded).
 
     Never raises for a failed ingest: the failure, its code and any validation report are written
     to the job, or, when the object store failed and attempts are left, the job is queued again.
@@ -98,10 +106,10 @@ def run_job(settings: Settings, job_id: str, attempt: int) -> str:
     jobs = JobStore.open(settings.db_path, busy_timeout_ms=max(5000, settings.jobs.db_busy_timeout_ms))
     try:
         job = jobs.get(job_id)
-        if job.attempt != attempt or job.state != "queued":
+        if job.attempt != attempt or job.state != QUEUED or (owner is not None and job.owner_id != owner):
             return ""
         started = time.monotonic()
-        progress = _ProgressWriter(jobs, job)
+        progress = _ProgressWriter(jobs, job, owner)
         try:
             progress(VALIDATING, 0.0)
             with ObjectStore(settings.store) as store, _source_file(settings, job) as source:
@@ -113,23 +121,25 @@ def run_job(settings: Settings, job_id: str, attempt: int) -> str:
             log.warning("job %s: %s; stopping", job_id, exc)
             return ""
         except MediaRejected as exc:
-            jobs.fail(job_id, attempt, exc.code, str(exc), report=exc.report.as_dict())
+            jobs.fail(job_id, attempt, exc.code, str(exc), report=exc.report.as_dict(), owner=owner)
             log.info("job %s: rejected: %s", job_id, exc)
             return FAILED
         except (PipelineError, PackagerError, DrmError, JobError) as exc:
             if exc.code in RETRYABLE_CODES and attempt < settings.jobs.max_attempts:
                 jobs.requeue_after_failure(job_id, attempt, exc.code,
-                                           f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)")
+                                           f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)",
+                                           owner=owner, hold_s=retry_delay_s(settings, attempt))
                 log.warning("job %s attempt %d failed: %s: %s; it will run again", job_id, attempt, exc.code, exc)
                 return QUEUED
-            jobs.fail(job_id, attempt, exc.code, _with_upload_note(str(exc)))
+            jobs.fail(job_id, attempt, exc.code, _with_upload_note(str(exc)), owner=owner)
             log.warning("job %s failed: %s: %s", job_id, exc.code, exc)
             return FAILED
         except Exception as exc:  # noqa: BLE001 - a job must end in a state, whatever broke
             log.exception("job %s failed unexpectedly", job_id)
-            jobs.fail(job_id, attempt, "internal_error", _with_upload_note(f"{type(exc).__name__}: {exc}"))
+            jobs.fail(job_id, attempt, "internal_error", _with_upload_note(f"{type(exc).__name__}: {exc}"),
+                      owner=owner)
             return FAILED
-        jobs.finish_published(job_id, attempt, published.version)
+        jobs.finish_published(job_id, attempt, published.version, owner=owner)
         log.info("job %s: published %s v%d in %.1f s", job_id, published.location.prefix, published.version,
                  time.monotonic() - started)
         if job.spool_path:
@@ -138,6 +148,11 @@ def run_job(settings: Settings, job_id: str, attempt: int) -> str:
         return PUBLISHED
     finally:
         jobs.close()
+
+
+def retry_delay_s(settings: Settings, attempt: int) -> float:
+    """How long to wait before running the attempt after `attempt` (doubling each time)."""
+    return settings.jobs.retry_delay_s * 2 ** (attempt - 1)
 
 
 def _with_upload_note(message: str) -> str:

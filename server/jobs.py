@@ -7,13 +7,21 @@ cannot overwrite the work of the attempt that replaced it.
 Each run of a job has an `attempt` number; every write a worker makes names its attempt and is
 ignored once the job moved on (re-queued after a restart, or finished). The table lives in the
 service's database file beside drm's tables, but is owned here: drm knows nothing of jobs.
+
+Several service instances may share the file. A runner claims a job before running it: the row
+gets the runner's `owner_id` and a lease the runner renews while it lives. Recovery re-queues only
+jobs whose lease ran out (their instance died), never another live instance's work; and a job is
+not claimed while another job of the same episode is held, so re-ingests of one episode run one
+after the other, in submission order, whichever instance took them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -62,7 +70,9 @@ CREATE TABLE IF NOT EXISTS ingest_jobs (
     created_at      REAL NOT NULL,
     updated_at      REAL NOT NULL,
     started_at      REAL NULL,
-    finished_at     REAL NULL
+    finished_at     REAL NULL,
+    owner_id        TEXT NULL,
+    lease_expires_at REAL NULL
 );
 CREATE INDEX IF NOT EXISTS ingest_jobs_state ON ingest_jobs (state, created_at);
 """
@@ -167,6 +177,8 @@ class Job:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    owner_id: str | None = None             # the runner holding the job, while its lease lasts
+    lease_expires_at: float | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -218,6 +230,34 @@ def check_webhook_allowed(url: str, allowed_hosts: tuple[str, ...]) -> None:
                                 "hosts in SERIES_JOB_WEBHOOK_HOSTS")
 
 
+def new_owner_id() -> str:
+    """A runner's identity in the jobs table: host, PID and the process's start time, plus a random part."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start_ticks(pid)}:{secrets.token_hex(4)}"
+
+
+def owner_is_gone(owner_id: str) -> bool:
+    """Whether `owner_id`'s process is provably dead: on this host, and its PID is gone or reused.
+
+    Lets a restarted instance take its own interrupted jobs back at once instead of waiting for their
+    lease to run out; an owner on another host is judged by its lease alone.
+    """
+    host, _, rest = owner_id.partition(":")
+    pid, _, rest = rest.partition(":")
+    started, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return str(_process_start_ticks(int(pid))) != started
+
+
+def _process_start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[19])    # field 22, starttime, counted after "(comm)"
+
+
 def new_job_id() -> str:
     return "job_" + secrets.token_hex(12)
 
@@ -236,6 +276,10 @@ class JobStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(ingest_jobs)")}
+            for column in ("owner_id TEXT NULL", "lease_expires_at REAL NULL"):   # tables from before leases
+                if column.split()[0] not in columns:
+                    conn.execute(f"ALTER TABLE ingest_jobs ADD COLUMN {column}")
 
     @classmethod
     def open(cls, path: str | Path, *, busy_timeout_ms: int = 2000) -> JobStore:
@@ -290,47 +334,89 @@ class JobStore:
                 rows = self.db.query("SELECT * FROM ingest_jobs ORDER BY created_at DESC LIMIT ?", (limit,))
         return [_job(row) for row in rows]
 
-    def queued(self) -> list[Job]:
-        """Jobs waiting for a worker, oldest first."""
+    def queued(self, *, claimable_only: bool = False) -> list[Job]:
+        """Jobs waiting for a worker, oldest first; with `claimable_only`, not those another runner holds."""
+        sql = "SELECT * FROM ingest_jobs WHERE state = ?"
+        parameters: tuple = (QUEUED,)
+        if claimable_only:
+            sql += " AND (owner_id IS NULL OR lease_expires_at < ?)"
+            parameters += (time.time(),)
         with self._translated():
-            rows = self.db.query("SELECT * FROM ingest_jobs WHERE state = ? ORDER BY created_at", (QUEUED,))
+            rows = self.db.query(sql + " ORDER BY created_at", parameters)
         return [_job(row) for row in rows]
 
-    def advance(self, job_id: str, attempt: int, state: str, fraction: float) -> bool:
-        """Record progress of `attempt`; False if that attempt no longer owns the job."""
+    def claim(self, job_id: str, attempt: int, owner: str, lease_s: float) -> bool:
+        """Take queued `attempt` of `job_id` for `owner` for `lease_s` seconds; False if it is not free.
+
+        Not free: another live runner holds it, it moved on, or another job of the same episode is held
+        (or is older and still waiting: episodes' jobs run in submission order).
+        """
+        now = time.time()
+        with self._translated(), self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE ingest_jobs SET owner_id = ?, lease_expires_at = ?"
+                " WHERE job_id = ? AND attempt = ? AND state = ?"
+                " AND (owner_id IS NULL OR owner_id = ? OR lease_expires_at < ?)"
+                " AND NOT EXISTS (SELECT 1 FROM ingest_jobs other WHERE other.series_id = ingest_jobs.series_id"
+                "   AND other.episode_id = ingest_jobs.episode_id AND other.job_id != ingest_jobs.job_id"
+                "   AND ((other.owner_id IS NOT NULL AND other.lease_expires_at >= ?)"
+                "        OR (other.state = ? AND other.created_at < ingest_jobs.created_at)))",
+                (owner, now + lease_s, job_id, attempt, QUEUED, owner, now, now, QUEUED))
+            return cursor.rowcount == 1
+
+    def renew(self, owner: str, lease_s: float) -> int:
+        """Extend the lease of every job `owner` holds; how many it holds."""
+        with self._translated(), self.db.transaction() as conn:
+            return conn.execute("UPDATE ingest_jobs SET lease_expires_at = ? WHERE owner_id = ?",
+                                (time.time() + lease_s, owner)).rowcount
+
+    def release(self, owner: str) -> int:
+        """Give up every job `owner` holds (its runner is stopping): the next recovery, here or in another
+        instance, takes them at once instead of after their lease. How many were released."""
+        with self._translated(), self.db.transaction() as conn:
+            return conn.execute("UPDATE ingest_jobs SET owner_id = NULL, lease_expires_at = NULL WHERE owner_id = ?",
+                                (owner,)).rowcount
+
+    def advance(self, job_id: str, attempt: int, state: str, fraction: float, *, owner: str | None = None) -> bool:
+        """Record progress of `attempt`; False if that attempt (of `owner`, when given) no longer owns the job."""
         if state not in RUNNING_STATES:
             raise ValueError(f"advance() takes a running state, not {state!r}")
         now = time.time()
         return self._update_owned(
-            job_id, attempt,
+            job_id, attempt, owner,
             "state = ?, stage_fraction = ?, updated_at = ?, started_at = COALESCE(started_at, ?)",
             (state, max(0.0, min(1.0, fraction)), now, now),
         )
 
-    def finish_published(self, job_id: str, attempt: int, version: int) -> bool:
+    def finish_published(self, job_id: str, attempt: int, version: int, *, owner: str | None = None) -> bool:
         now = time.time()
         return self._update_owned(
-            job_id, attempt,
+            job_id, attempt, owner,
             "state = ?, stage_fraction = 1, version = ?, error_code = NULL, error_message = NULL,"
-            " updated_at = ?, finished_at = ?",
+            " updated_at = ?, finished_at = ?, owner_id = NULL, lease_expires_at = NULL",
             (PUBLISHED, version, now, now),
         )
 
-    def fail(self, job_id: str, attempt: int, code: str, message: str, report: dict | None = None) -> bool:
+    def fail(self, job_id: str, attempt: int, code: str, message: str, report: dict | None = None, *,
+             owner: str | None = None) -> bool:
         now = time.time()
         return self._update_owned(
-            job_id, attempt,
-            "state = ?, error_code = ?, error_message = ?, report = ?, updated_at = ?, finished_at = ?",
+            job_id, attempt, owner,
+            "state = ?, error_code = ?, error_message = ?, report = ?, updated_at = ?, finished_at = ?,"
+            " owner_id = NULL, lease_expires_at = NULL",
             (FAILED, code, message, json.dumps(report) if report is not None else None, now, now),
         )
 
-    def requeue_after_failure(self, job_id: str, attempt: int, code: str, message: str) -> bool:
+    def requeue_after_failure(self, job_id: str, attempt: int, code: str, message: str, *,
+                              owner: str | None = None, hold_s: float = 0.0) -> bool:
         """Record why `attempt` failed and queue the next attempt in one step, so no reader ever sees a
-        job fail that is about to run again; the error stays visible until a later attempt publishes."""
+        job fail that is about to run again; the error stays visible until a later attempt publishes.
+        The owner keeps the job for `hold_s` more seconds (its retry delay): other runners wait too."""
         return self._update_owned(
-            job_id, attempt,
-            "state = ?, stage_fraction = 0, attempt = attempt + 1, error_code = ?, error_message = ?, updated_at = ?",
-            (QUEUED, code, message, time.time()),
+            job_id, attempt, owner,
+            "state = ?, stage_fraction = 0, attempt = attempt + 1, error_code = ?, error_message = ?, updated_at = ?,"
+            " lease_expires_at = CASE WHEN owner_id IS NULL THEN NULL ELSE MAX(lease_expires_at, ?) END",
+            (QUEUED, code, message, time.time(), time.time() + hold_s),
         )
 
     def set_webhook_status(self, job_id: str, status: str) -> None:
@@ -338,34 +424,48 @@ class JobStore:
             conn.execute("UPDATE ingest_jobs SET webhook_status = ? WHERE job_id = ?", (status, job_id))
 
     def recover(self, max_attempts: int) -> tuple[list[str], list[str]]:
-        """After a restart no worker is running: re-queue interrupted jobs from the start, or fail those
-        interrupted `max_attempts` times. Returns (requeued job ids, failed job ids)."""
+        """Re-queue running jobs whose runner is gone (no owner, or its lease ran out) from the start, or fail
+        those interrupted `max_attempts` times; jobs a live runner holds are left alone, whichever
+        instance it is. Returns (requeued job ids, failed job ids)."""
         requeued, failed = [], []
         now = time.time()
         placeholders = ",".join("?" * len(RUNNING_STATES))
         with self._translated(), self.db.transaction() as conn:
-            rows = conn.execute(f"SELECT * FROM ingest_jobs WHERE state IN ({placeholders})", RUNNING_STATES)
+            rows = conn.execute(f"SELECT * FROM ingest_jobs WHERE state IN ({placeholders}, ?) AND"
+                                " (owner_id IS NULL OR lease_expires_at < ? OR owner_id LIKE ?)",
+                                (*RUNNING_STATES, QUEUED, now, f"{socket.gethostname()}:%"))
             for job in [_job(row) for row in rows.fetchall()]:
-                if job.attempt < max_attempts:
+                is_orphan = job.owner_id is None or (job.lease_expires_at or 0) < now or owner_is_gone(job.owner_id)
+                if not is_orphan:
+                    continue
+                if job.state == QUEUED:     # claimed (or held for a retry) by a runner that is gone: free it
+                    if job.owner_id is not None:
+                        conn.execute("UPDATE ingest_jobs SET owner_id = NULL, lease_expires_at = NULL"
+                                     " WHERE job_id = ?", (job.job_id,))
+                elif job.attempt < max_attempts:
                     conn.execute("UPDATE ingest_jobs SET state = ?, stage_fraction = 0, attempt = attempt + 1,"
-                                 " updated_at = ? WHERE job_id = ?", (QUEUED, now, job.job_id))
+                                 " owner_id = NULL, lease_expires_at = NULL, updated_at = ? WHERE job_id = ?",
+                                 (QUEUED, now, job.job_id))
                     requeued.append(job.job_id)
                 else:
                     conn.execute(
                         "UPDATE ingest_jobs SET state = ?, error_code = ?, error_message = ?, updated_at = ?,"
-                        " finished_at = ? WHERE job_id = ?",
+                        " finished_at = ?, owner_id = NULL, lease_expires_at = NULL WHERE job_id = ?",
                         (FAILED, "interrupted",
                          f"the service stopped while the job was {job.state}, {job.attempt} times; "
                          "the upload is kept: submit it again with a new Idempotency-Key", now, now, job.job_id))
                     failed.append(job.job_id)
         return requeued, failed
 
-    def _update_owned(self, job_id: str, attempt: int, assignments: str, parameters: tuple) -> bool:
+    def _update_owned(self, job_id: str, attempt: int, owner: str | None, assignments: str,
+                      parameters: tuple) -> bool:
         terminal = ",".join("?" * len(TERMINAL_STATES))
+        owned = " AND owner_id = ?" if owner is not None else ""
         with self._translated(), self.db.transaction() as conn:
             cursor = conn.execute(
-                f"UPDATE ingest_jobs SET {assignments} WHERE job_id = ? AND attempt = ? AND state NOT IN ({terminal})",
-                (*parameters, job_id, attempt, *TERMINAL_STATES),
+                f"UPDATE ingest_jobs SET {assignments} WHERE job_id = ? AND attempt = ?"
+                f" AND state NOT IN ({terminal}){owned}",
+                (*parameters, job_id, attempt, *TERMINAL_STATES, *((owner,) if owner is not None else ())),
             )
             return cursor.rowcount == 1
 

@@ -204,7 +204,7 @@ def _job_settings(env: _Env, data_dir: Path, generated_token: str | None, max_up
         retry_delay_s=env.float("JOB_RETRY_DELAY_S", 30.0),
         db_busy_timeout_ms=env.positive_int("DB_BUSY_TIMEOUT_MS", 2000),
         webhook_hosts=_webhook_hosts(env),
-        lease_s=env.float("JOB_LEASE_S", 60.0),
+        lease_s=_job_lease_s(env),
     )
 
 
@@ -320,6 +320,13 @@ def _http(env: _Env) -> HttpSettings:
     if max_request_bytes < 1:
         raise SettingsError(f"{PREFIX}MAX_REQUEST_BYTES has value {max_request_bytes!r}; expected a positive integer")
     return HttpSettings(cors_origins=origins, trusted_proxies=proxies, max_request_bytes=max_request_bytes)
+
+
+def _job_lease_s(env: _Env) -> float:
+    lease_s = env.float("JOB_LEASE_S", 60.0)
+    if not 1 <= lease_s <= 3600:
+        raise SettingsError(f"{PREFIX}JOB_LEASE_S has value {lease_s!r}; expected 1 to 3600 seconds")
+    return lease_s
 
 
 def _optional_secret(env: _Env, name: str, *, min_length: int) -> Secret | None:
