@@ -253,6 +253,19 @@ class ObjectStore:
 
         return self._call("listing", prefix, keys)
 
+    def list_prefixes(self, prefix: str) -> list[str]:
+        """The "directories" one level below `prefix` (which ends in "/"), each ending in "/".
+
+        A delimiter listing: the store returns one entry per child prefix, not every object under it,
+        so walking a large bucket level by level stays small.
+        """
+
+        def prefixes() -> list[str]:
+            listed = self._client.list_objects(self.bucket, prefix=prefix, recursive=False)
+            return [obj.object_name for obj in listed if obj.object_name and obj.is_dir]
+
+        return self._call("listing", prefix, prefixes)
+
     def list_objects(self, prefix: str) -> list[ListedObject]:
         """Every object under `prefix` with its size and modification time (for retention decisions)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from packager.errors import ObjectMissing
@@ -64,11 +65,14 @@ def next_version(store: ObjectStore, location: EpisodeLocation) -> int:
     return max(versions) + 1
 
 
-def stored_episodes(store: ObjectStore) -> list[EpisodeLocation]:
-    """Every episode with any object in the bucket, published or not."""
-    found = {}
-    for key in store.list_keys(SERIES_ROOT):
-        match = _EPISODE_KEY.match(key)
-        if match:
-            found[match.groups()] = EpisodeLocation(series_id=match.group(1), episode_id=match.group(2))
-    return [found[ids] for ids in sorted(found)]
+def stored_episodes(store: ObjectStore) -> Iterator[EpisodeLocation]:
+    """Every episode with any object in the bucket, published or not, in key order.
+
+    Walks series/ → series/{id}/episodes/ → series/{id}/episodes/{id}/ with delimiter listings, one
+    series at a time: memory holds one level's names, never the bucket's object keys.
+    """
+    for series_prefix in store.list_prefixes(SERIES_ROOT):
+        for episode_prefix in store.list_prefixes(f"{series_prefix}episodes/"):
+            match = _EPISODE_KEY.fullmatch(episode_prefix)
+            if match:
+                yield EpisodeLocation(series_id=match.group(1), episode_id=match.group(2))

@@ -1,6 +1,7 @@
 """collect_garbage(): delete old and orphaned episode versions from the store, and their content keys.
 
-Runs after every successful publish (for that episode) and from `series gc` (for every episode).
+Runs after every successful publish (for that episode) and from `series gc` (for every episode, found
+episode by episode with delimiter listings: never one listing of the whole bucket).
 The rules of what is kept live in packager/retention.py; this adds drm's keys, which the packager
 may not touch: a version's keys go after its objects, so no playable object ever loses its key.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from drm.keystore import KeyStore
@@ -41,12 +42,8 @@ def collect_garbage(
     With `dry_run`, only plans: nothing is deleted and the counts are 0. Raises StoreError or DrmError.
     """
     now = time.time() if now is None else now
-    if locations is None:
-        found = {(loc.series_id, loc.episode_id) for loc in stored_episodes(store)}
-        found.update(keystore.versioned_episodes())
-        locations = [EpisodeLocation(series_id=s, episode_id=e) for s, e in sorted(found)]
     results = []
-    for location in locations:
+    for location in _episodes(store, keystore) if locations is None else locations:
         key_versions = keystore.key_versions(location.series_id, location.episode_id)
         plan = plan_retention(store, location, grace_s=grace_s, now=now, other_versions=key_versions)
         objects = keys = 0
@@ -56,3 +53,18 @@ def collect_garbage(
                        for version in plan.delete)
         results.append(CollectedEpisode(plan=plan, objects_deleted=objects, keys_deleted=keys))
     return results
+
+
+def _episodes(store: ObjectStore, keystore: KeyStore) -> Iterator[EpisodeLocation]:
+    """Episodes in the store, one listing level at a time, then those with keys but no objects left.
+
+    Only (series, episode) pairs are remembered, never object keys: each episode's objects are listed
+    when its turn comes (plan_retention), so memory follows the episode count, not the bucket's size.
+    """
+    seen = set()
+    for location in stored_episodes(store):
+        seen.add((location.series_id, location.episode_id))
+        yield location
+    for series_id, episode_id in keystore.versioned_episodes():
+        if (series_id, episode_id) not in seen:
+            yield EpisodeLocation(series_id=series_id, episode_id=episode_id)

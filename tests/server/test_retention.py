@@ -9,6 +9,7 @@ import pytest
 
 from drm.errors import UnknownKey
 from packager.publish import EpisodeLocation
+from packager.versions import stored_episodes
 from server.ingest import ingest_episode
 from server.retention import collect_garbage
 from server.services import Services
@@ -94,3 +95,16 @@ def test_keys_of_a_publish_that_crashed_before_uploading_are_collected(services)
     (stale,) = collect_garbage(services.store, services.keystore, grace_s=60, now=now + 120)
     assert stale.plan.live_version is None and stale.plan.delete == (1,) and stale.keys_deleted == 2
     assert_keys(services, [k.key_id for k in keys], exist=False)
+
+
+def test_gc_finds_every_episode_level_by_level_orphans_included(services):
+    for key in ("series/s-a/episodes/1/v1/360p/index.m3u8", "series/s-a/episodes/2/v3/master.m3u8",
+                "series/s-b/episodes/1/v1/master.m3u8",      # a publish that died: no pointer, no keys
+                "series/s-a/cover.jpg"):                     # not an episode
+        services.store.put_bytes(key, b"x")
+    found = [(location.series_id, location.episode_id) for location in stored_episodes(services.store)]
+    assert found == [("s-a", "1"), ("s-a", "2"), ("s-b", "1")]
+    collected = collect_garbage(services.store, services.keystore, grace_s=60, now=time.time() + 120)
+    assert [(c.plan.location.series_id, c.plan.location.episode_id, c.plan.delete) for c in collected] == [
+        ("s-a", "1", (1,)), ("s-a", "2", (3,)), ("s-b", "1", (1,))]
+    assert services.store.list_keys("series/") == ["series/s-a/cover.jpg"]
