@@ -232,7 +232,7 @@ class _Transcoder:
 
 
 class _RenditionOutput:
-    """One rendition: its scaler, its H.264 and AAC encoders, and FFmpeg's segment muxer."""
+    """One rendition: its scaler, its H.264 and AAC encoders, and FFmpeg's segment muxer (mp4 for fMP4)."""
 
     def __init__(self, rendition: Rendition, directory: Path, fps: Fraction, settings: LadderSettings,
                  segment_frames: str, samples, fmp4_options: dict[str, str] | None = None) -> None:
@@ -396,7 +396,6 @@ class _RenditionOutput:
             quality=self.quality,
             init_path=self.init_path,
         )
-
 
     def _video_codec(self) -> str:
         # fMP4: what players will read, the init segment's avcC; TS: the SPS in the stream
