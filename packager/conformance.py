@@ -13,12 +13,20 @@ from dataclasses import dataclass
 
 import m3u8
 
-from packager.playlist import I_FRAME_PLAYLIST_VERSION, MASTER_PLAYLIST_VERSION, MEDIA_PLAYLIST_VERSION
+from packager.playlist import (
+    FMP4_I_FRAME_PLAYLIST_VERSION,
+    FMP4_MEDIA_PLAYLIST_VERSION,
+    I_FRAME_PLAYLIST_VERSION,
+    MASTER_PLAYLIST_VERSION,
+    MEDIA_PLAYLIST_VERSION,
+)
 
 _IV = re.compile(r"0x[0-9a-fA-F]{32}")
 _BLOCK_BYTES = 16
 # Apple HLS authoring 7.7: no segment more than 0.5 s over the target duration
 _TARGET_TOLERANCE_S = 0.5
+# segment URIs that are fragmented MP4 and so cannot play without an init segment (EXT-X-MAP)
+_FMP4_SUFFIXES = (".m4s", ".mp4", ".cmfv", ".cmfa")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +55,12 @@ def check_media(text: str, name: str, *, duration_s: float | None = None,
     if playlist is None:
         return found
     is_i_frames = playlist.is_i_frames_only
-    required = I_FRAME_PLAYLIST_VERSION if is_i_frames else MEDIA_PLAYLIST_VERSION
+    has_map = bool(playlist.segment_map)
+    if has_map:
+        required = FMP4_I_FRAME_PLAYLIST_VERSION if is_i_frames else FMP4_MEDIA_PLAYLIST_VERSION
+    else:
+        required = I_FRAME_PLAYLIST_VERSION if is_i_frames else MEDIA_PLAYLIST_VERSION
+    found.extend(_check_map(text, playlist, name))
     if playlist.version != required:
         found.append(Violation("version", f"{name}: EXT-X-VERSION is {playlist.version}; this playlist needs "
                                           f"exactly {required} (less is wrong, more locks out older players)"))
@@ -79,6 +92,29 @@ def check_media(text: str, name: str, *, duration_s: float | None = None,
         if abs(total - duration_s) > frame_duration_s:
             found.append(Violation("duration", f"{name}: EXTINFs sum to {total:.6f} s but the stream lasts "
                                                f"{duration_s:.6f} s (more than one frame apart)"))
+    return found
+
+
+def _check_map(text: str, playlist: m3u8.M3U8, name: str) -> list[Violation]:
+    """fMP4 rules: segments need an EXT-X-MAP (RFC 8216 §4.3.2.5, Apple 8.20); it comes before the first
+    EXT-X-KEY, or that key would apply to the init segment (§4.3.2.4) and players expect it clear."""
+    found = []
+    tags = [line.split(":", 1)[0] for line in text.splitlines() if line.startswith("#EXT-X-")]
+    if "#EXT-X-MAP" in tags and "#EXT-X-KEY" in tags and tags.index("#EXT-X-MAP") > tags.index("#EXT-X-KEY"):
+        found.append(Violation("map_after_key", f"{name}: EXT-X-MAP comes after the first EXT-X-KEY, so the "
+                                                "key applies to the init segment; put EXT-X-MAP first (clear init)"))
+    if tags.count("#EXT-X-MAP") > 1:
+        found.append(Violation("map", f"{name}: {tags.count('#EXT-X-MAP')} EXT-X-MAP tags; one init segment "
+                                      "serves every segment of a rendition"))
+    for section in playlist.segment_map:
+        if not section.uri:
+            found.append(Violation("map", f"{name}: EXT-X-MAP has no URI"))
+        elif section.byterange:
+            found.append(Violation("map", f"{name}: EXT-X-MAP has a BYTERANGE; the init segment is its own object"))
+    if not playlist.segment_map and any(s.uri and s.uri.split("?")[0].endswith(_FMP4_SUFFIXES)
+                                        for s in playlist.segments):
+        found.append(Violation("missing_map", f"{name}: fMP4 segments without EXT-X-MAP: players have no init "
+                                              "segment to decode them with"))
     return found
 
 

@@ -48,6 +48,6 @@ class VerificationFailed(PublishError):
 
 
 class MalformedSegment(PackagerError):
-    """A segment is not the MPEG-TS the transcoder should have written."""
+    """A segment is not the MPEG-TS or fMP4 the transcoder should have written."""
 
     code = "malformed_segment"

@@ -11,6 +11,9 @@ from fractions import Fraction
 MEDIA_PLAYLIST_VERSION = 3
 # EXT-X-I-FRAMES-ONLY and EXT-X-BYTERANGE need version 4 (RFC 8216 §7)
 I_FRAME_PLAYLIST_VERSION = 4
+# fMP4: EXT-X-MAP needs version 6 in a media playlist, 5 in an I-frames-only one (RFC 8216 §7)
+FMP4_MEDIA_PLAYLIST_VERSION = 6
+FMP4_I_FRAME_PLAYLIST_VERSION = 5
 MASTER_PLAYLIST_VERSION = 3
 
 
@@ -64,14 +67,16 @@ def target_duration(durations: Sequence[Fraction]) -> int:
     return max(1, max(math.floor(d + Fraction(1, 2)) for d in durations))
 
 
-def render_media_playlist(segments: Sequence[PlaylistSegment]) -> str:
+def render_media_playlist(segments: Sequence[PlaylistSegment], *, map_uri: str | None = None) -> str:
+    """A VOD media playlist; `map_uri` names the fMP4 init segment (EXT-X-MAP), None for TS."""
     lines = [
         "#EXTM3U",
-        f"#EXT-X-VERSION:{MEDIA_PLAYLIST_VERSION}",
+        f"#EXT-X-VERSION:{FMP4_MEDIA_PLAYLIST_VERSION if map_uri else MEDIA_PLAYLIST_VERSION}",
         f"#EXT-X-TARGETDURATION:{target_duration([s.duration_s for s in segments])}",
         "#EXT-X-MEDIA-SEQUENCE:0",
         "#EXT-X-PLAYLIST-TYPE:VOD",
         "#EXT-X-INDEPENDENT-SEGMENTS",
+        *_map_lines(map_uri),
     ]
     for segment in segments:
         # IV written on every EXT-X-KEY: players disagree on the implicit media-sequence IV (RFC 8216 §5.2)
@@ -82,20 +87,22 @@ def render_media_playlist(segments: Sequence[PlaylistSegment]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_i_frame_playlist(frames: Sequence[IFrame]) -> str:
+def render_i_frame_playlist(frames: Sequence[IFrame], *, map_uri: str | None = None) -> str:
     """An EXT-X-I-FRAMES-ONLY playlist for trick play (Apple HLS authoring 6.1, 6.8).
 
     Every range starts at offset 0 of its segment, so each carries its own IV and CBC restarts there
-    (RFC 8216 §6.2.3: encryption may not restart inside a block holding an I-frame).
+    (RFC 8216 §6.2.3: encryption may not restart inside a block holding an I-frame). For fMP4 the
+    range holds the moof and the first picture, and `map_uri` names the init segment.
     """
     lines = [
         "#EXTM3U",
-        f"#EXT-X-VERSION:{I_FRAME_PLAYLIST_VERSION}",
+        f"#EXT-X-VERSION:{FMP4_I_FRAME_PLAYLIST_VERSION if map_uri else I_FRAME_PLAYLIST_VERSION}",
         f"#EXT-X-TARGETDURATION:{target_duration([f.duration_s for f in frames])}",
         "#EXT-X-MEDIA-SEQUENCE:0",
         "#EXT-X-PLAYLIST-TYPE:VOD",
         "#EXT-X-INDEPENDENT-SEGMENTS",
         "#EXT-X-I-FRAMES-ONLY",
+        *_map_lines(map_uri),
     ]
     for frame in frames:
         lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{frame.key_uri}",IV=0x{frame.iv.hex()}')
@@ -104,6 +111,12 @@ def render_i_frame_playlist(frames: Sequence[IFrame]) -> str:
         lines.append(frame.uri)
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def _map_lines(map_uri: str | None) -> list[str]:
+    # before the first EXT-X-KEY, so the init segment is read in the clear: an EXT-X-KEY applies to the
+    # EXT-X-MAP after it (RFC 8216 §4.3.2.4), and players assume a clear init (ExoPlayer#5441, ffmpeg hls.c)
+    return [f'#EXT-X-MAP:URI="{map_uri}"'] if map_uri else []
 
 
 def render_master_playlist(

@@ -33,8 +33,8 @@ from packager.playlist import (
     target_duration,
     video_codecs,
 )
+from packager.segment_container import INIT_SEGMENT_TYPE, SegmentContainer, segment_container
 from packager.store import ObjectStore
-from packager.transport_stream import first_video_access_unit_end
 from packager.verify import DecodeSegment, verify_version
 from packager.versions import POINTER_NAME, EpisodeLocation, next_version, read_pointer
 from pipeline.transcode import EncodedRendition, EncodedSegment, TranscodeResult
@@ -44,7 +44,6 @@ __all__ = ["EpisodeLocation", "POINTER_NAME", "PublishedEpisode", "next_version"
 log = logging.getLogger(__name__)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-SEGMENT_TYPE = "video/mp2t"
 SEGMENT_CACHE = "public, max-age=31536000, immutable"   # a version's objects never change
 MASTER_NAME = "master.m3u8"
 MEDIA_PLAYLIST_NAME = "index.m3u8"
@@ -108,14 +107,20 @@ def publish(
         variants, i_frame_variants = [], []
         with ThreadPoolExecutor(max_workers=upload_workers, thread_name_prefix="upload") as pool:
             for rendition in encoded.renditions:
+                container = segment_container(rendition)
+                if container.init is not None:
+                    # clear: EXT-X-MAP comes before the first EXT-X-KEY, and it holds no samples
+                    store.put_bytes(f"{prefix}/{rendition.rendition.name}/{container.init_name}", container.init,
+                                    content_type=INIT_SEGMENT_TYPE, cache_control=SEGMENT_CACHE)
                 uploaded = list(pool.map(
                     lambda segment: _upload_segment(store, prefix, rendition, segment, keys,
-                                                    segments_per_key, iv_source, key_uri),
+                                                    segments_per_key, iv_source, key_uri, container),
                     rendition.segments,
                 ))
                 keys_by_uri.update((u.segment.key_uri, u.key.key) for u in uploaded)
                 key_ids.update(u.key.key_id for u in uploaded)
-                variant, i_frame_variant = _upload_playlists(store, prefix, rendition, uploaded)
+                variant, i_frame_variant = _upload_playlists(store, prefix, rendition, uploaded,
+                                                             map_uri=container.init_name)
                 variants.append(variant)
                 i_frame_variants.append(i_frame_variant)
         first_key_uri = next(iter(keys_by_uri), None) if session_key else None
@@ -171,7 +176,8 @@ def _switch_pointer(store: ObjectStore, location: EpisodeLocation, version: int,
 
 
 def _upload_segment(store: ObjectStore, prefix: str, rendition: EncodedRendition, segment: EncodedSegment,
-                    keys: KeySchedule, segments_per_key: int, iv_source, key_uri) -> _UploadedSegment:
+                    keys: KeySchedule, segments_per_key: int, iv_source, key_uri,
+                    container: SegmentContainer) -> _UploadedSegment:
     # every rendition uses the same key for the same period, so a quality switch costs no key fetch
     key = keys.key_for(segment.index // segments_per_key)
     iv = iv_source()
@@ -179,11 +185,11 @@ def _upload_segment(store: ObjectStore, prefix: str, rendition: EncodedRendition
     ciphertext = encrypt_segment(plaintext, key.key, iv)
     # the I-frame range: from offset 0 (the segment's IV applies) to the end of the first picture,
     # rounded up to a whole AES block so CBC can decrypt it without the rest of the segment
-    picture_end = first_video_access_unit_end(plaintext)
+    picture_end = container.first_picture_end(plaintext)
     i_frame_bytes = min(math.ceil(picture_end / _AES_BLOCK_BYTES) * _AES_BLOCK_BYTES, len(ciphertext))
     name = segment.path.name
     store.put_bytes(f"{prefix}/{rendition.rendition.name}/{name}", ciphertext,
-                    content_type=SEGMENT_TYPE, cache_control=SEGMENT_CACHE)
+                    content_type=container.content_type, cache_control=SEGMENT_CACHE)
     uri = key_uri(key.key_id)
     return _UploadedSegment(
         key=key,
@@ -194,13 +200,13 @@ def _upload_segment(store: ObjectStore, prefix: str, rendition: EncodedRendition
 
 
 def _upload_playlists(store: ObjectStore, prefix: str, rendition: EncodedRendition,
-                      uploaded: list[_UploadedSegment]) -> tuple[Variant, IFrameVariant]:
+                      uploaded: list[_UploadedSegment], *, map_uri: str | None) -> tuple[Variant, IFrameVariant]:
     name = rendition.rendition.name
     segments = [u.segment for u in uploaded]
     frames = [u.i_frame for u in uploaded]
-    store.put_bytes(f"{prefix}/{name}/{MEDIA_PLAYLIST_NAME}", render_media_playlist(segments).encode(),
+    store.put_bytes(f"{prefix}/{name}/{MEDIA_PLAYLIST_NAME}", render_media_playlist(segments, map_uri=map_uri).encode(),
                     content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
-    store.put_bytes(f"{prefix}/{name}/{I_FRAME_PLAYLIST_NAME}", render_i_frame_playlist(frames).encode(),
+    store.put_bytes(f"{prefix}/{name}/{I_FRAME_PLAYLIST_NAME}", render_i_frame_playlist(frames, map_uri=map_uri).encode(),
                     content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
     durations = [s.duration_s for s in segments]
     target_s = target_duration(durations)

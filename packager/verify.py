@@ -3,6 +3,8 @@
 Every playlist is fetched from the store and checked (packager/conformance.py); then, per rendition,
 one segment and one I-frame range are fetched, decrypted with the key their EXT-X-KEY names and
 decoded by the function the caller passes in (decoding needs PyAV, which lives in pipeline/).
+For fMP4 the EXT-X-MAP init segment is fetched too, must be clear (ftyp + moov, no samples), and is
+put in front of the decrypted media, as a player does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import m3u8
 from packager.conformance import check_episode
 from packager.encrypt import decrypt_prefix, decrypt_segment
 from packager.errors import VerificationFailed
+from packager.fragmented_mp4 import is_init_segment
 from packager.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,15 @@ def _play_one(store, prefix, uri, playlist, keys_by_uri, decode_segment) -> list
     if key is None:
         return [f"{where}: its EXT-X-KEY URI names no key of this version"]
     iv = bytes.fromhex(segment.key.iv[2:])
-    ciphertext = store.get_bytes(f"{prefix}/{posixpath.join(posixpath.dirname(uri), segment.uri)}")
+    directory = posixpath.dirname(uri)
+    init = b""
+    if playlist.segment_map:
+        init_uri = playlist.segment_map[0].uri
+        init = store.get_bytes(f"{prefix}/{posixpath.join(directory, init_uri)}")   # ObjectMissing if absent
+        if not is_init_segment(init):
+            return [f"{uri} -> {init_uri}: the EXT-X-MAP object is not a clear init segment (ftyp + moov, "
+                    "no samples); encrypted or holding media"]
+    ciphertext = store.get_bytes(f"{prefix}/{posixpath.join(directory, segment.uri)}")
     if playlist.is_i_frames_only:
         length = int(segment.byterange.split("@")[0])
         plaintext = decrypt_prefix(ciphertext[:length], key, iv)
@@ -79,7 +90,7 @@ def _play_one(store, prefix, uri, playlist, keys_by_uri, decode_segment) -> list
         plaintext = decrypt_segment(ciphertext, key, iv)
     if decode_segment is None:
         return []
-    decoded = decode_segment(plaintext)
+    decoded = decode_segment(init + plaintext)
     if not decoded.starts_with_key_frame:
         return [f"{where}: does not start with a key frame"]
     if playlist.is_i_frames_only and decoded.video_frames != 1:

@@ -8,6 +8,7 @@ a small, fixed fraction of the encode and its memory does not grow with the epis
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +76,13 @@ def psnr_db(reference: np.ndarray, decoded: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def decoded_luma(segment_path: Path, offset_in_segment: int) -> np.ndarray | None:
-    """Decode one segment up to the frame `offset_in_segment` frames after its start (display order)."""
-    with av.open(str(segment_path)) as container:
+def decoded_luma(segment_path: Path, offset_in_segment: int, init_path: Path | None = None) -> np.ndarray | None:
+    """Decode one segment up to the frame `offset_in_segment` frames after its start (display order).
+
+    An fMP4 media segment only decodes behind its init segment (`init_path`), as players read it.
+    """
+    source = io.BytesIO(init_path.read_bytes() + segment_path.read_bytes()) if init_path else str(segment_path)
+    with av.open(source) as container:
         for position, frame in enumerate(container.decode(video=0)):
             if position == offset_in_segment:
                 return luma(frame)
@@ -85,14 +90,16 @@ def decoded_luma(segment_path: Path, offset_in_segment: int) -> np.ndarray | Non
 
 
 def measure_quality(name: str, references: dict[int, np.ndarray], samples: list[QualitySample],
-                    segment_paths: list[Path], threshold_db: float) -> RenditionQuality | None:
-    """Compare each sampled reference with the same frame decoded from the rendition's segments."""
+                    segment_paths: list[Path], threshold_db: float,
+                    init_path: Path | None = None) -> RenditionQuality | None:
+    """Compare each sampled reference with the same frame decoded from the rendition's segments
+    (fMP4 segments behind `init_path`)."""
     scores = []
     for sample in samples:
         reference = references.get(sample.frame_index)
         if reference is None or sample.segment_index >= len(segment_paths):
             continue
-        decoded = decoded_luma(segment_paths[sample.segment_index], sample.offset_in_segment)
+        decoded = decoded_luma(segment_paths[sample.segment_index], sample.offset_in_segment, init_path)
         if decoded is not None and decoded.shape == reference.shape:
             scores.append(psnr_db(reference, decoded))
     if not scores:

@@ -1,4 +1,4 @@
-"""transcode(): decode the upload once and encode every rendition of the ladder into MPEG-TS segments.
+"""transcode(): decode the upload once and encode every rendition of the ladder into MPEG-TS (or fMP4) segments.
 
 All renditions share one output frame grid, so IDR frames (forced every GOP) and segment cuts fall on
 the same timestamps in every rendition, and EXTINF comes from real frame times, not rounded ones.
@@ -21,8 +21,10 @@ import av
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
+from pipeline import fmp4
 from pipeline.audio import AUDIO_RATE, AudioTrack
 from pipeline.errors import TranscodeError
+from pipeline.fmp4 import SegmentFormat
 from pipeline.h264 import avc1_codec, find_sps
 from pipeline.ladder import LadderSettings, Rendition
 from pipeline.quality import SAMPLED_SEGMENTS, RenditionQuality, luma, measure_quality, plan_samples
@@ -72,6 +74,7 @@ class EncodedRendition:
     frame_rate: Fraction
     segments: tuple[EncodedSegment, ...]
     quality: RenditionQuality | None = None   # sampled luma PSNR against the source scaled to this rung
+    init_path: Path | None = None  # fMP4 only: the clear init segment (ftyp+moov) that EXT-X-MAP names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,8 +100,9 @@ def transcode(
     settings: LadderSettings = LadderSettings(),
     progress: Progress | None = None,
     on_progress: Callable[[TranscodeProgress], None] | None = None,
+    segment_format: SegmentFormat = SegmentFormat.TS,
 ) -> TranscodeResult:
-    """Encode `source` into each rendition as TS segments under out_dir/<rendition.name>/.
+    """Encode `source` into each rendition as TS (or fMP4) segments under out_dir/<rendition.name>/.
 
     `progress` gets the fraction done; `on_progress` the same moment with speed and ETA. Each
     rendition's quality is checked on sampled frames (see pipeline/quality.py).
@@ -107,14 +111,15 @@ def transcode(
     out_dir = Path(out_dir)
     try:
         with av.open(str(source), metadata_errors="ignore") as container:
-            return _Transcoder(container, renditions, out_dir, settings, progress, on_progress).run()
+            return _Transcoder(container, renditions, out_dir, settings, progress, on_progress,
+                               segment_format).run()
     except av.FFmpegError as exc:
         raise TranscodeError(f"{Path(source).name}: transcoding failed: {exc.strerror or exc}") from exc
 
 
 class _Transcoder:
     def __init__(self, container, renditions, out_dir: Path, settings: LadderSettings, progress,
-                 on_progress) -> None:
+                 on_progress, segment_format: SegmentFormat = SegmentFormat.TS) -> None:
         if not container.streams.video:
             raise TranscodeError("the source has no video stream")
         self.input = container
@@ -133,7 +138,10 @@ class _Transcoder:
         expected_segments = (math.ceil(self.header_duration_s / (self.segment_every_gops * settings.gop_s))
                              if self.header_duration_s else SAMPLED_SEGMENTS)
         samples = plan_samples([self.segment_start_frame(k) for k in range(expected_segments + 1)])
-        self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts, samples) for r in renditions]
+        fmp4_options = (fmp4.muxer_options(gop_s=settings.gop_s, segment_every_gops=self.segment_every_gops)
+                        if segment_format == SegmentFormat.FMP4 else None)
+        self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts, samples, fmp4_options)
+                        for r in renditions]
         self.t0: float | None = None        # time of the first decoded video frame, seconds
         self.next_index = 0                 # next output frame number on the CFR grid
         self.last_frame = None
@@ -224,16 +232,21 @@ class _Transcoder:
 
 
 class _RenditionOutput:
-    """One rendition: its scaler, its H.264 and AAC encoders, and FFmpeg's segment muxer."""
+    """One rendition: its scaler, its H.264 and AAC encoders, and FFmpeg's segment muxer (mp4 for fMP4)."""
 
     def __init__(self, rendition: Rendition, directory: Path, fps: Fraction, settings: LadderSettings,
-                 segment_frames: str, samples) -> None:
+                 segment_frames: str, samples, fmp4_options: dict[str, str] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.rendition = rendition
         self.directory = directory
         self.fps = fps
         self.list_path = directory / "segments.csv"
-        self.container = av.open(
+        # fMP4: one fragmented file, cut into init + segments once closed (see pipeline/fmp4.py)
+        self.fmp4_options = fmp4_options
+        self.init_path: Path | None = None
+        self.fmp4_segments: list[Path] = []
+        self.container = av.open(str(directory / fmp4.FRAGMENTED_NAME), "w", format="mp4",
+                                 options=fmp4_options) if fmp4_options is not None else av.open(
             str(directory / "seg_%05d.ts"),
             "w",
             format="segment",
@@ -336,12 +349,17 @@ class _RenditionOutput:
     def _flush(self) -> None:
         self._mux(self.video.encode(None))
         self.container.close()
+        if self.fmp4_options is not None:
+            self.init_path, self.fmp4_segments = fmp4.split(self.directory)
         # still on this rendition's thread, so the renditions check their quality in parallel
         self.quality = measure_quality(self.rendition.name, self.references, self.samples,
-                                       [self.directory / name for name in self._segment_files()], self.min_psnr_db)
+                                       [self.directory / name for name in self._segment_files()], self.min_psnr_db,
+                                       init_path=self.init_path)
         self.references.clear()
 
     def _segment_files(self) -> list[str]:
+        if self.fmp4_options is not None:
+            return [path.name for path in self.fmp4_segments]
         with self.list_path.open(newline="") as handle:
             return [row[0] for row in csv.reader(handle) if row]
 
@@ -372,11 +390,17 @@ class _RenditionOutput:
             raise TranscodeError(f"{self.rendition.name}: the encoder produced no keyframe")
         return EncodedRendition(
             rendition=self.rendition,
-            codecs=f"{avc1_codec(self.sps)},mp4a.40.2",
+            codecs=f"{self._video_codec()},mp4a.40.2",
             frame_rate=self.fps,
             segments=segments,
             quality=self.quality,
+            init_path=self.init_path,
         )
+
+    def _video_codec(self) -> str:
+        # fMP4: what players will read, the init segment's avcC; TS: the SPS in the stream
+        from_init = fmp4.avc_codec_from_init(self.init_path.read_bytes()) if self.init_path else None
+        return from_init or avc1_codec(self.sps)
 
 
 class _Worker:

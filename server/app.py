@@ -18,7 +18,7 @@ from server.accesslog import VIEWER_ID
 from server.ingest_api import add_routes as add_ingest_routes
 from server.playlists import personalize_master, personalize_media
 from server.problems import NotPublished, problem_middleware
-from server.segments import stream_object
+from server.segments import SEGMENT_NAME, content_type_of, stream_object
 from server.services import Services
 from server.settings import Settings
 
@@ -46,7 +46,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app.router.add_get(EPISODE + "/" + MASTER_NAME, master_playlist)
     app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)
     app.router.add_get(VERSIONED + "/" + I_FRAME_PLAYLIST_NAME, media_playlist)
-    app.router.add_get(VERSIONED + r"/{segment:seg_\d{5}\.ts}", segment)
+    app.router.add_get(VERSIONED + "/" + SEGMENT_NAME, segment)
     keyserver.add_routes(app, settings, services_key=SERVICES, token_of=token_of)
     catalog_api.add_routes(app, SERVICES)
     operator_api.add_routes(app, SERVICES)
@@ -149,9 +149,11 @@ async def media_playlist(request: web.Request) -> web.Response:
 
 
 async def segment(request: web.Request) -> web.StreamResponse:
-    """Encrypted segments, streamed from the private bucket, whole or by Range. Ciphertext: cacheable by anyone."""
+    """Encrypted segments (and fMP4 init segments, which hold no media), streamed from the private bucket,
+    whole or by Range. Ciphertext: cacheable by anyone."""
     location = _location(request)
     version, rendition = await _servable_version(request, location), request.match_info["rendition"]
     key = f"{location.version_prefix(version)}/{rendition}/{request.match_info['segment']}"
-    return await stream_object(request, request.app[SERVICES].store, key, content_type="video/mp2t",
+    name = request.match_info["segment"]
+    return await stream_object(request, request.app[SERVICES].store, key, content_type=content_type_of(name),
                                headers={"Cache-Control": IMMUTABLE})

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from aiohttp import web
 from drm.errors import DrmError
 from packager.errors import PackagerError
 from pipeline.errors import MediaRejected, PipelineError
+from pipeline.fmp4 import SegmentFormat
 from pipeline.validate import validate
 from server import cli_catalog
 from server.accesslog import access_log_options, configure_access_log
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--reingest", action="store_true", help="publish a new version even if one is live")
     demo.add_argument("--progress", action="store_true", default=None,
                       help="show the ingest progress bar even when stderr is not a terminal")
+    _add_segment_format(demo)
     demo.set_defaults(handler=cmd_demo)
 
     ingest = commands.add_parser("ingest", help="validate, transcode, encrypt and publish one episode")
@@ -94,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mark (or unmark) the episode as a free preview; default: unchanged")
     ingest.add_argument("--progress", action="store_true", default=None,
                         help="show a progress bar (stage, percent, speed, ETA) even when stderr is not a terminal")
+    _add_segment_format(ingest)
     ingest.set_defaults(handler=cmd_ingest)
 
     check = commands.add_parser("validate", help="judge a file as an episode without publishing it")
@@ -158,6 +162,7 @@ def cmd_validate(args, settings: Settings) -> int:
 
 
 def cmd_ingest(args, settings: Settings) -> int:
+    settings = _with_segment_format(settings, args.segment_format)
     transcoded = []
     with running_services(settings) as services:
         published = _ingest(services, args.file, args.series, args.episode, is_free_preview=args.free_preview,
@@ -269,6 +274,7 @@ def cmd_serve(args, settings: Settings) -> int:
 
 
 def cmd_demo(args, settings: Settings) -> int:
+    settings = _with_segment_format(settings, args.segment_format)
     with running_services(settings) as services:
         if not args.sample.exists():
             log.info("generating a 40 s 720p sample episode at %s", args.sample)
@@ -301,6 +307,17 @@ def cmd_demo(args, settings: Settings) -> int:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+
+def _add_segment_format(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--segment-format", choices=[f.value for f in SegmentFormat], default=None,
+                         help="HLS segment container: ts (MPEG-TS) or fmp4 (fragmented MP4, EXT-X-MAP); "
+                              "default: SERIES_HLS_SEGMENT_FORMAT, else ts")
+
+
+def _with_segment_format(settings: Settings, segment_format: str | None) -> Settings:
+    """The flag wins over SERIES_HLS_SEGMENT_FORMAT for this command."""
+    return settings if segment_format is None else replace(settings, hls_segment_format=SegmentFormat(segment_format))
+
 
 def master_url(settings: Settings, series_id: str, episode_id: str, token: str) -> str:
     return f"{settings.public_url}/v1/series/{series_id}/episodes/{episode_id}/master.m3u8?token={token}"

@@ -117,7 +117,7 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
     with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
         encoded = transcode(source, renditions, work, settings.ladder,
                             progress=(lambda done: progress("transcoding", done)) if progress else None,
-                            on_progress=transcode_progress)
+                            on_progress=transcode_progress, segment_format=settings.hls_segment_format)
         if on_transcoded:
             on_transcoded(encoded)
         for warning in encoded.quality_warnings:

@@ -34,7 +34,7 @@ def personalize_master(text: str, token: str, version: int) -> str:
 
 def personalize_media(text: str, token: str) -> str:
     """Add the token to every key URI (media and I-frame playlists alike); segment URIs stay as stored
-    (ciphertext, cacheable by anyone)."""
+    (ciphertext, cacheable by anyone), and so does an fMP4 EXT-X-MAP URI (the init holds no media)."""
     lines = []
     for line in text.splitlines():
         if line.startswith("#EXT-X-KEY:"):

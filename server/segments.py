@@ -11,7 +11,17 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from packager.segment_container import FMP4_SEGMENT_TYPE, INIT_SEGMENT_TYPE, TS_SEGMENT_TYPE
 from packager.store import ObjectStore
+
+# the objects of a rendition players fetch by URI besides playlists: TS or fMP4 segments, the fMP4 init
+SEGMENT_NAME = r"{segment:seg_\d{5}\.(?:ts|m4s)|init\.mp4}"
+_CONTENT_TYPES = {".ts": TS_SEGMENT_TYPE, ".m4s": FMP4_SEGMENT_TYPE, ".mp4": INIT_SEGMENT_TYPE}
+
+
+def content_type_of(name: str) -> str:
+    """The Content-Type of a segment object by its name (Apple HLS authoring 10.4)."""
+    return _CONTENT_TYPES[name[name.rfind("."):]]
 
 
 def _wanted(request: web.Request, size: int) -> tuple[int, int] | None:

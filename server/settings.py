@@ -19,6 +19,7 @@ from pathlib import Path
 
 from drm.keystore import DrmSettings
 from packager.store import StoreSettings
+from pipeline.fmp4 import SegmentFormat
 from pipeline.ladder import LadderSettings
 from pipeline.validate import ValidationRules
 from server.http_settings import HttpSettings, parse_networks, parse_origins
@@ -71,6 +72,7 @@ class Settings:
     webhook_tolerance_s: int = 300              # replay window for signed webhooks
     entitlement_cache_ttl_s: float = 2.0        # how stale a key-path entitlement answer may be (<= 5 s)
     hls_session_key: bool = False               # EXT-X-SESSION-KEY in masters: key prefetch; some old players choke
+    hls_segment_format: SegmentFormat = SegmentFormat.TS   # ts: widest support; fmp4: EXT-X-MAP + .m4s segments
     gc_grace_s: float = 6 * 3600                # superseded versions outlive a playback token (default TTL 6 h)
     jobs: JobSettings = field(default_factory=JobSettings)   # ingest hand-off API and its workers
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
@@ -137,12 +139,22 @@ class Settings:
             segments_per_key=env.int("SEGMENTS_PER_KEY", 10),
             **_catalog_settings(env, generated),
             hls_session_key=env.bool("HLS_SESSION_KEY", False),
+            hls_segment_format=_segment_format(env),
             gc_grace_s=env.float("GC_GRACE_S", 6 * 3600),
             jobs=_job_settings(env, data_dir, generated.get("ingest_token"), rules.max_size_bytes),
             rate_limits=_rate_limits(env),
             http=_http(env),
             metrics_token=_optional_secret(env, "METRICS_TOKEN", min_length=16),
         )
+
+
+def _segment_format(env: _Env) -> SegmentFormat:
+    raw = env.str("HLS_SEGMENT_FORMAT", SegmentFormat.TS.value).strip().lower()
+    try:
+        return SegmentFormat(raw)
+    except ValueError:
+        choices = " or ".join(f.value for f in SegmentFormat)
+        raise SettingsError(f"{PREFIX}HLS_SEGMENT_FORMAT has value {raw!r}; expected {choices}") from None
 
 
 def _validation_rules(env: _Env) -> ValidationRules:

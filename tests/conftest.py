@@ -83,3 +83,16 @@ def small_encoded(tmp_path_factory, media_dir):
     source = clip(media_dir, "small.mp4", duration_s=14, width=320, height=180, fps=25)
     ladder = LadderSettings(max_renditions=1, preset="superfast")
     return transcode(source, plan_ladder(320, 180, ladder), tmp_path_factory.mktemp("encoded"), ladder)
+
+
+@pytest.fixture(scope="session")
+def small_encoded_fmp4(tmp_path_factory, media_dir):
+    """The same 14 s clip as small_encoded, transcoded to fMP4 segments: input for the fMP4 tests."""
+    from pipeline.fmp4 import SegmentFormat
+    from pipeline.ladder import LadderSettings, plan_ladder
+    from pipeline.transcode import transcode
+
+    source = clip(media_dir, "small.mp4", duration_s=14, width=320, height=180, fps=25)
+    ladder = LadderSettings(max_renditions=1, preset="superfast")
+    return transcode(source, plan_ladder(320, 180, ladder), tmp_path_factory.mktemp("encoded-fmp4"), ladder,
+                     segment_format=SegmentFormat.FMP4)

@@ -1,4 +1,5 @@
 """hls.js in headless Chromium plays the entitled master URL, and fails on the key for a viewer without one.
+The same episode published as fMP4 (EXT-X-MAP, .m4s) plays, switches levels and seeks too.
 
 The page (tests/support/player.html) and hls.js come from a second loopback server, so every playlist,
 segment and key request is cross-origin, as it is for a real web player. Requires Debian's `chromium` and
@@ -11,7 +12,12 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.test_episode import BUYER, SERIES, STRANGER, master_url, published, served  # noqa: F401
+from server.app import create_app
+from server.ingest import ingest_episode
+from server.services import Services
+from tests.conftest import settings_for
+from tests.e2e.test_episode import BUYER, EPISODE, SERIES, STRANGER, master_url, published, served  # noqa: F401
+from tests.support.catalog import add_series
 from tests.support.browser import Chromium, find_chromium, find_hlsjs, player_app
 
 CHROMIUM = find_chromium()
@@ -47,8 +53,45 @@ async def play(browser, player, served, viewer: str) -> dict:
     return state
 
 
+@pytest.fixture(scope="module")
+def fmp4_published(tmp_path_factory, s3_store, landscape_clip):
+    """The same episode as test_episode's, published with fMP4 segments into its own bucket."""
+    settings = settings_for(tmp_path_factory.mktemp("browser-fmp4"), s3_store, SERIES_HLS_SEGMENT_FORMAT="fmp4")
+    services = Services.open(settings)
+    try:
+        services.store.ensure_bucket()
+        add_series(services, SERIES)
+        ingest_episode(landscape_clip, series_id=SERIES, episode_id=EPISODE, settings=settings,
+                       store=services.store, keystore=services.keystore, catalog=services.catalog)
+        services.entitlements.grant(BUYER, SERIES)
+    finally:
+        services.close()
+    return settings
+
+
+@pytest.fixture
+async def fmp4_served(fmp4_published, aiohttp_server):
+    services = Services.open(fmp4_published)
+    server = await aiohttp_server(create_app(fmp4_published, services))
+    yield server, services
+    await server.close()
+    services.close()
+
+
 async def test_entitled_viewer_plays_switches_rendition_and_seeks(browser, player, served):
     state = await play(browser, player, served, BUYER)
+    assert_played_switched_and_seeked(state, browser)
+
+
+async def test_entitled_viewer_plays_an_fmp4_master_switches_rendition_and_seeks(browser, player, fmp4_served):
+    state = await play(browser, player, fmp4_served, BUYER)
+    assert_played_switched_and_seeked(state, browser)
+    why = _explain(state, browser)
+    assert state["fragUris"] and all(uri.endswith(".m4s") for uri in state["fragUris"]), why
+    assert state["initSegmentRequests"] >= 2, why     # the EXT-X-MAP of each level it played
+
+
+def assert_played_switched_and_seeked(state: dict, browser) -> None:
     why = _explain(state, browser)
 
     assert state["phase"] == "done", why
@@ -91,7 +134,7 @@ def _explain(state: dict, browser) -> str:
     """What the page saw, for an assertion message (tokens are stripped by the page)."""
     brief = {k: state.get(k) for k in ("phase", "timed_out", "hlsVersion", "secureContext", "webCrypto", "aesPath",
                                        "levels", "levelSwitched", "fragDecrypted", "encryptedFragsBuffered",
-                                       "encryptedFragsByLevel", "keyUris", "keysLoaded", "currentTime", "maxTime", "ended", "switch", "seek",
+                                       "encryptedFragsByLevel", "keyUris", "fragUris", "initSegmentRequests", "keysLoaded", "currentTime", "maxTime", "ended", "switch", "seek",
                                        "fatal", "mediaError", "errors")}
     events = "\n".join(map(str, state.get("events", [])[-60:]))
     console = "\n".join(state.get("console", [])[-30:])

@@ -131,3 +131,57 @@ def test_garbage_is_reported_not_raised():
 def test_a_master_naming_a_missing_playlist_is_reported():
     found = check_episode(master_text(), {"180p/index.m3u8": media_text()}, duration_s=TOTAL_S)
     assert codes(found) == {"missing_playlist"}
+
+
+def fmp4_media_text() -> str:
+    return render_media_playlist([
+        PlaylistSegment(uri=f"seg_{i:05d}.m4s", duration_s=d, size_bytes=50_000, key_uri="/v1/keys/k_a",
+                        iv=bytes([i + 1]) * 16) for i, d in enumerate(DURATIONS)], map_uri="init.mp4")
+
+
+def fmp4_i_frame_text() -> str:
+    return render_i_frame_playlist([
+        IFrame(uri=f"seg_{i:05d}.m4s", duration_s=d, length_bytes=4096, key_uri="/v1/keys/k_a",
+               iv=bytes([i + 1]) * 16) for i, d in enumerate(DURATIONS)], map_uri="init.mp4")
+
+
+def test_what_we_render_for_fmp4_conforms_with_the_map_before_the_first_key():
+    media, i_frames = fmp4_media_text(), fmp4_i_frame_text()
+    assert episode(media=media, i_frames=i_frames) == []
+    for text, version in ((media, 6), (i_frames, 5)):      # RFC 8216 §7: EXT-X-MAP needs 6, or 5 in I-frames-only
+        assert f"#EXT-X-VERSION:{version}\n" in text
+        assert text.index('#EXT-X-MAP:URI="init.mp4"') < text.index("#EXT-X-KEY:")
+
+
+def _map_after_first_key(text: str) -> str:
+    lines = text.splitlines()
+    map_line = next(line for line in lines if line.startswith("#EXT-X-MAP:"))
+    lines.remove(map_line)
+    first_key = next(i for i, line in enumerate(lines) if line.startswith("#EXT-X-KEY:"))
+    lines.insert(first_key + 1, map_line)
+    return "\n".join(lines) + "\n"
+
+
+FMP4_BREAKAGES = {
+    "map_after_key": _map_after_first_key,
+    "version": lambda text: text.replace("#EXT-X-VERSION:6", "#EXT-X-VERSION:3", 1),
+    "missing_map": lambda text: text.replace('#EXT-X-MAP:URI="init.mp4"\n', "", 1),
+    "map": lambda text: text.replace('#EXT-X-MAP:URI="init.mp4"', '#EXT-X-MAP:URI="init.mp4",BYTERANGE="800@0"', 1),
+}
+
+
+@pytest.mark.parametrize("code", sorted(FMP4_BREAKAGES))
+def test_each_broken_fmp4_media_rule_is_reported(code):
+    good = fmp4_media_text()
+    broken = FMP4_BREAKAGES[code](good)
+    assert broken != good
+    found = check_media(broken, "index.m3u8")
+    assert code in codes(found), found
+    if code != "missing_map":            # without a map the version is also wrong: 6 is for EXT-X-MAP
+        assert codes(found) == {code}, found
+
+
+def test_an_fmp4_i_frame_playlist_with_the_ts_version_is_reported():
+    broken = fmp4_i_frame_text().replace("#EXT-X-VERSION:5", "#EXT-X-VERSION:4", 1)
+    assert codes(check_media(broken, "iframes.m3u8")) == {"version"}
+    assert codes(check_media(_map_after_first_key(fmp4_i_frame_text()), "iframes.m3u8")) == {"map_after_key"}

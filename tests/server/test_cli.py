@@ -159,3 +159,20 @@ def test_catalog_commands_record_eligibility_and_create_series(tmp_path, s3_stor
         assert services.entitlements.audit_trail()[0].actor == "cli"
     finally:
         services.close()
+
+
+def test_ingest_segment_format_flag_overrides_the_setting_and_help_tells(tmp_path, s3_store, short_clip):
+    env = settings_env(tmp_path, s3_store, SERIES_HLS_SEGMENT_FORMAT="ts", SERIES_MIN_DURATION_S="1",
+                       SERIES_LADDER_MAX_RENDITIONS="1")
+    add_series_for(Settings.from_env(env), "s1")
+    result = series(env, "ingest", str(short_clip), "--series", "s1", "--episode", "1", "--segment-format", "fmp4",
+                    "--json")
+    assert result.returncode == 0, result.stderr
+    version = json.loads(result.stdout)["version"]
+    with ObjectStore(Settings.from_env(env).store) as store:
+        names = {key.rsplit("/", 1)[-1] for key in store.list_keys(f"series/s1/episodes/1/v{version}/")}
+    assert {"init.mp4", "seg_00000.m4s", "index.m3u8", "iframes.m3u8", "master.m3u8"} <= names
+    assert not any(name.endswith(".ts") for name in names)
+    for command in ("ingest", "demo"):
+        usage = series(env, command, "--help").stdout
+        assert "--segment-format {ts,fmp4}" in usage and "SERIES_HLS_SEGMENT_FORMAT" in usage

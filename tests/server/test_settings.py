@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.fmp4 import SegmentFormat
 from pipeline.validate import ValidationRules
 from server.settings import Settings, SettingsError
 
@@ -30,3 +31,11 @@ def test_upload_limits_are_configurable(tmp_path):
 def test_a_bad_limit_stops_start_up_and_names_the_variable(tmp_path, overrides, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), **overrides})
+
+
+def test_segment_format_defaults_to_ts_and_a_bad_one_names_the_variable(tmp_path):
+    assert Settings.from_env({"SERIES_DATA_DIR": str(tmp_path)}).hls_segment_format == SegmentFormat.TS
+    chosen = Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_HLS_SEGMENT_FORMAT": "FMP4"})
+    assert chosen.hls_segment_format == SegmentFormat.FMP4
+    with pytest.raises(SettingsError, match="SERIES_HLS_SEGMENT_FORMAT has value 'mp4'; expected ts or fmp4"):
+        Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_HLS_SEGMENT_FORMAT": "mp4"})
