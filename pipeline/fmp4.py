@@ -20,16 +20,19 @@ media stream, so claiming cmfc would be false. RFC 8216 §3.3 fMP4 needs neither
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline.errors import TranscodeError
 
 INIT_NAME = "init.mp4"
 FRAGMENTED_NAME = "fragmented.mp4"       # the muxer's whole output, cut up and removed by split()
 MEDIA_SEGMENT_PATTERN = "seg_{:05d}.m4s"
+_COPY_CHUNK_BYTES = 1 << 20
 
 
 class SegmentFormat(StrEnum):
@@ -59,14 +62,29 @@ def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[
     end = len(data) if end is None else end
     offset = start
     while offset + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, offset)
-        if size == 1:                     # 64-bit largesize follows the type
-            size = struct.unpack_from(">Q", data, offset + 8)[0]
-        elif size == 0:                   # the box runs to the end of the data
-            size = end - offset
-        if size < 8 or offset + size > end:
-            raise TranscodeError(f"fragmented MP4: box {kind!r} at offset {offset} claims {size} bytes, "
-                                 f"past the end of the data ({end})")
+        kind, size = _box_header(data[offset:offset + 16], offset, end)
+        yield kind, offset, size
+        offset += size
+
+
+def _box_header(header: bytes, offset: int, end: int) -> tuple[bytes, int]:
+    size, kind = struct.unpack_from(">I4s", header)
+    if size == 1:                     # 64-bit largesize follows the type
+        size = struct.unpack_from(">Q", header, 8)[0]
+    elif size == 0:                   # the box runs to the end of the data
+        size = end - offset
+    if size < 8 or offset + size > end:
+        raise TranscodeError(f"fragmented MP4: box {kind!r} at offset {offset} claims {size} bytes, "
+                             f"past the end of the data ({end})")
+    return kind, size
+
+
+def _iter_file_boxes(handle: BinaryIO, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """iter_boxes() over an open file, reading box headers only: a 20-minute rendition never sits in memory."""
+    offset = 0
+    while offset + 8 <= end:
+        handle.seek(offset)
+        kind, size = _box_header(handle.read(16), offset, end)
         yield kind, offset, size
         offset += size
 
@@ -76,24 +94,38 @@ def split(directory: Path) -> tuple[Path, list[Path]]:
 
     Returns (init path, segment paths). The caller checks the count against its frame grid, as it
     does for the TS segment muxer. Raises TranscodeError when the file has no moov or no fragment.
+    Streams the file: memory stays at one copy buffer whatever the episode's length.
     """
     source = directory / FRAGMENTED_NAME
-    data = source.read_bytes()
-    boxes = list(iter_boxes(data))
-    fragment_starts = [offset for kind, offset, _ in boxes if kind == b"moof"]
-    if not fragment_starts or not any(kind == b"moov" for kind, _, _ in boxes):
-        raise TranscodeError(f"{directory.name}: the fMP4 muxer wrote no moov or no fragment")
-    init_path = directory / INIT_NAME
-    init_path.write_bytes(data[:fragment_starts[0]])
-    # skip_trailer: no mfra after the last fragment, so each fragment runs to the next one
-    bounds = [*fragment_starts, len(data)]
-    paths = []
-    for index in range(len(fragment_starts)):
-        path = directory / MEDIA_SEGMENT_PATTERN.format(index)
-        path.write_bytes(data[bounds[index]:bounds[index + 1]])
-        paths.append(path)
+    with source.open("rb") as handle:
+        end = os.fstat(handle.fileno()).st_size
+        boxes = list(_iter_file_boxes(handle, end))      # top-level boxes only: a few per segment
+        fragment_starts = [offset for kind, offset, _ in boxes if kind == b"moof"]
+        if not fragment_starts or not any(kind == b"moov" for kind, _, _ in boxes):
+            raise TranscodeError(f"{directory.name}: the fMP4 muxer wrote no moov or no fragment")
+        init_path = directory / INIT_NAME
+        _copy_range(handle, 0, fragment_starts[0], init_path)
+        # skip_trailer: no mfra after the last fragment, so each fragment runs to the next one
+        bounds = [*fragment_starts, end]
+        paths = []
+        for index in range(len(fragment_starts)):
+            path = directory / MEDIA_SEGMENT_PATTERN.format(index)
+            _copy_range(handle, bounds[index], bounds[index + 1], path)
+            paths.append(path)
     source.unlink()
     return init_path, paths
+
+
+def _copy_range(handle: BinaryIO, start: int, end: int, destination: Path) -> None:
+    handle.seek(start)
+    remaining = end - start
+    with destination.open("wb") as out:
+        while remaining:
+            chunk = handle.read(min(remaining, _COPY_CHUNK_BYTES))
+            if not chunk:
+                raise TranscodeError(f"fragmented MP4 ended {remaining} bytes early while cutting {destination.name}")
+            out.write(chunk)
+            remaining -= len(chunk)
 
 
 def avc_codec_from_init(init: bytes) -> str | None:
