@@ -137,7 +137,7 @@ def serve(variant: str, env_file: Path, log_file: Path) -> None:
 
             configure_access_log(log_file.open("a"))      # as `series serve` does, to a file instead of stderr
             if variant == "key-db":
-                EntitlementSnapshot.allows = lambda self, viewer_id, series_id, own_changes: False   # memory path off
+                EntitlementSnapshot.decide = lambda self, *args: None    # memory path off: every request to release_key()
             settings = Settings.from_env(json.loads(env_file.read_text()))
             runner = web.AppRunner(create_app(settings), **access_log_options())
         await runner.setup()
@@ -377,7 +377,10 @@ def run_variant(variant: str, env_file: Path, work: Path, plan: list[Planned], a
         # CPU per request barely moves with other load on the machine, unlike requests/s and latency.
         result["server_cpu_us_per_request"] = 1e6 * (cpu_seconds(process.pid) - cpu_before) / result["sent"]
         if use_wrk:
+            cpu_before = cpu_seconds(process.pid)
             result["wrk"] = drive_wrk(port, this_plan, seconds=args.seconds, connections=args.connections, work=work)
+            served = result["wrk"]["requests_per_s"] * args.seconds
+            result["wrk"]["server_cpu_us_per_request"] = 1e6 * (cpu_seconds(process.pid) - cpu_before) / served
         return result
     finally:
         stop_server(process)
@@ -426,7 +429,8 @@ def report(results: dict[str, dict], args, use_wrk: bool) -> None:
         if use_wrk:
             w = r["wrk"]
             ratio = f"{w['ratio_to_bare']:.2f}" if "ratio_to_bare" in w else "-"
-            print(f"{'  (wrk)':<12} {w['requests_per_s']:>9.0f} {w['p50_ms']:>8.2f} {w['p99_ms']:>8.2f} {ratio:>6}")
+            print(f"{'  (wrk)':<12} {w['requests_per_s']:>9.0f} {w['p50_ms']:>8.2f} {w['p99_ms']:>8.2f} {ratio:>6} "
+                  f"{'':>8} {'':>6} {'':>5} {w['server_cpu_us_per_request']:>18.0f}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
 
 from drm.errors import NotEntitled, TokenInvalid, WrongSeries
 from drm.tokens import PlaybackToken, TokenSigner
@@ -43,6 +44,7 @@ ENTITLEMENT_REFRESH_S = 1.0      # how stale the in-memory entitlements may be (
 SNAPSHOT_STALE_S = 10.0          # older than this (the refresh is failing): stop trusting it
 KEY_ROUTE = "/v1/keys/{key_id}"
 KEY_LOOKUP_THREADS = 2
+KEY_RESPONSE_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/octet-stream", hdrs.CACHE_CONTROL: "no-store"})
 
 
 class EntitlementSnapshot:
@@ -198,7 +200,8 @@ async def _refresh_forever(snapshot: EntitlementSnapshot, services: Services) ->
 
 def add_routes(app: web.Application, settings: Settings, *, services_key: web.AppKey,
                token_of: Callable[[web.Request], str | None]) -> None:
-    """Add the key endpoint to `app`. Call after the cleanup_ctx that puts Services at services_key."""
+    """Add the key endpoint to `app`. Call after metrics.add_routes(app) and after the cleanup_ctx that
+    puts Services at services_key."""
     app[KEY_EDGE] = KeyEdge(settings, token_of)
 
     async def snapshot_refresher(app: web.Application) -> AsyncIterator[None]:
@@ -209,16 +212,16 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
             await task
         app[KEY_EDGE].lookups.shutdown(wait=True)
 
+    edge, metrics = app[KEY_EDGE], app[METRICS]     # looked up once, not on every request
+
     async def get_key(request: web.Request) -> web.Response:
-        metrics = request.app[METRICS]
         try:
-            body, path = await request.app[KEY_EDGE].release(request, request.app[services_key])
+            body, path = await edge.release(request, request.app[services_key])
         except Exception as exc:
             metrics.key_denied(getattr(exc, "code", "error"))
             raise
         metrics.key_granted(path)
-        return web.Response(body=body, content_type="application/octet-stream",
-                            headers={"Cache-Control": "no-store"})
+        return web.Response(body=body, headers=KEY_RESPONSE_HEADERS)   # copied by Response: shared safely
 
     app.cleanup_ctx.append(snapshot_refresher)
     app.router.add_get(KEY_ROUTE, get_key)
