@@ -19,12 +19,10 @@ from packager.conformance import check_episode
 from packager.encrypt import decrypt_prefix
 from packager.fragmented_mp4 import is_init_segment
 from pipeline.playback import decode_segment
-from server.app import create_app
-from server.ingest import ingest_episode
 from server.services import Services
 from tests.conftest import settings_for
 from tests.e2e.test_conformance import fetch_text, short_landscape_clip, stored_playlists  # noqa: F401
-from tests.support.catalog import add_series
+from tests.support.episodes import publish_episodes, serving
 
 SERIES, BUYER = "fmp4", "alice"
 EPISODES = {"landscape": "short_landscape_clip", "portrait": "portrait_clip"}
@@ -37,30 +35,14 @@ def published(request, tmp_path_factory, s3_store):
     """Both episodes as fMP4, a new key every segment: (settings, {name: PublishedEpisode})."""
     settings = settings_for(tmp_path_factory.mktemp("fmp4"), s3_store, SERIES_SEGMENTS_PER_KEY="1",
                             SERIES_HLS_SEGMENT_FORMAT="fmp4", SERIES_MIN_DURATION_S="5")
-    services = Services.open(settings)
-    try:
-        services.store.ensure_bucket()
-        add_series(services, SERIES)
-        episodes = {
-            name: ingest_episode(request.getfixturevalue(fixture), series_id=SERIES, episode_id=name,
-                                 settings=settings, store=services.store, keystore=services.keystore,
-                                 catalog=services.catalog)
-            for name, fixture in EPISODES.items()
-        }
-        services.entitlements.grant(BUYER, SERIES)
-    finally:
-        services.close()
-    return settings, episodes
+    return settings, publish_episodes(request, settings, SERIES, BUYER, EPISODES)
 
 
 @pytest.fixture
 async def served(published, aiohttp_server):
     settings, episodes = published
-    services = Services.open(settings)
-    server = await aiohttp_server(create_app(settings, services))
-    yield server, services, episodes
-    await server.close()
-    services.close()
+    async with serving(settings, aiohttp_server) as (server, services):
+        yield server, services, episodes
 
 
 @pytest.mark.parametrize("name", sorted(EPISODES))

@@ -17,7 +17,8 @@ from packager.fragmented_mp4 import first_video_sample_end, is_init_segment, vid
 from packager.publish import publish
 from packager.verify import verify_version
 from pipeline.playback import decode_segment
-from tests.packager.test_publish import LOCATION, RandomKeys, key_uri, store  # noqa: F401
+from tests.packager.test_publish import LOCATION, store  # noqa: F401
+from tests.support.keys import RandomKeys, key_uri
 
 
 def test_first_video_sample_end_lies_inside_the_first_fragment(small_encoded_fmp4):

@@ -3,37 +3,20 @@ refuses to switch the pointer to a version players could not decrypt."""
 
 from __future__ import annotations
 
-import os
 import posixpath
 import uuid
 
 import m3u8
 import pytest
 
-from packager.encrypt import SegmentKey, decrypt_prefix
+from packager.encrypt import decrypt_prefix
 from packager.errors import VerificationFailed
 from packager.publish import EpisodeLocation, publish, read_pointer
 from packager.store import ObjectStore
 from pipeline.playback import decode_segment
+from tests.support.keys import RandomKeys, key_uri
 
 LOCATION = EpisodeLocation(series_id="s1", episode_id="1")
-
-
-class RandomKeys:
-    """A KeySchedule like drm's: one fresh key per period, remembered."""
-
-    def __init__(self) -> None:
-        self.keys: dict[int, SegmentKey] = {}
-
-    def key_for(self, period: int) -> SegmentKey:
-        return self.keys.setdefault(period, SegmentKey(key_id=f"k_{uuid.uuid4().hex}", key=os.urandom(16)))
-
-    def by_uri(self) -> dict[str, bytes]:
-        return {key_uri(k.key_id): k.key for k in self.keys.values()}
-
-
-def key_uri(key_id: str) -> str:
-    return f"/v1/keys/{key_id}"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ one database connection per publisher (as two processes would have)."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -18,30 +17,22 @@ from packager.publish import EpisodeLocation, publish, read_pointer
 from packager.store import ObjectStore
 from packager.verify import verify_version
 from server.episode_versions import EpisodeVersions
+from tests.support.keys import RandomKeys, key_uri
 
 LOCATION = EpisodeLocation(series_id="s1", episode_id="1")
 
 
-class Keys:
-    """A KeySchedule that can hold the publisher back before its first key, to order two publishes."""
+class Keys(RandomKeys):
+    """RandomKeys that can hold the publisher back before its first key, to order two publishes."""
 
     def __init__(self, wait_for: threading.Event | None = None) -> None:
-        self.keys: dict[int, SegmentKey] = {}
+        super().__init__()
         self.wait_for = wait_for
-        self._lock = threading.Lock()
 
     def key_for(self, period: int) -> SegmentKey:
         if self.wait_for is not None:
             assert self.wait_for.wait(timeout=60), "the other publisher never finished"
-        with self._lock:
-            return self.keys.setdefault(period, SegmentKey(key_id=f"k_{uuid.uuid4().hex}", key=os.urandom(16)))
-
-    def by_uri(self) -> dict[str, bytes]:
-        return {key_uri(k.key_id): k.key for k in self.keys.values()}
-
-
-def key_uri(key_id: str) -> str:
-    return f"/v1/keys/{key_id}"
+        return super().key_for(period)
 
 
 @pytest.fixture

@@ -1,0 +1,46 @@
+"""Episodes ingested for real into a series, and the app serving them: shared by the e2e tests that
+check and play published output (TS and fMP4)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from server.app import create_app
+from server.ingest import ingest_episode
+from server.services import Services
+from server.settings import Settings
+from tests.support.catalog import add_series
+
+
+def publish_episodes(request: pytest.FixtureRequest, settings: Settings, series_id: str, buyer: str,
+                     clip_fixtures: dict[str, str]) -> dict:
+    """Create `series_id`, ingest each {episode id: clip fixture name}, grant `buyer`: {episode id: PublishedEpisode}."""
+    services = Services.open(settings)
+    try:
+        services.store.ensure_bucket()
+        add_series(services, series_id)
+        episodes = {
+            name: ingest_episode(request.getfixturevalue(fixture), series_id=series_id, episode_id=name,
+                                 settings=settings, store=services.store, keystore=services.keystore,
+                                 catalog=services.catalog)
+            for name, fixture in clip_fixtures.items()
+        }
+        services.entitlements.grant(buyer, series_id)
+    finally:
+        services.close()
+    return episodes
+
+
+@asynccontextmanager
+async def serving(settings: Settings, aiohttp_server) -> AsyncIterator[tuple]:
+    """The real app over real HTTP, with its own Services: (server, services)."""
+    services = Services.open(settings)
+    server = await aiohttp_server(create_app(settings, services))
+    try:
+        yield server, services
+    finally:
+        await server.close()
+        services.close()
