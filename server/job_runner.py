@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from server.job_owners import new_owner_id
 from server.job_worker import retry_delay_s, work_process_main
 from server.jobs import (
     QUEUED,
@@ -30,7 +31,6 @@ from server.jobs import (
     JobStoreUnavailable,
     WebhookNotAllowed,
     check_webhook_allowed,
-    new_owner_id,
 )
 from server.settings import Settings
 

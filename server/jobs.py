@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -32,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from drm.database import Database
+from server.job_owners import local_owner_prefix, owner_is_gone
 
 QUEUED, VALIDATING, TRANSCODING = "queued", "validating", "transcoding"
 PACKAGING, PUBLISHING = "packaging", "publishing"
@@ -230,34 +229,6 @@ def check_webhook_allowed(url: str, allowed_hosts: tuple[str, ...]) -> None:
                                 "hosts in SERIES_JOB_WEBHOOK_HOSTS")
 
 
-def new_owner_id() -> str:
-    """A runner's identity in the jobs table: host, PID and the process's start time, plus a random part."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start_ticks(pid)}:{secrets.token_hex(4)}"
-
-
-def owner_is_gone(owner_id: str) -> bool:
-    """Whether `owner_id`'s process is provably dead: on this host, and its PID is gone or reused.
-
-    Lets a restarted instance take its own interrupted jobs back at once instead of waiting for their
-    lease to run out; an owner on another host is judged by its lease alone.
-    """
-    host, _, rest = owner_id.partition(":")
-    pid, _, rest = rest.partition(":")
-    started, _, _ = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    return str(_process_start_ticks(int(pid))) != started
-
-
-def _process_start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rpartition(")")[2].split()[19])    # field 22, starttime, counted after "(comm)"
-
-
 def new_job_id() -> str:
     return "job_" + secrets.token_hex(12)
 
@@ -433,7 +404,7 @@ class JobStore:
         with self._translated(), self.db.transaction() as conn:
             rows = conn.execute(f"SELECT * FROM ingest_jobs WHERE state IN ({placeholders}, ?) AND"
                                 " (owner_id IS NULL OR lease_expires_at < ? OR owner_id LIKE ?)",
-                                (*RUNNING_STATES, QUEUED, now, f"{socket.gethostname()}:%"))
+                                (*RUNNING_STATES, QUEUED, now, local_owner_prefix() + "%"))
             for job in [_job(row) for row in rows.fetchall()]:
                 is_orphan = job.owner_id is None or (job.lease_expires_at or 0) < now or owner_is_gone(job.owner_id)
                 if not is_orphan:
