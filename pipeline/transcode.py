@@ -161,10 +161,13 @@ class _Transcoder:
                 self._emit(self.last_frame)   # the last source frame covers its own duration
             duration = Fraction(self.next_index) / self.fps
             self.audio.finish(duration)
-            for output in self.outputs:
+            # Every rendition gets its flush before any is waited for, emptiest queue first: waited one
+            # by one, the 720p encoder would sit on its last frames until the 1080p one had finished.
+            for output in sorted(self.outputs, key=_RenditionOutput.queued_work):
                 output.submit(output.mux_audio, output.take_audio())
+                output.start_finish()
             for output in self.outputs:
-                output.finish()
+                output.wait_finished()
         except BaseException:
             for output in self.outputs:
                 output.abort()
@@ -328,10 +331,18 @@ class _RenditionOutput:
                     break
         self.container.mux(packets)
 
-    def finish(self) -> None:
-        """Flush the encoders and close the muxer once the queued work is done; re-raise its failure."""
+    def queued_work(self) -> int:
+        """How many calls wait in this rendition's queue."""
+        return self.worker.queue.qsize()
+
+    def start_finish(self) -> None:
+        """Queue the encoder flush and the muxer close behind the work already queued."""
         self.worker.submit(self._flush)
-        self.worker.close()
+        self.worker.submit(None)
+
+    def wait_finished(self) -> None:
+        """Wait until start_finish()'s work is done; re-raise this rendition's failure."""
+        self.worker.join()
 
     def _flush(self) -> None:
         self._mux(self.video.encode(None))
@@ -400,9 +411,8 @@ class _Worker:
             except queue.Full:
                 continue
 
-    def close(self) -> None:
-        """Wait for every queued call; raise the first failure."""
-        self.submit(None)
+    def join(self) -> None:
+        """Wait for the thread to reach the end marker (submit(None)); raise the first failure."""
         self.thread.join()
         if self.error is not None:
             raise self.error
