@@ -28,7 +28,7 @@ from pipeline.ladder import LadderSettings, Rendition
 from pipeline.quality import SAMPLED_SEGMENTS, RenditionQuality, luma, measure_quality, plan_samples
 from pipeline.rotation import rotation_filter
 
-QUEUE_DEPTH = 16            # decoded frames waiting per rendition: bounds memory, absorbs jitter
+QUEUE_DEPTH = 4             # frames waiting per rendition; x264 holds ~15 more. 16 cost 40 MB RSS, no speed
 MAX_SEGMENTS = 2400          # 4 hours of 6 s segments: the cut list must be given up front
 NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
 
