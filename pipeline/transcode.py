@@ -139,6 +139,9 @@ class _Transcoder:
                              if self.header_duration_s else SAMPLED_SEGMENTS)
         samples = plan_samples([self.segment_start_frame(k) for k in range(expected_segments + 1)])
         self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts, samples) for r in renditions]
+        # Smallest rung first: the largest encoder is the slowest, so its queue is the one that is full;
+        # fed last, it makes the main thread wait only after every other rung already has the frame.
+        self.feed_order = sorted(self.outputs, key=lambda output: output.rendition.width * output.rendition.height)
         self.t0: float | None = None        # time of the first decoded video frame, seconds
         self.next_index = 0                 # next output frame number on the CFR grid
         self.last_frame = None
@@ -220,7 +223,7 @@ class _Transcoder:
             if self.next_gop % self.segment_every_gops == 0:
                 self.segment_starts.append(index)
             self.next_gop += 1
-        for output in self.outputs:
+        for output in self.feed_order:
             output.submit(output.encode_video, frame, index, is_idr, output.take_audio())
         self.next_index += 1
         self.audio.fill_silence_until(Fraction(self.next_index) / self.fps)
