@@ -158,7 +158,14 @@ class _Transcoder:
         streams = [self.video_in] + ([self.audio_in] if self.audio_in else [])
         try:
             for packet in self.input.demux(streams):
-                for frame in packet.decode():
+                try:
+                    frames = packet.decode()
+                except av.InvalidDataError:
+                    # A broken packet (a cut-off upload ends in one) is skipped, as the ffmpeg CLI and
+                    # FFmpeg's frame-threaded decoder do; the caller judges what did decode (the
+                    # ingest's `truncated` check compares the decoded duration with the header).
+                    continue
+                for frame in frames:
                     if packet.stream.type == "video":
                         self._on_video(frame)
                     else:
