@@ -214,7 +214,8 @@ def main() -> None:
     else:
         ratios = {label: compare(label, generated_input(*INPUTS[label], args.seconds), settings, args.rounds)
                   for label in args.inputs.split(",") if label}
-        print("median wall ratio ours/ffmpeg: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + "\n")
+        if ratios:
+            print("median wall ratio ours/ffmpeg: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + "\n")
     if args.rss_check:
         width, height = (int(v) for v in args.rss_size.split("x"))
         memory_growth(settings, [float(s) for s in args.rss_seconds.split(",")], width, height)
