@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,8 +25,8 @@ from pipeline.h264 import avc1_codec, find_sps
 from pipeline.ladder import LadderSettings, Rendition
 from pipeline.quality import SAMPLED_SEGMENTS, RenditionQuality, luma, measure_quality, plan_samples
 from pipeline.rotation import rotation_filter
+from pipeline.worker import Worker
 
-QUEUE_DEPTH = 4             # frames waiting per rendition; x264 holds ~15 more. 16 cost 40 MB RSS, no speed
 MAX_SEGMENTS = 2400          # 4 hours of 6 s segments: the cut list must be given up front
 NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
 
@@ -303,7 +301,7 @@ class _RenditionOutput:
         self.references: dict = {}       # sampled frame number -> luma of the source scaled to this rung
         self.min_psnr_db = settings.min_psnr_db
         self.quality: RenditionQuality | None = None
-        self.worker = _Worker(f"encode-{rendition.name}")
+        self.worker = Worker(f"encode-{rendition.name}")
 
     def submit(self, work, *args) -> None:
         """Queue scaling/encoding for this rendition's thread; raises if that thread has failed."""
@@ -403,52 +401,6 @@ class _RenditionOutput:
             segments=segments,
             quality=self.quality,
         )
-
-
-class _Worker:
-    """A thread running queued calls in order. PyAV releases the GIL in swscale, the codecs and the
-    muxer, so renditions encode in parallel; the bounded queue keeps decoded frames from piling up."""
-
-    def __init__(self, name: str) -> None:
-        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
-        self.error: BaseException | None = None
-        self.cancelled = False
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self.thread.start()
-
-    def submit(self, work, *args) -> None:
-        while True:
-            if self.error is not None:
-                raise self.error
-            try:
-                self.queue.put((work, args), timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def join(self) -> None:
-        """Wait for the thread to reach the end marker (submit(None)); raise the first failure."""
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        try:
-            self.queue.put_nowait((None, ()))
-        except queue.Full:
-            pass   # the thread sees `cancelled` at its next item
-        self.thread.join(timeout=30)
-
-    def _run(self) -> None:
-        try:
-            while not self.cancelled:
-                work, args = self.queue.get()
-                if work is None:
-                    return
-                work(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the submitting thread
-            self.error = exc
 
 
 def decoder_thread_count(rendition_count: int, cpu_count: int) -> int:
