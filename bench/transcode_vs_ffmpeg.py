@@ -1,14 +1,16 @@
 """Benchmark: our transcode against the ffmpeg CLI on the same ladder, presets, GOP and segmenting.
 
-    .venv/bin/python bench/transcode_vs_ffmpeg.py [--seconds 20] [--rounds 3] [--inputs landscape,portrait]
-                                                  [--rss-seconds 60,300] [--rss-size 640x360]
+    flock /tmp/bench.lock .venv/bin/python bench/transcode_vs_ffmpeg.py [--seconds 10] [--rounds 3]
+        [--inputs landscape,portrait] [--rss-check [--rss-seconds 60,300] [--rss-size 640x360]]
 
 For each input (a generated 1920x1080 landscape and a 1080x1920 portrait clip, made once with the ffmpeg
 CLI into var/bench/), runs alternate ours, ffmpeg, ours, ffmpeg, ... so both see the same machine; each
 run is its own process, so wall time, CPU time and peak RSS come from the kernel (wait4). On a shared
-machine the wall clock is noisy: the ratio is taken per round (adjacent runs) and the median reported.
-Then our peak RSS is measured on a short and a long input (--rss-seconds) to show that memory does not
-grow with episode length. Not a test: it prints figures and ratios, it asserts nothing.
+machine the wall clock is noisy: the ratio is taken per round (adjacent runs) and the median reported,
+and every run prints the CPU the rest of the machine used meanwhile ("others"), so a figure says what
+load it was measured under. With --rss-check, our peak RSS is then measured on a short and a long input
+(--rss-seconds) to show that memory does not grow with episode length. Not a test: it prints figures
+and ratios, it asserts nothing.
 
 Both tools get the same settings: one decode, bilinear scale per rung, libx264 High at the same preset,
 bit rate, capped VBV and GOP, IDRs forced every 2 s with no scene cuts, x264 threads left at their
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -95,40 +98,54 @@ def ours_command(source: Path, out: Path, width: int, height: int, settings: Lad
 
 
 def run(name: str, source: Path, settings: LadderSettings) -> dict:
-    """One measured run; also returns the x264 options each rendition was encoded with."""
+    """One measured run; also returns the x264 version and options each rung was encoded with, by rung name."""
     info = probe(source).video
     fps = output_frame_rate(info.frame_rate, settings.max_frame_rate)
+    renditions = plan_ladder(info.display_width, info.display_height, settings)
     with tempfile.TemporaryDirectory(dir=CACHE) as out:
         if name == "ours":
             command = ours_command(source, Path(out), info.display_width, info.display_height, settings)
+            directories = {r.name: Path(out) / r.name for r in renditions}
         else:
             command = ffmpeg_command(source, Path(out), info.display_width, info.display_height, fps, settings)
+            directories = {r.name: Path(out) / f"r{i}" for i, r in enumerate(renditions)}
         result = measure(command)
-        result["x264_options"] = [x264_options(first) for first in sorted(Path(out).glob("*/seg_00000.ts"),
-                                                                           key=lambda p: -p.stat().st_size)]
+        result["x264"] = {rung: x264_header(directory / "seg_00000.ts") for rung, directory in directories.items()}
         return result
 
 
-def x264_options(segment: Path) -> str:
-    """The options line libx264 writes into its first SEI: the proof that both tools encoded alike."""
+def x264_header(segment: Path) -> tuple[str, str]:
+    """(version, options) from the SEI libx264 writes before its first picture: the proof that both
+    tools asked the encoder for the same thing (threads, lookahead, VBV, GOP included)."""
     import av
 
     with av.open(str(segment)) as container:
         for packet in container.demux(container.streams.video[0]):
             data = bytes(packet)
-            start = data.find(b"options: ")
+            start = data.find(b"x264 - core ")
             if start >= 0:
-                return data[start + 9 : data.index(b"\x00", start)].decode(errors="replace")
+                end = data.index(b"\x00", start)
+                header = data[start:end].decode(errors="replace")
+                version = header.split(" - ")[1]
+                return version, header.partition("options: ")[2]
             break
-    return "?"
+    return "?", "?"
 
 
 def check_same_encoder_options(ours: dict, peer: dict) -> None:
-    # renditions are matched by size of their first segment: biggest rung first in both trees
-    for index, (mine, theirs) in enumerate(zip(ours["x264_options"], peer["x264_options"])):
-        if mine != theirs:
+    """Print whether every rung was encoded with identical x264 options by both tools."""
+    differing_rungs = 0
+    for rung, (_, mine) in ours["x264"].items():
+        theirs = peer["x264"][rung][1]
+        if mine != theirs or mine == "?":
+            differing_rungs += 1
             differing = sorted(set(mine.split()) ^ set(theirs.split()))
-            print(f"  WARNING rung {index}: x264 options differ between ours and ffmpeg: {' '.join(differing)}")
+            print(f"  WARNING {rung}: x264 options differ between ours and ffmpeg: {' '.join(differing)}")
+    versions = {tool: sorted({version for version, _ in result["x264"].values()})
+                for tool, result in (("ours", ours), ("ffmpeg", peer))}
+    if not differing_rungs:
+        print(f"  x264 options identical on all {len(ours['x264'])} rungs "
+              f"(ours {', '.join(versions['ours'])}; ffmpeg {', '.join(versions['ffmpeg'])})")
 
 
 def compare(label: str, source: Path, settings: LadderSettings, rounds: int) -> float:
@@ -143,7 +160,8 @@ def compare(label: str, source: Path, settings: LadderSettings, rounds: int) -> 
             results[name].append(result)
             print(f"  {label} round {round_ + 1} {name:6s} wall {result['wall_s']:6.1f} s  "
                   f"cpu {result['cpu_s']:6.1f} s  peak RSS {result['peak_rss_mb']:5.0f} MB  "
-                  f"realtime x{duration / result['wall_s']:.2f}", flush=True)
+                  f"realtime x{duration / result['wall_s']:.2f}  others {result['others_cores']:.2f} cores",
+                  flush=True)
     check_same_encoder_options(results["ours"][0], results["ffmpeg"][0])
     print(f"{label}: {source.name}, {duration:.0f} s, "
           f"{len(plan_ladder(*INPUTS[label], settings))} rungs, preset {settings.preset}, {rounds} rounds")
@@ -154,7 +172,9 @@ def compare(label: str, source: Path, settings: LadderSettings, rounds: int) -> 
         print(f"  {key:12s} median ours {ours:7.1f}  ffmpeg {peer:7.1f}   ours/ffmpeg per round "
               + " ".join(f"{r:.2f}" for r in ratios) + f"  median {statistics.median(ratios):.2f}")
     realtime = {name: duration / statistics.median(r["wall_s"] for r in runs) for name, runs in results.items()}
-    print(f"  realtime     ours x{realtime['ours']:.2f}  ffmpeg x{realtime['ffmpeg']:.2f}\n", flush=True)
+    others = statistics.median(r["others_cores"] for runs in results.values() for r in runs)
+    print(f"  realtime     ours x{realtime['ours']:.2f}  ffmpeg x{realtime['ffmpeg']:.2f}   "
+          f"other processes used a median {others:.2f} of {os.cpu_count()} cores meanwhile\n", flush=True)
     return statistics.median(o["wall_s"] / f["wall_s"] for o, f in zip(results["ours"], results["ffmpeg"]))
 
 
@@ -174,13 +194,14 @@ def memory_growth(settings: LadderSettings, lengths: list[float], width: int, he
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20, help="length of the generated comparison inputs")
+    parser.add_argument("--seconds", type=float, default=10, help="length of the generated comparison inputs")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per input")
     parser.add_argument("--inputs", default="landscape,portrait", help="which generated inputs to compare")
     parser.add_argument("--input", type=Path, help="compare on this file instead of the generated ones")
     parser.add_argument("--preset", default="veryfast")
-    parser.add_argument("--rss-seconds", default="60,300",
-                        help="input lengths for the memory check, comma-separated; empty skips it")
+    parser.add_argument("--rss-check", action="store_true",
+                        help="also measure our peak RSS on a short and a long input (a few minutes more)")
+    parser.add_argument("--rss-seconds", default="60,300", help="input lengths for the memory check, comma-separated")
     parser.add_argument("--rss-size", default="640x360", help="frame size of the memory-check inputs")
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
@@ -193,8 +214,9 @@ def main() -> None:
     else:
         ratios = {label: compare(label, generated_input(*INPUTS[label], args.seconds), settings, args.rounds)
                   for label in args.inputs.split(",") if label}
-        print("median wall ratio ours/ffmpeg: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + "\n")
-    if args.rss_seconds:
+        if ratios:
+            print("median wall ratio ours/ffmpeg: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + "\n")
+    if args.rss_check:
         width, height = (int(v) for v in args.rss_size.split("x"))
         memory_growth(settings, [float(s) for s in args.rss_seconds.split(",")], width, height)
 

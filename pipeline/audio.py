@@ -77,6 +77,12 @@ class AudioTrack:
     def _deliver(packets, members: list) -> None:
         # a muxed packet is consumed by its container, so every rendition but the first gets a copy
         for packet in packets:
+            if packet.pts is not None and packet.duration and packet.pts + packet.duration <= 0:
+                # The encoder's priming packet (initial padding, pts -1024) holds only the encoder
+                # delay before t = 0. MPEG-TS has no edit list to hide it, so kept it makes audio start
+                # 21 ms before the picture, more than a frame at 50-60 fps. Without it each sample
+                # keeps its timestamp; the decoder just fades the first 21 ms in.
+                continue
             members[0].pending_audio.append(packet)
             for output in members[1:]:
                 copy = av.Packet(bytes(packet))
