@@ -75,12 +75,22 @@ class EncodedRendition:
     init_path: Path | None = None  # fMP4 only: the clear init segment (ftyp+moov) that EXT-X-MAP names
 
 
+@dataclass(frozen=True, slots=True)
+class DecodeDamage:
+    """Video packets or pictures the decoder could not decode cleanly (skipped or concealed)."""
+
+    count: int = 0
+    at_tail: int = 0                   # after the last clean picture: what a cut-off upload looks like
+    first_s: float | None = None       # time of the first, from the first picture
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranscodeResult:
     renditions: tuple[EncodedRendition, ...]
     duration_s: Fraction         # measured from decoded frames, not the container header
     frame_count: int
     has_source_audio: bool
+    damage: DecodeDamage = DecodeDamage()
 
     @property
     def quality_warnings(self) -> tuple[str, ...]:
@@ -155,6 +165,7 @@ class _Transcoder:
         self.segment_starts: list[int] = []
         self.audio = AudioTrack(self.outputs, has_source_stream=self.audio_in is not None)
         self.rotate = None
+        self.damage = _DamageTally()
 
     def segment_start_frame(self, k: int) -> int:
         """First frame of segment k: the IDR of GOP k * segment_every_gops on the shared grid."""
@@ -164,15 +175,20 @@ class _Transcoder:
         streams = [self.video_in] + ([self.audio_in] if self.audio_in else [])
         try:
             for packet in self.input.demux(streams):
+                is_video = packet.stream.type == "video"
+                if is_video and packet.is_corrupt:
+                    self.damage.error(packet.pts, packet.time_base)
                 try:
                     frames = packet.decode()
                 except av.InvalidDataError:
-                    # A broken packet (a cut-off upload ends in one) is skipped, as the ffmpeg CLI and
-                    # FFmpeg's frame-threaded decoder do; the caller judges what did decode (the
-                    # ingest's `truncated` check compares the decoded duration with the header).
+                    # A broken packet is skipped, as the ffmpeg CLI does, and counted: the caller judges
+                    # what did decode (a cut-off upload ends in one; damage mid-stream is rejected).
+                    if is_video:
+                        self.damage.error(packet.pts, packet.time_base)
                     continue
                 for frame in frames:
-                    if packet.stream.type == "video":
+                    if is_video:
+                        self.damage.frame(frame)
                         self._on_video(frame)
                     else:
                         self._on_audio(frame)
@@ -201,6 +217,7 @@ class _Transcoder:
             duration_s=Fraction(self.next_index) / self.fps,
             frame_count=self.next_index,
             has_source_audio=self.audio_in is not None,
+            damage=self.damage.found(self.t0),
         )
 
     def _on_video(self, frame) -> None:
@@ -425,6 +442,32 @@ class _RenditionOutput:
         # fMP4: what players will read, the init segment's avcC; TS: the SPS in the stream
         from_init = fmp4.avc_codec_from_init(self.init_path.read_bytes()) if self.init_path else None
         return from_init or avc1_codec(self.sps)
+
+
+class _DamageTally:
+    """Counts damaged video as pipeline/measure.py does for `series validate`, so ingest can apply
+    the same rule to the transcoder's single decode."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.at_tail = 0
+        self.first_s: float | None = None
+
+    def error(self, pts, time_base) -> None:
+        self.count += 1
+        self.at_tail += 1
+        if self.first_s is None and pts is not None and time_base is not None:
+            self.first_s = float(pts * time_base)
+
+    def frame(self, frame) -> None:
+        if frame.is_corrupt:
+            self.error(frame.pts, frame.time_base)
+        elif frame.pts is not None:
+            self.at_tail = 0      # damage before a clean picture is mid-stream, not the cut-off tail
+
+    def found(self, t0: float | None) -> DecodeDamage:
+        first = None if self.first_s is None else max(0.0, self.first_s - (t0 or 0.0))
+        return DecodeDamage(count=self.count, at_tail=self.at_tail, first_s=first)
 
 
 def decoder_thread_count(rendition_count: int, cpu_count: int) -> int:

@@ -276,14 +276,22 @@ def _check_truncation(info: MediaInfo, decoded: DecodeStats) -> list[Issue]:
 
 
 def _check_decode_errors(decoded: DecodeStats) -> list[Issue]:
-    mid_stream = decoded.error_count - decoded.tail_error_count
-    if mid_stream == 0 and decoded.tail_error_count <= TAIL_DECODE_ERROR_LIMIT and decoded.frames:
+    return check_decode_errors(decoded.error_count, decoded.tail_error_count, decoded.first_error_s,
+                               has_frames=decoded.frames > 0)
+
+
+def check_decode_errors(error_count: int, tail_error_count: int, first_error_s: float | None, *,
+                        has_frames: bool = True) -> list[Issue]:
+    """The `decode_errors` rule, for this module's decode pass and for the transcoder's (ingest):
+    any damage before the last good picture, or more than TAIL_DECODE_ERROR_LIMIT after it."""
+    mid_stream = error_count - tail_error_count
+    if mid_stream == 0 and tail_error_count <= TAIL_DECODE_ERROR_LIMIT and has_frames:
         return []
-    where = f" starting at {format_duration(decoded.first_error_s)}" if decoded.first_error_s is not None else ""
-    plural = "s" if decoded.error_count != 1 else ""
+    where = f" starting at {format_duration(first_error_s)}" if first_error_s is not None else ""
+    plural = "s" if error_count != 1 else ""
     return [Issue(
         code="decode_errors",
-        message=f"{decoded.error_count} damaged packet{plural} in the video{where}; viewers would see glitches",
+        message=f"{error_count} damaged packet{plural} in the video{where}; viewers would see glitches",
         how_to_fix="export the episode again from the original and upload the new file",
     )]
 

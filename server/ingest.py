@@ -24,8 +24,15 @@ from packager.store import ObjectStore
 from pipeline.errors import MediaRejected
 from pipeline.ladder import plan_ladder
 from pipeline.playback import decode_segment
-from pipeline.transcode import TranscodeProgress, TranscodeResult, transcode
-from pipeline.validate import Issue, ValidationReport, check_duration, format_duration, validate
+from pipeline.transcode import DecodeDamage, TranscodeProgress, TranscodeResult, transcode
+from pipeline.validate import (
+    Issue,
+    ValidationReport,
+    check_decode_errors,
+    check_duration,
+    format_duration,
+    validate,
+)
 from server.episode_versions import EpisodeVersions
 from server.retention import collect_garbage
 from server.settings import Settings
@@ -124,7 +131,7 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
             log.warning("%s/%s: %s", series_id, episode_id, warning)
         if progress:
             progress("packaging", 0.0)
-        check_decoded(report, float(encoded.duration_s), settings)
+        check_decoded(report, float(encoded.duration_s), settings, encoded.damage)
         segment_count = len(encoded.renditions[0].segments)
         periods = math.ceil(segment_count / settings.segments_per_key)
         location = EpisodeLocation(series_id=series_id, episode_id=episode_id)
@@ -163,9 +170,12 @@ def _collect_after_publish(store: ObjectStore, keystore: KeyStore, location: Epi
                     exc_info=True)
 
 
-def check_decoded(report: ValidationReport, decoded_s: float, settings: Settings) -> None:
-    """Judge what the decoder actually found, not what the header promised."""
+def check_decoded(report: ValidationReport, decoded_s: float, settings: Settings,
+                  damage: DecodeDamage = DecodeDamage()) -> None:
+    """Judge what the decoder actually found, not what the header promised: the duration of the
+    pictures, and damaged video (the same `decode_errors` rule as `series validate`)."""
     issues = list(check_duration(decoded_s, settings.rules))
+    issues += check_decode_errors(damage.count, damage.at_tail, damage.first_s)
     info = report.info
     # the video stream's own duration: audio running past the last picture is not a cut-off upload
     header_s = (info.video.header_duration_s or info.header_duration_s) if info and info.video else None

@@ -16,6 +16,7 @@ from server.services import Services
 from server.settings import Settings
 from tests.conftest import settings_env
 from tests.support.catalog import add_series_for, eligible_facts
+from tests.support.corpus import corpus  # noqa: F401  (a fixture)
 from tests.support.media import clip, count_frames
 from tests.support.s3_server import free_port
 
@@ -43,7 +44,14 @@ def test_validate_json_report_for_an_acceptable_clip(tmp_path, s3_store, landsca
     assert report["video"]["display_width"] == 640 and report["audio"]["channels"] == 2
 
 
-@pytest.mark.parametrize("fixture, code", [("short_clip", "too_short"), ("not_media", "not_media")])
+@pytest.fixture
+def damaged_in_the_middle(corpus):  # noqa: F811
+    """32 s of MPEG-TS with garbage over some packets mid-file: the header probe passes, the decode does not."""
+    return corpus["garbage_middle.ts"]
+
+
+@pytest.mark.parametrize("fixture, code", [("short_clip", "too_short"), ("not_media", "not_media"),
+                                           ("damaged_in_the_middle", "decode_errors")])
 def test_rejected_ingest_publishes_nothing(request, tmp_path, s3_store, fixture, code):
     env = settings_env(tmp_path, s3_store)
     add_series_for(Settings.from_env(env), "s1")
