@@ -68,9 +68,6 @@ def _services_ctx(settings: Settings, given: Services | None):
 
 def token_of(request: web.Request) -> str | None:
     """The playback token: in the query (Safari cannot add headers) or as a Bearer header."""
-    query = request.query_string
-    if query.startswith("token=") and "&" not in query and "%" not in query and "+" not in query and ";" not in query:
-        return query[6:] or None        # the usual key request: nothing to decode, skip parsing the query
     token = request.query.get("token")
     if token:
         return token

@@ -75,18 +75,15 @@ class EntitlementSnapshot:
             else:
                 self._state = (self._state[0], self._state[1], self._clock(), marker[1])
 
-    def allows(self, viewer_id: str, series_id: str, own_changes: int) -> bool:
-        """True only if a fresh snapshot holds the pair; False means "ask the database", not "denied".
+    def decide(self, viewer_id: str, series_id: str, episode_id: str | None, own_changes: int) -> bool | None:
+        """release_key()'s verdict from memory: True (entitled, or a free-preview episode), False
+        (neither), or None when the snapshot cannot be trusted: False means "not entitled", None
+        means "ask the database".
 
         `own_changes` is the database's current own_changes: if this process wrote since the load (a
         refund through this instance's API, say), the snapshot is not trusted until reloaded, so a
         change made here is enforced on the very next request.
         """
-        return self.decide(viewer_id, series_id, None, own_changes) is True
-
-    def decide(self, viewer_id: str, series_id: str, episode_id: str | None, own_changes: int) -> bool | None:
-        """release_key()'s verdict from memory: True (entitled, or a free-preview episode), False
-        (neither), or None when the snapshot cannot be trusted (see allows())."""
         pairs, previews, checked_at, loaded_changes = self._state
         if own_changes != loaded_changes or self._clock() - checked_at >= SNAPSHOT_STALE_S:
             return None
@@ -94,7 +91,7 @@ class EntitlementSnapshot:
 
 
 class VerifiedTokens:
-    """A TokenSigner that remembers tokens it verified until they expire: a player sends the same
+    """TokenSigner.verify that remembers tokens it verified until they expire: a player sends the same
     token for every key of a session, and PyJWT's verify (~50-90 µs) is the largest cost left on the
     key path.
 
@@ -142,9 +139,6 @@ class VerifiedTokens:
             if len(entries) > self._max_entries:
                 entries.popitem(last=False)
 
-    def mint(self, *args, **kwargs) -> str:
-        return self._signer.mint(*args, **kwargs)
-
 
 class KeyEdge:
     def __init__(self, settings: Settings, token_of: Callable[[web.Request], str | None]) -> None:
@@ -152,6 +146,7 @@ class KeyEdge:
         self.snapshot = EntitlementSnapshot()
         self._trusted_proxies = settings.http.trusted_proxies
         self._token_of = token_of
+        self._services: Services | None = None          # set by bind() once the app's Services are open
         self._tokens: VerifiedTokens | None = None
         self._release_services: Services | None = None
         # Its own threads: segment and playlist reads share the default pool and can wait on the
@@ -159,14 +154,18 @@ class KeyEdge:
         # serialized by the Database lock anyway.
         self.lookups = ThreadPoolExecutor(max_workers=KEY_LOOKUP_THREADS, thread_name_prefix="key-lookup")
 
-    async def release(self, request: web.Request, services: Services) -> tuple[bytes, str]:
+    def bind(self, services: Services) -> None:
+        """Serve from `services` (called once they are open). release_key() gets the same remembered
+        tokens, so a denial does not pay PyJWT twice."""
+        self._services = services
+        self._tokens = VerifiedTokens(services.tokens)
+        self._release_services = dataclasses.replace(services, tokens=self._tokens)
+
+    async def release(self, request: web.Request) -> tuple[bytes, str]:
         """(key bytes, "memory" | "database"); raises what release_key raises, or RateLimited."""
         self.limits.by_address.take(client_address(request, self._trusted_proxies))
         token = self._token_of(request)
-        if self._tokens is None:
-            self._tokens = VerifiedTokens(services.tokens)
-            # release_key() sees the same remembered tokens, so a denial does not pay PyJWT twice
-            self._release_services = dataclasses.replace(services, tokens=self._tokens)
+        services = self._services
         viewer = self._tokens.verify(token)        # CPU only, and mostly a dict lookup: no thread hop
         request[VIEWER_ID] = viewer.viewer_id
         self.limits.by_viewer.take(viewer.viewer_id)
@@ -205,6 +204,7 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
     app[KEY_EDGE] = KeyEdge(settings, token_of)
 
     async def snapshot_refresher(app: web.Application) -> AsyncIterator[None]:
+        app[KEY_EDGE].bind(app[services_key])
         task = asyncio.create_task(_refresh_forever(app[KEY_EDGE].snapshot, app[services_key]))
         yield
         task.cancel()
@@ -216,7 +216,7 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
 
     async def get_key(request: web.Request) -> web.Response:
         try:
-            body, path = await edge.release(request, request.app[services_key])
+            body, path = await edge.release(request)
         except Exception as exc:
             metrics.key_denied(getattr(exc, "code", "error"))
             raise

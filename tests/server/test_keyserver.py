@@ -69,7 +69,7 @@ async def test_grants_move_to_memory_and_a_revocation_reaches_the_key_path(key_w
     world.services.entitlements.grant("alice", "s1")
     await asyncio.to_thread(edge.snapshot.refresh, world.services)
     own = world.services.db.own_changes
-    assert edge.snapshot.allows("alice", "s1", own)
+    assert edge.snapshot.decide("alice", "s1", None, own) is True
 
 
 async def test_a_revocation_through_this_process_is_enforced_on_the_next_request(key_world):
