@@ -33,6 +33,7 @@ from packager.store import ObjectStore, StoreSettings
 from server.auth import bearer
 from server.job_runner import JobRunner
 from server.jobs import (
+    PUBLISHED,
     SOURCE_BUCKET,
     SOURCE_SPOOL,
     STATES,
@@ -43,6 +44,7 @@ from server.jobs import (
     fingerprint,
     new_job_id,
 )
+from server.metrics import METRICS, Metrics
 from server.services import Services
 from server.settings import Settings
 
@@ -107,6 +109,7 @@ def _jobs_ctx(settings: Settings):
             except StoreError as exc:
                 log.warning("could not create the uploads bucket: %s", exc)
         runner = JobRunner(settings, jobs)
+        runner.metrics.on_finished.append(lambda job: _observe_job(app[METRICS], job))
         app[JOBS], app[RUNNER], app[UPLOADS] = jobs, runner, uploads
         await runner.start()
         try:
@@ -116,6 +119,13 @@ def _jobs_ctx(settings: Settings):
             uploads.close()
             jobs.close()
     return ctx
+
+
+def _observe_job(metrics: Metrics, job: Job) -> None:
+    """series_job_duration_seconds: from the worker's start to the end (time queued is not the job's)."""
+    started = job.started_at or job.created_at
+    metrics.observe_job("ingest", max(0.0, (job.finished_at or started) - started),
+                        "succeeded" if job.state == PUBLISHED else "failed")
 
 
 def _uploads_settings(settings: Settings) -> StoreSettings:

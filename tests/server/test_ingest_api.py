@@ -16,6 +16,7 @@ from server.app import create_app
 from server.job_runner import SIGNATURE_HEADER, sign_webhook
 from server.services import Services
 from tests.conftest import settings_for
+from tests.server.test_metrics import samples, value
 from tests.support.jobs import AUTH, INGEST_TOKEN, ingest_settings, wait_for_job
 
 SERIES = "s-ingest"
@@ -78,6 +79,10 @@ async def test_referenced_upload_ends_with_a_signed_webhook(api, short_clip, web
     event = json.loads(payload)
     assert event["event"] == "job.failed" and event["job"]["job_id"] == job["job_id"]
     assert event["job"]["validation_report"]["reasons"][0]["code"] == "too_short"
+    # recorded before the webhook went out
+    async with client.get("/metrics") as response:
+        found = samples(await response.text())
+    assert value(found, "series_job_duration_seconds_count", kind="ingest", outcome="failed") == 1, found
 
 
 async def test_streamed_upload_that_is_rejected_reports_every_reason_and_keeps_the_upload(api, short_clip):
