@@ -125,7 +125,7 @@ def _check_byte_range(byterange: str | None, where: str, is_i_frames: bool) -> l
                                             "each segment must be its own object")]
         return []
     length, _, offset = (byterange or "").partition("@")
-    if not length.isdigit() or offset != "0":
+    if not (length.isascii() and length.isdigit()) or offset != "0":
         return [Violation("i_frame_range", f"{where}: I-frame range {byterange!r} must be LENGTH@0 so the "
                                            "segment's IV applies")]
     if int(length) % _BLOCK_BYTES:

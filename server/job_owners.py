@@ -33,7 +33,7 @@ def owner_is_gone(owner_id: str) -> bool:
     host, _, rest = owner_id.partition(":")
     pid, _, rest = rest.partition(":")
     started, _, _ = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != socket.gethostname() or not (pid.isascii() and pid.isdigit()):
         return False
     return str(_process_start_ticks(int(pid))) != started
 

@@ -85,7 +85,7 @@ class OperatorApi:
             if name in request.query:
                 filters[name] = check_id(name, request.query[name])
         raw_limit = request.query.get("limit", "100")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_AUDIT_LINES:
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_AUDIT_LINES:
             raise InvalidField("limit", f"expected 1..{MAX_AUDIT_LINES}")
         events = await asyncio.to_thread(services.entitlements.audit_trail, limit=int(raw_limit), **filters)
         return web.json_response({"events": [dataclasses.asdict(event) for event in events]})

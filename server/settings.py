@@ -355,7 +355,7 @@ def _webhook_hosts(env: _Env) -> tuple[str, ...]:
         if not item:
             continue
         host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
-        if "/" in item or "@" in item or (port and not port.isdigit()) or not host:
+        if "/" in item or "@" in item or (port and not (port.isascii() and port.isdigit())) or not host:
             raise SettingsError(f"{PREFIX}JOB_WEBHOOK_HOSTS has entry {item!r}; expected host or host:port")
         hosts.append(item)
     return tuple(hosts)

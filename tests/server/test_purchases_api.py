@@ -75,6 +75,7 @@ async def test_signed_purchase_grants_and_replay_changes_nothing(api, key):
     ("future", "webhook_timestamp_outside_window"),
     ("unsigned", "webhook_signature_missing"),
     ("garbled", "webhook_signature_malformed"),
+    ("superscript_timestamp", "webhook_signature_malformed"),     # "²".isdigit(), yet int() refuses it
 ])
 async def test_forged_or_stale_webhooks_grant_nothing(api, key, case, code):
     body = payment_body(PURCHASE, "pay-1", BUYER, SERIES)
@@ -90,6 +91,8 @@ async def test_forged_or_stale_webhooks_grant_nothing(api, key, case, code):
         response = await api.webhook(body, timestamp=now + 301)
     elif case == "unsigned":
         response = await api.webhook(body, signature="")
+    elif case == "superscript_timestamp":
+        response = await api.webhook(body, signature="t=\u00b2,v1=abc")
     else:
         response = await api.webhook(body, signature="v1=abc")
     assert response.status == 401 and await problem_code(response) == code
