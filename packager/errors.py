@@ -34,6 +34,13 @@ class PublishError(PackagerError):
     code = "publish_failed"
 
 
+class PointerSwitchUncertain(PublishError):
+    """The pointer switch failed in a way that may have made the new version live after all: its
+    objects and keys are kept (retention removes them later if the pointer does not name them)."""
+
+    code = "pointer_switch_uncertain"
+
+
 class VerificationFailed(PublishError):
     """The uploaded version failed its self-check; it was discarded and the pointer not switched."""
 

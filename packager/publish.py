@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from packager.encrypt import KeySchedule, SegmentKey, encrypt_segment, new_iv
-from packager.errors import PackagerError, PublishError
+from packager.errors import PackagerError, PointerSwitchUncertain, PublishError
 from packager.playlist import (
     IFrame,
     IFrameVariant,
@@ -103,6 +103,7 @@ def publish(
     prefix = location.version_prefix(version)
     keys_by_uri: dict[str, bytes] = {}
     key_ids: set[str] = set()
+    switching = False
     try:
         variants, i_frame_variants = [], []
         with ThreadPoolExecutor(max_workers=upload_workers, thread_name_prefix="upload") as pool:
@@ -129,8 +130,15 @@ def publish(
                         content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
         verify_version(store, prefix, master_name=MASTER_NAME, keys_by_uri=keys_by_uri,
                        duration_s=float(encoded.duration_s), decode_segment=decode_segment)
+        switching = True
         is_live = _switch_pointer(store, location, version, encoded, switch_guard)
     except BaseException as exc:
+        if switching and _may_be_live(store, location, version):
+            # the pointer write may have landed (S3 can apply a PUT whose answer is lost): deleting
+            # this version could break the live episode; retention removes it later if it is not live
+            raise PointerSwitchUncertain(
+                f"publishing {location.prefix} v{version}: the pointer switch failed ({exc}); v{version} "
+                "may be live, so it was kept") from exc
         _discard(store, prefix)
         if isinstance(exc, PackagerError):
             raise
@@ -149,6 +157,15 @@ def publish(
         key_ids=tuple(sorted(key_ids)),
         is_live=is_live,
     )
+
+
+def _may_be_live(store: ObjectStore, location: EpisodeLocation, version: int) -> bool:
+    """Whether the pointer names `version`; True when that cannot be read (assume the worst)."""
+    try:
+        pointer = read_pointer(store, location)
+    except Exception:  # noqa: BLE001 - unknown means it may be live
+        return True
+    return pointer is not None and int(pointer["version"]) == version
 
 
 def _switch_pointer(store: ObjectStore, location: EpisodeLocation, version: int, encoded: TranscodeResult,

@@ -86,10 +86,14 @@ class EpisodeVersions:
         try:
             yield
         finally:
-            with self._db.transaction() as conn:
-                conn.execute("UPDATE episode_versions SET switch_holder = NULL, switch_until = NULL"
-                             " WHERE series_id = ? AND episode_id = ? AND switch_holder = ?",
-                             (location.series_id, location.episode_id, holder))
+            try:
+                with self._db.transaction() as conn:
+                    conn.execute("UPDATE episode_versions SET switch_holder = NULL, switch_until = NULL"
+                                 " WHERE series_id = ? AND episode_id = ? AND switch_holder = ?",
+                                 (location.series_id, location.episode_id, holder))
+            except Exception as exc:  # noqa: BLE001 - the switch itself is done; the lease runs out anyway
+                log.warning("could not release the pointer-switch lease of %s (it expires in %.0f s): %s",
+                            location.prefix, SWITCH_LEASE_S, exc)
 
     def _try_take(self, location: EpisodeLocation, holder: str) -> bool:
         now = time.time()

@@ -19,6 +19,7 @@ from drm.catalog import Catalog
 from drm.ids import check_id
 from drm.keystore import ContentKey, KeyStore
 from packager.encrypt import SegmentKey
+from packager.errors import PointerSwitchUncertain
 from packager.publish import EpisodeLocation, PublishedEpisode, next_version, publish
 from packager.store import ObjectStore
 from pipeline.errors import MediaRejected
@@ -138,9 +139,9 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
         # the version is chosen before the keys so that they are recorded as its keys (for GC)
         version = versions.allocate(store, location) if versions else next_version(store, location)
         keys = keystore.create_keys(series_id, episode_id, periods, version=version)
-        if progress:
-            progress("publishing", 0.0)
         try:
+            if progress:
+                progress("publishing", 0.0)     # may raise (a superseded job): the keys go below
             published = publish(
                 encoded,
                 store,
@@ -153,6 +154,8 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                 decode_segment=decode_segment,   # the self-check decodes with PyAV, which packager may not import
                 switch_guard=(lambda: versions.switch_lock(location)) if versions else contextlib.nullcontext,
             )
+        except PointerSwitchUncertain:
+            raise       # the version may be live: its keys stay (retention removes them if it is not)
         except BaseException:
             keystore.delete_keys([key.key_id for key in keys])
             raise

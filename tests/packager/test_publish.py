@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import posixpath
 import uuid
+from contextlib import contextmanager
 
 import m3u8
 import pytest
 
 from packager.encrypt import decrypt_prefix
-from packager.errors import VerificationFailed
+from packager.errors import PointerSwitchUncertain, VerificationFailed
 from packager.publish import EpisodeLocation, publish, read_pointer
 from packager.store import ObjectStore
 from pipeline.playback import decode_segment
@@ -67,3 +68,16 @@ def test_a_version_players_cannot_decrypt_never_goes_live(store, small_encoded):
     assert "iframes.m3u8" in str(failure.value)
     assert read_pointer(store, LOCATION)["version"] == live.version
     assert store.list_keys(LOCATION.version_prefix(live.version + 1) + "/") == []
+
+
+def test_a_switch_that_fails_after_the_pointer_write_keeps_the_version_it_may_have_made_live(store, small_encoded):
+    """S3 can apply a PUT whose answer is lost; the publisher must not then delete what players are sent to."""
+    @contextmanager
+    def lost_answer():
+        yield                       # the pointer is written inside the guard...
+        raise OSError("connection reset")   # ...and the publisher hears only an error
+
+    with pytest.raises(PointerSwitchUncertain):
+        publish(small_encoded, store, RandomKeys(), LOCATION, key_uri=key_uri, switch_guard=lost_answer)
+    version = read_pointer(store, LOCATION)["version"]
+    assert f"{LOCATION.version_prefix(version)}/master.m3u8" in store.list_keys(LOCATION.version_prefix(version) + "/")
