@@ -119,6 +119,20 @@ class EntitlementStore:
             log.info("granted %s to %s (%s)", series_id, viewer_id, source)
         return entitlement, changed == 1
 
+    def transfer_within(self, conn: sqlite3.Connection, viewer_id: str, series_id: str, *,
+                        from_reference: str, to_reference: str) -> bool:
+        """Make the active entitlement granted for `from_reference` stand on `to_reference` instead
+        (a second payment for a series the viewer already owned, when the first is refunded), so that
+        refunding the second later revokes it. Whether one was moved; access does not change."""
+        moved = conn.execute(
+            "UPDATE entitlements SET reference = ?"
+            " WHERE viewer_id = ? AND series_id = ? AND revoked_at IS NULL AND reference = ?",
+            (to_reference, viewer_id, series_id, from_reference),
+        ).rowcount
+        if moved:
+            log.info("%s keeps %s: now held by %s instead of %s", viewer_id, series_id, to_reference, from_reference)
+        return moved == 1
+
     def revoke(
         self, viewer_id: str, series_id: str, *, reason: str = "", actor: str = "",
         only_reference: str | None = None,

@@ -197,11 +197,26 @@ class PaymentProcessor:
                                       detail=f"viewer {event.viewer_id} owns series {event.series_id}")
             else:
                 status = _REVOKED_STATUS[event.event_type]
-                changed_entitlement = self._entitlements.revoke_within(
-                    conn, event.viewer_id, event.series_id, actor="payments",
-                    reason=f"{status.replace('_', ' ')}: payment {event.payment_id}", only_reference=event.payment_id)
-                outcome = Outcome(result="revoked", entitlement=None,
-                                  detail=f"payment {event.payment_id} {status.replace('_', ' ')}")
+                # a viewer who paid twice for one series keeps it while one payment still stands
+                other = conn.execute(
+                    "SELECT payment_id FROM payments WHERE viewer_id = ? AND series_id = ? AND status = 'paid'"
+                    " AND payment_id != ? ORDER BY updated_at DESC LIMIT 1",
+                    (event.viewer_id, event.series_id, event.payment_id),
+                ).fetchone()
+                if other is not None and self._entitlements.transfer_within(
+                        conn, event.viewer_id, event.series_id,
+                        from_reference=event.payment_id, to_reference=other["payment_id"]):
+                    outcome = Outcome(result="ignored", entitlement=None,
+                                      detail=f"payment {event.payment_id} {status.replace('_', ' ')}; viewer "
+                                             f"{event.viewer_id} keeps series {event.series_id} through payment "
+                                             f"{other['payment_id']}")
+                else:
+                    changed_entitlement = self._entitlements.revoke_within(
+                        conn, event.viewer_id, event.series_id, actor="payments",
+                        reason=f"{status.replace('_', ' ')}: payment {event.payment_id}",
+                        only_reference=event.payment_id)
+                    outcome = Outcome(result="revoked", entitlement=None,
+                                      detail=f"payment {event.payment_id} {status.replace('_', ' ')}")
             conn.execute(
                 "INSERT INTO payments (payment_id, viewer_id, series_id, status, amount_cents, currency, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO UPDATE SET"

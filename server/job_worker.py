@@ -139,10 +139,10 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
             jobs.fail(job_id, attempt, "internal_error", _with_upload_note(f"{type(exc).__name__}: {exc}"),
                       owner=owner)
             return FAILED
-        jobs.finish_published(job_id, attempt, published.version, owner=owner)
+        recorded = jobs.finish_published(job_id, attempt, published.version, owner=owner)
         log.info("job %s: published %s v%d in %.1f s", job_id, published.location.prefix, published.version,
                  time.monotonic() - started)
-        if job.spool_path:
+        if job.spool_path and recorded:     # not recorded: superseded, and the next attempt needs the upload
             # kept until now so that no failure could lose it; published, the spooled copy has done its work
             Path(job.spool_path).unlink(missing_ok=True)
         return PUBLISHED

@@ -62,6 +62,16 @@ def test_payment_applied_once(parts):
     assert [e.action for e in store.audit_trail()] == ["revoke", "grant"]
 
 
+def test_refunding_one_of_two_payments_for_a_series_keeps_access_until_both_are_refunded(parts):
+    processor, store, db = parts
+    assert processor.handle(event(PURCHASE, "pA")).result == "granted"
+    processor.handle(event(PURCHASE, "pB"))            # bought again by mistake: access unchanged
+    assert processor.handle(event(REFUND, "pA")).result == "ignored"
+    assert store.is_entitled("v1", "s1") and store.get("v1", "s1").reference == "pB"
+    assert processor.handle(event(REFUND, "pB")).result == "revoked"
+    assert not store.is_entitled("v1", "s1")
+
+
 def test_a_payment_cannot_change_hands(parts):
     processor, store, _ = parts
     processor.handle(event(PURCHASE))
