@@ -77,9 +77,10 @@ def check_media(text: str, name: str, *, duration_s: float | None = None,
         found.append(Violation("endlist", f"{name}: EXT-X-ENDLIST is missing"))
     for index, segment in enumerate(playlist.segments):
         where = f"{name} segment {index} ({segment.uri})"
-        if target is not None and segment.duration > target + _TARGET_TOLERANCE_S:
-            found.append(Violation("target_duration", f"{where}: EXTINF {segment.duration} is more than "
-                                                      f"{_TARGET_TOLERANCE_S} s over the target {target}"))
+        # rounded to the nearest integer (half up) it must not exceed the target (RFC 8216 §4.3.3.1)
+        if target is not None and segment.duration >= target + _TARGET_TOLERANCE_S:
+            found.append(Violation("target_duration", f"{where}: EXTINF {segment.duration} rounds above "
+                                                      f"the target {target}"))
         key = segment.key
         if key is None or key.method != "AES-128" or not key.uri:
             found.append(Violation("not_encrypted", f"{where}: no EXT-X-KEY with METHOD=AES-128 and a URI"))

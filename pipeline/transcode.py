@@ -462,8 +462,8 @@ class _DamageTally:
     def frame(self, frame) -> None:
         if frame.is_corrupt:
             self.error(frame.pts, frame.time_base)
-        elif frame.pts is not None:
-            self.at_tail = 0      # damage before a clean picture is mid-stream, not the cut-off tail
+        if frame.pts is not None:
+            self.at_tail = 0      # damage before a decoded picture is mid-stream, not the cut-off tail
 
     def found(self, t0: float | None) -> DecodeDamage:
         first = None if self.first_s is None else max(0.0, self.first_s - (t0 or 0.0))
