@@ -101,13 +101,16 @@ def ingest_episode(
     try:
         published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
                                            progress, transcode_progress, on_transcoded, versions)
-        if published.is_live:   # else a newer ingest went live first and recorded itself
-            catalog.mark_published(series_id, episode_id, version=published.version,
-                                   duration_s=float(published.duration_s), is_free_preview=is_free_preview)
+    except PointerSwitchUncertain:
+        raise       # the episode may be live: it keeps its slot
     except BaseException:
         if is_new:
             catalog.release_episode(series_id, episode_id)
         raise
+    # live from here on: a failure to record it must not give its slot back
+    if published.is_live:   # else a newer ingest went live first and recorded itself
+        catalog.mark_published(series_id, episode_id, version=published.version,
+                               duration_s=float(published.duration_s), is_free_preview=is_free_preview)
     if progress:
         progress("published", 1.0)
     return published

@@ -10,8 +10,6 @@ they publish) or, after too many interruptions, failed with a reason.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import multiprocessing
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from drm import purchases
 from server.job_owners import new_owner_id
 from server.job_worker import retry_delay_s, work_process_main
 from server.jobs import (
@@ -36,7 +35,7 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "Series-Signature"
+SIGNATURE_HEADER = purchases.SIGNATURE_HEADER
 WEBHOOK_TIMEOUT_S = 10.0
 WEBHOOK_ATTEMPTS = 3
 
@@ -61,8 +60,7 @@ def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
 
     The timestamp is signed with the body so a receiver can refuse replays of old deliveries.
     """
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+    return purchases.sign(secret.encode(), timestamp, body)     # the scheme the payment system signs us with
 
 
 class JobRunner:
