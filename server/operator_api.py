@@ -83,7 +83,7 @@ class OperatorApi:
         filters = {}
         for name in ("viewer_id", "series_id"):
             if name in request.query:
-                filters[name] = check_id(name, request.query[name])
+                filters[name] = field_id(name, request.query[name])     # a bad filter is 422, not 404
         raw_limit = request.query.get("limit", "100")
         if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_AUDIT_LINES:
             raise InvalidField("limit", f"expected 1..{MAX_AUDIT_LINES}")

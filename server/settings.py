@@ -385,11 +385,9 @@ def _local_secrets(data_dir: Path) -> dict:
             json.dump(content, handle)
         log.info("generated local secrets in %s (for the embedded setup only)", path)
     content = json.loads(path.read_text())
-    missing = [name for name in ("operator_token", "webhook_secret") if name not in content]
-    if missing:  # a file from before these existed: add them, keep the rest
+    missing = [name for name in ("operator_token", "webhook_secret", "ingest_token") if name not in content]
+    if missing:  # a file from before these existed: add them, keep the rest, and keep them for next time
         content.update({name: secrets.token_urlsafe(32) for name in missing})
-    if "ingest_token" not in content:     # files written before the hand-off API existed
-        content["ingest_token"] = secrets.token_urlsafe(32)
         temporary = path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -287,3 +287,8 @@ async def test_a_payment_above_the_price_grants(api, key):
     response = await api.webhook(payment_body(PURCHASE, "pay-tip", BUYER, SERIES, amount_cents=999))
     assert (await response.json())["result"] == "granted"
     assert await api.key_status(key.key_id, BUYER, SERIES) == 200
+
+
+async def test_a_malformed_audit_filter_is_a_bad_field_not_an_unknown_path(api):
+    response = await api.client.get("/v1/operator/entitlements/audit?viewer_id=../x", headers=api.operator_headers)
+    assert response.status == 422 and await problem_code(response) == "invalid_field"
