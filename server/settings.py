@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from server.ratelimit import RateLimitSettings
 log = logging.getLogger(__name__)
 
 PREFIX = "SERIES_"
+MIN_GC_GRACE_S = 600.0       # a version written in the last 10 min may be a publish still uploading
 
 
 class SettingsError(ValueError):
@@ -140,7 +142,8 @@ class Settings:
             **_catalog_settings(env, generated),
             hls_session_key=env.bool("HLS_SESSION_KEY", False),
             hls_segment_format=_segment_format(env),
-            gc_grace_s=env.float("GC_GRACE_S", 6 * 3600),
+            # shorter, and the collection after one publish could delete another still uploading
+            gc_grace_s=env.float("GC_GRACE_S", 6 * 3600, minimum=MIN_GC_GRACE_S),
             jobs=_job_settings(env, data_dir, generated.get("ingest_token"), rules.max_size_bytes),
             rate_limits=_rate_limits(env),
             http=_http(env),
@@ -213,7 +216,7 @@ def _job_settings(env: _Env, data_dir: Path, generated_token: str | None, max_up
         max_upload_bytes=max_upload_bytes,      # SERIES_MAX_UPLOAD_BYTES, the validator's limit too
         workers=env.positive_int("INGEST_WORKERS", 1),
         max_attempts=env.positive_int("JOB_MAX_ATTEMPTS", 3),
-        retry_delay_s=env.float("JOB_RETRY_DELAY_S", 30.0),
+        retry_delay_s=env.float("JOB_RETRY_DELAY_S", 30.0, minimum=0.0),
         db_busy_timeout_ms=env.positive_int("DB_BUSY_TIMEOUT_MS", 2000),
         webhook_hosts=_webhook_hosts(env),
         lease_s=_job_lease_s(env),
@@ -248,14 +251,17 @@ class _Env:
             raise SettingsError(f"{PREFIX}{name} has value {value!r}; expected a positive integer")
         return value
 
-    def float(self, name: str, default: float) -> float:
+    def float(self, name: str, default: float, *, minimum: float | None = None) -> float:
         raw = self.environ.get(PREFIX + name)
         if raw is None or raw == "":
             return default
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise SettingsError(f"{PREFIX}{name} has value {raw!r}; expected a number") from None
+        if minimum is not None and not (math.isfinite(value) and value >= minimum):
+            raise SettingsError(f"{PREFIX}{name} has value {raw!r}; expected a number of at least {minimum:g}")
+        return value
 
     def bool(self, name: str, default: bool) -> bool:
         raw = self.environ.get(PREFIX + name, "").strip().lower()

@@ -27,6 +27,9 @@ def test_upload_limits_are_configurable(tmp_path):
     ({"SERIES_MAX_FRAME_RATE": "0"}, "SERIES_MAX_FRAME_RATE"),
     ({"SERIES_MAX_DURATION_S": "20"}, "SERIES_MAX_DURATION_S"),
     ({"SERIES_MAX_SIDE_PX": "100"}, "SERIES_MAX_SIDE_PX"),
+    ({"SERIES_GC_GRACE_S": "0"}, "SERIES_GC_GRACE_S"),          # would collect publishes still uploading
+    ({"SERIES_JOB_RETRY_DELAY_S": "-5"}, "SERIES_JOB_RETRY_DELAY_S"),
+    ({"SERIES_JOB_RETRY_DELAY_S": "nan"}, "SERIES_JOB_RETRY_DELAY_S"),
 ])
 def test_a_bad_limit_stops_start_up_and_names_the_variable(tmp_path, overrides, named):
     with pytest.raises(SettingsError, match=named):
