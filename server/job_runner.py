@@ -22,9 +22,10 @@ import aiohttp
 
 from drm import purchases
 from server.job_owners import new_owner_id
-from server.job_worker import retry_delay_s, work_process_main
+from server.job_worker import EXIT_END_NOT_RECORDED, retry_delay_s, work_process_main
 from server.jobs import (
     QUEUED,
+    RUNNING_STATES,
     Job,
     JobStore,
     JobStoreUnavailable,
@@ -76,6 +77,8 @@ class JobRunner:
         self._processes: dict[str, multiprocessing.process.BaseProcess] = {}    # job id -> its worker
         self._tasks: set[asyncio.Task] = set()
         self._running: set[str] = set()
+        # jobs claimed here whose worker has not ended yet: the only leases the heartbeat renews
+        self._executing: set[str] = set()
         # two versions of one episode published at once would race for the version number
         self._episode_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._http: aiohttp.ClientSession | None = None
@@ -123,7 +126,8 @@ class JobRunner:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await asyncio.to_thread(self.jobs.renew, self.owner_id, self.settings.jobs.lease_s)
+                await asyncio.to_thread(self.jobs.renew, self.owner_id, self.settings.jobs.lease_s,
+                                        job_ids=tuple(self._executing))
                 await self._recover_and_dispatch()
             except JobStoreUnavailable as exc:
                 log.warning("job heartbeat: %s", exc)     # leases are long enough to miss a beat or two
@@ -160,8 +164,18 @@ class JobRunner:
                     # another runner holds it or its episode; the heartbeat offers it again once free
                     log.info("job %s is not free to run here yet", job.job_id)
                     return
-                await self._execute(job)
+                self._executing.add(job.job_id)
+                try:
+                    await self._execute(job)
+                finally:
+                    self._executing.discard(job.job_id)
             finished = await asyncio.to_thread(self.jobs.get, job.job_id)
+            if finished.state in RUNNING_STATES and finished.attempt == job.attempt:
+                # Its worker ended but the end could not be written (database locked or full). No longer
+                # renewed, the lease lapses and recovery re-queues or fails the job like any orphan.
+                log.error("job %s: its end could not be recorded; it is recovered once its lease runs out",
+                          job.job_id)
+                return
             if finished.state == QUEUED and finished.attempt == job.attempt + 1:     # the worker re-queued it
                 delay_s = retry_delay_s(self.settings, job.attempt)
                 log.warning("job %s: %s; attempt %d in %.0f s", job.job_id, finished.error_code,
@@ -195,14 +209,21 @@ class JobRunner:
             del self._processes[job.job_id]
         if process.exitcode == 0:
             return
+        if process.exitcode == EXIT_END_NOT_RECORDED:
+            # the worker knows how the job ended but could not write it; "worker_crashed" would be a lie
+            # (the episode may be published), so the job is left to the lease and recovery
+            log.error("job %s: the worker could not record the job's end", job.job_id)
+            return
         how = (f"was killed by signal {-process.exitcode}" if process.exitcode < 0
                else f"exited with status {process.exitcode}")
         log.error("job %s: the worker process %s %s", job.job_id, process.pid, how)
-        # a no-op when the worker had already recorded an outcome
-        await asyncio.to_thread(
-            self.jobs.fail, job.job_id, job.attempt, "worker_crashed",
-            f"the worker process running this job {how}; the upload is kept: "
-            "submit it again with a new Idempotency-Key", owner=self.owner_id)
+        try:    # a no-op when the worker had already recorded an outcome
+            await asyncio.to_thread(
+                self.jobs.fail, job.job_id, job.attempt, "worker_crashed",
+                f"the worker process running this job {how}; the upload is kept: "
+                "submit it again with a new Idempotency-Key", owner=self.owner_id)
+        except JobStoreUnavailable as exc:      # the lease lapses and recovery takes the job instead
+            log.error("job %s: could not record the crash: %s", job.job_id, exc)
 
     async def _notify(self, job: Job) -> None:
         """POST the finished job to its webhook URL, signed; a few tries, the outcome kept on the job."""

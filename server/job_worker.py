@@ -17,7 +17,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from server.jobs import (
     Job,
     JobError,
     JobStore,
+    JobStoreUnavailable,
 )
 from server.services import open_catalog
 from server.settings import Settings
@@ -47,6 +48,11 @@ log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 _PROGRESS_EVERY_S = 0.5     # at most this often per job: progress is for people, not a hot path
+_RECORD_END_FIRST_DELAY_S = 0.2
+_RECORD_END_MAX_DELAY_S = 5.0
+# The worker's exit status when it knows how its job ended but could not write it: the runner then
+# neither overwrites the job with "worker_crashed" nor renews its lease, and recovery takes it.
+EXIT_END_NOT_RECORDED = 75     # EX_TEMPFAIL
 _parent_pid: int | None = None
 
 
@@ -71,10 +77,43 @@ class _Superseded(Exception):
     """This attempt no longer owns the job (the service restarted and re-queued it)."""
 
 
+class EndNotRecorded(JobError):
+    """The job ended but the database refused its final state for as long as we tried."""
+
+    code = "job_end_not_recorded"
+
+
 def work_process_main(settings: Settings, job_id: str, attempt: int, owner: str) -> None:
     """Entry point of a job's worker process (spawned by the runner, which reads the outcome from the database)."""
     worker_init()
-    run_job(settings, job_id, attempt, owner)
+    try:
+        run_job(settings, job_id, attempt, owner)
+    except EndNotRecorded as exc:
+        log.error("%s", exc)
+        sys.exit(EXIT_END_NOT_RECORDED)
+
+
+def record_end(job_id: str, write: Callable[[], bool], *, within_s: float) -> bool:
+    """Run `write` (a job's final-state write) until it goes through, for up to about `within_s` seconds.
+
+    A database locked by another writer or briefly full must not leave a finished job "running": the
+    write is tried again, backing off, while the runner (which sees this process alive) keeps the
+    job's lease. Returns what `write` returned (False: the attempt was superseded meanwhile); raises
+    EndNotRecorded when the database stayed unavailable.
+    """
+    deadline = time.monotonic() + within_s
+    delay_s = _RECORD_END_FIRST_DELAY_S
+    while True:
+        try:
+            return write()
+        except JobStoreUnavailable as exc:
+            if time.monotonic() + delay_s > deadline:
+                raise EndNotRecorded(f"job {job_id}: its end could not be recorded for {within_s:.0f} s: {exc}; "
+                                     "the upload is kept, and recovery takes the job once its lease runs out"
+                                     ) from exc
+            log.warning("job %s: could not record its end (%s); trying again in %.1f s", job_id, exc, delay_s)
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, _RECORD_END_MAX_DELAY_S)
 
 
 class _ProgressWriter:
@@ -101,9 +140,14 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
 
     Never raises for a failed ingest: the failure, its code and any validation report are written
     to the job, or, when the object store failed and attempts are left, the job is queued again.
-    Only a crash of the process itself is left to the caller to record.
+    Only a crash of the process itself is left to the caller to record. Raises EndNotRecorded when
+    the database refused the final write for a whole lease term (see record_end).
     """
     jobs = JobStore.open(settings.db_path, busy_timeout_ms=max(5000, settings.jobs.db_busy_timeout_ms))
+
+    def record(write: Callable[..., bool], *args, **kwargs) -> bool:
+        return record_end(job_id, lambda: write(*args, **kwargs), within_s=settings.jobs.lease_s)
+
     try:
         job = jobs.get(job_id)
         if job.attempt != attempt or job.state != QUEUED or (owner is not None and job.owner_id != owner):
@@ -121,25 +165,25 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
             log.warning("job %s: %s; stopping", job_id, exc)
             return ""
         except MediaRejected as exc:
-            jobs.fail(job_id, attempt, exc.code, str(exc), report=exc.report.as_dict(), owner=owner)
+            record(jobs.fail, job_id, attempt, exc.code, str(exc), report=exc.report.as_dict(), owner=owner)
             log.info("job %s: rejected: %s", job_id, exc)
             return FAILED
         except (PipelineError, PackagerError, DrmError, JobError) as exc:
             if exc.code in RETRYABLE_CODES and attempt < settings.jobs.max_attempts:
-                jobs.requeue_after_failure(job_id, attempt, exc.code,
-                                           f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)",
-                                           owner=owner, hold_s=retry_delay_s(settings, attempt))
+                record(jobs.requeue_after_failure, job_id, attempt, exc.code,
+                       f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)",
+                       owner=owner, hold_s=retry_delay_s(settings, attempt))
                 log.warning("job %s attempt %d failed: %s: %s; it will run again", job_id, attempt, exc.code, exc)
                 return QUEUED
-            jobs.fail(job_id, attempt, exc.code, _with_upload_note(str(exc)), owner=owner)
+            record(jobs.fail, job_id, attempt, exc.code, _with_upload_note(str(exc)), owner=owner)
             log.warning("job %s failed: %s: %s", job_id, exc.code, exc)
             return FAILED
         except Exception as exc:  # noqa: BLE001 - a job must end in a state, whatever broke
             log.exception("job %s failed unexpectedly", job_id)
-            jobs.fail(job_id, attempt, "internal_error", _with_upload_note(f"{type(exc).__name__}: {exc}"),
-                      owner=owner)
+            record(jobs.fail, job_id, attempt, "internal_error",
+                   _with_upload_note(f"{type(exc).__name__}: {exc}"), owner=owner)
             return FAILED
-        recorded = jobs.finish_published(job_id, attempt, published.version, owner=owner)
+        recorded = record(jobs.finish_published, job_id, attempt, published.version, owner=owner)
         log.info("job %s: published %s v%d in %.1f s", job_id, published.location.prefix, published.version,
                  time.monotonic() - started)
         if job.spool_path and recorded:     # not recorded: superseded, and the next attempt needs the upload

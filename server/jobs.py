@@ -22,7 +22,7 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,11 +335,20 @@ class JobStore:
                 (owner, now + lease_s, job_id, attempt, QUEUED, owner, now, now, QUEUED))
             return cursor.rowcount == 1
 
-    def renew(self, owner: str, lease_s: float) -> int:
-        """Extend the lease of every job `owner` holds; how many it holds."""
+    def renew(self, owner: str, lease_s: float, *, job_ids: Collection[str]) -> int:
+        """Extend the lease of `job_ids` that `owner` still holds; how many it extended.
+
+        Only the jobs a runner is actually running: a job it holds but no longer runs (its worker ended
+        and the final write failed, or it waits out a retry delay) must let its lease lapse, so that
+        recovery, here or in another instance, takes it instead of it staying "running" for ever.
+        """
+        if not job_ids:
+            return 0
+        placeholders = ",".join("?" * len(job_ids))
         with self._translated(), self.db.transaction() as conn:
-            return conn.execute("UPDATE ingest_jobs SET lease_expires_at = ? WHERE owner_id = ?",
-                                (time.time() + lease_s, owner)).rowcount
+            return conn.execute(f"UPDATE ingest_jobs SET lease_expires_at = ? WHERE owner_id = ?"
+                                f" AND job_id IN ({placeholders})",
+                                (time.time() + lease_s, owner, *job_ids)).rowcount
 
     def release(self, owner: str) -> int:
         """Give up every job `owner` holds (its runner is stopping): the next recovery, here or in another

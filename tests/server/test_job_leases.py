@@ -57,7 +57,7 @@ def test_renewed_leases_outlive_their_first_term(two_instances):
     first.advance(job.job_id, 1, TRANSCODING, 0.1, owner="host-a:1:1:a")
     for _ in range(3):
         time.sleep(0.15)
-        assert first.renew("host-a:1:1:a", lease_s=0.3) == 1
+        assert first.renew("host-a:1:1:a", lease_s=0.3, job_ids=[job.job_id]) == 1
     assert second.recover(max_attempts=3) == ([], [])
 
 

@@ -1,0 +1,112 @@
+"""How a job's end is recorded when the database will not take it: written again while it can be, and
+otherwise left to the lease and recovery — never "running" for as long as the service lives.
+
+Real SQLite (a second connection holding the write lock is a locked database) and a real JobRunner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from server.job_runner import JobRunner
+from server.job_worker import EndNotRecorded, record_end
+from server.jobs import FAILED, PUBLISHING, SOURCE_SPOOL, TRANSCODING, JobRequest, JobStore, fingerprint
+from tests.support.jobs import ingest_settings
+
+DEADLINE_S = 30.0       # a bound so a job kept alive for ever fails the test instead of hanging it
+
+
+def request(key: str, episode_id: str = "1") -> JobRequest:
+    return JobRequest(series_id="s-endings", episode_id=episode_id, source_kind=SOURCE_SPOOL, idempotency_key=key,
+                      fingerprint=fingerprint({"key": key}), spool_path=f"/spool/{key}", size_bytes=3)
+
+
+@pytest.fixture
+def jobs(tmp_path):
+    store = JobStore.open(tmp_path / "series.db", busy_timeout_ms=100)
+    yield store
+    store.close()
+
+
+def test_renew_extends_only_the_jobs_named(jobs):
+    running, _ = jobs.create(request("k1"))
+    ended, _ = jobs.create(request("k2", episode_id="2"))
+    for job in (running, ended):
+        assert jobs.claim(job.job_id, 1, "host-a:1:1:a", lease_s=0.3)
+        assert jobs.advance(job.job_id, 1, TRANSCODING, 0.5, owner="host-a:1:1:a")
+    before = jobs.get(ended.job_id).lease_expires_at
+    assert jobs.renew("host-a:1:1:a", 60, job_ids=[running.job_id]) == 1
+    assert jobs.renew("host-b:1:1:b", 60, job_ids=[ended.job_id]) == 0       # not its job
+    assert jobs.renew("host-a:1:1:a", 60, job_ids=[]) == 0
+    assert jobs.get(running.job_id).lease_expires_at > time.time() + 30
+    assert jobs.get(ended.job_id).lease_expires_at == before
+
+
+async def test_a_job_whose_end_was_not_recorded_is_recovered_not_kept_running(tmp_path, s3_store):
+    # The state a runner is left with when its worker ended and neither the worker's final write nor the
+    # runner's "worker_crashed" went through: the job is still "publishing", claimed by this live runner.
+    settings = ingest_settings(tmp_path, s3_store, SERIES_JOB_LEASE_S="1", SERIES_JOB_MAX_ATTEMPTS="1")
+    jobs = await asyncio.to_thread(JobStore.open, settings.db_path)
+    runner = JobRunner(settings, jobs)
+    job, _ = await asyncio.to_thread(jobs.create, request("unrecorded"))
+    assert await asyncio.to_thread(jobs.claim, job.job_id, 1, runner.owner_id, 1.0)
+    assert await asyncio.to_thread(jobs.advance, job.job_id, 1, PUBLISHING, 0.9, owner=runner.owner_id)
+    await runner.start()        # its heartbeat runs every lease_s / 3 and must not keep this job alive
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while (current := await asyncio.to_thread(jobs.get, job.job_id)).state == PUBLISHING:
+            assert time.monotonic() < deadline, "the job stayed 'publishing' while its runner lives"
+            await asyncio.sleep(0.1)
+    finally:
+        await runner.close()
+        await asyncio.to_thread(jobs.close)
+    assert (current.state, current.error_code, current.owner_id) == (FAILED, "interrupted", None)
+    assert "upload is kept" in current.error_message
+
+
+def _held_lock(db_path) -> sqlite3.Connection:
+    holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")       # another writer holds the database
+    return holder
+
+
+def test_a_final_write_refused_by_a_locked_database_is_written_once_it_is_free(jobs, tmp_path, caplog):
+    job, _ = jobs.create(request("locked-end"))
+    assert jobs.claim(job.job_id, 1, "owner", lease_s=60)
+    assert jobs.advance(job.job_id, 1, PUBLISHING, 0.9, owner="owner")
+    holder = _held_lock(tmp_path / "series.db")
+    outcome: list[object] = []
+    writer = threading.Thread(target=lambda: outcome.append(record_end(
+        job.job_id, lambda: jobs.finish_published(job.job_id, 1, 3, owner="owner"), within_s=60)))
+    with caplog.at_level(logging.WARNING, logger="server.job_worker"):
+        writer.start()
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while "could not record its end" not in caplog.text:      # the first try was refused
+                assert time.monotonic() < deadline and writer.is_alive(), outcome
+                time.sleep(0.02)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        writer.join(DEADLINE_S)
+    assert outcome == [True]
+    published = jobs.get(job.job_id)
+    assert (published.state, published.version, published.owner_id) == ("published", 3, None)
+
+
+def test_a_final_write_refused_for_too_long_says_so(jobs, tmp_path):
+    job, _ = jobs.create(request("locked-for-good"))
+    holder = _held_lock(tmp_path / "series.db")
+    try:
+        with pytest.raises(EndNotRecorded, match="recovery takes the job"):
+            record_end(job.job_id, lambda: jobs.fail(job.job_id, 1, "media_rejected", "no video"), within_s=0.3)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert jobs.get(job.job_id).state == "queued"        # nothing half-written
