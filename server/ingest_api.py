@@ -240,24 +240,47 @@ async def _spooled_job(request: web.Request, settings: Settings, series_id: str,
 
 
 async def _stream_to_file(request: web.Request, path: Path, limit: int) -> tuple[str, int]:
-    digest, size, buffer = hashlib.sha256(), 0, bytearray()
+    """Stream the body into `path`; its SHA-256 (hex) and size in bytes. Raises UploadTooLarge past `limit`.
+
+    Hashing and writing are blocking work, so both run in a thread, a batch of about SPOOL_WRITE_BYTES
+    at a time; the loop only reads the socket and counts. While one batch is written and hashed, the
+    next is read, so an upload holds at most two batches in memory and the body is read once.
+    """
+    digest, size = hashlib.sha256(), 0
+    batch: list[bytes] = []
+    batch_bytes = 0
+    in_flight: asyncio.Task | None = None       # the batch being written and hashed
     handle = await asyncio.to_thread(open, path, "wb")
     try:
         async for chunk in request.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > limit:
                 raise UploadTooLarge(limit)
-            digest.update(chunk)
-            buffer += chunk
-            if len(buffer) >= SPOOL_WRITE_BYTES:
-                await asyncio.to_thread(handle.write, bytes(buffer))
-                buffer.clear()
-        if buffer:
-            await asyncio.to_thread(handle.write, bytes(buffer))
+            batch.append(chunk)
+            batch_bytes += len(chunk)
+            if batch_bytes >= SPOOL_WRITE_BYTES:
+                if in_flight is not None:
+                    await in_flight         # one at a time: the digest must see the batches in order
+                in_flight = asyncio.create_task(asyncio.to_thread(_write_and_hash, handle, digest, batch))
+                batch, batch_bytes = [], 0
+        if in_flight is not None:
+            await in_flight
+        if batch:
+            await asyncio.to_thread(_write_and_hash, handle, digest, batch)
         await asyncio.to_thread(_flush_to_disk, handle)   # durable before the 202 promises the job
     finally:
+        if in_flight is not None:           # refused or cut off mid-batch: never close under a write
+            await asyncio.wait([in_flight])
+            if not in_flight.cancelled():
+                in_flight.exception()       # retrieved: the error that matters is the one raised here
         await asyncio.to_thread(handle.close)
     return digest.hexdigest(), size
+
+
+def _write_and_hash(handle, digest, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        handle.write(chunk)
+        digest.update(chunk)
 
 
 def _flush_to_disk(handle) -> None:
