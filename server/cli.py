@@ -32,6 +32,7 @@ from server.progressbar import IngestProgress
 from server.retention import collect_garbage
 from server.services import Services
 from server.settings import Settings, SettingsError
+from server.upload_spool import sweep_spool
 
 log = logging.getLogger("series")
 
@@ -137,8 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     store.set_defaults(handler=cmd_store)
     cli_catalog.add_commands(commands)
 
-    gc = commands.add_parser("gc", help="delete superseded and orphaned episode versions and their keys "
-                                        "(the live version, and the previous one for SERIES_GC_GRACE_S, stay)")
+    gc_help = ("delete superseded and orphaned episode versions and their keys (the live version, and the "
+               "previous one for SERIES_GC_GRACE_S, stay), and spooled uploads of jobs that failed more than "
+               "SERIES_FAILED_UPLOAD_RETENTION_S ago or that no job names (never a queued or running job's)")
+    gc = commands.add_parser("gc", help=gc_help, description=gc_help)
     gc.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
     gc.add_argument("--json", action="store_true", help="print the result as JSON")
     gc.set_defaults(handler=cmd_gc)
@@ -183,13 +186,19 @@ def cmd_gc(args, settings: Settings) -> int:
     with running_services(settings) as services:
         collected = collect_garbage(services.store, services.keystore, grace_s=settings.gc_grace_s,
                                     dry_run=args.dry_run)
+        uploads = sweep_spool(JobStore(services.db), settings.jobs.spool_dir,
+                              retention_s=settings.jobs.failed_upload_retention_s, dry_run=args.dry_run)
     rows = [{"series": c.plan.location.series_id, "episode": c.plan.location.episode_id,
              "live": c.plan.live_version, "keep": list(c.plan.keep), "delete": list(c.plan.delete),
              "objects_deleted": c.objects_deleted, "keys_deleted": c.keys_deleted} for c in collected]
     if args.json:
-        print(json.dumps({"dry_run": args.dry_run, "episodes": rows}))
+        print(json.dumps({"dry_run": args.dry_run, "episodes": rows,
+                          "uploads": [upload.as_dict() for upload in uploads]}))
         return EXIT_OK
     verb = "would delete" if args.dry_run else "deleted"
+    for upload in uploads:
+        print(f"spooled upload {upload.path} ({upload.reason.replace('_', ' ')}"
+              f"{' ' + upload.job_id if upload.job_id else ''}, {upload.size_bytes} bytes): {verb}")
     for row in rows:
         versions = ", ".join(f"v{v}" for v in row["delete"]) or "nothing"
         done = "" if args.dry_run or not row["delete"] else \

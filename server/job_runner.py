@@ -4,7 +4,8 @@ Transcodes are minutes of CPU, so they run in worker processes (server/job_worke
 loop only hands job ids over and waits. Jobs are in the database before they are handed over, so
 nothing is lost when the service stops: jobs whose runner is gone (this instance before a restart,
 or another instance whose lease ran out) are re-queued from the start (their upload is kept until
-they publish) or, after too many interruptions, failed with a reason.
+they publish) or, after too many interruptions, failed with a reason. The runner also sweeps the
+upload spool (server/upload_spool.py): failed jobs' uploads past their retention, and orphans.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from server.jobs import (
     check_webhook_allowed,
 )
 from server.settings import Settings
+from server.upload_spool import SWEEP_INTERVAL_S, sweep_spool
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class JobRunner:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S))
         await self._recover_and_dispatch()
         self._spawn(self._heartbeat())
+        self._spawn(self._sweep_spool())
 
     async def close(self) -> None:
         # A running transcode would hold shutdown for minutes: its worker is killed, and its job released
@@ -133,6 +136,18 @@ class JobRunner:
                 log.warning("job heartbeat: %s", exc)     # leases are long enough to miss a beat or two
             except Exception:  # noqa: BLE001 - the heartbeat must outlive one bad round
                 log.exception("job heartbeat failed")
+
+    async def _sweep_spool(self) -> None:
+        # failed jobs' uploads past their retention, and orphans; a directory walk, so off the loop
+        while True:
+            try:
+                await asyncio.to_thread(sweep_spool, self.jobs, self.settings.jobs.spool_dir,
+                                        retention_s=self.settings.jobs.failed_upload_retention_s)
+            except JobStoreUnavailable as exc:
+                log.warning("spool sweep: %s", exc)         # the next sweep catches up
+            except Exception:  # noqa: BLE001 - the sweep must outlive one bad round
+                log.exception("spool sweep failed")
+            await asyncio.sleep(SWEEP_INTERVAL_S)
 
     async def _recover_and_dispatch(self) -> None:
         requeued, failed = await asyncio.to_thread(self.jobs.recover, self.settings.jobs.max_attempts)

@@ -42,6 +42,8 @@ STATES = (QUEUED, *RUNNING_STATES, *TERMINAL_STATES)
 # failures worth running the job again for: the store was down or overloaded, the upload is fine
 RETRYABLE_CODES = frozenset({"store_unavailable"})
 
+_IN_BATCH = 500             # values per "IN (...)": well under SQLite's limit on parameters
+
 SOURCE_SPOOL = "spool"      # the body was streamed to us and kept under data_dir/uploads
 SOURCE_BUCKET = "bucket"    # an object the upload service had already put into the uploads bucket
 
@@ -94,6 +96,7 @@ class JobSettings:
     # empty refuses every webhook_url (SERIES_JOB_WEBHOOK_HOSTS)
     webhook_hosts: tuple[str, ...] = ()
     lease_s: float = 60.0           # a claimed job whose owner stops renewing for this long is re-queued
+    failed_upload_retention_s: float = 7 * 24 * 3600.0  # a failed job's spooled upload is kept this long
 
 
 class JobError(Exception):
@@ -304,6 +307,18 @@ class JobStore:
             else:
                 rows = self.db.query("SELECT * FROM ingest_jobs ORDER BY created_at DESC LIMIT ?", (limit,))
         return [_job(row) for row in rows]
+
+    def with_spool(self, *, paths: Collection[str], job_ids: Collection[str]) -> list[Job]:
+        """Jobs whose spooled upload is one of `paths`, or whose id is one of `job_ids` (for the spool sweep)."""
+        found: dict[str, Job] = {}
+        for column, values in (("spool_path", list(paths)), ("job_id", list(job_ids))):
+            for start in range(0, len(values), _IN_BATCH):     # SQLite caps the parameters of one statement
+                batch = values[start:start + _IN_BATCH]
+                with self._translated():
+                    rows = self.db.query(f"SELECT * FROM ingest_jobs WHERE {column} IN"
+                                         f" ({','.join('?' * len(batch))})", tuple(batch))
+                found.update((row["job_id"], _job(row)) for row in rows)
+        return list(found.values())
 
     def queued(self, *, claimable_only: bool = False) -> list[Job]:
         """Jobs waiting for a worker, oldest first; with `claimable_only`, not those another runner holds."""

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "SERIES_"
 MIN_GC_GRACE_S = 600.0       # a version written in the last 10 min may be a publish still uploading
+# a spool file no job names yet may be an upload between its write and its row: give it at least an hour
+MIN_FAILED_UPLOAD_RETENTION_S = 3600.0
 
 
 class SettingsError(ValueError):
@@ -220,6 +222,8 @@ def _job_settings(env: _Env, data_dir: Path, generated_token: str | None, max_up
         db_busy_timeout_ms=env.positive_int("DB_BUSY_TIMEOUT_MS", 2000),
         webhook_hosts=_webhook_hosts(env),
         lease_s=_job_lease_s(env),
+        failed_upload_retention_s=env.float("FAILED_UPLOAD_RETENTION_S", 7 * 24 * 3600.0,
+                                            minimum=MIN_FAILED_UPLOAD_RETENTION_S),
     )
 
 
