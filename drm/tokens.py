@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import jwt
 
-from .errors import InvalidId, TokenExpired, TokenInvalid
-from .ids import check_id
+from .errors import InvalidField, InvalidId, TokenExpired, TokenInvalid
+from .ids import check_id, field_id
 from .keystore import DrmSettings
 
 AUDIENCE = "playback"
 ACCOUNT_AUDIENCE = "account"
 ROLES = ("creator", "viewer")
+MAX_ACCOUNT_TOKEN_TTL_S = 30 * 24 * 3600  # an account token stands in for a sign-in: a month at most
 _ACCOUNT_CLAIMS = ["sub", "role", "iat", "exp", "aud", "jti"]
 _ALGORITHM = "HS256"
 _MAX_TOKEN_CHARS = 4096
@@ -69,16 +70,14 @@ class TokenSigner:
     ) -> str:
         """Return a signed, URL-safe token valid for ``ttl_s`` seconds (default: settings).
 
-        Raises InvalidId for a bad viewer/series/session id, ValueError if ``ttl_s`` < 1.
+        Raises InvalidId for a bad viewer/series/session id, InvalidField if ``ttl_s`` < 1.
         """
         check_id("viewer_id", viewer_id)
         check_id("series_id", series_id)
         if session_id is None:
             session_id = "s_" + secrets.token_urlsafe(16)
         check_id("session_id", session_id)
-        ttl_s = self._settings.token_ttl_s if ttl_s is None else ttl_s
-        if type(ttl_s) is not int or ttl_s < 1:
-            raise ValueError(f"ttl_s is {ttl_s!r}; expected a positive integer of seconds")
+        ttl_s = self._ttl_s(ttl_s)
         issued_at = int(self._clock())
         claims = {
             "sub": viewer_id,
@@ -96,19 +95,25 @@ class TokenSigner:
     def mint_account(self, subject: str, role: str, *, ttl_s: int | None = None) -> str:
         """A signed account token for ``subject`` acting as ``role`` (creator or viewer).
 
-        Raises InvalidId for a bad subject, ValueError for an unknown role or ttl_s < 1.
+        Raises InvalidField naming the field for a bad subject, an unknown role, or a ttl_s outside
+        1..MAX_ACCOUNT_TOKEN_TTL_S: the operator API and the CLI pass their input straight through.
         """
-        check_id("subject", subject)
+        field_id("subject", subject)
         if role not in ROLES:
-            raise ValueError(f"role is {role!r}; expected one of {ROLES}")
-        ttl_s = self._settings.token_ttl_s if ttl_s is None else ttl_s
-        if type(ttl_s) is not int or ttl_s < 1:
-            raise ValueError(f"ttl_s is {ttl_s!r}; expected a positive integer of seconds")
+            raise InvalidField("role", f"expected one of {', '.join(ROLES)}")
+        ttl_s = self._ttl_s(ttl_s, maximum=MAX_ACCOUNT_TOKEN_TTL_S)
         issued_at = int(self._clock())
         claims = {"sub": subject, "role": role, "iat": issued_at, "exp": issued_at + ttl_s,
                   "aud": ACCOUNT_AUDIENCE, "jti": secrets.token_urlsafe(12)}
         kid = self._settings.token_signing_kid
         return jwt.encode(claims, self._settings.token_signing_keys[kid], algorithm=_ALGORITHM, headers={"kid": kid})
+
+    def _ttl_s(self, ttl_s: object, maximum: int | None = None) -> int:
+        ttl_s = self._settings.token_ttl_s if ttl_s is None else ttl_s
+        if type(ttl_s) is not int or ttl_s < 1 or (maximum is not None and ttl_s > maximum):
+            bounds = "a positive integer" if maximum is None else f"an integer in 1..{maximum}"
+            raise InvalidField("ttl_s", f"expected {bounds} of seconds")
+        return ttl_s
 
     def verify_account(self, token: str | None) -> AccountToken:
         """Check an account token like verify() checks a playback token; raises TokenInvalid/TokenExpired."""
