@@ -26,8 +26,7 @@ _ALGORITHM = "HS256"
 _MAX_TOKEN_CHARS = 4096
 _REQUIRED_CLAIMS = ["sub", "ser", "sid", "iat", "exp", "aud", "jti"]
 # Expiry is checked against the injected clock below, not PyJWT's wall clock.
-_DECODE_OPTIONS = {
-    "require": _REQUIRED_CLAIMS,
+_DECODE_OPTIONS = {             # "require" is added per audience by _decode()
     "verify_exp": False,
     "verify_iat": False,
     "verify_nbf": False,
@@ -129,9 +128,11 @@ class TokenSigner:
             raise TokenExpired(f"account token expired at {expires_at} (unix s); sign in again")
         return AccountToken(subject=subject, role=role, expires_at=expires_at)  # type: ignore[arg-type]
 
-    def _decode(self, token: str | None, audience: str, required: list[str], name: str) -> dict[str, object]:
+    def _decode(self, token: str | None, audience: str, required: list[str], name: str, *,
+                if_missing: str = "") -> dict[str, object]:
+        """The claims of a token signed by a known kid for `audience`; TokenInvalid naming `name` otherwise."""
         if not isinstance(token, str) or not token:
-            raise TokenInvalid(f"no {name} was sent")
+            raise TokenInvalid(f"no {name} was sent{if_missing}")
         if len(token) > _MAX_TOKEN_CHARS:
             raise TokenInvalid(f"{name} is longer than {_MAX_TOKEN_CHARS} characters")
         try:
@@ -159,28 +160,8 @@ class TokenSigner:
         TokenInvalid for a missing, malformed, tampered or unknown-kid token. Messages
         never contain the token itself.
         """
-        if not isinstance(token, str) or not token:
-            raise TokenInvalid("no playback token was sent; mint one for the viewer and series")
-        if len(token) > _MAX_TOKEN_CHARS:
-            raise TokenInvalid(f"playback token is longer than {_MAX_TOKEN_CHARS} characters")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise TokenInvalid("playback token is not a well-formed JWT") from exc
-        kid = header.get("kid")
-        secret = self._settings.token_signing_keys.get(kid) if isinstance(kid, str) else None
-        if secret is None:
-            raise TokenInvalid("playback token is signed with an unknown or retired key id")
-        try:
-            claims = jwt.decode(
-                token, secret, algorithms=[_ALGORITHM], audience=AUDIENCE, options=_DECODE_OPTIONS
-            )
-        except jwt.InvalidSignatureError as exc:
-            raise TokenInvalid("playback token signature does not verify") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise TokenInvalid(f"playback token is not for audience {AUDIENCE!r}") from exc
-        except jwt.PyJWTError as exc:
-            raise TokenInvalid(f"playback token rejected: {exc}") from exc
+        claims = self._decode(token, AUDIENCE, _REQUIRED_CLAIMS, "playback token",
+                              if_missing="; mint one for the viewer and series")
         return self._grant(claims)
 
     def _grant(self, claims: dict[str, object]) -> PlaybackToken:
