@@ -18,12 +18,11 @@ from .database import Database
 from .errors import (
     EpisodeLimitReached,
     InvalidField,
-    InvalidId,
     SeriesExists,
     UnknownEpisode,
     UnknownSeries,
 )
-from .ids import check_id
+from .ids import check_id, field_id
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +139,6 @@ def check_duration(duration_s: object, bounds_s: tuple[float, float] = (MIN_EPIS
     if type(duration_s) not in (int, float) or not low - DURATION_SLACK_S <= duration_s <= high + DURATION_SLACK_S:
         raise InvalidField("duration_s", f"{duration_s!r} s is outside {low:g}..{high:g} s")
     return float(duration_s)
-
-
-def field_id(field: str, value: object) -> str:
-    """check_id for a request field: a bad value is an InvalidField (422), not an unknown path (404)."""
-    try:
-        return check_id(field, value)  # type: ignore[arg-type]
-    except InvalidId as exc:
-        raise InvalidField(field, str(exc)) from exc
 
 
 class SqliteCatalog:

@@ -201,41 +201,44 @@ class CreatorRegistry:
         self._clock = clock
 
     def record(self, profile: CreatorProfile) -> tuple[Verdict, CreatorStatus]:
-        """Judge fresh facts and store the result. An approval stays while only followers are short."""
-        verdict = evaluate(profile, dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date())
+        """Judge fresh facts and store the result. An approval stays while only followers are short.
+
+        Facts without a premium-content link keep the stored one: the platform's facts do not carry
+        the link a creator applied with, and dropping it would silently withdraw a pending application.
+        """
         previous = self.get(profile.creator_id)
-        status = verdict.status
-        # An operator's decision stands while the facts still leave only the follower count short.
-        if previous is not None and previous.status == APPROVED and verdict.may_apply_with_premium_content:
-            status = APPROVED
-        elif previous is not None and previous.status == REJECTED and status == PENDING:
-            status = REJECTED
-        self._store(profile, verdict, status, decided_by=previous.decided_by if previous and status == previous.status else "",
-                    reason=previous.reason if previous and status == previous.status else "")
+        if not profile.premium_content_url and previous is not None and previous.premium_content_url:
+            profile = _with_url(profile, previous.premium_content_url)
+        verdict, status = self._judge(profile, previous)
+        self._store(profile, verdict, status, previous)
         log.info("creator %s: %s (%d unmet)", profile.creator_id, status, len(verdict.unmet))
         return verdict, self.get(profile.creator_id)  # type: ignore[return-value]
 
     def apply(self, creator_id: str, premium_content_url: str) -> CreatorStatus:
         """A creator short only of followers applies with a premium-content link: pending approval.
 
-        Raises ApplicationRefused if no facts are recorded or other rules are unmet, InvalidField for a bad URL.
+        Raises ApplicationRefused if no facts are recorded or other rules are unmet, InvalidField for a
+        bad URL. A refused application stores nothing: the creator's record stays as it was.
         """
         check_url(premium_content_url)
         if not premium_content_url:
             raise InvalidField("premium_content_url", "is required to apply")
         profile = self._profile(creator_id)
-        if profile is None:
-            raise ApplicationRefused(f"no profile facts are recorded for creator {creator_id}; check eligibility first")
         current = self.get(creator_id)
-        if current is not None and current.may_publish:
+        if profile is None or current is None:
+            raise ApplicationRefused(f"no profile facts are recorded for creator {creator_id}; check eligibility first")
+        if current.may_publish:
             raise ApplicationRefused(f"creator {creator_id} is already {current.status}; no application is needed")
-        verdict, status = self.record(_with_url(profile, premium_content_url))
-        if status.status != PENDING:
+        profile = _with_url(profile, premium_content_url)
+        verdict, status = self._judge(profile, current)
+        if status != PENDING:
             codes = ", ".join(rule.code for rule in verdict.unmet)
             raise ApplicationRefused(
                 f"creator {creator_id} cannot apply: only a follower count below {MIN_FOLLOWERS:,} may be made up "
                 f"by premium content sold elsewhere; unmet: {codes}")
-        return status
+        self._store(profile, verdict, status, current)
+        log.info("creator %s applied: %s", creator_id, status)
+        return self.get(creator_id)  # type: ignore[return-value]
 
     def decide(self, creator_id: str, *, approve: bool, operator: str, reason: str = "") -> CreatorStatus:
         """An operator approves or rejects a pending application; ApplicationRefused if none is pending."""
@@ -274,7 +277,20 @@ class CreatorRegistry:
         rows = self._db.query("SELECT profile FROM creators WHERE creator_id = ?", (creator_id,))
         return CreatorProfile.from_json(creator_id, json.loads(rows[0]["profile"])) if rows else None
 
-    def _store(self, profile: CreatorProfile, verdict: Verdict, status: str, *, decided_by: str, reason: str) -> None:
+    def _judge(self, profile: CreatorProfile, previous: CreatorStatus | None) -> tuple[Verdict, str]:
+        verdict = evaluate(profile, dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date())
+        status = verdict.status
+        # An operator's decision stands while the facts still leave only the follower count short.
+        if previous is not None and previous.status == APPROVED and verdict.may_apply_with_premium_content:
+            status = APPROVED
+        elif previous is not None and previous.status == REJECTED and status == PENDING:
+            status = REJECTED
+        return verdict, status
+
+    def _store(self, profile: CreatorProfile, verdict: Verdict, status: str, previous: CreatorStatus | None) -> None:
+        # the operator's name and reason belong to the decision, so they go when the status changes
+        is_same_decision = previous is not None and previous.status == status
+        decided_by, reason = (previous.decided_by, previous.reason) if is_same_decision else ("", "")
         unmet = json.dumps([[rule.code, rule.message] for rule in verdict.unmet])
         with self._db.transaction() as conn:
             conn.execute(

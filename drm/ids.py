@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ID_PATTERN, InvalidId
+from .errors import ID_PATTERN, InvalidField, InvalidId
 
 _ID_RE = re.compile(ID_PATTERN)
 
@@ -19,3 +19,11 @@ def check_id(kind: str, value: str) -> str:
     if not isinstance(value, str) or _ID_RE.fullmatch(value) is None:
         raise InvalidId(kind, value)
     return value
+
+
+def field_id(field: str, value: object) -> str:
+    """check_id for a request field: a bad value is an InvalidField (422), not an unknown path (404)."""
+    try:
+        return check_id(field, value)  # type: ignore[arg-type]
+    except InvalidId as exc:
+        raise InvalidField(field, str(exc)) from exc

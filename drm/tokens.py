@@ -13,20 +13,20 @@ from dataclasses import dataclass
 
 import jwt
 
-from .errors import InvalidId, TokenExpired, TokenInvalid
-from .ids import check_id
+from .errors import InvalidField, InvalidId, TokenExpired, TokenInvalid
+from .ids import check_id, field_id
 from .keystore import DrmSettings
 
 AUDIENCE = "playback"
 ACCOUNT_AUDIENCE = "account"
 ROLES = ("creator", "viewer")
+MAX_ACCOUNT_TOKEN_TTL_S = 30 * 24 * 3600  # an account token stands in for a sign-in: a month at most
 _ACCOUNT_CLAIMS = ["sub", "role", "iat", "exp", "aud", "jti"]
 _ALGORITHM = "HS256"
 _MAX_TOKEN_CHARS = 4096
 _REQUIRED_CLAIMS = ["sub", "ser", "sid", "iat", "exp", "aud", "jti"]
 # Expiry is checked against the injected clock below, not PyJWT's wall clock.
-_DECODE_OPTIONS = {
-    "require": _REQUIRED_CLAIMS,
+_DECODE_OPTIONS = {             # "require" is added per audience by _decode()
     "verify_exp": False,
     "verify_iat": False,
     "verify_nbf": False,
@@ -69,16 +69,14 @@ class TokenSigner:
     ) -> str:
         """Return a signed, URL-safe token valid for ``ttl_s`` seconds (default: settings).
 
-        Raises InvalidId for a bad viewer/series/session id, ValueError if ``ttl_s`` < 1.
+        Raises InvalidId for a bad viewer/series/session id, InvalidField if ``ttl_s`` < 1.
         """
         check_id("viewer_id", viewer_id)
         check_id("series_id", series_id)
         if session_id is None:
             session_id = "s_" + secrets.token_urlsafe(16)
         check_id("session_id", session_id)
-        ttl_s = self._settings.token_ttl_s if ttl_s is None else ttl_s
-        if type(ttl_s) is not int or ttl_s < 1:
-            raise ValueError(f"ttl_s is {ttl_s!r}; expected a positive integer of seconds")
+        ttl_s = self._ttl_s(ttl_s)
         issued_at = int(self._clock())
         claims = {
             "sub": viewer_id,
@@ -96,19 +94,25 @@ class TokenSigner:
     def mint_account(self, subject: str, role: str, *, ttl_s: int | None = None) -> str:
         """A signed account token for ``subject`` acting as ``role`` (creator or viewer).
 
-        Raises InvalidId for a bad subject, ValueError for an unknown role or ttl_s < 1.
+        Raises InvalidField naming the field for a bad subject, an unknown role, or a ttl_s outside
+        1..MAX_ACCOUNT_TOKEN_TTL_S: the operator API and the CLI pass their input straight through.
         """
-        check_id("subject", subject)
+        field_id("subject", subject)
         if role not in ROLES:
-            raise ValueError(f"role is {role!r}; expected one of {ROLES}")
-        ttl_s = self._settings.token_ttl_s if ttl_s is None else ttl_s
-        if type(ttl_s) is not int or ttl_s < 1:
-            raise ValueError(f"ttl_s is {ttl_s!r}; expected a positive integer of seconds")
+            raise InvalidField("role", f"expected one of {', '.join(ROLES)}")
+        ttl_s = self._ttl_s(ttl_s, maximum=MAX_ACCOUNT_TOKEN_TTL_S)
         issued_at = int(self._clock())
         claims = {"sub": subject, "role": role, "iat": issued_at, "exp": issued_at + ttl_s,
                   "aud": ACCOUNT_AUDIENCE, "jti": secrets.token_urlsafe(12)}
         kid = self._settings.token_signing_kid
         return jwt.encode(claims, self._settings.token_signing_keys[kid], algorithm=_ALGORITHM, headers={"kid": kid})
+
+    def _ttl_s(self, ttl_s: object, maximum: int | None = None) -> int:
+        ttl_s = self._settings.token_ttl_s if ttl_s is None else ttl_s
+        if type(ttl_s) is not int or ttl_s < 1 or (maximum is not None and ttl_s > maximum):
+            bounds = "a positive integer" if maximum is None else f"an integer in 1..{maximum}"
+            raise InvalidField("ttl_s", f"expected {bounds} of seconds")
+        return ttl_s
 
     def verify_account(self, token: str | None) -> AccountToken:
         """Check an account token like verify() checks a playback token; raises TokenInvalid/TokenExpired."""
@@ -124,9 +128,11 @@ class TokenSigner:
             raise TokenExpired(f"account token expired at {expires_at} (unix s); sign in again")
         return AccountToken(subject=subject, role=role, expires_at=expires_at)  # type: ignore[arg-type]
 
-    def _decode(self, token: str | None, audience: str, required: list[str], name: str) -> dict[str, object]:
+    def _decode(self, token: str | None, audience: str, required: list[str], name: str, *,
+                if_missing: str = "") -> dict[str, object]:
+        """The claims of a token signed by a known kid for `audience`; TokenInvalid naming `name` otherwise."""
         if not isinstance(token, str) or not token:
-            raise TokenInvalid(f"no {name} was sent")
+            raise TokenInvalid(f"no {name} was sent{if_missing}")
         if len(token) > _MAX_TOKEN_CHARS:
             raise TokenInvalid(f"{name} is longer than {_MAX_TOKEN_CHARS} characters")
         try:
@@ -154,28 +160,8 @@ class TokenSigner:
         TokenInvalid for a missing, malformed, tampered or unknown-kid token. Messages
         never contain the token itself.
         """
-        if not isinstance(token, str) or not token:
-            raise TokenInvalid("no playback token was sent; mint one for the viewer and series")
-        if len(token) > _MAX_TOKEN_CHARS:
-            raise TokenInvalid(f"playback token is longer than {_MAX_TOKEN_CHARS} characters")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise TokenInvalid("playback token is not a well-formed JWT") from exc
-        kid = header.get("kid")
-        secret = self._settings.token_signing_keys.get(kid) if isinstance(kid, str) else None
-        if secret is None:
-            raise TokenInvalid("playback token is signed with an unknown or retired key id")
-        try:
-            claims = jwt.decode(
-                token, secret, algorithms=[_ALGORITHM], audience=AUDIENCE, options=_DECODE_OPTIONS
-            )
-        except jwt.InvalidSignatureError as exc:
-            raise TokenInvalid("playback token signature does not verify") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise TokenInvalid(f"playback token is not for audience {AUDIENCE!r}") from exc
-        except jwt.PyJWTError as exc:
-            raise TokenInvalid(f"playback token rejected: {exc}") from exc
+        claims = self._decode(token, AUDIENCE, _REQUIRED_CLAIMS, "playback token",
+                              if_missing="; mint one for the viewer and series")
         return self._grant(claims)
 
     def _grant(self, claims: dict[str, object]) -> PlaybackToken:

@@ -35,13 +35,25 @@ class Violation:
     message: str       # names the playlist and the offending value
 
 
-def _parse(text: str, name: str) -> tuple[m3u8.M3U8 | None, list[Violation]]:
+@dataclass(frozen=True, slots=True)
+class ParsedPlaylist:
+    """A playlist parsed once by m3u8, for every check and for the self-check's playback."""
+
+    name: str                          # for messages: the URI as the master names it
+    text: str                          # kept: the EXT-X-MAP/EXT-X-KEY order is lost in parsing
+    playlist: m3u8.M3U8 | None         # None when it cannot be parsed; `problems` says why
+    problems: tuple[Violation, ...]
+
+
+def parse_playlist(text: str, name: str) -> ParsedPlaylist:
+    """Parse with m3u8; an unparsable text is a ParsedPlaylist with no playlist and its violation."""
     if not text.startswith("#EXTM3U"):
-        return None, [Violation("not_a_playlist", f"{name}: does not start with #EXTM3U")]
+        return ParsedPlaylist(name, text, None, (Violation("not_a_playlist", f"{name}: does not start with #EXTM3U"),))
     try:
-        return m3u8.loads(text), []
+        return ParsedPlaylist(name, text, m3u8.loads(text), ())
     except Exception as exc:  # noqa: BLE001 - m3u8 raises KeyError/ValueError/... on malformed tags
-        return None, [Violation("unparsable", f"{name}: m3u8 cannot parse it ({type(exc).__name__}: {exc})")]
+        return ParsedPlaylist(name, text, None, (
+            Violation("unparsable", f"{name}: m3u8 cannot parse it ({type(exc).__name__}: {exc})"),))
 
 
 def check_media(text: str, name: str, *, duration_s: float | None = None,
@@ -51,7 +63,13 @@ def check_media(text: str, name: str, *, duration_s: float | None = None,
     `duration_s` is the real stream duration: EXTINFs must sum to it within `frame_duration_s`
     (Apple 8.1).
     """
-    playlist, found = _parse(text, name)
+    return check_parsed_media(parse_playlist(text, name), duration_s=duration_s, frame_duration_s=frame_duration_s)
+
+
+def check_parsed_media(parsed: ParsedPlaylist, *, duration_s: float | None = None,
+                       frame_duration_s: float | None = None) -> list[Violation]:
+    """check_media() of an already parsed playlist."""
+    playlist, name, found = parsed.playlist, parsed.name, list(parsed.problems)
     if playlist is None:
         return found
     is_i_frames = playlist.is_i_frames_only
@@ -60,7 +78,7 @@ def check_media(text: str, name: str, *, duration_s: float | None = None,
         required = FMP4_I_FRAME_PLAYLIST_VERSION if is_i_frames else FMP4_MEDIA_PLAYLIST_VERSION
     else:
         required = I_FRAME_PLAYLIST_VERSION if is_i_frames else MEDIA_PLAYLIST_VERSION
-    found.extend(_check_map(text, playlist, name))
+    found.extend(_check_map(parsed.text, playlist, name))
     if playlist.version != required:
         found.append(Violation("version", f"{name}: EXT-X-VERSION is {playlist.version}; this playlist needs "
                                           f"exactly {required} (less is wrong, more locks out older players)"))
@@ -137,7 +155,12 @@ def _check_byte_range(byterange: str | None, where: str, is_i_frames: bool) -> l
 
 def check_master(text: str, name: str = "master.m3u8") -> list[Violation]:
     """Violations of a master playlist on its own (see check_episode for cross-playlist rules)."""
-    master, found = _parse(text, name)
+    return check_parsed_master(parse_playlist(text, name))
+
+
+def check_parsed_master(parsed: ParsedPlaylist) -> list[Violation]:
+    """check_master() of an already parsed master playlist."""
+    master, name, found = parsed.playlist, parsed.name, list(parsed.problems)
     if master is None:
         return found
     if master.version != MASTER_PLAYLIST_VERSION:
@@ -178,22 +201,30 @@ def check_episode(master_text: str, playlists: Mapping[str, str], *, duration_s:
     Adds the cross-playlist rules: every named playlist exists, media playlists share one target
     duration (RFC 8216 §6.2.4), and an EXT-X-SESSION-KEY matches a key the media playlists use.
     """
-    found = check_master(master_text)
-    master, _ = _parse(master_text, "master")
-    if master is None:
+    return check_parsed_episode(parse_playlist(master_text, "master.m3u8"),
+                                {uri: parse_playlist(text, uri) for uri, text in playlists.items()},
+                                duration_s=duration_s)
+
+
+def check_parsed_episode(master: ParsedPlaylist, playlists: Mapping[str, ParsedPlaylist], *,
+                         duration_s: float) -> list[Violation]:
+    """check_episode() of an already parsed master and the playlists it names (URI -> parsed)."""
+    found = check_parsed_master(master)
+    if master.playlist is None:
         return found
     targets, key_uris = {}, set()
     entries = [(v.uri, 1 / v.stream_info.frame_rate if v.stream_info.frame_rate else None)
-               for v in master.playlists]
-    entries += [(v.uri, None) for v in master.iframe_playlists]
+               for v in master.playlist.playlists]
+    entries += [(v.uri, None) for v in master.playlist.iframe_playlists]
     frame_durations = [d for _, d in entries if d]
     for uri, frame_duration_s in entries:
         if uri not in playlists:
             found.append(Violation("missing_playlist", f"master names {uri}, which does not exist"))
             continue
-        found.extend(check_media(playlists[uri], uri, duration_s=duration_s,
-                                 frame_duration_s=frame_duration_s or max(frame_durations, default=None)))
-        media, _ = _parse(playlists[uri], uri)
+        parsed = playlists[uri]
+        found.extend(check_parsed_media(parsed, duration_s=duration_s,
+                                        frame_duration_s=frame_duration_s or max(frame_durations, default=None)))
+        media = parsed.playlist
         if media is None:
             continue
         if not media.is_i_frames_only:
@@ -201,7 +232,7 @@ def check_episode(master_text: str, playlists: Mapping[str, str], *, duration_s:
         key_uris.update(key.uri for key in media.keys if key)
     if len(set(targets.values())) > 1:
         found.append(Violation("target_duration", f"media playlists disagree on EXT-X-TARGETDURATION: {targets}"))
-    for key in master.session_keys:
+    for key in master.playlist.session_keys:
         if key.uri not in key_uris:
             found.append(Violation("session_key", f"EXT-X-SESSION-KEY URI {key.uri} matches no EXT-X-KEY"))
     return found

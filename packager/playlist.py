@@ -69,20 +69,10 @@ def target_duration(durations: Sequence[Fraction]) -> int:
 
 def render_media_playlist(segments: Sequence[PlaylistSegment], *, map_uri: str | None = None) -> str:
     """A VOD media playlist; `map_uri` names the fMP4 init segment (EXT-X-MAP), None for TS."""
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{FMP4_MEDIA_PLAYLIST_VERSION if map_uri else MEDIA_PLAYLIST_VERSION}",
-        f"#EXT-X-TARGETDURATION:{target_duration([s.duration_s for s in segments])}",
-        "#EXT-X-MEDIA-SEQUENCE:0",
-        "#EXT-X-PLAYLIST-TYPE:VOD",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
-        *_map_lines(map_uri),
-    ]
+    lines = _vod_header(FMP4_MEDIA_PLAYLIST_VERSION if map_uri else MEDIA_PLAYLIST_VERSION,
+                        [s.duration_s for s in segments], map_uri)
     for segment in segments:
-        # IV written on every EXT-X-KEY: players disagree on the implicit media-sequence IV (RFC 8216 §5.2)
-        lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{segment.key_uri}",IV=0x{segment.iv.hex()}')
-        lines.append(f"#EXTINF:{float(segment.duration_s):.6f},")
-        lines.append(segment.uri)
+        lines += _segment_lines(segment.key_uri, segment.iv, segment.duration_s, segment.uri)
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
@@ -94,23 +84,37 @@ def render_i_frame_playlist(frames: Sequence[IFrame], *, map_uri: str | None = N
     (RFC 8216 §6.2.3: encryption may not restart inside a block holding an I-frame). For fMP4 the
     range holds the moof and the first picture, and `map_uri` names the init segment.
     """
-    lines = [
+    lines = _vod_header(FMP4_I_FRAME_PLAYLIST_VERSION if map_uri else I_FRAME_PLAYLIST_VERSION,
+                        [f.duration_s for f in frames], map_uri, "#EXT-X-I-FRAMES-ONLY")
+    for frame in frames:
+        lines += _segment_lines(frame.key_uri, frame.iv, frame.duration_s, frame.uri,
+                                byte_range=f"{frame.length_bytes}@0")
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def _vod_header(version: int, durations: Sequence[Fraction], map_uri: str | None, *extra: str) -> list[str]:
+    return [
         "#EXTM3U",
-        f"#EXT-X-VERSION:{FMP4_I_FRAME_PLAYLIST_VERSION if map_uri else I_FRAME_PLAYLIST_VERSION}",
-        f"#EXT-X-TARGETDURATION:{target_duration([f.duration_s for f in frames])}",
+        f"#EXT-X-VERSION:{version}",
+        f"#EXT-X-TARGETDURATION:{target_duration(durations)}",
         "#EXT-X-MEDIA-SEQUENCE:0",
         "#EXT-X-PLAYLIST-TYPE:VOD",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        "#EXT-X-I-FRAMES-ONLY",
+        *extra,
         *_map_lines(map_uri),
     ]
-    for frame in frames:
-        lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{frame.key_uri}",IV=0x{frame.iv.hex()}')
-        lines.append(f"#EXTINF:{float(frame.duration_s):.6f},")
-        lines.append(f"#EXT-X-BYTERANGE:{frame.length_bytes}@0")
-        lines.append(frame.uri)
-    lines.append("#EXT-X-ENDLIST")
-    return "\n".join(lines) + "\n"
+
+
+def _segment_lines(key_uri: str, iv: bytes, duration_s: Fraction, uri: str, *,
+                   byte_range: str | None = None) -> list[str]:
+    return [
+        # IV written on every EXT-X-KEY: players disagree on the implicit media-sequence IV (RFC 8216 §5.2)
+        f'#EXT-X-KEY:METHOD=AES-128,URI="{key_uri}",IV=0x{iv.hex()}',
+        f"#EXTINF:{float(duration_s):.6f},",
+        *([f"#EXT-X-BYTERANGE:{byte_range}"] if byte_range else []),
+        uri,
+    ]
 
 
 def _map_lines(map_uri: str | None) -> list[str]:

@@ -189,11 +189,17 @@ class ObjectStore:
 
         self._call("writing", key, put)
 
-    def get_bytes(self, key: str) -> bytes:
-        """The whole object. Raises ObjectMissing if absent, StoreError otherwise."""
+    def get_bytes(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        """The whole object, or `length` bytes of it from `offset` (fewer at its end): one ranged GET.
+
+        Raises ObjectMissing if absent, StoreError otherwise; ValueError for a range that is empty or negative.
+        """
+        if offset < 0 or (length is not None and length < 1):
+            raise ValueError(f"byte range {length}@{offset}: expected a positive length from a non-negative offset")
 
         def get() -> bytes:
-            response = self._client.get_object(self.bucket, key)
+            # minio sends no Range header for length 0 (it means "to the end"), hence the check above
+            response = self._client.get_object(self.bucket, key, offset=offset, length=length or 0)
             try:
                 return response.read()
             finally:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import m3u8
 
-from packager.conformance import check_episode
+from packager.conformance import check_parsed_episode, parse_playlist
 from packager.encrypt import decrypt_prefix, decrypt_segment
 from packager.errors import VerificationFailed
 from packager.fragmented_mp4 import is_init_segment
@@ -47,15 +47,17 @@ def verify_version(
     `keys_by_uri` maps each EXT-X-KEY URI as written to its 16 key bytes. Without `decode_segment`
     only the playlists and decryption are checked.
     """
-    problems: list[str] = []
-    master_text = store.get_bytes(f"{prefix}/{master_name}").decode()
-    master = m3u8.loads(master_text)
-    uris = [v.uri for v in master.playlists] + [v.uri for v in master.iframe_playlists]
-    playlists = {uri: store.get_bytes(f"{prefix}/{uri}").decode() for uri in uris}
-    problems += [v.message for v in check_episode(master_text, playlists, duration_s=duration_s)]
-    for uri, text in playlists.items():
+    master = parse_playlist(store.get_bytes(f"{prefix}/{master_name}").decode(), master_name)
+    if master.playlist is None:
+        raise VerificationFailed(prefix, tuple(v.message for v in master.problems))
+    uris = [v.uri for v in master.playlist.playlists] + [v.uri for v in master.playlist.iframe_playlists]
+    playlists = {uri: parse_playlist(store.get_bytes(f"{prefix}/{uri}").decode(), uri) for uri in uris}
+    problems = [v.message for v in check_parsed_episode(master, playlists, duration_s=duration_s)]
+    for uri, parsed in playlists.items():
+        if parsed.playlist is None:
+            continue   # its parse failure is already among the problems
         try:
-            problems += _play_one(store, prefix, uri, m3u8.loads(text), keys_by_uri, decode_segment)
+            problems += _play_one(store, prefix, uri, parsed.playlist, keys_by_uri, decode_segment)
         except Exception as exc:  # noqa: BLE001 - any failure to play is a verification failure
             problems.append(f"{uri}: {type(exc).__name__}: {exc}")
     if problems:
@@ -64,7 +66,8 @@ def verify_version(
              prefix, len(playlists) + 1)
 
 
-def _play_one(store, prefix, uri, playlist, keys_by_uri, decode_segment) -> list[str]:
+def _play_one(store: ObjectStore, prefix: str, uri: str, playlist: m3u8.M3U8, keys_by_uri: Mapping[str, bytes],
+              decode_segment: DecodeSegment | None) -> list[str]:
     if not playlist.segments:
         return []      # already reported by the conformance check
     # the last segment for media playlists: it sits in the last key period, the most likely to be wrong
@@ -82,12 +85,13 @@ def _play_one(store, prefix, uri, playlist, keys_by_uri, decode_segment) -> list
         if not is_init_segment(init):
             return [f"{uri} -> {init_uri}: the EXT-X-MAP object is not a clear init segment (ftyp + moov, "
                     "no samples); encrypted or holding media"]
-    ciphertext = store.get_bytes(f"{prefix}/{posixpath.join(directory, segment.uri)}")
+    segment_key = f"{prefix}/{posixpath.join(directory, segment.uri)}"
     if playlist.is_i_frames_only:
-        length = int(segment.byterange.split("@")[0])
-        plaintext = decrypt_prefix(ciphertext[:length], key, iv)
+        # fetch the range alone, as a player's Range request does, not the whole segment
+        length = int(segment.byterange.split("@")[0])          # LENGTH@0
+        plaintext = decrypt_prefix(store.get_bytes(segment_key, length=length), key, iv)
     else:
-        plaintext = decrypt_segment(ciphertext, key, iv)
+        plaintext = decrypt_segment(store.get_bytes(segment_key), key, iv)
     if decode_segment is None:
         return []
     decoded = decode_segment(init + plaintext)

@@ -57,16 +57,6 @@ def muxer_options(*, gop_s: float, segment_every_gops: int) -> dict[str, str]:
     }
 
 
-def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
-    """(type, offset, size) of each ISO BMFF box in data[start:end], at that level only."""
-    end = len(data) if end is None else end
-    offset = start
-    while offset + 8 <= end:
-        kind, size = _box_header(data[offset:offset + 16], offset, end)
-        yield kind, offset, size
-        offset += size
-
-
 def _box_header(header: bytes, offset: int, end: int) -> tuple[bytes, int]:
     size, kind = struct.unpack_from(">I4s", header)
     if size == 1:                     # 64-bit largesize follows the type
@@ -80,7 +70,8 @@ def _box_header(header: bytes, offset: int, end: int) -> tuple[bytes, int]:
 
 
 def _iter_file_boxes(handle: BinaryIO, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """iter_boxes() over an open file, reading box headers only: a 20-minute rendition never sits in memory."""
+    """(type, offset, size) of each top-level box of an open file, reading box headers only: a 20-minute
+    rendition never sits in memory. packager/fragmented_mp4.boxes() is the in-memory parser."""
     offset = 0
     while offset + 8 <= end:
         handle.seek(offset)
@@ -127,14 +118,3 @@ def _copy_range(handle: BinaryIO, start: int, end: int, destination: Path) -> No
             out.write(chunk)
             remaining -= len(chunk)
 
-
-def avc_codec_from_init(init: bytes) -> str | None:
-    """RFC 6381 `avc1.PPCCLL` from the avcC box of an init segment's first H.264 sample entry.
-
-    The bytes after avcC's version are profile_idc, constraint flags and level_idc, the SPS's own.
-    """
-    position = init.find(b"avcC")
-    if position < 4 or position + 8 > len(init) or init[position + 4] != 1:   # configurationVersion 1
-        return None
-    profile, constraints, level = init[position + 5:position + 8]
-    return f"avc1.{profile:02x}{constraints:02x}{level:02x}"

@@ -439,9 +439,8 @@ class _RenditionOutput:
         )
 
     def _video_codec(self) -> str:
-        # fMP4: what players will read, the init segment's avcC; TS: the SPS in the stream
-        from_init = fmp4.avc_codec_from_init(self.init_path.read_bytes()) if self.init_path else None
-        return from_init or avc1_codec(self.sps)
+        # the mp4 muxer copies profile, constraints and level from this SPS into the init's avcC
+        return avc1_codec(self.sps)
 
 
 class _DamageTally:

@@ -20,6 +20,7 @@ from drm.errors import InvalidField, NotEntitled, NotSeriesOwner, UnknownEpisode
 from drm.ids import check_id
 from server.auth import is_operator, require_account
 from server.bodies import read_object
+from server.playlists import master_url
 from server.services import Services
 
 
@@ -47,10 +48,6 @@ def create_series(services: Services, *, creator_id: str, series_id: str, title:
     services.creators.require_may_publish(creator_id)
     return services.catalog.create_series(series_id=series_id, creator_id=creator_id, title=title,
                                           price_cents=price_cents, currency=currency)
-
-
-def master_url(public_url: str, series_id: str, episode_id: str, token: str) -> str:
-    return f"{public_url}/v1/series/{series_id}/episodes/{episode_id}/master.m3u8?token={token}"
 
 
 class CatalogApi:

@@ -28,6 +28,7 @@ from server.episode_versions import EpisodeVersions
 from server.ingest import ingest_episode
 from server.jobs import STATES, JobError, JobStore
 from server.localstore import LocalObjectStore
+from server.playlists import master_url
 from server.progressbar import IngestProgress
 from server.retention import collect_garbage
 from server.services import Services
@@ -230,7 +231,7 @@ def cmd_token(args, settings: Settings) -> int:
         token = services.tokens.mint(args.viewer, args.series, ttl_s=args.ttl)
     print(token)
     if args.episode:
-        print(master_url(settings, args.series, args.episode, token))
+        print(master_url(settings.public_url, args.series, args.episode, token))
     return EXIT_OK
 
 
@@ -296,9 +297,9 @@ def cmd_demo(args, settings: Settings) -> int:
             _ingest(services, args.sample, DEMO_SERIES, DEMO_EPISODE, show_bar=args.progress)
         services.entitlements.grant(DEMO_VIEWER, DEMO_SERIES, source="comp", reason="demo")
         urls = {
-            "entitled_url": master_url(settings, DEMO_SERIES, DEMO_EPISODE,
+            "entitled_url": master_url(settings.public_url, DEMO_SERIES, DEMO_EPISODE,
                                        services.tokens.mint(DEMO_VIEWER, DEMO_SERIES)),
-            "unentitled_url": master_url(settings, DEMO_SERIES, DEMO_EPISODE,
+            "unentitled_url": master_url(settings.public_url, DEMO_SERIES, DEMO_EPISODE,
                                          services.tokens.mint(DEMO_GUEST, DEMO_SERIES)),
         }
 
@@ -326,10 +327,6 @@ def _add_segment_format(command: argparse.ArgumentParser) -> None:
 def _with_segment_format(settings: Settings, segment_format: str | None) -> Settings:
     """The flag wins over SERIES_HLS_SEGMENT_FORMAT for this command."""
     return settings if segment_format is None else replace(settings, hls_segment_format=SegmentFormat(segment_format))
-
-
-def master_url(settings: Settings, series_id: str, episode_id: str, token: str) -> str:
-    return f"{settings.public_url}/v1/series/{series_id}/episodes/{episode_id}/master.m3u8?token={token}"
 
 
 def _ingest(services: Services, file: Path, series_id: str, episode_id: str, *,

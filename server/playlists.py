@@ -17,6 +17,11 @@ def with_token(uri: str, token: str) -> str:
     return f"{uri}{separator}token={quote(token, safe='')}"
 
 
+def master_url(public_url: str, series_id: str, episode_id: str, token: str) -> str:
+    """The absolute URL a viewer's player opens for an episode: its master playlist with the token."""
+    return with_token(f"{public_url}/v1/series/{series_id}/episodes/{episode_id}/master.m3u8", token)
+
+
 def personalize_master(text: str, token: str, version: int) -> str:
     """Point variant and I-frame URIs at the live version's playlists and add the token to each,
     and to the EXT-X-SESSION-KEY URI (it must match the media playlists' key URIs, RFC 8216 §4.3.4.5)."""

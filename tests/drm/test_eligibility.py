@@ -67,3 +67,27 @@ def test_registry_application_flow(tmp_path):
         assert registry.get("c1").status == APPROVED
         registry.record(profile(followers=900, is_in_good_standing=False))
         assert registry.get("c1").status == INELIGIBLE            # a violation ends the approval
+
+
+def test_fresh_facts_without_a_link_keep_a_pending_application(tmp_path):
+    with Database.open(tmp_path / "drm.sqlite") as db:
+        registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
+        registry.record(profile(followers=500))
+        registry.apply("c1", "https://x.example/a")
+        verdict, status = registry.record(profile(followers=700))    # the platform's facts carry no link
+        assert (verdict.status, status.status) == (PENDING, PENDING)
+        assert status.premium_content_url == "https://x.example/a"
+        _, changed = registry.record(profile(followers=700, premium_content_url="https://y.example/b"))
+        assert changed.premium_content_url == "https://y.example/b"  # a link in the facts still wins
+
+
+def test_a_refused_application_stores_nothing(tmp_path):
+    with Database.open(tmp_path / "drm.sqlite") as db:
+        clock = FakeClock(1_770_000_000.0)
+        registry = CreatorRegistry(db, clock=clock)
+        registry.record(profile(followers=500, views_last_30_days=10))   # short of views too: may not apply
+        before = registry.get("c1")
+        clock.now += 60
+        with pytest.raises(ApplicationRefused, match="too_few_views"):
+            registry.apply("c1", "https://x.example/a")
+        assert registry.get("c1") == before                          # same status, link and updated_at

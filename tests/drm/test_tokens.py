@@ -7,6 +7,8 @@ import jwt
 import pytest
 
 from drm import InvalidId, PlaybackToken, TokenExpired, TokenInvalid, TokenSigner, WrongSeries
+from drm.errors import InvalidField
+from drm.tokens import MAX_ACCOUNT_TOKEN_TTL_S
 from tests.drm.fixtures import SIGNING_A, SIGNING_B, FakeClock, settings_for
 
 
@@ -63,8 +65,30 @@ def test_mint_validates_its_arguments(signer):
             signer.mint("v", bad)
         with pytest.raises(InvalidId):
             signer.mint("v", "s", session_id=bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidField) as caught:
         signer.mint("v", "s", ttl_s=0)
+    assert caught.value.field == "ttl_s"
+
+
+@pytest.mark.parametrize("subject, role, ttl_s, field", [
+    ("../c1", "creator", None, "subject"),
+    (7, "creator", None, "subject"),
+    ("c1", "operator", None, "role"),
+    ("c1", ["creator"], None, "role"),
+    ("c1", "viewer", 0, "ttl_s"),
+    ("c1", "viewer", "60", "ttl_s"),
+    ("c1", "viewer", True, "ttl_s"),
+    ("c1", "viewer", MAX_ACCOUNT_TOKEN_TTL_S + 1, "ttl_s"),
+])
+def test_mint_account_names_the_bad_field(signer, subject, role, ttl_s, field):
+    with pytest.raises(InvalidField) as caught:
+        signer.mint_account(subject, role, ttl_s=ttl_s)
+    assert (caught.value.code, caught.value.field) == ("invalid_field", field)
+
+
+def test_mint_account_accepts_the_longest_lifetime(signer, clock):
+    token = signer.mint_account("c1", "creator", ttl_s=MAX_ACCOUNT_TOKEN_TTL_S)
+    assert signer.verify_account(token).expires_at == int(clock.now) + MAX_ACCOUNT_TOKEN_TTL_S
 
 
 def _flip(text: str, index: int) -> str:

@@ -14,6 +14,7 @@ from packager.encrypt import decrypt_prefix
 from packager.errors import PointerSwitchUncertain, VerificationFailed
 from packager.publish import EpisodeLocation, publish, read_pointer
 from packager.store import ObjectStore
+from packager.verify import verify_version
 from pipeline.playback import decode_segment
 from tests.support.keys import RandomKeys, key_uri
 
@@ -81,3 +82,34 @@ def test_a_switch_that_fails_after_the_pointer_write_keeps_the_version_it_may_ha
         publish(small_encoded, store, RandomKeys(), LOCATION, key_uri=key_uri, switch_guard=lost_answer)
     version = read_pointer(store, LOCATION)["version"]
     assert f"{LOCATION.version_prefix(version)}/master.m3u8" in store.list_keys(LOCATION.version_prefix(version) + "/")
+
+
+class ReadRecordingStore(ObjectStore):
+    """The real store, noting how many bytes each get_bytes() brought back."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.bytes_read: dict[str, list[int]] = {}
+
+    def get_bytes(self, key: str, **byte_range) -> bytes:
+        data = super().get_bytes(key, **byte_range)
+        self.bytes_read.setdefault(key, []).append(len(data))
+        return data
+
+
+def test_the_self_check_fetches_only_the_i_frame_range(s3_store, store, small_encoded):
+    keys = RandomKeys()
+    published = publish(small_encoded, store, keys, LOCATION, key_uri=key_uri)
+    prefix = LOCATION.version_prefix(published.version)
+    with ReadRecordingStore(s3_store.store_settings(store.bucket)) as recording:
+        verify_version(recording, prefix, master_name="master.m3u8", keys_by_uri=keys.by_uri(),
+                       duration_s=published.duration_s, decode_segment=decode_segment)
+    master = m3u8.loads(store.get_bytes(f"{prefix}/master.m3u8").decode())
+    (i_frame_variant,) = master.iframe_playlists
+    first = m3u8.loads(store.get_bytes(f"{prefix}/{i_frame_variant.uri}").decode()).segments[0]
+    segment_key = f"{prefix}/{posixpath.dirname(i_frame_variant.uri)}/{first.uri}"
+    length = int(first.byterange.split("@")[0])
+    assert recording.bytes_read[segment_key] == [length] and length < store.stat(segment_key).size_bytes
+    # each playlist is fetched once, whole
+    assert all(reads == [len(store.get_bytes(key))] for key, reads in recording.bytes_read.items()
+               if key.endswith(".m3u8"))

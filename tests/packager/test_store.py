@@ -56,6 +56,18 @@ def test_put_get_round_trip_keeps_headers(store: ObjectStore) -> None:
     assert store.exists("ep1/720p/seg_00001.ts")
 
 
+def test_get_bytes_reads_one_range(store: ObjectStore) -> None:
+    data = bytes(range(256)) * 10
+    store.put_bytes("ep1/720p/seg_00000.ts", data)
+    assert store.get_bytes("ep1/720p/seg_00000.ts", length=32) == data[:32]
+    assert store.get_bytes("ep1/720p/seg_00000.ts", offset=100, length=50) == data[100:150]
+    assert store.get_bytes("ep1/720p/seg_00000.ts", offset=2500, length=500) == data[2500:]   # short at the end
+    assert store.get_bytes("ep1/720p/seg_00000.ts", offset=2000) == data[2000:]
+    for offset, length in ((0, 0), (-1, 10)):
+        with pytest.raises(ValueError, match="byte range"):
+            store.get_bytes("ep1/720p/seg_00000.ts", offset=offset, length=length)
+
+
 def test_put_replaces_an_object(store: ObjectStore) -> None:
     store.put_bytes("ep1/index.m3u8", b"one")
     store.put_bytes("ep1/index.m3u8", b"two", content_type="application/vnd.apple.mpegurl")

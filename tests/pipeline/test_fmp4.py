@@ -10,9 +10,9 @@ from fractions import Fraction
 import av
 import pytest
 
+from packager.fragmented_mp4 import boxes
 from pipeline.errors import TranscodeError
-from pipeline.fmp4 import avc_codec_from_init, split
-from pipeline.fmp4 import iter_boxes as boxes
+from pipeline.fmp4 import split
 from pipeline.playback import decode_segment
 
 FPS = 25
@@ -20,6 +20,14 @@ FPS = 25
 
 def box_kinds(data: bytes) -> list[bytes]:
     return [kind for kind, _, _ in boxes(data)]
+
+
+def avcc_codec(init: bytes) -> str:
+    """RFC 6381 avc1.PPCCLL as a player reads it: from the init segment's avcC box, not from our SPS."""
+    position = init.index(b"avcC") + 4
+    version, profile, constraints, level = init[position:position + 4]
+    assert version == 1                                        # AVCDecoderConfigurationRecord v1
+    return f"avc1.{profile:02x}{constraints:02x}{level:02x}"
 
 
 def video_tfdt(segment: bytes, track_id: int = 1) -> int:
@@ -40,7 +48,7 @@ def test_the_init_segment_is_clear_and_holds_no_samples(small_encoded_fmp4):
     init = rendition.init_path.read_bytes()
     assert box_kinds(init) == [b"ftyp", b"moov"]
     assert b"mvex" in init                                    # fragmented: samples come in moofs
-    assert rendition.codecs == f"{avc_codec_from_init(init)},mp4a.40.2"
+    assert rendition.codecs == f"{avcc_codec(init)},mp4a.40.2"   # the SPS string matches the avcC
     assert rendition.codecs.startswith("avc1.64")              # High profile, read from avcC, not hard-coded
 
 

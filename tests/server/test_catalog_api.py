@@ -243,3 +243,15 @@ async def test_a_playback_token_is_not_an_account_token(api, creator):
 async def test_operator_routes_refuse_a_wrong_token(api):
     response = await api.client.get("/v1/operator/applications", headers={"Authorization": "Bearer " + "x" * 40})
     assert response.status == 401 and await problem_code(response) == "auth_required"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"subject": "../c1", "role": "creator"}, "subject"),
+    ({"subject": "c1", "role": "admin"}, "role"),
+    ({"subject": "c1", "role": "creator", "ttl_s": 0}, "ttl_s"),
+    ({"subject": "c1", "role": "creator", "ttl_s": 31 * 24 * 3600}, "ttl_s"),
+])
+async def test_a_bad_account_token_request_is_a_422_naming_the_field(api, body, field):
+    response = await api.client.post("/v1/operator/account-tokens", json=body, headers=api.operator_headers)
+    assert response.status == 422 and await problem_code(response) == "invalid_field"
+    assert (await response.json(content_type=None))["detail"].startswith(f"{field}: ")

@@ -160,6 +160,8 @@ def test_catalog_commands_record_eligibility_and_create_series(tmp_path, s3_stor
     granted = series(env, "grant", "--viewer", "v1", "--series", "s1", "--source", "gift")
     assert granted.returncode == 0
     token = series(env, "account-token", "--subject", "v1", "--role", "viewer").stdout.strip()
+    no_life = series(env, "account-token", "--subject", "v1", "--role", "viewer", "--ttl", "0")
+    assert no_life.returncode == 1 and "invalid_field: ttl_s" in no_life.stderr
     services = Services.open(Settings.from_env(env))
     try:
         assert services.tokens.verify_account(token).role == "viewer"
