@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -13,11 +14,11 @@ from drm.errors import WrongSeries
 from drm.ids import check_id
 from packager.errors import ObjectMissing
 from packager.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
-from server import catalog_api, health, keyserver, metrics, operator_api, security, webhooks
+from server import catalog_api, edge, health, keyserver, metrics, operator_api, security, webhooks
 from server.accesslog import VIEWER_ID
 from server.ingest_api import add_routes as add_ingest_routes
 from server.playlists import personalize_master, personalize_media
-from server.problems import NotPublished, problem_middleware
+from server.problems import NotPublished
 from server.segments import SEGMENT_NAME, content_type_of, stream_object
 from server.services import Services
 from server.settings import Settings
@@ -36,12 +37,12 @@ VERSIONED = EPISODE + r"/v{version:\d+}/{rendition:\d+p}"
 
 def create_app(settings: Settings, services: Services | None = None) -> web.Application:
     """The service. Without `services`, it opens its own from settings and closes them on cleanup."""
-    app_metrics = metrics.Metrics()
-    middlewares = [metrics.metrics_middleware(app_metrics), security.cors_middleware(settings.http), problem_middleware]
-    app = web.Application(middlewares=middlewares, client_max_size=settings.http.max_request_bytes)
+    app_metrics, edge_headers = metrics.Metrics(), security.EdgeHeaders(settings.http)
+    app = web.Application(middlewares=[edge.edge_middleware(app_metrics, edge_headers)],
+                          client_max_size=settings.http.max_request_bytes)
+    app[edge.EDGE_HEADERS] = edge_headers
     app[POINTERS] = {}
     app.cleanup_ctx.append(_services_ctx(settings, services))
-    security.install(app)
     metrics.add_routes(app, app_metrics, token=settings.metrics_token)
     health.add_routes(app, settings, SERVICES)
     app.router.add_get(EPISODE + "/" + MASTER_NAME, master_playlist)
@@ -66,8 +67,14 @@ def _services_ctx(settings: Settings, given: Services | None):
     return ctx
 
 
+_PLAIN_TOKEN_QUERY = re.compile(r"token=([A-Za-z0-9_.\-]+)")    # nothing to decode: JWTs are URL-safe
+
+
 def token_of(request: web.Request) -> str | None:
     """The playback token: in the query (Safari cannot add headers) or as a Bearer header."""
+    plain = _PLAIN_TOKEN_QUERY.fullmatch(request.query_string)
+    if plain:       # a player's key or playlist request: the query is just the token; no parsing needed
+        return plain.group(1)
     token = request.query.get("token")
     if token:
         return token
@@ -156,5 +163,7 @@ async def segment(request: web.Request) -> web.StreamResponse:
     version, rendition = await _servable_version(request, location), request.match_info["rendition"]
     key = f"{location.version_prefix(version)}/{rendition}/{request.match_info['segment']}"
     name = request.match_info["segment"]
+    # streamed: its headers are sent before the edge middleware sees the response again
+    headers = {**dict(request.app[edge.EDGE_HEADERS].for_request(request)), "Cache-Control": IMMUTABLE}
     return await stream_object(request, request.app[SERVICES].store, key, content_type=content_type_of(name),
-                               headers={"Cache-Control": IMMUTABLE})
+                               headers=headers)

@@ -32,7 +32,9 @@ from drm.errors import NotEntitled, TokenInvalid, WrongSeries
 from drm.tokens import PlaybackToken, TokenSigner
 from server.accesslog import VIEWER_ID
 from server.keys import release_key
+from server.edge import EDGE_HEADERS
 from server.metrics import METRICS
+from server.problems import problem_for
 from server.ratelimit import KeyRequestLimits
 from server.security import client_address
 from server.services import Services
@@ -161,28 +163,32 @@ class KeyEdge:
         self._tokens = VerifiedTokens(services.tokens)
         self._release_services = dataclasses.replace(services, tokens=self._tokens)
 
-    async def release(self, request: web.Request) -> tuple[bytes, str]:
-        """(key bytes, "memory" | "database"); raises what release_key raises, or RateLimited."""
+    def from_memory(self, request: web.Request) -> bytes | None:
+        """The key, when memory can decide; None when release_key() must (see from_database). Raises what
+        release_key raises, or RateLimited. Synchronous: most key requests end here, without an await."""
         self.limits.by_address.take(client_address(request, self._trusted_proxies))
-        token = self._token_of(request)
-        services = self._services
-        viewer = self._tokens.verify(token)        # CPU only, and mostly a dict lookup: no thread hop
+        viewer = self._tokens.verify(self._token_of(request))   # CPU only, and mostly a dict lookup
         request[VIEWER_ID] = viewer.viewer_id
         self.limits.by_viewer.take(viewer.viewer_id)
-        key_id = request.match_info["key_id"]
-        key = services.keystore.cached(key_id)
-        if key is not None:
-            verdict = self.snapshot.decide(viewer.viewer_id, key.series_id, key.episode_id, services.db.own_changes)
-            if verdict is not None:
-                # the same order and errors as release_key(): series first, then entitlement or preview
-                if key.series_id != viewer.series_id:
-                    raise WrongSeries(viewer.series_id, key.series_id)
-                if not verdict:
-                    raise NotEntitled(viewer.viewer_id, key.series_id)
-                return key.key, "memory"
+        services = self._services
+        key = services.keystore.cached(request.match_info["key_id"])
+        if key is None:
+            return None
+        verdict = self.snapshot.decide(viewer.viewer_id, key.series_id, key.episode_id, services.db.own_changes)
+        if verdict is None:
+            return None
+        # the same order and errors as release_key(): series first, then entitlement or preview
+        if key.series_id != viewer.series_id:
+            raise WrongSeries(viewer.series_id, key.series_id)
+        if not verdict:
+            raise NotEntitled(viewer.viewer_id, key.series_id)
+        return key.key
+
+    async def from_database(self, request: web.Request) -> bytes:
+        """release_key() in one of the key path's own threads (it may read SQLite); the limits were taken."""
         loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(self.lookups, release_key, self._release_services, token, key_id)
-        return body, "database"
+        return await loop.run_in_executor(self.lookups, release_key, self._release_services,
+                                          self._token_of(request), request.match_info["key_id"])
 
 
 KEY_EDGE = web.AppKey("key_edge", KeyEdge)
@@ -199,8 +205,8 @@ async def _refresh_forever(snapshot: EntitlementSnapshot, services: Services) ->
 
 def add_routes(app: web.Application, settings: Settings, *, services_key: web.AppKey,
                token_of: Callable[[web.Request], str | None]) -> None:
-    """Add the key endpoint to `app`. Call after metrics.add_routes(app) and after the cleanup_ctx that
-    puts Services at services_key."""
+    """Add the key endpoint to `app`. Call after metrics.add_routes(app), after app[EDGE_HEADERS] is set,
+    and after the cleanup_ctx that puts Services at services_key."""
     app[KEY_EDGE] = KeyEdge(settings, token_of)
 
     async def snapshot_refresher(app: web.Application) -> AsyncIterator[None]:
@@ -213,15 +219,27 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
         app[KEY_EDGE].lookups.shutdown(wait=True)
 
     edge, metrics = app[KEY_EDGE], app[METRICS]     # looked up once, not on every request
+    # A grant's headers, the edge's included (server/edge.py then leaves them alone), built once for
+    # each of the few header sets EdgeHeaders hands out (keyed by identity: they live as long as the app).
+    for_origin, with_edge = app[EDGE_HEADERS].for_origin, {}
+
+    def grant_headers(origin: str | None) -> CIMultiDict:
+        edge_set = for_origin(origin)
+        headers = with_edge.get(id(edge_set))
+        if headers is None:
+            headers = with_edge[id(edge_set)] = CIMultiDict((*KEY_RESPONSE_HEADERS.items(), *edge_set))
+        return headers
 
     async def get_key(request: web.Request) -> web.Response:
         try:
-            body, path = await edge.release(request)
-        except Exception as exc:
+            body, path = edge.from_memory(request), "memory"
+            if body is None:
+                body, path = await edge.from_database(request), "database"
+        except Exception as exc:  # noqa: BLE001 - answered here: no unwinding through the edge
             metrics.key_denied(getattr(exc, "code", "error"))
-            raise
+            return problem_for(exc, request)
         metrics.key_granted(path)
-        return web.Response(body=body, headers=KEY_RESPONSE_HEADERS)   # copied by Response: shared safely
+        return web.Response(body=body, headers=grant_headers(request.headers.get(hdrs.ORIGIN)))   # copied
 
     app.cleanup_ctx.append(snapshot_refresher)
     app.router.add_get(KEY_ROUTE, get_key)

@@ -141,29 +141,6 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
 
 
-def metrics_middleware(metrics: Metrics):
-    """Counts and times every request into `metrics`. Outermost, so it sees the status the client will see."""
-    observe = metrics.tally.observe
-
-    @web.middleware
-    async def count_and_time(request: web.Request, handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            method = request.method
-            observe(method if method in KNOWN_METHODS else "OTHER",      # any token is a method
-                    route_of(request), status, time.perf_counter() - started)
-
-    return count_and_time
-
-
 class MetricsTokenRequired(AuthRequired):
     code = "metrics_token_required"
 
@@ -205,7 +182,7 @@ def metrics_endpoint(token: Secret | None):
 
 
 def add_routes(app: web.Application, metrics: Metrics, *, token: Secret | None = None) -> None:
-    """Give `app` its Metrics (the ones its metrics_middleware records into) and the /metrics endpoint
+    """Give `app` its Metrics (the ones server/edge.py records into) and the /metrics endpoint
     (see metrics_endpoint for who may read it)."""
     app[METRICS] = metrics
     app.router.add_get("/metrics", metrics_endpoint(token))

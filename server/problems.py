@@ -1,4 +1,4 @@
-"""HTTP statuses for our errors, in one place: a middleware answering application/problem+json."""
+"""HTTP statuses for our errors, in one place: problem_for() answers application/problem+json."""
 
 from __future__ import annotations
 
@@ -99,27 +99,24 @@ def problem(status: int, code: str, detail: str, **headers: str) -> web.Response
                         headers={"Cache-Control": "no-store", **headers})
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+def problem_for(exc: Exception, request: web.BaseRequest) -> web.Response:
+    """The application/problem+json answer to an error a handler raised: an HTTPException (4xx, 5xx)
+    or one of ours by PROBLEM_STATUS. Anything else is logged with its traceback and answered as a
+    plain 500 that shows no internals. server/edge.py calls this for every handler."""
+    if isinstance(exc, web.HTTPException):
         return problem(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except Exception as exc:  # noqa: BLE001 - the one place errors become HTTP answers
-        status = status_for(exc)
-        if status is None:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return problem(500, "internal_error", "the server failed; the error is logged")
-        if status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, exc)
-        code = getattr(exc, "code", "error")
-        if isinstance(exc, RateLimited):
-            return problem(status, code, str(exc), **{"Retry-After": str(exc.retry_after_s)})
-        if status == 401:
-            realm = "ingest" if isinstance(exc, IngestUnauthorized) else "playback"
-            return problem(status, code, str(exc), **{"WWW-Authenticate": f'Bearer realm="{realm}"'})
-        if status == 503:
-            return problem(status, code, str(exc), **{"Retry-After": RETRY_AFTER_S})
-        return problem(status, code, str(exc))
+    status = status_for(exc)
+    if status is None:
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+        return problem(500, "internal_error", "the server failed; the error is logged")
+    if status >= 500:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+    code = getattr(exc, "code", "error")
+    if isinstance(exc, RateLimited):
+        return problem(status, code, str(exc), **{"Retry-After": str(exc.retry_after_s)})
+    if status == 401:
+        realm = "ingest" if isinstance(exc, IngestUnauthorized) else "playback"
+        return problem(status, code, str(exc), **{"WWW-Authenticate": f'Bearer realm="{realm}"'})
+    if status == 503:
+        return problem(status, code, str(exc), **{"Retry-After": RETRY_AFTER_S})
+    return problem(status, code, str(exc))

@@ -13,6 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+SWEEP_INTERVAL_S = 1.0      # how often idle buckets are looked for
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimitSettings:
@@ -62,6 +64,7 @@ class TokenBuckets:
         self._refill_s = burst / rate_per_s       # an idle bucket is full again after this long
         self._clock = clock
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()   # key -> [tokens, last_seen]
+        self._next_sweep = -math.inf
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -84,6 +87,10 @@ class TokenBuckets:
         bucket[0] -= 1.0
 
     def _forget_idle(self, now: float) -> None:
+        # At most once a second: a bucket kept a little longer is still full, i.e. the same as absent.
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_INTERVAL_S
         # The oldest entries come first, so this stops at the first bucket still in use: O(1) amortized.
         buckets = self._buckets
         while buckets:

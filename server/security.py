@@ -1,4 +1,5 @@
-"""The HTTP edge: CORS for configured player origins, security headers, client addresses behind proxies."""
+"""The HTTP edge's rules: CORS for configured player origins, security headers, client addresses behind
+proxies. server/edge.py applies them to every response."""
 
 from __future__ import annotations
 
@@ -54,80 +55,68 @@ def _is_trusted(address: str, trusted: tuple[IpNetwork, ...]) -> bool:
     return any(ip in network for network in trusted)
 
 
-CORS_HEADERS = web.RequestKey("cors_headers", dict)   # what add_edge_headers writes when the response starts
+# Set on every response (name, value); no handler sets its own.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),          # token-bearing URLs must not leak as referrers
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Frame-Options", "DENY"),
+    (hdrs.SERVER, SERVER_NAME),                  # also how server/edge.py tells a response already has them
+)
+
+Headers = tuple[tuple[str, str], ...]
 
 
-def cors_middleware(settings: HttpSettings):
-    """CORS for the configured player origins. A disallowed origin gets no CORS headers, so the
-    browser refuses to hand the response to its script; preflights for it are refused outright.
+class EdgeHeaders:
+    """What the edge adds to every response, by the request's Origin: the security headers, and CORS
+    for the configured player origins. A disallowed origin gets no CORS headers, so the browser
+    refuses to hand the response to its script.
 
-    The headers are decided here but written by the on_response_prepare hook, because streamed
-    responses (segments) send their headers before this middleware sees the response again.
+    Every set is built once, at start-up: there is one per configured origin (or one for any origin),
+    and one for requests without an allowed Origin.
     """
-    allowed = frozenset(settings.cors_origins)
-    any_origin = settings.allows_any_origin
 
-    @web.middleware
-    async def cors(request: web.Request, handler) -> web.StreamResponse:
-        origin = request.headers.get(hdrs.ORIGIN)
-        is_allowed = origin is not None and (any_origin or origin in allowed)
-        headers: dict[str, str] = {}
-        if is_allowed:
-            headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = CORS_EXPOSED_HEADERS
-            if any_origin:
-                # A wildcard never carries credentials (Fetch spec): tokens then ride in the URI only.
-                headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*"
-            else:
-                headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
-                headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
-        if not any_origin:
-            headers[hdrs.VARY] = "Origin"    # caches must not serve one origin's answer to another
-        request[CORS_HEADERS] = headers
-        if request.method == hdrs.METH_OPTIONS and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
-            return _preflight(request, is_allowed)
-        return await handler(request)
+    def __init__(self, settings: HttpSettings) -> None:
+        self.allows_any_origin = settings.allows_any_origin
+        self._allowed = frozenset(settings.cors_origins)
+        exposed = ((hdrs.ACCESS_CONTROL_EXPOSE_HEADERS, CORS_EXPOSED_HEADERS),)
+        if self.allows_any_origin:
+            # A wildcard never carries credentials (Fetch spec): tokens then ride in the URI only.
+            self.without_cors: Headers = SECURITY_HEADERS
+            self._any: Headers = SECURITY_HEADERS + exposed + ((hdrs.ACCESS_CONTROL_ALLOW_ORIGIN, "*"),)
+        else:
+            vary = ((hdrs.VARY, "Origin"),)     # caches must not serve one origin's answer to another
+            self.without_cors = SECURITY_HEADERS + vary
+            self._by_origin: dict[str, Headers] = {
+                origin: SECURITY_HEADERS + vary + exposed + ((hdrs.ACCESS_CONTROL_ALLOW_ORIGIN, origin),
+                                                             (hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"))
+                for origin in self._allowed}
 
-    return cors
+    def is_allowed(self, origin: str | None) -> bool:
+        return origin is not None and (self.allows_any_origin or origin in self._allowed)
+
+    def for_origin(self, origin: str | None) -> Headers:
+        if origin is None:
+            return self.without_cors
+        if self.allows_any_origin:
+            return self._any
+        return self._by_origin.get(origin, self.without_cors)
+
+    def for_request(self, request: web.BaseRequest) -> Headers:
+        return self.for_origin(request.headers.get(hdrs.ORIGIN))
 
 
-def _preflight(request: web.Request, is_allowed: bool) -> web.StreamResponse:
+def is_preflight(request: web.BaseRequest) -> bool:
+    return request.method == hdrs.METH_OPTIONS and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+
+
+def preflight(request: web.BaseRequest, edge_headers: EdgeHeaders) -> web.Response:
+    """The answer to a CORS preflight: refused outright for an origin or method we do not allow."""
     requested = request.headers[hdrs.ACCESS_CONTROL_REQUEST_METHOD].upper()
-    if not is_allowed or requested not in CORS_ALLOWED_METHODS:
+    if not edge_headers.is_allowed(request.headers.get(hdrs.ORIGIN)) or requested not in CORS_ALLOWED_METHODS:
         return problem(403, "cors_refused", "this origin or method may not call the service from a browser")
     return web.Response(status=204, headers={
         hdrs.ACCESS_CONTROL_ALLOW_METHODS: CORS_METHODS,
         hdrs.ACCESS_CONTROL_ALLOW_HEADERS: CORS_REQUEST_HEADERS,
         hdrs.ACCESS_CONTROL_MAX_AGE: str(CORS_PREFLIGHT_MAX_AGE_S),
     })
-
-
-# Set on every response unless the handler chose its own value (name, value).
-SECURITY_HEADERS = (
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),          # token-bearing URLs must not leak as referrers
-    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-    ("X-Frame-Options", "DENY"),
-)
-
-
-async def add_edge_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare hook: security headers on every response, error pages included, and the
-    CORS headers cors_middleware chose for this request. One hook, not two: it runs on every key
-    request, where each awaited hook costs about as much as the headers it writes."""
-    headers = response.headers
-    for name, value in SECURITY_HEADERS:
-        if name not in headers:
-            headers[name] = value
-    headers[hdrs.SERVER] = SERVER_NAME
-    cors = request.get(CORS_HEADERS)
-    if cors:
-        for name, value in cors.items():
-            if name == hdrs.VARY:
-                headers.add(name, value)    # added: compression may vary the response on Accept-Encoding too
-            else:
-                headers[name] = value
-
-
-def install(app: web.Application) -> None:
-    """Security and CORS headers on every response of `app`, streamed ones included."""
-    app.on_response_prepare.append(add_edge_headers)

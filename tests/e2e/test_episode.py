@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+import yarl
+
 import av
 import pytest
 
@@ -71,7 +74,6 @@ async def test_buyer_decodes_every_frame_through_http(served):
 async def test_viewer_without_purchase_gets_403_on_the_key(served):
     server, services = served
     token = services.tokens.mint(STRANGER, SERIES)
-    import aiohttp
 
     async with aiohttp.ClientSession() as http:
         async with http.get(master_url(server, token)) as response:
@@ -88,7 +90,6 @@ async def test_viewer_without_purchase_gets_403_on_the_key(served):
 async def test_key_is_16_raw_bytes_not_cached(served):
     server, services = served
     token = services.tokens.mint(BUYER, SERIES)
-    import aiohttp
 
     async with aiohttp.ClientSession() as http:
         key_uri = await _first_key_uri(http, server, token)
@@ -107,7 +108,6 @@ async def test_key_is_16_raw_bytes_not_cached(served):
 async def test_bad_tokens_get_401(served, case):
     server, services = served
     good = services.tokens.mint(BUYER, SERIES)
-    import aiohttp
 
     async with aiohttp.ClientSession() as http:
         key_uri = (await _first_key_uri(http, server, good)).split("?")[0]
@@ -130,7 +130,6 @@ async def test_bad_tokens_get_401(served, case):
 
 async def test_unknown_key_is_404_and_token_for_other_series_is_403(served):
     server, services = served
-    import aiohttp
 
     async with aiohttp.ClientSession() as http:
         token = services.tokens.mint(BUYER, SERIES)
@@ -154,7 +153,6 @@ async def test_entitlements_survive_a_restart(published, aiohttp_server):
     again = Services.open(settings)      # a new process would do exactly this
     server = await aiohttp_server(create_app(settings, again))
     try:
-        import aiohttp
 
         async with aiohttp.ClientSession() as http:
             async with http.get(await _first_key_uri(http, server, token)) as response:
@@ -210,7 +208,6 @@ async def _first_key_uri(http, server, token: str) -> str:
 async def test_master_is_gzipped_personal_and_declares_high_profile(served):
     server, services = served
     token = services.tokens.mint(BUYER, SERIES)
-    import aiohttp
     import m3u8
 
     async with aiohttp.ClientSession(auto_decompress=True) as http:
@@ -230,7 +227,6 @@ async def test_master_is_gzipped_personal_and_declares_high_profile(served):
 async def test_unpublished_episode_and_traversal_are_404(served):
     server, services = served
     token = services.tokens.mint(BUYER, SERIES)
-    import aiohttp
 
     async with aiohttp.ClientSession() as http:
         url = server.make_url(f"/v1/series/{SERIES}/episodes/99/master.m3u8?token={token}")
@@ -241,3 +237,39 @@ async def test_unpublished_episode_and_traversal_are_404(served):
         base = str(server.make_url("/")).rstrip("/")
         async with http.get(base + sneaky) as response:
             assert response.status == 404
+
+
+EDGE_HEADERS = ("Server", "X-Content-Type-Options", "Referrer-Policy", "Content-Security-Policy", "X-Frame-Options",
+                "Access-Control-Allow-Origin", "Access-Control-Expose-Headers")
+
+
+async def test_every_answer_carries_the_edge_headers_once_streamed_segments_included(served):
+    """Segments are streamed (their headers leave before the edge middleware sees them again) and key
+    grants bring prebuilt headers: both must still carry the security and CORS headers, once each."""
+    server, services = served
+    token = services.tokens.mint(BUYER, SERIES)
+    origin = {"Origin": "https://player.example"}
+
+    def check(response) -> None:
+        for name in EDGE_HEADERS:
+            assert len(response.headers.getall(name, [])) == 1, (name, response.url)
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+    async with aiohttp.ClientSession(headers=origin) as http:
+        async with http.get(master_url(server, token)) as response:
+            check(response)
+            media = next(line for line in (await response.text()).splitlines() if line and line[0] != "#")
+        media_url = server.make_url(f"/v1/series/{SERIES}/episodes/{EPISODE}/").join(
+            yarl.URL(media))
+        async with http.get(media_url) as response:
+            check(response)
+            lines = (await response.text()).splitlines()
+        segment_url = media_url.join(yarl.URL(next(line for line in lines if line and line[0] != "#")))
+        key_uri = next(line for line in lines if line.startswith("#EXT-X-KEY")).split('URI="')[1].split('"')[0]
+        for method, extra in (("GET", {}), ("GET", {"Range": "bytes=0-187"}), ("HEAD", {})):
+            async with http.request(method, segment_url, headers=extra) as response:
+                assert response.status == (206 if extra else 200)
+                check(response)
+        async with http.get(media_url.join(yarl.URL(key_uri))) as response:
+            assert response.status == 200
+            check(response)
