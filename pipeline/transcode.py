@@ -11,6 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +26,7 @@ from pipeline.errors import TranscodeError
 from pipeline.fmp4 import SegmentFormat
 from pipeline.h264 import avc1_codec, find_sps
 from pipeline.ladder import LadderSettings, Rendition
-from pipeline.quality import SAMPLED_SEGMENTS, RenditionQuality, luma, measure_quality, plan_samples
+from pipeline.quality import SAMPLED_SEGMENTS, QualityCheck, RenditionQuality, plan_samples
 from pipeline.rotation import rotation_filter
 from pipeline.worker import Worker
 
@@ -153,7 +154,11 @@ class _Transcoder:
         samples = plan_samples([self.segment_start_frame(k) for k in range(expected_segments + 1)])
         fmp4_options = (fmp4.muxer_options(gop_s=settings.gop_s, segment_every_gops=self.segment_every_gops)
                         if segment_format == SegmentFormat.FMP4 else None)
-        self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts, samples, fmp4_options)
+        # one small thread decodes the sampled segments back while the encoders run (pipeline/quality.py)
+        self.checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quality")
+        self.outputs = [_RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts,
+                                         QualityCheck(r.name, samples, settings.min_psnr_db, self.checker),
+                                         fmp4_options)
                         for r in renditions]
         # Smallest rung first: the largest encoder is the slowest, so its queue is the one that is full;
         # fed last, it makes the main thread wait only after every other rung already has the frame.
@@ -209,6 +214,8 @@ class _Transcoder:
             for output in self.outputs:
                 output.abort()
             raise
+        finally:
+            self.checker.shutdown(cancel_futures=True)   # idle by now unless failing: no check outlives us
         segment_bounds = self.segment_starts + [self.next_index]
         encoded = tuple(output.collect(segment_bounds) for output in self.outputs)
         self._report(1.0, float(Fraction(self.next_index) / self.fps))
@@ -268,7 +275,8 @@ class _RenditionOutput:
     """One rendition: its scaler, its H.264 and AAC encoders, and FFmpeg's segment muxer (mp4 for fMP4)."""
 
     def __init__(self, rendition: Rendition, directory: Path, fps: Fraction, settings: LadderSettings,
-                 segment_frames: str, samples, fmp4_options: dict[str, str] | None = None) -> None:
+                 segment_frames: str, quality_check: QualityCheck,
+                 fmp4_options: dict[str, str] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.rendition = rendition
         self.directory = directory
@@ -326,10 +334,8 @@ class _RenditionOutput:
         self.sps: bytes | None = None
         self.idr_indexes: list[int] = []
         self.scaler = VideoReformatter()
-        self.samples = samples
-        self.sample_frames = {sample.frame_index for sample in samples}
-        self.references: dict = {}       # sampled frame number -> luma of the source scaled to this rung
-        self.min_psnr_db = settings.min_psnr_db
+        self.quality_check = quality_check
+        self.listed_bytes = 0            # size of segments.csv when last read: it grows as segments close
         self.quality: RenditionQuality | None = None
         self.worker = Worker(f"encode-{rendition.name}")
 
@@ -355,8 +361,7 @@ class _RenditionOutput:
         # Bilinear is also what the benchmark asks of the ffmpeg CLI's scale filter.
         out = self.scaler.reformat(frame, self.rendition.width, self.rendition.height, "yuv420p",
                                    interpolation="BILINEAR", threads=1)
-        if index in self.sample_frames:
-            self.references[index] = luma(out)
+        self.quality_check.keep(index, out)
         out.pts = index
         out.time_base = self.video.codec_context.time_base
         # decoded frames carry their source picture type; only our grid decides where IDRs go
@@ -364,13 +369,28 @@ class _RenditionOutput:
         if is_idr:
             self.idr_indexes.append(index)
         self._mux(self.video.encode(out))
+        if self.quality_check.is_waiting and self.fmp4_options is None:
+            self._check_closed_segments()
+
+    def _check_closed_segments(self) -> None:
+        # The segment muxer lists a segment when it closes it, inside the mux() call that just returned
+        # on this thread, so every listed file is complete. A stat per frame while a sample waits.
+        try:
+            size = self.list_path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size != self.listed_bytes:
+            self.listed_bytes = size
+            self.quality_check.segments_closed([self.directory / name for name in self._segment_files()])
 
     def _mux(self, packets) -> None:
         if self.sps is None:
             for packet in packets:
                 if packet.stream.type == "video" and packet.is_keyframe:
-                    # the segment muxer asks for global headers, so the SPS may live in extradata
-                    self.sps = find_sps(bytes(packet)) or find_sps(self.video.codec_context.extradata or b"")
+                    # the muxers ask for global headers, so the SPS lives in the (small) extradata; the
+                    # keyframe is scanned only without one, since find_sps() walks every byte of a ~0.5 MB
+                    # 1080p IDR in Python, ~0.1 s holding the GIL that the feeding main thread needs
+                    self.sps = find_sps(self.video.codec_context.extradata or b"") or find_sps(bytes(packet))
                     break
         self.container.mux(packets)
 
@@ -392,11 +412,10 @@ class _RenditionOutput:
         self.container.close()
         if self.fmp4_options is not None:
             self.init_path, self.fmp4_segments = fmp4.split(self.directory)
-        # still on this rendition's thread, so the renditions check their quality in parallel
-        self.quality = measure_quality(self.rendition.name, self.references, self.samples,
-                                       [self.directory / name for name in self._segment_files()], self.min_psnr_db,
-                                       init_path=self.init_path)
-        self.references.clear()
+        # what is left (TS: the last segment; fMP4: all, cut only now) is checked on this rendition's
+        # thread, so the renditions finish their checks in parallel
+        self.quality = self.quality_check.finish([self.directory / name for name in self._segment_files()],
+                                                 init_path=self.init_path)
 
     def _segment_files(self) -> list[str]:
         if self.fmp4_options is not None:

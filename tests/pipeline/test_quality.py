@@ -1,0 +1,103 @@
+"""The sampled quality check: checked while encoding, with the values the after-encoding check gives."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import av
+import numpy as np
+import pytest
+from av.video.reformatter import VideoReformatter
+
+from pipeline.fmp4 import SegmentFormat
+from pipeline.ladder import LadderSettings, plan_ladder
+from pipeline.quality import decoded_luma, luma, plan_samples, psnr_db, summarize
+from pipeline.transcode import transcode
+from tests.support.media import clip
+
+FAST = LadderSettings(preset="superfast")
+
+
+@pytest.fixture(scope="module")
+def landscape_30fps(media_dir):
+    """19 s at 30 fps: four 6 s segments, so three are closed before the encoder flushes."""
+    return clip(media_dir, "landscape-30.mp4", duration_s=19, width=640, height=360, fps=30)
+
+
+def source_references(source, frame_indexes: set[int], width: int, height: int) -> dict:
+    """Luma of the source frames at `frame_indexes`, scaled as the transcoder scales them for a rung.
+
+    The source is constant 30 fps, unrotated, so output frame n is decoded frame n.
+    """
+    references = {}
+    scaler = VideoReformatter()
+    with av.open(str(source)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in frame_indexes:
+                scaled = scaler.reformat(frame, width, height, "yuv420p", interpolation="BILINEAR", threads=1)
+                references[index] = luma(scaled)
+    return references
+
+
+def fully_decoded_luma(segment_path, offset_in_segment, init_path=None):
+    """The sampled picture the plain way: decode the segment from its start, count pictures as shown."""
+    source = io.BytesIO(init_path.read_bytes() + segment_path.read_bytes()) if init_path else str(segment_path)
+    with av.open(source) as container:
+        for position, frame in enumerate(container.decode(video=0)):
+            if position == offset_in_segment:
+                return luma(frame)
+    return None
+
+
+@pytest.mark.parametrize("segment_format, checked_early", [
+    (SegmentFormat.TS, 3),       # the last segment is closed by the flush, so it is left for the end
+    (SegmentFormat.FMP4, 0),     # fMP4 segments exist only once the fragmented file is cut, after the flush
+])
+def test_samples_give_the_values_of_the_check_after_encoding(tmp_path, landscape_30fps, caplog, segment_format,
+                                                             checked_early):
+    caplog.set_level(logging.DEBUG, logger="pipeline.quality")
+    result = transcode(landscape_30fps, plan_ladder(640, 360), tmp_path, FAST, segment_format=segment_format)
+    early = sorted(r.getMessage() for r in caplog.records if "checked while encoding" in r.getMessage())
+    assert early == sorted(f"{r.rendition.name}: {checked_early} of 4 sampled segments checked while encoding"
+                           for r in result.renditions)
+    for encoded in result.renditions:
+        bounds = [round(s.start_s * encoded.frame_rate) for s in encoded.segments] + [result.frame_count]
+        samples = plan_samples(bounds)
+        assert len(samples) == 4
+        rung = encoded.rendition
+        references = source_references(landscape_30fps, {s.frame_index for s in samples}, rung.width, rung.height)
+        scores = [psnr_db(references[sample.frame_index],
+                          fully_decoded_luma(encoded.segments[sample.segment_index].path, sample.offset_in_segment,
+                                             encoded.init_path))
+                  for sample in samples]
+        after = summarize(rung.name, scores, FAST.min_psnr_db)
+        assert after is not None and after.sample_count == 4
+        assert encoded.quality == after          # same samples, bit-for-bit the same PSNR values
+
+
+@pytest.fixture(scope="module")
+def two_second_segment(tmp_path_factory, media_dir):
+    """One encoded TS segment of 60 pictures with B-frames."""
+    source = clip(media_dir, "two-seconds.mp4", duration_s=2, width=320, height=180, fps=30)
+    out = tmp_path_factory.mktemp("two-seconds")
+    encoded = transcode(source, plan_ladder(320, 180)[:1], out, FAST)
+    return encoded.renditions[0].segments[0].path
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3, 4, 7, 15, 16, 29, 59])
+def test_only_the_pictures_a_sample_needs_are_decoded_yet_it_is_the_same_picture(two_second_segment, offset):
+    expected = fully_decoded_luma(two_second_segment, offset)
+    assert expected is not None       # offsets cover I, P, reference and non-reference B, and the last picture
+    assert np.array_equal(decoded_luma(two_second_segment, offset), expected)
+
+
+def test_a_sample_past_the_end_of_its_segment_is_not_compared(two_second_segment):
+    assert decoded_luma(two_second_segment, 60) is None
+
+
+def test_plan_samples_spreads_six_over_a_long_episode():
+    starts = [k * 180 for k in range(201)]        # 200 segments of 6 s at 30 fps
+    samples = plan_samples(starts)
+    assert [s.segment_index for s in samples] == [0, 40, 80, 119, 159, 199]
+    assert all(s.frame_index == starts[s.segment_index] + 15 for s in samples)
