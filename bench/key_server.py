@@ -18,6 +18,10 @@ Variants, measured in the same run one after another:
                  thread (token verify + SQLite entitlement + KeyStore), i.e. the key path before this bench
     key          the key endpoint as shipped: grants that memory proves are answered on the loop
 
+Each round starts every variant's server, then drives them in turn in --slices short slices (aiohttp
+client, then wrk, per slice): this VM's speed drifts by ±20 % over tens of seconds, and fine interleaving
+gives every variant the same share of that drift.
+
 With --wrk (Debian's `wrk`, installed with apt-get if missing and allowed), each variant is also driven by
 wrk over the same request mix: wrk is C and loads the server harder than a Python client can, but it
 cannot match answers to requests, so it only counts statuses. Not a test: it prints figures, asserts nothing.
@@ -222,17 +226,24 @@ async def drive(port: int, plan: list[Planned], *, seconds: float, connections: 
     connector = aiohttp.TCPConnector(limit=connections, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(worker(n, session) for n in range(connections)))
-    latencies.sort()
-    total = len(latencies)
+    return {"latencies": latencies, "seconds": seconds, "sent": sent_total, **counts, "wrong_examples": wrong_examples}
+
+
+def combine_drives(slices: list[dict], cpu_s: float) -> dict:
+    """One figure from a variant's slices: rates over their summed time, percentiles over all latencies."""
+    latencies = sorted(latency for part in slices for latency in part["latencies"])
+    total, seconds = len(latencies), sum(part["seconds"] for part in slices)
+    sent = sum(part["sent"] for part in slices)
     return {
         "requests": total,
-        "sent": sent_total,                  # warm-up included, for CPU per request
         "requests_per_s": total / seconds,
         "p50_ms": 1000 * latencies[total // 2] if total else None,
         "p99_ms": 1000 * latencies[min(total - 1, int(total * 0.99))] if total else None,
         "mean_ms": 1000 * statistics.fmean(latencies) if total else None,
-        **counts,
-        "wrong_examples": wrong_examples,
+        # warm-up included in both: CPU per request barely moves with other load, unlike requests/s
+        "server_cpu_us_per_request": 1e6 * cpu_s / sent,
+        **{name: sum(part[name] for part in slices) for name in ("right", "wrong", "limited")},
+        "wrong_examples": [example for part in slices for example in part["wrong_examples"]][:5],
     }
 
 
@@ -323,7 +334,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per variant")
     parser.add_argument("--mix", default="80,15,5", help="entitled,unentitled,bad weights (for analysis)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are reported")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each variant's first slice")
+    parser.add_argument("--slices", type=int, default=4, help="each round's seconds are driven in this many "
+                        "slices, alternating between variants")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--viewers", type=int, default=2000, help="entitled viewers (plus 20 %% unentitled)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {','.join(VARIANTS)}")
@@ -357,8 +370,8 @@ def main() -> int:
             results["parts"] = time_parts(env, plan)
             rounds: dict[str, list[dict]] = {variant: [] for variant in variants}
             for _ in range(args.rounds):            # interleaved, so every variant sees the same machine
-                for variant in variants:
-                    rounds[variant].append(run_variant(variant, env_file, work, plan, args, use_wrk))
+                for variant, result in run_round(variants, env_file, work, plan, args, use_wrk).items():
+                    rounds[variant].append(result)
         finally:
             store.stop()
     results["machine"]["load_after"] = os.getloadavg()[0]
@@ -367,23 +380,50 @@ def main() -> int:
     return 0
 
 
-def run_variant(variant: str, env_file: Path, work: Path, plan: list[Planned], args, use_wrk: bool) -> dict:
-    process, port = start_server(variant, env_file, work)
+def run_round(variants: list[str], env_file: Path, work: Path, plan: list[Planned], args,
+              use_wrk: bool) -> dict[str, dict]:
+    """All variants' servers up at once, driven in turn in --slices short slices: the speed of this VM
+    drifts by ±20 % over tens of seconds, and fine interleaving gives every variant the same share of it."""
+    servers = {}
     try:
-        this_plan = [Planned("/key", "bare", BARE_KEY)] if variant.startswith("bare") else plan
-        cpu_before = cpu_seconds(process.pid)
-        result = asyncio.run(drive(port, this_plan, seconds=args.seconds, connections=args.connections,
-                                   warmup_s=args.warmup))
-        # CPU per request barely moves with other load on the machine, unlike requests/s and latency.
-        result["server_cpu_us_per_request"] = 1e6 * (cpu_seconds(process.pid) - cpu_before) / result["sent"]
-        if use_wrk:
-            cpu_before = cpu_seconds(process.pid)
-            result["wrk"] = drive_wrk(port, this_plan, seconds=args.seconds, connections=args.connections, work=work)
-            served = result["wrk"]["requests_per_s"] * args.seconds
-            result["wrk"]["server_cpu_us_per_request"] = 1e6 * (cpu_seconds(process.pid) - cpu_before) / served
-        return result
+        for variant in variants:
+            servers[variant] = start_server(variant, env_file, work)
+        plans = {v: [Planned("/key", "bare", BARE_KEY)] if v.startswith("bare") else plan for v in variants}
+        slice_s = args.seconds / args.slices
+        drives: dict[str, list[dict]] = {v: [] for v in variants}
+        wrks: dict[str, list[dict]] = {v: [] for v in variants}
+        cpu = {v: [0.0, 0.0] for v in variants}          # [aiohttp client, wrk] server CPU seconds
+        for n in range(args.slices):
+            for variant in variants:
+                process, port = servers[variant]
+                before = cpu_seconds(process.pid)
+                drives[variant].append(asyncio.run(drive(port, plans[variant], seconds=slice_s,
+                                                         connections=args.connections,
+                                                         warmup_s=args.warmup if n == 0 else 0.0)))
+                cpu[variant][0] += cpu_seconds(process.pid) - before
+                if use_wrk:
+                    before = cpu_seconds(process.pid)
+                    wrks[variant].append(drive_wrk(port, plans[variant], seconds=slice_s,
+                                                   connections=args.connections, work=work))
+                    cpu[variant][1] += cpu_seconds(process.pid) - before
+        results = {}
+        for variant in variants:
+            results[variant] = combine_drives(drives[variant], cpu[variant][0])
+            if use_wrk:
+                slices = wrks[variant]
+                rate = statistics.fmean(w["requests_per_s"] for w in slices)    # equal-length slices
+                results[variant]["wrk"] = {
+                    "requests_per_s": rate,
+                    # wrk prints percentiles only: the median slice's (each slice has thousands of requests)
+                    "p50_ms": statistics.median(w["p50_ms"] for w in slices),
+                    "p99_ms": statistics.median(w["p99_ms"] for w in slices),
+                    "p99_worst_slice_ms": max(w["p99_ms"] for w in slices),
+                    "server_cpu_us_per_request": 1e6 * cpu[variant][1] / (rate * args.seconds),
+                }
+        return results
     finally:
-        stop_server(process)
+        for process, _ in servers.values():
+            stop_server(process)
 
 
 def summarize(rounds: dict[str, list[dict]], use_wrk: bool) -> dict[str, dict]:
@@ -430,7 +470,8 @@ def report(results: dict[str, dict], args, use_wrk: bool) -> None:
             w = r["wrk"]
             ratio = f"{w['ratio_to_bare']:.2f}" if "ratio_to_bare" in w else "-"
             print(f"{'  (wrk)':<12} {w['requests_per_s']:>9.0f} {w['p50_ms']:>8.2f} {w['p99_ms']:>8.2f} {ratio:>6} "
-                  f"{'':>8} {'':>6} {'':>5} {w['server_cpu_us_per_request']:>18.0f}")
+                  f"{'':>8} {'':>6} {'':>5} {w['server_cpu_us_per_request']:>18.0f}"
+                  f"   (worst slice p99 {w['p99_worst_slice_ms']:.2f} ms)")
 
 
 if __name__ == "__main__":
