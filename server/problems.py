@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
 
 from drm.errors import (
     ApplicationRefused,
@@ -92,11 +93,19 @@ def status_for(exc: Exception) -> int | None:
     return None
 
 
+PROBLEM_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/problem+json; charset=utf-8",
+                               hdrs.CACHE_CONTROL: "no-store"})
+
+
 def problem(status: int, code: str, detail: str, **headers: str) -> web.Response:
     body = {"type": f"about:blank#{code}", "title": code.replace("_", " "), "status": status,
             "code": code, "detail": detail}
-    return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json",
-                        headers={"Cache-Control": "no-store", **headers})
+    # bytes and ready-made headers: a denied key request is answered here, and text= would re-derive
+    # the Content-Type header on every call
+    response = web.Response(status=status, body=json.dumps(body).encode(), headers=PROBLEM_HEADERS)
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 def problem_for(exc: Exception, request: web.BaseRequest) -> web.Response:
