@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from drm.keystore import ContentKey
 from server.accesslog import access_log_options
 from server.app import create_app
+from server.jobs import JobStore
 from server.services import Services
 from tests.conftest import settings_for
 
@@ -74,3 +75,11 @@ async def webhook_receiver(aiohttp_server):
     server = await aiohttp_server(app)
     yield str(server.make_url("/hook")), received
     await server.close()
+
+
+@pytest.fixture
+def jobs(tmp_path):
+    """A job table of its own, quick to report a locked database."""
+    store = JobStore.open(tmp_path / "series.db", busy_timeout_ms=100)
+    yield store
+    store.close()

@@ -27,13 +27,6 @@ def request(key: str, episode_id: str = "1") -> JobRequest:
                       fingerprint=fingerprint({"key": key}), spool_path=f"/spool/{key}", size_bytes=3)
 
 
-@pytest.fixture
-def jobs(tmp_path):
-    store = JobStore.open(tmp_path / "series.db", busy_timeout_ms=100)
-    yield store
-    store.close()
-
-
 def test_renew_extends_only_the_jobs_named(jobs):
     running, _ = jobs.create(request("k1"))
     ended, _ = jobs.create(request("k2", episode_id="2"))

@@ -31,13 +31,6 @@ def request(key: str = "k1", *, series_id: str = "s1") -> JobRequest:
                       fingerprint=fingerprint({"series": series_id, "key": key}), spool_path="/spool/x", size_bytes=3)
 
 
-@pytest.fixture
-def jobs(tmp_path):
-    store = JobStore.open(tmp_path / "series.db", busy_timeout_ms=100)
-    yield store
-    store.close()
-
-
 def test_an_idempotency_key_names_one_job_for_one_request(jobs):
     job, created = jobs.create(request())
     again, created_again = jobs.create(request())
