@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import uuid
 from pathlib import Path
 
@@ -24,6 +23,16 @@ def s3_store(tmp_path_factory):
     yield store
     # its data is thrown away: no need to wait the 15 s weed mini takes to honour SIGTERM before SIGKILL
     store.stop(timeout_s=1)
+
+
+@pytest.fixture
+def store(s3_store):
+    """An ObjectStore on a fresh bucket of the session S3 server (modules may define their own `store`)."""
+    from packager.store import ObjectStore
+
+    with ObjectStore(s3_store.store_settings(f"t-{uuid.uuid4().hex[:12]}")) as fresh:
+        fresh.ensure_bucket()
+        yield fresh
 
 
 def settings_env(data_dir: Path, s3_store, *, bucket: str | None = None, **overrides: str) -> dict[str, str]:

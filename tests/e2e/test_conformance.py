@@ -16,7 +16,7 @@ from packager.encrypt import decrypt_prefix
 from packager.publish import EpisodeLocation, read_pointer
 from pipeline.playback import decode_segment
 from server.services import Services
-from tests.support.episodes import publish_episodes, serving
+from tests.support.episodes import fetch_text, publish_episodes, served_playlists, serving
 from tests.conftest import settings_for
 from tests.support.media import clip, count_frames
 
@@ -75,11 +75,6 @@ def test_stored_playlists_meet_every_must(published, name):
     assert [v.code for v in check_episode(master, broken, duration_s=pointer["duration_s"])] == ["missing_iv"]
 
 
-async def fetch_text(http: aiohttp.ClientSession, url) -> str:
-    async with http.get(str(url)) as response:
-        assert response.status == 200, await response.text()
-        assert response.headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
-        return await response.text()
 
 
 @pytest.mark.parametrize("name", sorted(EPISODES))
@@ -88,13 +83,10 @@ async def test_served_playlists_meet_every_must_and_carry_the_token(served, name
     token = services.tokens.mint(BUYER, SERIES)
     base = f"/v1/series/{SERIES}/episodes/{name}/"
     async with aiohttp.ClientSession() as http:
-        master = await fetch_text(http, server.make_url(f"{base}master.m3u8?token={token}"))
-        parsed = m3u8.loads(master)
-        uris = [p.uri for p in parsed.playlists] + [p.uri for p in parsed.iframe_playlists]
-        playlists = {uri: await fetch_text(http, server.make_url(base + uri)) for uri in uris}
+        master, playlists = await served_playlists(http, server, base, token)
     assert check_episode(master, playlists, duration_s=episodes[name].duration_s) == []
-    assert all(f"token={token}" in uri for uri in uris)
-    assert f"token={token}" in parsed.session_keys[0].uri
+    assert all(f"token={token}" in uri for uri in playlists)
+    assert f"token={token}" in m3u8.loads(master).session_keys[0].uri
     for text in playlists.values():
         assert all(f"token={token}" in key.uri for key in m3u8.loads(text).keys if key)
 

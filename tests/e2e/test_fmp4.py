@@ -21,8 +21,8 @@ from packager.fragmented_mp4 import is_init_segment
 from pipeline.playback import decode_segment
 from server.services import Services
 from tests.conftest import settings_for
-from tests.e2e.test_conformance import fetch_text, short_landscape_clip, stored_playlists  # noqa: F401
-from tests.support.episodes import publish_episodes, serving
+from tests.e2e.test_conformance import short_landscape_clip, stored_playlists  # noqa: F401
+from tests.support.episodes import fetch_text, publish_episodes, served_playlists, serving
 
 SERIES, BUYER = "fmp4", "alice"
 EPISODES = {"landscape": "short_landscape_clip", "portrait": "portrait_clip"}
@@ -80,10 +80,7 @@ async def test_served_fmp4_playlists_carry_the_token_and_their_init_segment_is_s
     token = services.tokens.mint(BUYER, SERIES)
     base = f"/v1/series/{SERIES}/episodes/portrait/"
     async with aiohttp.ClientSession() as http:
-        master = await fetch_text(http, server.make_url(f"{base}master.m3u8?token={token}"))
-        parsed = m3u8.loads(master)
-        uris = [p.uri for p in parsed.playlists] + [p.uri for p in parsed.iframe_playlists]
-        playlists = {uri: await fetch_text(http, server.make_url(base + uri)) for uri in uris}
+        master, playlists = await served_playlists(http, server, base, token)
         assert check_episode(master, playlists, duration_s=episodes["portrait"].duration_s) == []
         for uri, text in playlists.items():
             media = m3u8.loads(text)

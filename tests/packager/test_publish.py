@@ -4,7 +4,6 @@ refuses to switch the pointer to a version players could not decrypt."""
 from __future__ import annotations
 
 import posixpath
-import uuid
 from contextlib import contextmanager
 
 import m3u8
@@ -19,13 +18,6 @@ from pipeline.playback import decode_segment
 from tests.support.keys import RandomKeys, key_uri
 
 LOCATION = EpisodeLocation(series_id="s1", episode_id="1")
-
-
-@pytest.fixture
-def store(s3_store):
-    with ObjectStore(s3_store.store_settings(f"t-{uuid.uuid4().hex[:12]}")) as store:
-        store.ensure_bucket()
-        yield store
 
 
 def test_i_frame_ranges_decrypt_alone_and_hold_one_key_picture(store, small_encoded):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,7 +13,6 @@ import pytest
 from drm.database import Database
 from packager.encrypt import SegmentKey
 from packager.publish import EpisodeLocation, publish, read_pointer
-from packager.store import ObjectStore
 from packager.verify import verify_version
 from server.episode_versions import EpisodeVersions
 from tests.support.keys import RandomKeys, key_uri
@@ -33,13 +31,6 @@ class Keys(RandomKeys):
         if self.wait_for is not None:
             assert self.wait_for.wait(timeout=60), "the other publisher never finished"
         return super().key_for(period)
-
-
-@pytest.fixture
-def store(s3_store):
-    with ObjectStore(s3_store.store_settings(f"t-{uuid.uuid4().hex[:12]}")) as store:
-        store.ensure_bucket()
-        yield store
 
 
 def test_concurrent_allocations_never_share_a_version(tmp_path, store):

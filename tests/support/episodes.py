@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
+import m3u8
+
 import pytest
 
 from server.app import create_app
@@ -44,3 +47,20 @@ async def serving(settings: Settings, aiohttp_server) -> AsyncIterator[tuple]:
     finally:
         await server.close()
         services.close()
+
+
+async def fetch_text(http: aiohttp.ClientSession, url) -> str:
+    """A playlist over HTTP: asserts 200 and the HLS Content-Type."""
+    async with http.get(str(url)) as response:
+        assert response.status == 200, await response.text()
+        assert response.headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
+        return await response.text()
+
+
+async def served_playlists(http: aiohttp.ClientSession, server, base: str, token: str) -> tuple[str, dict[str, str]]:
+    """The master at `base` as a viewer with `token` fetches it, and every media and I-frame playlist it
+    names, by URI: (master text, {uri: playlist text})."""
+    master = await fetch_text(http, server.make_url(f"{base}master.m3u8?token={token}"))
+    parsed = m3u8.loads(master)
+    uris = [p.uri for p in parsed.playlists] + [p.uri for p in parsed.iframe_playlists]
+    return master, {uri: await fetch_text(http, server.make_url(base + uri)) for uri in uris}
