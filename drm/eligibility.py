@@ -229,6 +229,9 @@ class CreatorRegistry:
             raise ApplicationRefused(f"no profile facts are recorded for creator {creator_id}; check eligibility first")
         if current.may_publish:
             raise ApplicationRefused(f"creator {creator_id} is already {current.status}; no application is needed")
+        if current.status == REJECTED:      # the rejection stands until an operator decides otherwise
+            why = f": {current.reason}" if current.reason else ""
+            raise ApplicationRefused(f"creator {creator_id}'s application was rejected by {current.decided_by}{why}")
         profile = _with_url(profile, premium_content_url)
         verdict, status = self._judge(profile, current)
         if status != PENDING:

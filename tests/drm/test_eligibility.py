@@ -69,6 +69,17 @@ def test_registry_application_flow(tmp_path):
         assert registry.get("c1").status == INELIGIBLE            # a violation ends the approval
 
 
+def test_a_rejected_creator_applying_again_is_told_of_the_rejection(tmp_path):
+    with Database.open(tmp_path / "drm.sqlite") as db:
+        registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
+        registry.record(profile(followers=500))
+        registry.apply("c1", "https://x.example/a")
+        registry.decide("c1", approve=False, operator="operator:ann", reason="link sells nothing")
+        with pytest.raises(ApplicationRefused, match="rejected by operator:ann: link sells nothing"):
+            registry.apply("c1", "https://x.example/b")
+        assert registry.get("c1").premium_content_url == "https://x.example/a"     # nothing stored
+
+
 def test_fresh_facts_without_a_link_keep_a_pending_application(tmp_path):
     with Database.open(tmp_path / "drm.sqlite") as db:
         registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
