@@ -44,9 +44,9 @@ def edge_middleware(metrics: Metrics, edge_headers: EdgeHeaders):
                     status = exc.status
                     _add_headers(exc, for_origin(request.headers.get(hdrs.ORIGIN)))
                     raise
-                response = problem_for(exc, request)
+                response = _answer(exc, request)
             except Exception as exc:  # noqa: BLE001 - the one place errors become HTTP answers
-                response = problem_for(exc, request)
+                response = _answer(exc, request)
             status = response.status
             if not response.prepared:
                 _add_headers(response, for_origin(request.headers.get(hdrs.ORIGIN)))
@@ -57,6 +57,14 @@ def edge_middleware(metrics: Metrics, edge_headers: EdgeHeaders):
                     route_of(request), status, perf_counter() - started)
 
     return edge
+
+
+def _answer(exc: Exception, request: web.Request) -> web.StreamResponse:
+    if request.writer.output_size:
+        # a streamed response already started: a problem answer would land inside its body. Raised
+        # on, aiohttp logs it and drops the connection, which is all the client can be told now.
+        raise exc
+    return problem_for(exc, request)
 
 
 def _add_headers(response: web.StreamResponse, headers) -> None:

@@ -110,3 +110,40 @@ async def test_request_bodies_over_the_configured_size_get_413(tmp_path, s3_stor
         await client.close()
     finally:
         services.close()
+
+
+async def test_an_error_after_a_streamed_answer_started_drops_the_connection_instead_of_appending_a_problem(
+        tmp_path, s3_store, aiohttp_server):
+    """The edge turns errors into problem answers, but not once a streamed body is on the wire: a second
+    response written into the first one's body would corrupt it for the player."""
+    import asyncio
+
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.services import Services
+    from tests.conftest import settings_for
+
+    settings = settings_for(tmp_path, s3_store)
+    services = Services.open(settings)
+    try:
+        app = create_app(settings, services)
+
+        async def half_streamed(request: web.Request) -> web.StreamResponse:   # like a store failing mid-segment
+            response = web.StreamResponse(headers={"Content-Length": "100"})
+            await response.prepare(request)
+            await response.write(b"x" * 10)
+            raise RuntimeError("the store went away")
+
+        app.router.add_get("/half", half_streamed)
+        server = await aiohttp_server(app)
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"GET /half HTTP/1.1\r\nHost: test\r\n\r\n")
+        await writer.drain()
+        received = await asyncio.wait_for(reader.read(), timeout=10)    # until the server closes
+        writer.close()
+        assert received.startswith(b"HTTP/1.1 200")
+        assert received.count(b"HTTP/1.1") == 1 and b"problem+json" not in received
+        await server.close()
+    finally:
+        services.close()
