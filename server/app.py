@@ -16,6 +16,7 @@ from packager.errors import ObjectMissing
 from packager.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
 from server import catalog_api, edge, health, keyserver, metrics, operator_api, security, webhooks
 from server.accesslog import VIEWER_ID
+from server.auth import bearer
 from server.ingest_api import add_routes as add_ingest_routes
 from server.playlists import personalize_master, personalize_media
 from server.problems import NotPublished
@@ -78,8 +79,7 @@ def token_of(request: web.Request) -> str | None:
     token = request.query.get("token")
     if token:
         return token
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+    return bearer(request)
 
 
 def _viewer_for_series(request: web.Request, series_id: str):
@@ -163,7 +163,5 @@ async def segment(request: web.Request) -> web.StreamResponse:
     version, rendition = await _servable_version(request, location), request.match_info["rendition"]
     key = f"{location.version_prefix(version)}/{rendition}/{request.match_info['segment']}"
     name = request.match_info["segment"]
-    # streamed: its headers are sent before the edge middleware sees the response again
-    headers = {**dict(request.app[edge.EDGE_HEADERS].for_request(request)), "Cache-Control": IMMUTABLE}
     return await stream_object(request, request.app[SERVICES].store, key, content_type=content_type_of(name),
-                               headers=headers)
+                               headers={"Cache-Control": IMMUTABLE})

@@ -5,7 +5,7 @@ awaited call on every request, and on the key path, where the whole request cost
 the layers cost as much as the key lookup itself.
 
 Responses that are streamed (server/segments.py) send their headers before this middleware sees
-them again: their handlers take the edge's headers from app[EDGE_HEADERS] before prepare().
+them again: server/segments.py takes the edge's headers from app[EDGE_HEADERS] before prepare().
 A handler may also put them on its response itself (the key endpoint's are built once): a response
 that already carries the Server header is left as it is.
 """
@@ -18,9 +18,9 @@ from aiohttp import hdrs, web
 
 from server.metrics import KNOWN_METHODS, Metrics, route_of
 from server.problems import problem_for
-from server.security import EdgeHeaders, is_preflight, preflight
+from server.security import EDGE_HEADERS, EdgeHeaders, is_preflight, preflight
 
-EDGE_HEADERS = web.AppKey("edge_headers", EdgeHeaders)
+__all__ = ["EDGE_HEADERS", "edge_middleware"]
 
 
 def edge_middleware(metrics: Metrics, edge_headers: EdgeHeaders):

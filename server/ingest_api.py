@@ -260,16 +260,19 @@ async def _stream_to_file(request: web.Request, path: Path, limit: int) -> tuple
             batch_bytes += len(chunk)
             if batch_bytes >= SPOOL_WRITE_BYTES:
                 if in_flight is not None:
-                    await in_flight         # one at a time: the digest must see the batches in order
+                    await asyncio.shield(in_flight)     # one at a time: the digest sees the batches in order
                 in_flight = asyncio.create_task(asyncio.to_thread(_write_and_hash, handle, digest, batch))
                 batch, batch_bytes = [], 0
         if in_flight is not None:
-            await in_flight
+            await asyncio.shield(in_flight)
         if batch:
-            await asyncio.to_thread(_write_and_hash, handle, digest, batch)
+            in_flight = asyncio.create_task(asyncio.to_thread(_write_and_hash, handle, digest, batch))
+            await asyncio.shield(in_flight)
         await asyncio.to_thread(_flush_to_disk, handle)   # durable before the 202 promises the job
     finally:
-        if in_flight is not None:           # refused or cut off mid-batch: never close under a write
+        # Refused, cut off or cancelled mid-batch: never close under a write. The awaits above are
+        # shielded, so a cancelled request leaves the write task running for this wait to see it end.
+        if in_flight is not None:
             await asyncio.wait([in_flight])
             if not in_flight.cancelled():
                 in_flight.exception()       # retrieved: the error that matters is the one raised here

@@ -31,8 +31,8 @@ from multidict import CIMultiDict
 from drm.errors import NotEntitled, TokenInvalid, WrongSeries
 from drm.tokens import PlaybackToken, TokenSigner
 from server.accesslog import VIEWER_ID
-from server.keys import release_key
 from server.edge import EDGE_HEADERS
+from server.keys import release_key
 from server.metrics import METRICS
 from server.problems import problem_for
 from server.ratelimit import KeyRequestLimits
@@ -219,16 +219,7 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
         app[KEY_EDGE].lookups.shutdown(wait=True)
 
     edge, metrics = app[KEY_EDGE], app[METRICS]     # looked up once, not on every request
-    # A grant's headers, the edge's included (server/edge.py then leaves them alone), built once for
-    # each of the few header sets EdgeHeaders hands out (keyed by identity: they live as long as the app).
-    for_origin, with_edge = app[EDGE_HEADERS].for_origin, {}
-
-    def grant_headers(origin: str | None) -> CIMultiDict:
-        edge_set = for_origin(origin)
-        headers = with_edge.get(id(edge_set))
-        if headers is None:
-            headers = with_edge[id(edge_set)] = CIMultiDict((*KEY_RESPONSE_HEADERS.items(), *edge_set))
-        return headers
+    grant_headers = app[EDGE_HEADERS].with_base(KEY_RESPONSE_HEADERS)     # complete: the edge leaves them
 
     async def get_key(request: web.Request) -> web.Response:
         try:

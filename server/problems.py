@@ -113,7 +113,9 @@ def problem_for(exc: Exception, request: web.BaseRequest) -> web.Response:
     or one of ours by PROBLEM_STATUS. Anything else is logged with its traceback and answered as a
     plain 500 that shows no internals. server/edge.py calls this for every handler."""
     if isinstance(exc, web.HTTPException):
-        return problem(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        allow = exc.headers.get(hdrs.ALLOW)            # a 405 must say which methods are (RFC 9110 §15.5.6)
+        return problem(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason,
+                       **({hdrs.ALLOW: allow} if allow else {}))
     status = status_for(exc)
     if status is None:
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)

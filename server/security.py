@@ -4,8 +4,10 @@ proxies. server/edge.py applies them to every response."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Mapping
 
 from aiohttp import hdrs, web
+from multidict import CIMultiDict
 
 from server.problems import problem
 
@@ -104,6 +106,17 @@ class EdgeHeaders:
 
     def for_request(self, request: web.BaseRequest) -> Headers:
         return self.for_origin(request.headers.get(hdrs.ORIGIN))
+
+    def with_base(self, base: Mapping[str, str]) -> Callable[[str | None], CIMultiDict]:
+        """for_origin with a route's fixed headers in front, every combination built once, now: the
+        answer is complete, and the edge middleware leaves it as it is (it carries Server)."""
+        sets = [self.without_cors, *([self._any] if self.allows_any_origin else self._by_origin.values())]
+        built = {id(edge_set): CIMultiDict((*base.items(), *edge_set)) for edge_set in sets}
+        for_origin = self.for_origin
+        return lambda origin: built[id(for_origin(origin))]
+
+
+EDGE_HEADERS = web.AppKey("edge_headers", EdgeHeaders)     # the app's, for handlers that stream
 
 
 def is_preflight(request: web.BaseRequest) -> bool:

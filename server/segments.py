@@ -13,6 +13,7 @@ from aiohttp import web
 
 from packager.segment_container import FMP4_SEGMENT_TYPE, INIT_SEGMENT_TYPE, TS_SEGMENT_TYPE
 from packager.store import ObjectStore
+from server.security import EDGE_HEADERS
 
 # the objects of a rendition players fetch by URI besides playlists: TS or fMP4 segments, the fMP4 init
 SEGMENT_NAME = r"{segment:seg_\d{5}\.(?:ts|m4s)|init\.mp4}"
@@ -48,7 +49,10 @@ async def stream_object(request: web.Request, store: ObjectStore, key: str, *, c
     """Answer with the object `key` (200) or the requested part of it (206), or 416.
 
     Raises ObjectMissing / StoreError before anything is sent, so they become problem responses.
+    The edge's security and CORS headers are added here: a streamed answer sends its headers before
+    the edge middleware sees it again.
     """
+    headers = {**headers, **dict(request.app[EDGE_HEADERS].for_request(request))}
     size = (await asyncio.to_thread(store.stat, key)).size_bytes
     wanted = _wanted(request, size)
     if wanted is None:

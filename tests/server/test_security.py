@@ -147,3 +147,11 @@ async def test_an_error_after_a_streamed_answer_started_drops_the_connection_ins
         await server.close()
     finally:
         services.close()
+
+
+async def test_a_wrong_method_gets_a_problem_that_still_names_the_allowed_ones(key_world):
+    world = await key_world()
+    async with world.client.post(world.url(world.token())) as response:
+        assert response.status == 405
+        assert response.content_type == "application/problem+json"
+        assert "GET" in response.headers["Allow"]
