@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import Catalog, Series, check_currency, field_id
+from .catalog import Catalog, Series, check_currency
 from .database import Database
 from .entitlements import Entitlement, EntitlementStore
 from .errors import InvalidField, WebhookRejected
+from .ids import field_id
 
 log = logging.getLogger(__name__)
 

@@ -108,7 +108,8 @@ class TokenSigner:
         return jwt.encode(claims, self._settings.token_signing_keys[kid], algorithm=_ALGORITHM, headers={"kid": kid})
 
     def _ttl_s(self, ttl_s: object, maximum: int | None = None) -> int:
-        ttl_s = self._settings.token_ttl_s if ttl_s is None else ttl_s
+        if ttl_s is None:   # the default never exceeds the maximum: a caller who sent none is not refused
+            ttl_s = self._settings.token_ttl_s if maximum is None else min(self._settings.token_ttl_s, maximum)
         if type(ttl_s) is not int or ttl_s < 1 or (maximum is not None and ttl_s > maximum):
             bounds = "a positive integer" if maximum is None else f"an integer in 1..{maximum}"
             raise InvalidField("ttl_s", f"expected {bounds} of seconds")

@@ -12,7 +12,7 @@ import dataclasses
 
 from aiohttp import web
 
-from drm.catalog import field_id
+from drm.ids import field_id
 from drm.eligibility import PENDING
 from drm.errors import InvalidField
 from drm.ids import check_id

@@ -91,6 +91,12 @@ def test_mint_account_accepts_the_longest_lifetime(signer, clock):
     assert signer.verify_account(token).expires_at == int(clock.now) + MAX_ACCOUNT_TOKEN_TTL_S
 
 
+def test_an_account_token_without_a_ttl_is_capped_not_refused_when_playback_tokens_live_longer(clock):
+    long_lived = TokenSigner(settings_for(token_ttl_s=MAX_ACCOUNT_TOKEN_TTL_S * 2), clock=clock)
+    token = long_lived.mint_account("c1", "creator")
+    assert long_lived.verify_account(token).expires_at == int(clock.now) + MAX_ACCOUNT_TOKEN_TTL_S
+
+
 def _flip(text: str, index: int) -> str:
     replacement = "A" if text[index] != "A" else "B"
     return text[:index] + replacement + text[index + 1 :]
