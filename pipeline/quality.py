@@ -1,4 +1,4 @@
-"""Quality check after encoding: luma PSNR of a few sampled frames per rendition.
+"""Quality check of each encoded rendition: luma PSNR of a few sampled frames.
 
 Each rendition thread keeps the luma plane of the source frame *as scaled for that rung* at a handful of
 output frame numbers; those frames are decoded back from the segments and compared. Only the sampled
@@ -22,6 +22,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from pipeline.errors import TranscodeError
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +131,13 @@ def decoded_luma(segment_path: Path, offset_in_segment: int, init_path: Path | N
 
 def check_sample(sample: QualitySample, reference: np.ndarray, segment_path: Path,
                  init_path: Path | None = None) -> float | None:
-    """Luma PSNR of `sample` decoded from its segment against `reference`, in dB; None if it cannot be compared."""
-    decoded = decoded_luma(segment_path, sample.offset_in_segment, init_path)
+    """Luma PSNR of `sample` decoded from its segment against `reference`, in dB; None if it cannot be
+    compared. Raises TranscodeError naming the segment if it does not decode."""
+    try:
+        decoded = decoded_luma(segment_path, sample.offset_in_segment, init_path)
+    except av.FFmpegError as exc:
+        raise TranscodeError(f"quality check: {segment_path.parent.name}/{segment_path.name} does not decode "
+                             f"back: {exc}") from exc
     if decoded is None or decoded.shape != reference.shape:
         return None
     return psnr_db(reference, decoded)
@@ -156,10 +163,8 @@ class QualityCheck:
     calling thread, waits for the rest, and summarizes.
     """
 
-    def __init__(self, name: str, samples: list[QualitySample], threshold_db: float,
-                 executor: Executor | None = None) -> None:
+    def __init__(self, name: str, samples: list[QualitySample], threshold_db: float, executor: Executor) -> None:
         self.name = name
-        self.samples = samples
         self.threshold_db = threshold_db
         self.executor = executor
         self._by_frame = {sample.frame_index: sample for sample in samples}
@@ -180,27 +185,27 @@ class QualityCheck:
 
     def segments_closed(self, segment_paths: list[Path], init_path: Path | None = None) -> None:
         """Check every waiting sample whose segment is among `segment_paths` (complete files only)."""
-        for segment_index in sorted(index for index in self._references if index < len(segment_paths)):
-            sample = self._by_segment[segment_index]
-            reference = self._references.pop(segment_index)     # dropped once its check has run
-            path = segment_paths[segment_index]
-            if self.executor is None:
-                self._scores[segment_index] = check_sample(sample, reference, path, init_path)
-            else:
-                self._scores[segment_index] = self.executor.submit(check_sample, sample, reference, path, init_path)
+        self._check_waiting(segment_paths, init_path, self.executor.submit)
 
     def finish(self, segment_paths: list[Path], init_path: Path | None = None) -> RenditionQuality | None:
         """Check the samples still waiting here, on this thread, wait for the others; the rendition's quality.
 
-        Raises what a check raised (a segment that does not decode: av.FFmpegError)."""
+        Raises TranscodeError naming the segment when a sampled segment does not decode."""
         log.debug("%s: %d of %d sampled segments checked while encoding", self.name, len(self._scores),
                   len(self._scores) + len(self._references))
-        executor, self.executor = self.executor, None     # the rest runs here, in parallel with other rungs
-        try:
-            self.segments_closed(segment_paths, init_path)
-        finally:
-            self.executor = executor
+        self._check_waiting(segment_paths, init_path, _run_here)   # in parallel with the other rungs
         self._references.clear()
         scores = [score.result() if isinstance(score, Future) else score
                   for _, score in sorted(self._scores.items())]
         return summarize(self.name, [s for s in scores if s is not None], self.threshold_db)
+
+    def _check_waiting(self, segment_paths: list[Path], init_path: Path | None, run) -> None:
+        for segment_index in sorted(index for index in self._references if index < len(segment_paths)):
+            sample = self._by_segment[segment_index]
+            reference = self._references.pop(segment_index)     # dropped once its check has run
+            self._scores[segment_index] = run(check_sample, sample, reference, segment_paths[segment_index],
+                                              init_path)
+
+
+def _run_here(function, *args):
+    return function(*args)

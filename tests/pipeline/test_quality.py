@@ -12,7 +12,8 @@ from av.video.reformatter import VideoReformatter
 
 from pipeline.fmp4 import SegmentFormat
 from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.quality import decoded_luma, luma, plan_samples, psnr_db, summarize
+from pipeline.errors import TranscodeError
+from pipeline.quality import QualitySample, check_sample, decoded_luma, luma, plan_samples, psnr_db, summarize
 from pipeline.transcode import transcode
 from tests.support.media import clip
 
@@ -101,3 +102,12 @@ def test_plan_samples_spreads_six_over_a_long_episode():
     samples = plan_samples(starts)
     assert [s.segment_index for s in samples] == [0, 40, 80, 119, 159, 199]
     assert all(s.frame_index == starts[s.segment_index] + 15 for s in samples)
+
+
+def test_a_sampled_segment_that_does_not_decode_is_named_in_the_error(tmp_path):
+    broken = tmp_path / "720p" / "seg_00003.ts"
+    broken.parent.mkdir()
+    broken.write_bytes(b"\x47" + b"not a transport stream" * 100)
+    sample = QualitySample(frame_index=90, segment_index=3, offset_in_segment=15)
+    with pytest.raises(TranscodeError, match="quality check: 720p/seg_00003.ts does not decode back"):
+        check_sample(sample, np.zeros((720, 1280), np.uint8), broken)
