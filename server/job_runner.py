@@ -76,11 +76,10 @@ class JobRunner:
         self.metrics = JobMetrics()
         self.owner_id = new_owner_id()
         self._slots = asyncio.Semaphore(settings.jobs.workers)
-        self._processes: dict[str, multiprocessing.process.BaseProcess] = {}    # job id -> its worker
+        # job id -> its worker; while it runs, the only leases the heartbeat renews
+        self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
         self._tasks: set[asyncio.Task] = set()
         self._running: set[str] = set()
-        # jobs claimed here whose worker has not ended yet: the only leases the heartbeat renews
-        self._executing: set[str] = set()
         # two versions of one episode published at once would race for the version number
         self._episode_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._http: aiohttp.ClientSession | None = None
@@ -130,7 +129,7 @@ class JobRunner:
             await asyncio.sleep(interval_s)
             try:
                 await asyncio.to_thread(self.jobs.renew, self.owner_id, self.settings.jobs.lease_s,
-                                        job_ids=tuple(self._executing))
+                                        job_ids=tuple(self._processes))
                 await self._recover_and_dispatch()
             except JobStoreUnavailable as exc:
                 log.warning("job heartbeat: %s", exc)     # leases are long enough to miss a beat or two
@@ -179,11 +178,7 @@ class JobRunner:
                     # another runner holds it or its episode; the heartbeat offers it again once free
                     log.info("job %s is not free to run here yet", job.job_id)
                     return
-                self._executing.add(job.job_id)
-                try:
-                    await self._execute(job)
-                finally:
-                    self._executing.discard(job.job_id)
+                await self._execute(job)
             finished = await asyncio.to_thread(self.jobs.get, job.job_id)
             if finished.state in RUNNING_STATES and finished.attempt == job.attempt:
                 # Its worker ended but the end could not be written (database locked or full). No longer
