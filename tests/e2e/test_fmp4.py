@@ -16,13 +16,12 @@ import m3u8
 import pytest
 
 from packager.conformance import check_episode
-from packager.encrypt import decrypt_prefix
 from packager.fragmented_mp4 import is_init_segment
 from pipeline.playback import decode_segment
 from server.services import Services
 from tests.conftest import settings_for
 from tests.e2e.test_conformance import short_landscape_clip, stored_playlists  # noqa: F401
-from tests.support.episodes import fetch_text, publish_episodes, served_playlists, serving
+from tests.support.episodes import fetch_i_frame, fetch_text, publish_episodes, served_playlists, serving
 
 SERIES, BUYER = "fmp4", "alice"
 EPISODES = {"landscape": "short_landscape_clip", "portrait": "portrait_clip"}
@@ -137,13 +136,7 @@ async def test_fmp4_i_frames_play_through_range_requests(served, name):
             for segment in i_frames.segments:
                 length, offset = map(int, segment.byterange.split("@"))
                 assert offset == 0 and length % 16 == 0
-                async with http.get(str(server.make_url(f"{base}{directory}/{segment.uri}")),
-                                    headers={"Range": f"bytes=0-{length - 1}"}) as response:
-                    assert response.status == 206
-                    ciphertext = await response.read()
-                async with http.get(str(server.make_url(segment.key.uri))) as response:
-                    key = await response.read()
-                plaintext = decrypt_prefix(ciphertext, key, bytes.fromhex(segment.key.iv[2:]))
+                plaintext = await fetch_i_frame(http, server, base, directory, segment)
                 assert plaintext[4:8] == b"moof"
                 decoded = await asyncio.to_thread(decode_segment, init + plaintext)
                 assert decoded.video_frames == 1 and decoded.starts_with_key_frame

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 import aiohttp
 import m3u8
 
+from packager.encrypt import decrypt_prefix
+
 import pytest
 
 from server.app import create_app
@@ -64,3 +66,18 @@ async def served_playlists(http: aiohttp.ClientSession, server, base: str, token
     parsed = m3u8.loads(master)
     uris = [p.uri for p in parsed.playlists] + [p.uri for p in parsed.iframe_playlists]
     return master, {uri: await fetch_text(http, server.make_url(base + uri)) for uri in uris}
+
+
+async def fetch_i_frame(http: aiohttp.ClientSession, server, base: str, directory: str, segment) -> bytes:
+    """An I-frame playlist entry as a player fetches it: its byte range (asserting a 206 for exactly that
+    range) and its key, decrypted. `segment`: an m3u8 segment of the I-frame playlist."""
+    length, offset = map(int, segment.byterange.split("@"))
+    async with http.get(str(server.make_url(f"{base}{directory}/{segment.uri}")),
+                        headers={"Range": f"bytes={offset}-{offset + length - 1}"}) as response:
+        assert response.status == 206
+        assert response.headers["Content-Range"].startswith(f"bytes {offset}-{offset + length - 1}/")
+        ciphertext = await response.read()
+    async with http.get(str(server.make_url(segment.key.uri))) as response:
+        assert response.status == 200
+        key = await response.read()
+    return decrypt_prefix(ciphertext, key, bytes.fromhex(segment.key.iv[2:]))
