@@ -17,7 +17,7 @@ from packager.fragmented_mp4 import first_video_sample_end, is_init_segment, vid
 from packager.publish import publish
 from packager.verify import verify_version
 from pipeline.playback import decode_segment
-from tests.packager.test_publish import LOCATION, store  # noqa: F401
+from tests.packager.test_publish import LOCATION
 from tests.support.keys import RandomKeys, key_uri
 
 
