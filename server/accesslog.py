@@ -95,18 +95,24 @@ def access_log_options() -> dict[str, Any]:
 
 
 class BatchingStreamHandler(logging.Handler):
-    """Collects formatted lines and writes them from a thread every `interval_s`.
+    """Collects formatted lines and writes them from a thread every `interval_s`, or as soon as
+    `batch_lines` are waiting.
 
     The event loop only appends to a list: no write (which blocks on a full pipe) and no per-line
     wake-up of another thread (a GIL hand-off per request, measured as the largest cost of a queue
-    handler under load). At most `interval_s` of lines are lost if the process is killed.
+    handler under load). The batch is bounded by lines, not only by time: at 6000 requests/s, 0.2 s
+    of lines kept ~1200 strings alive at once, and allocating through that much fresh memory made
+    every request of the key server measurably slower (~8 % CPU per request). At most `interval_s`
+    of lines are lost if the process is killed.
     """
 
-    def __init__(self, stream, interval_s: float = 0.2) -> None:
+    def __init__(self, stream, interval_s: float = 0.2, batch_lines: int = 128) -> None:
         super().__init__()
         self._stream = stream
         self._lines: list[str] = []
-        self._stopped = threading.Event()
+        self._batch_lines = batch_lines
+        self._due = threading.Event()          # set when a batch is full, or to stop
+        self._stopped = False
         self._writer = threading.Thread(target=self._write_periodically, args=(interval_s,),
                                         name="access-log-writer", daemon=True)
         self._writer.start()
@@ -114,13 +120,18 @@ class BatchingStreamHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._lines.append(self.format(record))     # handle() holds self.lock around this
+            if len(self._lines) == self._batch_lines:
+                self._due.set()
         except Exception:  # noqa: BLE001 - logging must never break a request
             self.handleError(record)
 
     def append_line(self, line: str) -> None:
         """Queue an already formatted line, without building a LogRecord."""
         with self.lock:
-            self._lines.append(line)
+            lines = self._lines
+            lines.append(line)
+            if len(lines) == self._batch_lines:       # once per batch: the writer wakes now
+                self._due.set()
 
     def flush(self) -> None:
         with self.lock:
@@ -130,7 +141,8 @@ class BatchingStreamHandler(logging.Handler):
             self._stream.flush()
 
     def close(self) -> None:
-        self._stopped.set()
+        self._stopped = True
+        self._due.set()
         self._writer.join(timeout=5)
         try:
             self.flush()
@@ -139,7 +151,11 @@ class BatchingStreamHandler(logging.Handler):
         super().close()
 
     def _write_periodically(self, interval_s: float) -> None:
-        while not self._stopped.wait(interval_s):
+        while True:
+            self._due.wait(interval_s)
+            self._due.clear()
+            if self._stopped:
+                return          # close() writes what is left
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - a broken stream must not kill the writer

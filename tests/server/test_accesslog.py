@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import logging
+import time
 
 import pytest
 
@@ -106,6 +107,22 @@ def test_batched_access_lines_are_all_written_in_order_on_close():
         logger.removeHandler(handler)
         handler.close()
     assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(500))
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_interval():
+    stream = io.StringIO()
+    handler = BatchingStreamHandler(stream, interval_s=3600, batch_lines=3)
+    try:
+        for n in range(3):
+            handler.append_line(str(n))
+        deadline = time.monotonic() + 10
+        while stream.getvalue() != "0\n1\n2\n" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stream.getvalue() == "0\n1\n2\n"
+        handler.append_line("3")                        # waits for the next full batch, or close
+    finally:
+        handler.close()
+    assert stream.getvalue() == "0\n1\n2\n3\n"
 
 
 async def test_the_configured_access_log_writes_json_lines_to_its_stream(key_world):
