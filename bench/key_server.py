@@ -133,9 +133,10 @@ def serve(variant: str, env_file: Path, log_file: Path) -> None:
 
             app.router.add_get("/key", bare)
             runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
         else:
-            from server.accesslog import access_log_options, configure_access_log
-            from server.app import create_app
+            from server.accesslog import configure_access_log
+            from server.app import create_app, start_runner
             from server.keyserver import EntitlementSnapshot
             from server.settings import Settings
 
@@ -143,8 +144,7 @@ def serve(variant: str, env_file: Path, log_file: Path) -> None:
             if variant == "key-db":
                 EntitlementSnapshot.decide = lambda self, *args: None    # memory path off: every request to release_key()
             settings = Settings.from_env(json.loads(env_file.read_text()))
-            runner = web.AppRunner(create_app(settings), **access_log_options())
-        await runner.setup()
+            runner = await start_runner(create_app(settings))      # as `series serve` runs it
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]

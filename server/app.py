@@ -15,7 +15,7 @@ from drm.ids import check_id
 from packager.errors import ObjectMissing
 from packager.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
 from server import catalog_api, edge, health, keyserver, metrics, operator_api, security, webhooks
-from server.accesslog import VIEWER_ID
+from server.accesslog import VIEWER_ID, access_log_options
 from server.auth import bearer
 from server.ingest_api import add_routes as add_ingest_routes
 from server.playlists import personalize_master, personalize_media
@@ -56,6 +56,15 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     webhooks.add_routes(app, SERVICES)
     add_ingest_routes(app, settings, SERVICES)
     return app
+
+
+async def start_runner(app: web.Application) -> web.AppRunner:
+    """Set up `app` the way the service runs it: the JSON access log (configure_access_log() says
+    where it goes), and plain key GETs answered ahead of the router (keyserver.answer_keys_first)."""
+    runner = web.AppRunner(app, **access_log_options())
+    await runner.setup()
+    keyserver.answer_keys_first(runner)
+    return runner
 
 
 def _services_ctx(settings: Settings, given: Services | None):

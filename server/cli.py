@@ -23,7 +23,7 @@ from pipeline.errors import MediaRejected, PipelineError
 from pipeline.fmp4 import SegmentFormat
 from pipeline.validate import validate
 from server import cli_catalog
-from server.accesslog import access_log_options, configure_access_log
+from server.accesslog import configure_access_log
 from server.episode_versions import EpisodeVersions
 from server.ingest import ingest_episode
 from server.jobs import STATES, JobError, JobStore
@@ -361,11 +361,10 @@ def running_services(settings: Settings) -> Iterator[Services]:
 
 
 async def _serve_until_signalled(settings: Settings, services: Services, on_ready) -> None:
-    from server.app import create_app
+    from server.app import create_app, start_runner
 
     configure_access_log(sys.stderr)      # JSON lines, tokens redacted, written off the event loop
-    runner = web.AppRunner(create_app(settings, services), **access_log_options())
-    await runner.setup()
+    runner = await start_runner(create_app(settings, services))
     site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
     await site.start()
     stop = asyncio.Event()

@@ -10,6 +10,12 @@ cached, a stale snapshot) goes to release_key(). A new rule in release_key() mus
 EntitlementSnapshot.decide().
 A revocation made through this process is enforced on the next request (any write of ours makes the
 snapshot untrusted until reloaded); one made by another process, within about ENTITLEMENT_REFRESH_S.
+
+The service answers plain key GETs ahead of aiohttp's router and middleware chain
+(answer_keys_first): on a request that costs ~150 µs of CPU in all, routing and the middleware
+chain (three awaited layers) took ~13 % of its instructions. The route stays registered, and both
+ways give the same answer: the handler does the edge's work (headers, problem answers) itself, and
+the fast path adds the one thing the edge would (the request metric).
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import contextlib
 import dataclasses
 import logging
 import math
+import re
 import threading
 import time
+from time import perf_counter
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import hdrs, web
@@ -163,7 +171,7 @@ class KeyEdge:
         self._tokens = VerifiedTokens(services.tokens)
         self._release_services = dataclasses.replace(services, tokens=self._tokens)
 
-    def from_memory(self, request: web.Request) -> bytes | None:
+    def from_memory(self, request: web.Request, key_id: str) -> bytes | None:
         """The key, when memory can decide; None when release_key() must (see from_database). Raises what
         release_key raises, or RateLimited. Synchronous: most key requests end here, without an await."""
         self.limits.by_address.take(client_address(request, self._trusted_proxies))
@@ -171,7 +179,7 @@ class KeyEdge:
         request[VIEWER_ID] = viewer.viewer_id
         self.limits.by_viewer.take(viewer.viewer_id)
         services = self._services
-        key = services.keystore.cached(request.match_info["key_id"])
+        key = services.keystore.cached(key_id)
         if key is None:
             return None
         verdict = self.snapshot.decide(viewer.viewer_id, key.series_id, key.episode_id, services.db.own_changes)
@@ -184,14 +192,19 @@ class KeyEdge:
             raise NotEntitled(viewer.viewer_id, key.series_id)
         return key.key
 
-    async def from_database(self, request: web.Request) -> bytes:
+    async def from_database(self, request: web.Request, key_id: str) -> bytes:
         """release_key() in one of the key path's own threads (it may read SQLite); the limits were taken."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.lookups, release_key, self._release_services,
-                                          self._token_of(request), request.match_info["key_id"])
+                                          self._token_of(request), key_id)
 
 
 KEY_EDGE = web.AppKey("key_edge", KeyEdge)
+KeyAnswer = Callable[[web.Request, str], Awaitable[web.Response]]
+KEY_ANSWER = web.AppKey("key_answer", KeyAnswer)     # (request, key_id) -> the complete answer, metric taken
+# A key GET the router would send to KEY_ROUTE with this very id: an id of URL-safe characters (so
+# the raw path is the decoded one), then the query or nothing. Anything else takes the router's way.
+_PLAIN_KEY_TARGET = re.compile(r"/v1/keys/([A-Za-z0-9_-]+)(?:\?|\Z)")
 
 
 async def _refresh_forever(snapshot: EntitlementSnapshot, services: Services) -> None:
@@ -219,18 +232,63 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
         app[KEY_EDGE].lookups.shutdown(wait=True)
 
     edge, metrics = app[KEY_EDGE], app[METRICS]     # looked up once, not on every request
-    grant_headers = app[EDGE_HEADERS].with_base(KEY_RESPONSE_HEADERS)     # complete: the edge leaves them
+    edge_headers = app[EDGE_HEADERS]
+    grant_headers = edge_headers.with_base(KEY_RESPONSE_HEADERS)     # complete: the edge leaves them
+    observe = metrics.tally.observe
 
-    async def get_key(request: web.Request) -> web.Response:
+    async def answer(request: web.Request, key_id: str) -> web.Response:
+        """The complete answer, edge headers included, so both ways in give the same one."""
+        origin = request.headers.get(hdrs.ORIGIN)
         try:
-            body, path = edge.from_memory(request), "memory"
+            body, path = edge.from_memory(request, key_id), "memory"
             if body is None:
-                body, path = await edge.from_database(request), "database"
+                body, path = await edge.from_database(request, key_id), "database"
         except Exception as exc:  # noqa: BLE001 - answered here: no unwinding through the edge
             metrics.key_denied(getattr(exc, "code", "error"))
-            return problem_for(exc, request)
+            denied = problem_for(exc, request)
+            denied.headers.extend(edge_headers.for_origin(origin))
+            return denied
         metrics.key_granted(path)
-        return web.Response(body=body, headers=grant_headers(request.headers.get(hdrs.ORIGIN)))   # copied
+        return web.Response(body=body, headers=grant_headers(origin))    # copied by Response
+
+    async def get_key(request: web.Request) -> web.Response:      # through the router and the edge
+        return await answer(request, request.match_info["key_id"])
+
+    async def answer_directly(request: web.Request, key_id: str) -> web.Response:
+        """answer() plus the request metric the edge middleware would have taken."""
+        started = perf_counter()
+        status = 500            # cancelled (the client left) counts as the 500 it would have been
+        try:
+            response = await answer(request, key_id)
+            status = response.status
+            return response
+        finally:
+            observe(hdrs.METH_GET, KEY_ROUTE, status, perf_counter() - started)
+
+    app[KEY_ANSWER] = answer_directly
 
     app.cleanup_ctx.append(snapshot_refresher)
     app.router.add_get(KEY_ROUTE, get_key)
+
+
+def answer_keys_first(runner: web.AppRunner) -> None:
+    """Have `runner`'s server answer plain key GETs itself, ahead of the app's router and middleware.
+
+    Call after runner.setup() and before its sites start. Every other request (HEAD, an OPTIONS
+    preflight, an Expect header, an id the router would decode) goes to the app as before.
+    """
+    server = runner.server
+    if server is None:
+        raise RuntimeError("answer_keys_first() needs a runner that is set up")
+    answer_directly = runner.app[KEY_ANSWER]
+    handle_in_app = server.request_handler
+    match_target = _PLAIN_KEY_TARGET.match
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == hdrs.METH_GET:
+            target = match_target(request.raw_path)
+            if target is not None and hdrs.EXPECT not in request.headers:
+                return await answer_directly(request, target.group(1))
+        return await handle_in_app(request)
+
+    server.request_handler = handle

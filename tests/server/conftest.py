@@ -13,6 +13,7 @@ from drm.keystore import ContentKey
 from server.accesslog import access_log_options
 from server.app import create_app
 from server.jobs import JobStore
+from server.keyserver import answer_keys_first
 from server.services import Services
 from tests.conftest import settings_for
 
@@ -50,6 +51,7 @@ async def key_world(tmp_path, s3_store, aiohttp_client):
         # started here because pytest-aiohttp's server_kwargs never reach the AppRunner (aiohttp 3.14)
         server = TestServer(create_app(settings, services))
         await server.start_server(**access_log_options())
+        answer_keys_first(server.runner)       # as the service runs: key GETs ahead of the router
         client = await aiohttp_client(server)
         opened[-1] = (services, client)
         return KeyWorld(client=client, services=services, key=key)

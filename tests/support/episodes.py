@@ -14,6 +14,7 @@ from packager.encrypt import decrypt_prefix
 import pytest
 
 from server.app import create_app
+from server.keyserver import answer_keys_first
 from server.ingest import ingest_episode
 from server.services import Services
 from server.settings import Settings
@@ -44,6 +45,7 @@ async def serving(settings: Settings, aiohttp_server) -> AsyncIterator[tuple]:
     """The real app over real HTTP, with its own Services: (server, services)."""
     services = Services.open(settings)
     server = await aiohttp_server(create_app(settings, services))
+    answer_keys_first(server.runner)       # as the service runs: key GETs ahead of the router
     try:
         yield server, services
     finally:
