@@ -23,12 +23,12 @@ import aiohttp
 
 from drm import purchases
 from server.job_owners import new_owner_id
+from server.job_store import JobStore
 from server.job_worker import EXIT_END_NOT_RECORDED, retry_delay_s, work_process_main
 from server.jobs import (
     QUEUED,
     RUNNING_STATES,
     Job,
-    JobStore,
     JobStoreUnavailable,
     WebhookNotAllowed,
     check_webhook_allowed,

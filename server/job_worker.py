@@ -28,6 +28,7 @@ from packager.store import ObjectStore
 from pipeline.errors import MediaRejected, PipelineError
 from server.episode_versions import EpisodeVersions
 from server.ingest import ingest_episode
+from server.job_store import JobStore
 from server.jobs import (
     FAILED,
     PUBLISHED,
@@ -38,7 +39,6 @@ from server.jobs import (
     VALIDATING,
     Job,
     JobError,
-    JobStore,
     JobStoreUnavailable,
 )
 from server.services import open_catalog

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.jobs import FAILED, PUBLISHED, Job, JobStore
+from server.job_store import JobStore
+from server.jobs import FAILED, PUBLISHED, Job
 
 log = logging.getLogger(__name__)
 

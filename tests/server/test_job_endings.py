@@ -15,8 +15,9 @@ import time
 import pytest
 
 from server.job_runner import JobRunner
+from server.job_store import JobStore
 from server.job_worker import EndNotRecorded, record_end
-from server.jobs import FAILED, PUBLISHING, SOURCE_SPOOL, TRANSCODING, JobRequest, JobStore, fingerprint
+from server.jobs import FAILED, PUBLISHING, SOURCE_SPOOL, TRANSCODING, JobRequest, fingerprint
 from tests.support.jobs import ingest_settings
 
 DEADLINE_S = 30.0       # a bound so a job kept alive for ever fails the test instead of hanging it

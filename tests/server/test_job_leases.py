@@ -13,7 +13,8 @@ import pytest
 
 from server.app import create_app
 from server.job_runner import JobRunner
-from server.jobs import QUEUED, SOURCE_SPOOL, TRANSCODING, JobRequest, JobStore, fingerprint
+from server.job_store import JobStore
+from server.jobs import QUEUED, SOURCE_SPOOL, TRANSCODING, JobRequest, fingerprint
 from server.services import Services
 from tests.support.jobs import AUTH, ingest_settings, wait_for_job
 

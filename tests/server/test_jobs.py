@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from server.job_store import JobStore
 from server.jobs import (
     FAILED,
     PUBLISHED,
@@ -16,7 +17,6 @@ from server.jobs import (
     IdempotencyConflict,
     JobNotFound,
     JobRequest,
-    JobStore,
     JobSettings,
     JobStoreUnavailable,
     WebhookNotAllowed,
