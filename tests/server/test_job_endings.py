@@ -180,3 +180,8 @@ async def test_a_worker_that_cannot_record_its_end_exits_75_and_its_job_is_recov
     assert (ended.state, ended.attempt, ended.error_code, ended.owner_id) == (FAILED, 1, "interrupted", None), ended
     assert "upload is kept" in ended.error_message
     assert upload.read_bytes() == short_clip.read_bytes()
+    # said once, with what comes next
+    about_its_end = [record.getMessage() for record in caplog.records if record.name == "server.job_runner"
+                     and job.job_id in record.getMessage() and "record" in record.getMessage()]
+    assert len(about_its_end) == 1, about_its_end
+    assert "exit status 75" in about_its_end[0] and "recovery" in about_its_end[0]
