@@ -31,6 +31,7 @@ from server.jobs import (
     JobStoreUnavailable,
     WebhookNotAllowed,
     check_webhook_allowed,
+    upload_note,
 )
 from server.settings import Settings
 from server.upload_spool import SWEEP_INTERVAL_S, sweep_spool
@@ -148,7 +149,8 @@ class JobRunner:
             await asyncio.sleep(SWEEP_INTERVAL_S)
 
     async def _recover_and_dispatch(self) -> None:
-        requeued, failed = await asyncio.to_thread(self.jobs.recover, self.settings.jobs.max_attempts)
+        requeued, failed = await asyncio.to_thread(self.jobs.recover, self.settings.jobs.max_attempts,
+                                                   upload_retention_s=self.settings.jobs.failed_upload_retention_s)
         for job_id in requeued:
             log.warning("job %s was interrupted (its runner is gone); re-queued from the start", job_id)
         for job_id in failed:
@@ -227,7 +229,8 @@ class JobRunner:
         try:    # a no-op when the worker had already recorded an outcome
             await asyncio.to_thread(
                 self.jobs.fail, job.job_id, job.attempt, "worker_crashed",
-                f"the worker process running this job {how}; the upload is kept: "
+                f"the worker process running this job {how}; "
+                f"{upload_note(job, self.settings.jobs.failed_upload_retention_s)}: "
                 "submit it again with a new Idempotency-Key", owner=self.owner_id)
         except JobStoreUnavailable as exc:
             log.error("job %s: could not record the crash (%s); once the lease lapses (%.0f s) recovery re-queues "

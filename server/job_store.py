@@ -34,6 +34,7 @@ from server.jobs import (
     JobRequest,
     JobStoreUnavailable,
     new_job_id,
+    upload_note,
 )
 
 _IN_BATCH = 500             # values per "IN (...)": well under SQLite's limit on parameters
@@ -247,10 +248,11 @@ class JobStore:
         with self._translated(), self.db.transaction() as conn:
             conn.execute("UPDATE ingest_jobs SET webhook_status = ? WHERE job_id = ?", (status, job_id))
 
-    def recover(self, max_attempts: int) -> tuple[list[str], list[str]]:
+    def recover(self, max_attempts: int, *, upload_retention_s: float) -> tuple[list[str], list[str]]:
         """Re-queue running jobs whose runner is gone (no owner, or its lease ran out) from the start, or fail
-        those interrupted `max_attempts` times; jobs a live runner holds are left alone, whichever
-        instance it is. Returns (requeued job ids, failed job ids)."""
+        those interrupted `max_attempts` times (their error says how long the upload is kept:
+        `upload_retention_s`); jobs a live runner holds are left alone, whichever instance it is.
+        Returns (requeued job ids, failed job ids)."""
         requeued, failed = [], []
         now = time.time()
         placeholders = ",".join("?" * len(RUNNING_STATES))
@@ -277,7 +279,8 @@ class JobStore:
                         " finished_at = ?, owner_id = NULL, lease_expires_at = NULL WHERE job_id = ?",
                         (FAILED, "interrupted",
                          f"the service stopped while the job was {job.state}, {job.attempt} times; "
-                         "the upload is kept: submit it again with a new Idempotency-Key", now, now, job.job_id))
+                         f"{upload_note(job, upload_retention_s)}: submit it again with a new Idempotency-Key",
+                         now, now, job.job_id))
                     failed.append(job.job_id)
         return requeued, failed
 

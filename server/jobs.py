@@ -186,6 +186,27 @@ def check_webhook_allowed(url: str, allowed_hosts: tuple[str, ...]) -> None:
                                 "hosts in SERIES_JOB_WEBHOOK_HOSTS")
 
 
+def describe_duration(seconds: float) -> str:
+    """`seconds` for people, in the largest unit that counts it whole: "7 days", "36 hours", "90 minutes";
+    else rounded in the largest unit it reaches: "about 7 days"."""
+    units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+    for name, size in units:
+        count = seconds / size
+        if count >= 1 and count.is_integer() and count < 1000:
+            return f"{count:g} {name}{'' if count == 1 else 's'}"
+    name, size = next(((name, size) for name, size in units if seconds >= size), units[-1])
+    count = round(seconds / size, 1)
+    return f"about {count:g} {name}{'' if count == 1 else 's'}"
+
+
+def upload_note(job: Job, retention_s: float) -> str:
+    """What a failed job's error says about its upload: a spooled one is kept `retention_s` (then swept,
+    see server/upload_spool.py); an object named in the uploads bucket is left where it is."""
+    if job.source_kind == SOURCE_BUCKET:
+        return "the upload stays in the uploads bucket"
+    return f"the upload is kept for {describe_duration(retention_s)}"
+
+
 def new_job_id() -> str:
     return "job_" + secrets.token_hex(12)
 

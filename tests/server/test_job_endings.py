@@ -18,7 +18,7 @@ import pytest
 from packager.store import ObjectStore
 from server.job_runner import JobRunner
 from server.job_store import JobStore
-from server.job_worker import EndNotRecorded, record_end
+from server.job_worker import EndNotRecorded, record_end, run_job
 from server.jobs import (
     FAILED,
     PUBLISHED,
@@ -178,10 +178,26 @@ async def test_a_worker_that_cannot_record_its_end_exits_75_and_its_job_is_recov
     ended = await asyncio.to_thread(jobs.get, job.job_id)
     await asyncio.to_thread(jobs.close)
     assert (ended.state, ended.attempt, ended.error_code, ended.owner_id) == (FAILED, 1, "interrupted", None), ended
-    assert "upload is kept" in ended.error_message
+    assert "the upload is kept for 7 days" in ended.error_message
     assert upload.read_bytes() == short_clip.read_bytes()
     # said once, with what comes next
     about_its_end = [record.getMessage() for record in caplog.records if record.name == "server.job_runner"
                      and job.job_id in record.getMessage() and "record" in record.getMessage()]
     assert len(about_its_end) == 1, about_its_end
     assert "exit status 75" in about_its_end[0] and "recovery" in about_its_end[0]
+
+
+def test_a_failed_job_says_how_long_its_upload_is_kept(tmp_path, s3_store, short_clip):
+    # an unknown series fails the job at once, before the media is looked at
+    settings = ingest_settings(tmp_path, s3_store, SERIES_FAILED_UPLOAD_RETENTION_S="5400")
+    upload = tmp_path / "upload.mp4"
+    shutil.copyfile(short_clip, upload)
+    jobs = JobStore.open(settings.db_path)
+    try:
+        job, _ = jobs.create(request("unknown-series", spool_path=str(upload)))
+        assert run_job(settings, job.job_id, 1) == FAILED
+        failed = jobs.get(job.job_id)
+    finally:
+        jobs.close()
+    assert failed.error_message.endswith("(the upload is kept for 90 minutes; the job can be submitted again)")
+    assert upload.exists()
