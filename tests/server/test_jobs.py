@@ -12,6 +12,7 @@ from server.jobs import (
     FAILED,
     PUBLISHED,
     QUEUED,
+    SOURCE_BUCKET,
     SOURCE_SPOOL,
     TRANSCODING,
     IdempotencyConflict,
@@ -23,6 +24,7 @@ from server.jobs import (
     check_webhook_allowed,
     describe_duration,
     fingerprint,
+    upload_note,
 )
 from server.settings import Settings, SettingsError
 
@@ -88,6 +90,15 @@ def test_a_job_interrupted_too_often_fails_with_a_reason(jobs):
 ])
 def test_a_retention_window_is_said_the_way_people_say_it(seconds, said):
     assert describe_duration(seconds) == said
+
+
+def test_an_upload_in_the_uploads_bucket_is_not_said_to_expire(jobs):
+    spooled, _ = jobs.create(request("spooled"))
+    named, _ = jobs.create(JobRequest(series_id="s1", episode_id="2", source_kind=SOURCE_BUCKET,
+                                      idempotency_key="named", fingerprint=fingerprint({"key": "named"}),
+                                      source_bucket="uploads", source_key="ep2.mp4"))
+    assert upload_note(spooled, 2 * 86400) == "the upload is kept for 2 days"
+    assert upload_note(named, 2 * 86400) == "the upload stays in the uploads bucket"   # the sweep never takes it
 
 
 def test_a_locked_database_is_unavailable_not_an_error_and_changes_nothing(jobs, tmp_path):
