@@ -223,10 +223,11 @@ class CreatorRegistry:
         check_url(premium_content_url)
         if not premium_content_url:
             raise InvalidField("premium_content_url", "is required to apply")
-        profile = self._profile(creator_id)
-        current = self.get(creator_id)
-        if profile is None or current is None:
+        rows = self._db.query("SELECT * FROM creators WHERE creator_id = ?", (creator_id,))
+        if not rows:
             raise ApplicationRefused(f"no profile facts are recorded for creator {creator_id}; check eligibility first")
+        profile = CreatorProfile.from_json(creator_id, json.loads(rows[0]["profile"]))
+        current = _status(rows[0])
         if current.may_publish:
             raise ApplicationRefused(f"creator {creator_id} is already {current.status}; no application is needed")
         if current.status == REJECTED:      # the rejection stands until an operator decides otherwise
@@ -275,10 +276,6 @@ class CreatorRegistry:
         current = self.get(creator_id)
         if current is None or not current.may_publish:
             raise CreatorNotEligible(creator_id, current.status if current else "not checked")
-
-    def _profile(self, creator_id: str) -> CreatorProfile | None:
-        rows = self._db.query("SELECT profile FROM creators WHERE creator_id = ?", (creator_id,))
-        return CreatorProfile.from_json(creator_id, json.loads(rows[0]["profile"])) if rows else None
 
     def _judge(self, profile: CreatorProfile, previous: CreatorStatus | None) -> tuple[Verdict, str]:
         verdict = evaluate(profile, dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date())

@@ -117,6 +117,8 @@ class TokenSigner:
 
     def verify_account(self, token: str | None) -> AccountToken:
         """Check an account token like verify() checks a playback token; raises TokenInvalid/TokenExpired."""
+        if not isinstance(token, str) or not token:
+            raise TokenInvalid("no account token was sent")
         claims = self._decode(token, ACCOUNT_AUDIENCE, _ACCOUNT_CLAIMS, "account token")
         expires_at, role = claims["exp"], claims["role"]
         if type(expires_at) is not int or role not in ROLES:
@@ -129,11 +131,11 @@ class TokenSigner:
             raise TokenExpired(f"account token expired at {expires_at} (unix s); sign in again")
         return AccountToken(subject=subject, role=role, expires_at=expires_at)  # type: ignore[arg-type]
 
-    def _decode(self, token: str | None, audience: str, required: list[str], name: str, *,
-                if_missing: str = "") -> dict[str, object]:
-        """The claims of a token signed by a known kid for `audience`; TokenInvalid naming `name` otherwise."""
-        if not isinstance(token, str) or not token:
-            raise TokenInvalid(f"no {name} was sent{if_missing}")
+    def _decode(self, token: str, audience: str, required: list[str], name: str) -> dict[str, object]:
+        """The claims of a token signed by a known kid for `audience`; TokenInvalid naming `name` otherwise.
+
+        A token that was not sent at all is the caller's to refuse: what to do about it differs.
+        """
         if len(token) > _MAX_TOKEN_CHARS:
             raise TokenInvalid(f"{name} is longer than {_MAX_TOKEN_CHARS} characters")
         try:
@@ -161,9 +163,9 @@ class TokenSigner:
         TokenInvalid for a missing, malformed, tampered or unknown-kid token. Messages
         never contain the token itself.
         """
-        claims = self._decode(token, AUDIENCE, _REQUIRED_CLAIMS, "playback token",
-                              if_missing="; mint one for the viewer and series")
-        return self._grant(claims)
+        if not isinstance(token, str) or not token:
+            raise TokenInvalid("no playback token was sent; mint one for the viewer and series")
+        return self._grant(self._decode(token, AUDIENCE, _REQUIRED_CLAIMS, "playback token"))
 
     def _grant(self, claims: dict[str, object]) -> PlaybackToken:
         expires_at = claims["exp"]

@@ -2,7 +2,9 @@
 
 Parsed with the independent `m3u8` library, not with our renderer's assumptions, so a bug in
 playlist.py cannot hide itself. Problems are data (a list of Violation); the caller decides to stop.
-Used by publish() before the pointer switches, and by the conformance tests.
+Each playlist is parsed once (parse_playlist) and the checks take the parsed form, which the
+self-check (packager/verify.py) also plays from. Used before the pointer switches, and by the
+conformance tests.
 """
 
 from __future__ import annotations
@@ -56,19 +58,13 @@ def parse_playlist(text: str, name: str) -> ParsedPlaylist:
             Violation("unparsable", f"{name}: m3u8 cannot parse it ({type(exc).__name__}: {exc})"),))
 
 
-def check_media(text: str, name: str, *, duration_s: float | None = None,
-                frame_duration_s: float | None = None) -> list[Violation]:
-    """Violations of one media or I-frame playlist named `name` (for messages).
+def check_parsed_media(parsed: ParsedPlaylist, *, duration_s: float | None = None,
+                       frame_duration_s: float | None = None) -> list[Violation]:
+    """Violations of one parsed media or I-frame playlist (its parse problems included).
 
     `duration_s` is the real stream duration: EXTINFs must sum to it within `frame_duration_s`
     (Apple 8.1).
     """
-    return check_parsed_media(parse_playlist(text, name), duration_s=duration_s, frame_duration_s=frame_duration_s)
-
-
-def check_parsed_media(parsed: ParsedPlaylist, *, duration_s: float | None = None,
-                       frame_duration_s: float | None = None) -> list[Violation]:
-    """check_media() of an already parsed playlist."""
     playlist, name, found = parsed.playlist, parsed.name, list(parsed.problems)
     if playlist is None:
         return found
@@ -153,13 +149,8 @@ def _check_byte_range(byterange: str | None, where: str, is_i_frames: bool) -> l
     return []
 
 
-def check_master(text: str, name: str = "master.m3u8") -> list[Violation]:
-    """Violations of a master playlist on its own (see check_episode for cross-playlist rules)."""
-    return check_parsed_master(parse_playlist(text, name))
-
-
 def check_parsed_master(parsed: ParsedPlaylist) -> list[Violation]:
-    """check_master() of an already parsed master playlist."""
+    """Violations of a parsed master playlist on its own (check_parsed_episode adds the cross-playlist rules)."""
     master, name, found = parsed.playlist, parsed.name, list(parsed.problems)
     if master is None:
         return found
@@ -195,20 +186,14 @@ def check_parsed_master(parsed: ParsedPlaylist) -> list[Violation]:
     return found
 
 
-def check_episode(master_text: str, playlists: Mapping[str, str], *, duration_s: float) -> list[Violation]:
-    """Every rule, for a master and all the playlists it names (`playlists`: URI as in the master -> text).
+def check_parsed_episode(master: ParsedPlaylist, playlists: Mapping[str, ParsedPlaylist], *,
+                         duration_s: float) -> list[Violation]:
+    """Every rule, for a parsed master and all the playlists it names (`playlists`: URI as in the master ->
+    parsed playlist).
 
     Adds the cross-playlist rules: every named playlist exists, media playlists share one target
     duration (RFC 8216 §6.2.4), and an EXT-X-SESSION-KEY matches a key the media playlists use.
     """
-    return check_parsed_episode(parse_playlist(master_text, "master.m3u8"),
-                                {uri: parse_playlist(text, uri) for uri, text in playlists.items()},
-                                duration_s=duration_s)
-
-
-def check_parsed_episode(master: ParsedPlaylist, playlists: Mapping[str, ParsedPlaylist], *,
-                         duration_s: float) -> list[Violation]:
-    """check_episode() of an already parsed master and the playlists it names (URI -> parsed)."""
     found = check_parsed_master(master)
     if master.playlist is None:
         return found

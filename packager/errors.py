@@ -28,6 +28,21 @@ class ObjectMissing(StoreError):
         return type(self), (self.bucket, self.key)
 
 
+class RangeNotSatisfiable(StoreError):
+    """A read from an offset at or past the object's end (S3 InvalidRange, HTTP 416): the caller's
+    range is wrong, not the store, so it is not retried."""
+
+    code = "range_not_satisfiable"
+
+    def __init__(self, bucket: str, key: str, offset: int) -> None:
+        super().__init__(f"object {key!r} in bucket {bucket!r} has no bytes at offset {offset}: the range starts "
+                         "past its end; stat() the object for its size")
+        self.bucket, self.key, self.offset = bucket, key, offset
+
+    def __reduce__(self):
+        return type(self), (self.bucket, self.key, self.offset)
+
+
 class PublishError(PackagerError):
     """An episode version could not be published; the previous version is still live."""
 

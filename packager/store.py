@@ -24,7 +24,7 @@ from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from packager.errors import ObjectMissing, StoreError
+from packager.errors import ObjectMissing, RangeNotSatisfiable, StoreError
 
 __all__ = ["ListedObject", "ObjectStat", "ObjectStore", "StoreSettings"]
 
@@ -192,7 +192,8 @@ class ObjectStore:
     def get_bytes(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes:
         """The whole object, or `length` bytes of it from `offset` (fewer at its end): one ranged GET.
 
-        Raises ObjectMissing if absent, StoreError otherwise; ValueError for a range that is empty or negative.
+        Raises ObjectMissing if absent, RangeNotSatisfiable when `offset` is at or past the end, StoreError
+        otherwise; ValueError for a range that is empty or negative.
         """
         if offset < 0 or (length is not None and length < 1):
             raise ValueError(f"byte range {length}@{offset}: expected a positive length from a non-negative offset")
@@ -206,19 +207,19 @@ class ObjectStore:
                 response.close()
                 response.release_conn()
 
-        return self._call("reading", key, get)
+        return self._call("reading", key, get, offset=offset)
 
     def get_stream(self, key: str, chunk_size: int = 65536, *, offset: int = 0,
                    length: int | None = None) -> Iterator[bytes]:
         """The object (or `length` bytes of it from `offset`) in chunks of at most `chunk_size` bytes, for proxying.
 
-        The request is sent on the first next(), so ObjectMissing surfaces there,
-        before a proxy has written its own headers. Only opening is retried; a
+        The request is sent on the first next(), so ObjectMissing (or RangeNotSatisfiable) surfaces
+        there, before a proxy has written its own headers. Only opening is retried; a
         failure mid-body raises StoreError. Closing the generator early releases
         the connection.
         """
         response = self._call("reading", key, lambda: self._client.get_object(
-            self.bucket, key, offset=offset, length=length or 0))
+            self.bucket, key, offset=offset, length=length or 0), offset=offset)
         try:
             yield from response.stream(chunk_size)
         except _FOREIGN_ERRORS as exc:
@@ -304,13 +305,13 @@ class ObjectStore:
             )
         return len(keys)
 
-    def _call(self, action: str, key: str | None, fn: Callable[[], T]) -> T:
+    def _call(self, action: str, key: str | None, fn: Callable[[], T], *, offset: int = 0) -> T:
         retrying = self._retrying.copy(before_sleep=functools.partial(self._log_retry, action, key))
         try:
             return retrying(fn)
         except _FOREIGN_ERRORS as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise self._translate(exc, action, key, attempts=attempts) from exc
+            raise self._translate(exc, action, key, attempts=attempts, offset=offset) from exc
 
     def _log_retry(self, action: str, key: str | None, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -327,13 +328,16 @@ class ObjectStore:
     def _target(self, key: str | None) -> str:
         return f"{self.bucket}/{key}" if key is not None else f"bucket {self.bucket}"
 
-    def _translate(self, exc: BaseException, action: str, key: str | None, *, attempts: int) -> StoreError:
+    def _translate(self, exc: BaseException, action: str, key: str | None, *, attempts: int,
+                   offset: int = 0) -> StoreError:
         endpoint, target = self._settings.endpoint, self._target(key)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         if isinstance(exc, S3Error):
             code = exc.code
             if code in _MISSING_CODES and key is not None:
                 return ObjectMissing(self.bucket, key)
+            if code == "InvalidRange" and key is not None:
+                return RangeNotSatisfiable(self.bucket, key, offset)
             if code == "NoSuchBucket":
                 return StoreError(
                     f"S3 at {endpoint}: bucket {self.bucket!r} does not exist ({action} {target}); "

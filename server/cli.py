@@ -26,7 +26,8 @@ from server import cli_catalog
 from server.accesslog import configure_access_log
 from server.episode_versions import EpisodeVersions
 from server.ingest import ingest_episode
-from server.jobs import STATES, JobError, JobStore
+from server.job_store import JobStore
+from server.jobs import STATES, JobError
 from server.localstore import LocalObjectStore
 from server.playlists import master_url
 from server.progressbar import IngestProgress

@@ -32,6 +32,7 @@ from packager.errors import ObjectMissing, StoreError
 from packager.store import ObjectStore, StoreSettings
 from server.auth import bearer
 from server.job_runner import JobRunner
+from server.job_store import JobStore
 from server.jobs import (
     PUBLISHED,
     SOURCE_BUCKET,
@@ -39,7 +40,6 @@ from server.jobs import (
     STATES,
     Job,
     JobRequest,
-    JobStore,
     check_webhook_allowed,
     fingerprint,
     new_job_id,

@@ -23,15 +23,15 @@ import aiohttp
 
 from drm import purchases
 from server.job_owners import new_owner_id
+from server.job_store import JobStore
 from server.job_worker import EXIT_END_NOT_RECORDED, retry_delay_s, work_process_main
 from server.jobs import (
     QUEUED,
-    RUNNING_STATES,
     Job,
-    JobStore,
     JobStoreUnavailable,
     WebhookNotAllowed,
     check_webhook_allowed,
+    upload_note,
 )
 from server.settings import Settings
 from server.upload_spool import SWEEP_INTERVAL_S, sweep_spool
@@ -149,7 +149,8 @@ class JobRunner:
             await asyncio.sleep(SWEEP_INTERVAL_S)
 
     async def _recover_and_dispatch(self) -> None:
-        requeued, failed = await asyncio.to_thread(self.jobs.recover, self.settings.jobs.max_attempts)
+        requeued, failed = await asyncio.to_thread(self.jobs.recover, self.settings.jobs.max_attempts,
+                                                   upload_retention_s=self.settings.jobs.failed_upload_retention_s)
         for job_id in requeued:
             log.warning("job %s was interrupted (its runner is gone); re-queued from the start", job_id)
         for job_id in failed:
@@ -179,13 +180,9 @@ class JobRunner:
                     log.info("job %s is not free to run here yet", job.job_id)
                     return
                 await self._execute(job)
+            # Still running here means its end could not be written (database locked or full): _execute said
+            # so, and the job, no longer renewed, is left to its lease and recovery like any orphan.
             finished = await asyncio.to_thread(self.jobs.get, job.job_id)
-            if finished.state in RUNNING_STATES and finished.attempt == job.attempt:
-                # Its worker ended but the end could not be written (database locked or full). No longer
-                # renewed, the lease lapses and recovery re-queues or fails the job like any orphan.
-                log.error("job %s: its end could not be recorded; it is recovered once its lease runs out",
-                          job.job_id)
-                return
             if finished.state == QUEUED and finished.attempt == job.attempt + 1:     # the worker re-queued it
                 delay_s = retry_delay_s(self.settings, job.attempt)
                 log.warning("job %s: %s; attempt %d in %.0f s", job.job_id, finished.error_code,
@@ -222,7 +219,9 @@ class JobRunner:
         if process.exitcode == EXIT_END_NOT_RECORDED:
             # the worker knows how the job ended but could not write it; "worker_crashed" would be a lie
             # (the episode may be published), so the job is left to the lease and recovery
-            log.error("job %s: the worker could not record the job's end", job.job_id)
+            log.error("job %s: the worker could not record the job's end (exit status %d: the database refused "
+                      "the write for a whole lease); once the lease lapses (%.0f s) recovery re-queues or fails "
+                      "the job", job.job_id, process.exitcode, self.settings.jobs.lease_s)
             return
         how = (f"was killed by signal {-process.exitcode}" if process.exitcode < 0
                else f"exited with status {process.exitcode}")
@@ -230,10 +229,12 @@ class JobRunner:
         try:    # a no-op when the worker had already recorded an outcome
             await asyncio.to_thread(
                 self.jobs.fail, job.job_id, job.attempt, "worker_crashed",
-                f"the worker process running this job {how}; the upload is kept: "
+                f"the worker process running this job {how}; "
+                f"{upload_note(job, self.settings.jobs.failed_upload_retention_s)}: "
                 "submit it again with a new Idempotency-Key", owner=self.owner_id)
-        except JobStoreUnavailable as exc:      # the lease lapses and recovery takes the job instead
-            log.error("job %s: could not record the crash: %s", job.job_id, exc)
+        except JobStoreUnavailable as exc:
+            log.error("job %s: could not record the crash (%s); once the lease lapses (%.0f s) recovery re-queues "
+                      "or fails the job", job.job_id, exc, self.settings.jobs.lease_s)
 
     async def _notify(self, job: Job) -> None:
         """POST the finished job to its webhook URL, signed; a few tries, the outcome kept on the job."""

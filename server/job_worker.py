@@ -28,6 +28,7 @@ from packager.store import ObjectStore
 from pipeline.errors import MediaRejected, PipelineError
 from server.episode_versions import EpisodeVersions
 from server.ingest import ingest_episode
+from server.job_store import JobStore
 from server.jobs import (
     FAILED,
     PUBLISHED,
@@ -38,8 +39,8 @@ from server.jobs import (
     VALIDATING,
     Job,
     JobError,
-    JobStore,
     JobStoreUnavailable,
+    upload_note,
 )
 from server.services import open_catalog
 from server.settings import Settings
@@ -175,13 +176,13 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
                        owner=owner, hold_s=retry_delay_s(settings, attempt))
                 log.warning("job %s attempt %d failed: %s: %s; it will run again", job_id, attempt, exc.code, exc)
                 return QUEUED
-            record(jobs.fail, job_id, attempt, exc.code, _with_upload_note(str(exc)), owner=owner)
+            record(jobs.fail, job_id, attempt, exc.code, _with_upload_note(str(exc), job, settings), owner=owner)
             log.warning("job %s failed: %s: %s", job_id, exc.code, exc)
             return FAILED
         except Exception as exc:  # noqa: BLE001 - a job must end in a state, whatever broke
             log.exception("job %s failed unexpectedly", job_id)
             record(jobs.fail, job_id, attempt, "internal_error",
-                   _with_upload_note(f"{type(exc).__name__}: {exc}"), owner=owner)
+                   _with_upload_note(f"{type(exc).__name__}: {exc}", job, settings), owner=owner)
             return FAILED
         recorded = record(jobs.finish_published, job_id, attempt, published.version, owner=owner)
         log.info("job %s: published %s v%d in %.1f s", job_id, published.location.prefix, published.version,
@@ -199,8 +200,8 @@ def retry_delay_s(settings: Settings, attempt: int) -> float:
     return settings.jobs.retry_delay_s * 2 ** (attempt - 1)
 
 
-def _with_upload_note(message: str) -> str:
-    return f"{message} (the upload is kept; the job can be submitted again)"
+def _with_upload_note(message: str, job: Job, settings: Settings) -> str:
+    return f"{message} ({upload_note(job, settings.jobs.failed_upload_retention_s)}; the job can be submitted again)"
 
 
 @contextlib.contextmanager

@@ -11,11 +11,14 @@ however old. The service sweeps at start-up and hourly, in a thread; `series gc`
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.jobs import FAILED, PUBLISHED, Job, JobStore
+from server.job_store import JobStore
+from server.jobs import FAILED, PUBLISHED, Job
 
 log = logging.getLogger(__name__)
 
@@ -44,35 +47,58 @@ def sweep_spool(jobs: JobStore, spool_dir: Path, *, retention_s: float, now: flo
     """
     now = time.time() if now is None else now
     cutoff = now - retention_s
-    files = sorted(path for path in spool_dir.glob("*") if path.is_file()) if spool_dir.is_dir() else []
+    files = _spool_files(spool_dir)
     if not files:
         return []
-    known = jobs.with_spool(paths=[str(path) for path in files], job_ids=[path.stem for path in files])
+    # only the jobs that name these files: by path, and by name (a spool directory that was moved keeps
+    # its files' job ids)
+    known = jobs.with_spool(paths=[str(path) for path, _ in files], job_ids=[path.stem for path, _ in files])
+    by_path: dict[str, list[Job]] = {}
+    for job in known:
+        if job.spool_path:
+            by_path.setdefault(job.spool_path, []).append(job)
+    by_id = {job.job_id: job for job in known}
     swept = []
-    for path in files:
-        # by path, and by name: a spool directory that was moved keeps its files' job ids
-        owners = [job for job in known if job.spool_path == str(path) or job.job_id == path.stem]
-        due = _due(path, owners, cutoff)
+    for path, status in files:
+        owners = by_path.get(str(path), [])
+        named = by_id.get(path.stem)
+        if named is not None and all(job.job_id != named.job_id for job in owners):
+            owners = [*owners, named]
+        due = _due(owners, status, cutoff)
         if due is None:
             continue
-        try:
-            upload = SweptUpload(path=path, size_bytes=path.stat().st_size, reason=due,
-                                 job_id=owners[0].job_id if owners else None)
-            if not dry_run:
-                path.unlink(missing_ok=True)
-        except FileNotFoundError:
-            continue                    # another instance's sweep, or the worker, took it first
-        except OSError as exc:
-            log.warning("could not delete the spooled upload %s: %s", path, exc)
-            continue
-        swept.append(upload)
+        if not dry_run:
+            try:
+                path.unlink(missing_ok=True)    # missing: another instance's sweep, or the worker, took it first
+            except OSError as exc:
+                log.warning("could not delete the spooled upload %s: %s", path, exc)
+                continue
+        swept.append(SweptUpload(path=path, size_bytes=status.st_size, reason=due,
+                                 job_id=owners[0].job_id if owners else None))
     if swept and not dry_run:
         log.info("spool: deleted %d uploads (%d bytes)", len(swept), sum(upload.size_bytes for upload in swept))
     return swept
 
 
-def _due(path: Path, owners: list[Job], cutoff: float) -> str | None:
-    """Why `path` may be deleted now, or None to keep it."""
+def _spool_files(spool_dir: Path) -> list[tuple[Path, os.stat_result]]:
+    """The regular files in `spool_dir` with their status (one stat each), by name; none if it is missing."""
+    files = []
+    try:
+        entries = list(os.scandir(spool_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        try:
+            status = entry.stat()
+        except FileNotFoundError:
+            continue                        # deleted since it was listed
+        if stat.S_ISREG(status.st_mode):
+            files.append((Path(entry.path), status))
+    return sorted(files, key=lambda file: file[0])
+
+
+def _due(owners: list[Job], status: os.stat_result, cutoff: float) -> str | None:
+    """Why a spooled file with these `owners` and this `status` may be deleted now, or None to keep it."""
     if any(not job.is_finished for job in owners):
         return None                     # queued or running: its worker needs it
     if any(job.state == PUBLISHED for job in owners):
@@ -80,9 +106,5 @@ def _due(path: Path, owners: list[Job], cutoff: float) -> str | None:
     if owners:
         ended_at = max(job.finished_at or job.updated_at for job in owners if job.state == FAILED)
         return FAILED_JOB if ended_at < cutoff else None
-    try:
-        modified_at = path.stat().st_mtime
-    except FileNotFoundError:
-        return None
     # no job names it: fresh, it may be an upload between its spool write and its row; old, it is debris
-    return ORPHAN if modified_at < cutoff else None
+    return ORPHAN if status.st_mtime < cutoff else None

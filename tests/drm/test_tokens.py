@@ -190,6 +190,14 @@ def test_garbage_is_invalid(signer, garbage):
     assert type(caught.value) is TokenInvalid
 
 
+@pytest.mark.parametrize("missing", [None, "", 42])
+def test_a_token_not_sent_says_what_to_do(signer, missing):
+    with pytest.raises(TokenInvalid, match=r"^no playback token was sent; mint one for the viewer and series$"):
+        signer.verify(missing)
+    with pytest.raises(TokenInvalid, match=r"^no account token was sent$"):
+        signer.verify_account(missing)
+
+
 def test_alg_none_and_other_algorithms_are_refused(signer):
     claims = _claims(signer.mint("v", "s"))
     unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": "a"})

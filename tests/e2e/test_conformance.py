@@ -11,7 +11,7 @@ import aiohttp
 import m3u8
 import pytest
 
-from packager.conformance import check_episode
+from packager.conformance import ParsedPlaylist, check_parsed_episode, parse_playlist
 from packager.publish import EpisodeLocation, read_pointer
 from pipeline.playback import decode_segment
 from server.services import Services
@@ -52,6 +52,11 @@ def stored_playlists(services: Services, episode) -> tuple[str, dict[str, str]]:
     return master, {uri: services.store.get_bytes(f"{prefix}/{uri}").decode() for uri in uris}
 
 
+def parsed_episode(master: str, playlists: dict[str, str]) -> tuple[ParsedPlaylist, dict[str, ParsedPlaylist]]:
+    """A fetched master and the playlists it names (URI -> text), parsed once for check_parsed_episode()."""
+    return parse_playlist(master, "master.m3u8"), {uri: parse_playlist(text, uri) for uri, text in playlists.items()}
+
+
 @pytest.mark.parametrize("name", sorted(EPISODES))
 def test_stored_playlists_meet_every_must(published, name):
     settings, episodes = published
@@ -61,7 +66,7 @@ def test_stored_playlists_meet_every_must(published, name):
         pointer = read_pointer(services.store, EpisodeLocation(series_id=SERIES, episode_id=name))
     finally:
         services.close()
-    assert check_episode(master, playlists, duration_s=pointer["duration_s"]) == []
+    assert check_parsed_episode(*parsed_episode(master, playlists), duration_s=pointer["duration_s"]) == []
     parsed = m3u8.loads(master)
     assert len(parsed.playlists) == len(parsed.iframe_playlists) == 2
     assert len(parsed.session_keys) == 1
@@ -71,7 +76,8 @@ def test_stored_playlists_meet_every_must(published, name):
     # the checker is not blind: the same real playlist with one IV removed fails
     uri, text = next(iter(playlists.items()))
     broken = {**playlists, uri: text.replace(",IV=0x", ",XV=0x", 1)}
-    assert [v.code for v in check_episode(master, broken, duration_s=pointer["duration_s"])] == ["missing_iv"]
+    found = check_parsed_episode(*parsed_episode(master, broken), duration_s=pointer["duration_s"])
+    assert [v.code for v in found] == ["missing_iv"]
 
 
 
@@ -83,7 +89,7 @@ async def test_served_playlists_meet_every_must_and_carry_the_token(served, name
     base = f"/v1/series/{SERIES}/episodes/{name}/"
     async with aiohttp.ClientSession() as http:
         master, playlists = await served_playlists(http, server, base, token)
-    assert check_episode(master, playlists, duration_s=episodes[name].duration_s) == []
+    assert check_parsed_episode(*parsed_episode(master, playlists), duration_s=episodes[name].duration_s) == []
     assert all(f"token={token}" in uri for uri in playlists)
     assert f"token={token}" in m3u8.loads(master).session_keys[0].uri
     for text in playlists.values():

@@ -15,12 +15,12 @@ import aiohttp
 import m3u8
 import pytest
 
-from packager.conformance import check_episode
+from packager.conformance import check_parsed_episode
 from packager.fragmented_mp4 import is_init_segment
 from pipeline.playback import decode_segment
 from server.services import Services
 from tests.conftest import settings_for
-from tests.e2e.test_conformance import short_landscape_clip, stored_playlists  # noqa: F401
+from tests.e2e.test_conformance import parsed_episode, short_landscape_clip, stored_playlists  # noqa: F401
 from tests.support.episodes import fetch_i_frame, fetch_text, publish_episodes, served_playlists, serving
 
 SERIES, BUYER = "fmp4", "alice"
@@ -57,7 +57,7 @@ def test_stored_fmp4_playlists_meet_every_must(published, name):
         init_stat = services.store.stat(f"{prefix}/{episode.renditions[0]}/init.mp4")
     finally:
         services.close()
-    assert check_episode(master, playlists, duration_s=episode.duration_s) == []
+    assert check_parsed_episode(*parsed_episode(master, playlists), duration_s=episode.duration_s) == []
     parsed = m3u8.loads(master)
     assert len(parsed.playlists) == len(parsed.iframe_playlists) == 2
     for variant in parsed.playlists:
@@ -80,7 +80,8 @@ async def test_served_fmp4_playlists_carry_the_token_and_their_init_segment_is_s
     base = f"/v1/series/{SERIES}/episodes/portrait/"
     async with aiohttp.ClientSession() as http:
         master, playlists = await served_playlists(http, server, base, token)
-        assert check_episode(master, playlists, duration_s=episodes["portrait"].duration_s) == []
+        duration_s = episodes["portrait"].duration_s
+        assert check_parsed_episode(*parsed_episode(master, playlists), duration_s=duration_s) == []
         for uri, text in playlists.items():
             media = m3u8.loads(text)
             assert all(f"token={token}" in key.uri for key in media.keys if key)

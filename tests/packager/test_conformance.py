@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from packager.conformance import check_episode, check_master, check_media
+from packager.conformance import check_parsed_episode, check_parsed_master, check_parsed_media, parse_playlist
 from packager.playlist import (
     IFrame,
     IFrameVariant,
@@ -43,9 +43,10 @@ def master_text(session_key_uri: str | None = "/v1/keys/k_a") -> str:
 
 
 def episode(master: str | None = None, media: str | None = None, i_frames: str | None = None):
-    return check_episode(master or master_text(), {"180p/index.m3u8": media or media_text(),
-                                                   "180p/iframes.m3u8": i_frames or i_frame_text()},
-                         duration_s=TOTAL_S)
+    playlists = {"180p/index.m3u8": media or media_text(), "180p/iframes.m3u8": i_frames or i_frame_text()}
+    return check_parsed_episode(parse_playlist(master or master_text(), "master.m3u8"),
+                                {uri: parse_playlist(text, uri) for uri, text in playlists.items()},
+                                duration_s=TOTAL_S)
 
 
 def codes(violations) -> set[str]:
@@ -95,7 +96,7 @@ def test_each_broken_i_frame_rule_is_reported(code):
 
 def test_an_i_frame_range_not_at_offset_zero_is_reported():
     broken = i_frame_text().replace("#EXT-X-BYTERANGE:4096@0", "#EXT-X-BYTERANGE:4096@4096", 1)
-    assert codes(check_media(broken, "iframes.m3u8")) == {"i_frame_range"}
+    assert codes(check_parsed_media(parse_playlist(broken, "iframes.m3u8"))) == {"i_frame_range"}
 
 
 MASTER_BREAKAGES = {
@@ -119,17 +120,20 @@ def test_each_broken_master_rule_is_reported(code):
 
 @pytest.mark.parametrize("attribute", ['CODECS="avc1.64000c,mp4a.40.2",', "RESOLUTION=320x180,"])
 def test_missing_variant_attributes_are_named(attribute):
-    found = check_master(master_text().replace(attribute, "", 1))
+    found = check_parsed_master(parse_playlist(master_text().replace(attribute, "", 1), "master.m3u8"))
     assert any(v.code == "missing_attribute" and attribute.split("=")[0] in v.message for v in found), found
 
 
 def test_garbage_is_reported_not_raised():
-    assert codes(check_media("<html>not found</html>", "index.m3u8")) == {"not_a_playlist"}
-    assert codes(check_master("#EXTM3U\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1\n")) == {"unparsable"}
+    assert codes(check_parsed_media(parse_playlist("<html>not found</html>", "index.m3u8"))) == {"not_a_playlist"}
+    unparsable = parse_playlist("#EXTM3U\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1\n", "master.m3u8")
+    assert codes(check_parsed_master(unparsable)) == {"unparsable"}
 
 
 def test_a_master_naming_a_missing_playlist_is_reported():
-    found = check_episode(master_text(), {"180p/index.m3u8": media_text()}, duration_s=TOTAL_S)
+    found = check_parsed_episode(parse_playlist(master_text(), "master.m3u8"),
+                                 {"180p/index.m3u8": parse_playlist(media_text(), "180p/index.m3u8")},
+                                 duration_s=TOTAL_S)
     assert codes(found) == {"missing_playlist"}
 
 
@@ -175,7 +179,7 @@ def test_each_broken_fmp4_media_rule_is_reported(code):
     good = fmp4_media_text()
     broken = FMP4_BREAKAGES[code](good)
     assert broken != good
-    found = check_media(broken, "index.m3u8")
+    found = check_parsed_media(parse_playlist(broken, "index.m3u8"))
     assert code in codes(found), found
     if code != "missing_map":            # without a map the version is also wrong: 6 is for EXT-X-MAP
         assert codes(found) == {code}, found
@@ -183,5 +187,6 @@ def test_each_broken_fmp4_media_rule_is_reported(code):
 
 def test_an_fmp4_i_frame_playlist_with_the_ts_version_is_reported():
     broken = fmp4_i_frame_text().replace("#EXT-X-VERSION:5", "#EXT-X-VERSION:4", 1)
-    assert codes(check_media(broken, "iframes.m3u8")) == {"version"}
-    assert codes(check_media(_map_after_first_key(fmp4_i_frame_text()), "iframes.m3u8")) == {"map_after_key"}
+    assert codes(check_parsed_media(parse_playlist(broken, "iframes.m3u8"))) == {"version"}
+    map_after_key = parse_playlist(_map_after_first_key(fmp4_i_frame_text()), "iframes.m3u8")
+    assert codes(check_parsed_media(map_after_key)) == {"map_after_key"}

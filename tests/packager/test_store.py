@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import pytest
 
-from packager.errors import ObjectMissing, StoreError
+from packager.errors import ObjectMissing, RangeNotSatisfiable, StoreError
 from packager.store import ObjectStore, StoreSettings
 from server.localstore import LocalObjectStore
 from tests.support.s3_server import free_port, start_test_store
@@ -66,6 +66,22 @@ def test_get_bytes_reads_one_range(store: ObjectStore) -> None:
     for offset, length in ((0, 0), (-1, 10)):
         with pytest.raises(ValueError, match="byte range"):
             store.get_bytes("ep1/720p/seg_00000.ts", offset=offset, length=length)
+
+
+@pytest.mark.parametrize(("offset", "length"), [(2560, None), (2560, 10), (9999, 1)])
+def test_a_range_past_the_end_is_named_as_such(store: ObjectStore, offset: int, length: int | None) -> None:
+    store.put_bytes("ep1/720p/seg_00000.ts", bytes(2560))
+    with pytest.raises(RangeNotSatisfiable) as raised:
+        store.get_bytes("ep1/720p/seg_00000.ts", offset=offset, length=length)
+    error = raised.value
+    assert (error.code, error.bucket, error.key, error.offset) == (
+        "range_not_satisfiable", store.bucket, "ep1/720p/seg_00000.ts", offset)
+    assert isinstance(error, StoreError)        # a refused request: HTTP answers stay what they were
+    assert f"offset {offset}" in str(error) and "past its end" in str(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy)) == (RangeNotSatisfiable, str(error))
+    with pytest.raises(RangeNotSatisfiable):
+        next(store.get_stream("ep1/720p/seg_00000.ts", offset=offset, length=length))
 
 
 def test_put_replaces_an_object(store: ObjectStore) -> None:

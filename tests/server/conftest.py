@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from drm.keystore import ContentKey
 from server.accesslog import access_log_options
 from server.app import create_app
-from server.jobs import JobStore
+from server.job_store import JobStore
 from server.keyserver import answer_keys_first
 from server.services import Services
 from tests.conftest import settings_for

@@ -8,23 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sqlite3
 import threading
 import time
 
 import pytest
 
+from packager.store import ObjectStore
 from server.job_runner import JobRunner
-from server.job_worker import EndNotRecorded, record_end
-from server.jobs import FAILED, PUBLISHING, SOURCE_SPOOL, TRANSCODING, JobRequest, JobStore, fingerprint
+from server.job_store import JobStore
+from server.job_worker import EndNotRecorded, record_end, run_job
+from server.jobs import (
+    FAILED,
+    PUBLISHED,
+    PUBLISHING,
+    QUEUED,
+    RUNNING_STATES,
+    SOURCE_SPOOL,
+    TRANSCODING,
+    JobRequest,
+    fingerprint,
+)
 from tests.support.jobs import ingest_settings
 
 DEADLINE_S = 30.0       # a bound so a job kept alive for ever fails the test instead of hanging it
+LOCKED_DEADLINE_S = 120.0   # a bound on a worker's writes refused by a locked database, on a loaded machine
 
 
-def request(key: str, episode_id: str = "1") -> JobRequest:
-    return JobRequest(series_id="s-endings", episode_id=episode_id, source_kind=SOURCE_SPOOL, idempotency_key=key,
-                      fingerprint=fingerprint({"key": key}), spool_path=f"/spool/{key}", size_bytes=3)
+SERIES = "s-endings"
+
+
+def request(key: str, episode_id: str = "1", spool_path: str | None = None) -> JobRequest:
+    return JobRequest(series_id=SERIES, episode_id=episode_id, source_kind=SOURCE_SPOOL, idempotency_key=key,
+                      fingerprint=fingerprint({"key": key}), spool_path=spool_path or f"/spool/{key}", size_bytes=3)
 
 
 def test_renew_extends_only_the_jobs_named(jobs):
@@ -103,3 +120,84 @@ def test_a_final_write_refused_for_too_long_says_so(jobs, tmp_path):
         holder.execute("ROLLBACK")
         holder.close()
     assert jobs.get(job.job_id).state == "queued"        # nothing half-written
+
+
+async def _until(predicate, what: str, timeout_s: float = DEADLINE_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)
+
+
+async def test_a_worker_that_cannot_record_its_end_exits_75_and_its_job_is_recovered(
+        tmp_path, s3_store, short_clip, caplog):
+    # The whole path, each part real: the runner spawns a worker; once it is running the job, a second
+    # SQLite connection holds the write lock for longer than the worker's retry window (one lease), so
+    # neither its next write nor its final one goes through and it exits 75 (EndNotRecorded). The
+    # runner must leave the job to its lease rather than write "worker_crashed"; recovery then takes it
+    # like any orphan: with one attempt allowed, it fails it cleanly as "interrupted", keeping the upload
+    # (with attempts left it re-queues it, as after a restart: test_job_faults.py). The 5 s clip is an
+    # acceptable episode here, to keep the run quick.
+    settings = ingest_settings(tmp_path, s3_store, series=(SERIES,), SERIES_JOB_LEASE_S="3",
+                               SERIES_JOB_MAX_ATTEMPTS="1", SERIES_MIN_DURATION_S="3")
+    with ObjectStore(settings.store) as store:
+        await asyncio.to_thread(store.ensure_bucket)
+    settings.jobs.spool_dir.mkdir(parents=True, exist_ok=True)
+    upload = settings.jobs.spool_dir / "upload.mp4"
+    shutil.copyfile(short_clip, upload)
+    # A busy timeout longer than the lock is held: any write the runner tries meanwhile ("worker_crashed"
+    # among them) waits and then goes through, so a write it must not make would show in the outcome.
+    jobs = await asyncio.to_thread(JobStore.open, settings.db_path, busy_timeout_ms=int(LOCKED_DEADLINE_S * 1000))
+    job, _ = await asyncio.to_thread(jobs.create, request("end-not-recorded", spool_path=str(upload)))
+    runner = JobRunner(settings, jobs)
+    # a reader of its own, for the test's polling: the runner's connection may be waiting on the lock
+    reader = sqlite3.connect(settings.db_path, check_same_thread=False)
+
+    def state() -> str:
+        return reader.execute("SELECT state FROM ingest_jobs WHERE job_id = ?", (job.job_id,)).fetchone()[0]
+
+    with caplog.at_level(logging.INFO, logger="server.job_runner"):
+        await runner.start()
+        try:
+            await _until(lambda: state() != QUEUED, "the worker never started the job")
+            assert state() in RUNNING_STATES and len(runner.worker_pids()) == 1
+            holder = _held_lock(settings.db_path)
+            try:
+                # the worker's busy timeout (5 s) per refused write: about 15 s
+                await _until(lambda: not runner.worker_pids(), "the worker outlived the locked database",
+                             timeout_s=LOCKED_DEADLINE_S)
+                await _until(lambda: "could not record the job's end" in caplog.text,
+                             "the runner did not see the worker's exit status 75")
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            await _until(lambda: state() in (PUBLISHED, FAILED), "the job was never recovered")
+        finally:
+            await runner.close()
+            reader.close()
+    ended = await asyncio.to_thread(jobs.get, job.job_id)
+    await asyncio.to_thread(jobs.close)
+    assert (ended.state, ended.attempt, ended.error_code, ended.owner_id) == (FAILED, 1, "interrupted", None), ended
+    assert "the upload is kept for 7 days" in ended.error_message
+    assert upload.read_bytes() == short_clip.read_bytes()
+    # said once, with what comes next
+    about_its_end = [record.getMessage() for record in caplog.records if record.name == "server.job_runner"
+                     and job.job_id in record.getMessage() and "record" in record.getMessage()]
+    assert len(about_its_end) == 1, about_its_end
+    assert "exit status 75" in about_its_end[0] and "recovery" in about_its_end[0]
+
+
+def test_a_failed_job_says_how_long_its_upload_is_kept(tmp_path, s3_store, short_clip):
+    # an unknown series fails the job at once, before the media is looked at
+    settings = ingest_settings(tmp_path, s3_store, SERIES_FAILED_UPLOAD_RETENTION_S="5400")
+    upload = tmp_path / "upload.mp4"
+    shutil.copyfile(short_clip, upload)
+    jobs = JobStore.open(settings.db_path)
+    try:
+        job, _ = jobs.create(request("unknown-series", spool_path=str(upload)))
+        assert run_job(settings, job.job_id, 1) == FAILED
+        failed = jobs.get(job.job_id)
+    finally:
+        jobs.close()
+    assert failed.error_message.endswith("(the upload is kept for 90 minutes; the job can be submitted again)")
+    assert upload.exists()

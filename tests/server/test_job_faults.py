@@ -220,6 +220,7 @@ async def test_a_crashed_worker_fails_its_job_and_the_service_goes_on(tmp_path, 
 
     crashed = await wait_for_job(client, crashing["job_id"])
     assert (crashed["state"], crashed["error"]["code"]) == ("failed", "worker_crashed")
+    assert "the upload is kept for 7 days" in crashed["error"]["message"]     # SERIES_FAILED_UPLOAD_RETENTION_S
     # the job queued behind it was never started: it runs in the new pool instead of failing with it
     other = await wait_for_job(client, stranded["job_id"])
     assert (other["state"], other["error"]["code"], other["attempt"]) == ("failed", "media_rejected", 1)

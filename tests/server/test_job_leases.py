@@ -13,7 +13,8 @@ import pytest
 
 from server.app import create_app
 from server.job_runner import JobRunner
-from server.jobs import QUEUED, SOURCE_SPOOL, TRANSCODING, JobRequest, JobStore, fingerprint
+from server.job_store import JobStore
+from server.jobs import QUEUED, SOURCE_SPOOL, TRANSCODING, JobRequest, fingerprint
 from server.services import Services
 from tests.support.jobs import AUTH, ingest_settings, wait_for_job
 
@@ -40,10 +41,10 @@ def test_a_live_instance_keeps_its_job_and_a_dead_one_loses_it(two_instances):
     assert first.claim(job.job_id, 1, "host-a:1:1:a", lease_s=0.3)
     assert not second.claim(job.job_id, 1, "host-b:1:1:b", lease_s=60)      # held
     assert first.advance(job.job_id, 1, TRANSCODING, 0.4, owner="host-a:1:1:a")
-    assert second.recover(max_attempts=3) == ([], [])          # the second instance starting up
+    assert second.recover(max_attempts=3, upload_retention_s=3600) == ([], [])          # the second instance starting up
     assert second.get(job.job_id).state == TRANSCODING
     time.sleep(0.4)                                             # the first instance stopped renewing
-    assert second.recover(max_attempts=3) == ([job.job_id], [])
+    assert second.recover(max_attempts=3, upload_retention_s=3600) == ([job.job_id], [])
     recovered = second.get(job.job_id)
     assert (recovered.state, recovered.attempt, recovered.owner_id) == (QUEUED, 2, None)
     assert not first.advance(job.job_id, 1, TRANSCODING, 0.9, owner="host-a:1:1:a")   # fenced
@@ -58,7 +59,7 @@ def test_renewed_leases_outlive_their_first_term(two_instances):
     for _ in range(3):
         time.sleep(0.15)
         assert first.renew("host-a:1:1:a", lease_s=0.3, job_ids=[job.job_id]) == 1
-    assert second.recover(max_attempts=3) == ([], [])
+    assert second.recover(max_attempts=3, upload_retention_s=3600) == ([], [])
 
 
 def test_a_dead_process_on_this_host_loses_its_jobs_at_once(two_instances):
@@ -67,7 +68,7 @@ def test_a_dead_process_on_this_host_loses_its_jobs_at_once(two_instances):
     dead_owner = f"{socket.gethostname()}:999999999:12345:dead"   # no such PID: the service was killed
     assert first.claim(job.job_id, 1, dead_owner, lease_s=3600)
     first.advance(job.job_id, 1, TRANSCODING, 0.5, owner=dead_owner)
-    assert second.recover(max_attempts=3) == ([job.job_id], [])   # not an hour later
+    assert second.recover(max_attempts=3, upload_retention_s=3600) == ([job.job_id], [])   # not an hour later
 
 
 def test_jobs_of_one_episode_run_one_at_a_time_in_submission_order(two_instances):

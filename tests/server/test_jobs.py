@@ -7,21 +7,24 @@ import sqlite3
 
 import pytest
 
+from server.job_store import JobStore
 from server.jobs import (
     FAILED,
     PUBLISHED,
     QUEUED,
+    SOURCE_BUCKET,
     SOURCE_SPOOL,
     TRANSCODING,
     IdempotencyConflict,
     JobNotFound,
     JobRequest,
-    JobStore,
     JobSettings,
     JobStoreUnavailable,
     WebhookNotAllowed,
     check_webhook_allowed,
+    describe_duration,
     fingerprint,
+    upload_note,
 )
 from server.settings import Settings, SettingsError
 
@@ -46,7 +49,7 @@ def test_an_idempotency_key_names_one_job_for_one_request(jobs):
 def test_a_superseded_attempt_cannot_write(jobs):
     job, _ = jobs.create(request())
     assert jobs.advance(job.job_id, 1, TRANSCODING, 0.5)
-    assert jobs.recover(max_attempts=3) == ([job.job_id], [])       # the service restarted mid-job
+    assert jobs.recover(max_attempts=3, upload_retention_s=3600) == ([job.job_id], [])       # the service restarted mid-job
     recovered = jobs.get(job.job_id)
     assert (recovered.state, recovered.attempt, recovered.stage_fraction) == (QUEUED, 2, 0.0)
     assert not jobs.advance(job.job_id, 1, TRANSCODING, 0.9)         # the old worker is ignored
@@ -73,12 +76,29 @@ def test_a_job_interrupted_too_often_fails_with_a_reason(jobs):
     job, _ = jobs.create(request())
     for attempt in (1, 2):
         assert jobs.advance(job.job_id, attempt, TRANSCODING, 0.1)
-        jobs.recover(max_attempts=3)
+        jobs.recover(max_attempts=3, upload_retention_s=3600)
     assert jobs.advance(job.job_id, 3, TRANSCODING, 0.1)
-    assert jobs.recover(max_attempts=3) == ([], [job.job_id])
+    assert jobs.recover(max_attempts=3, upload_retention_s=7 * 24 * 3600) == ([], [job.job_id])
     failed = jobs.get(job.job_id)
     assert (failed.state, failed.error_code) == (FAILED, "interrupted")
-    assert "upload is kept" in failed.error_message
+    assert "the upload is kept for 7 days" in failed.error_message      # then the spool sweep deletes it
+
+
+@pytest.mark.parametrize(("seconds", "said"), [
+    (7 * 24 * 3600, "7 days"), (86400, "1 day"), (90000, "25 hours"), (3600, "1 hour"), (5400, "90 minutes"),
+    (45, "45 seconds"), (604801, "about 7 days"), (3600.5, "about 1 hour"),
+])
+def test_a_retention_window_is_said_the_way_people_say_it(seconds, said):
+    assert describe_duration(seconds) == said
+
+
+def test_an_upload_in_the_uploads_bucket_is_not_said_to_expire(jobs):
+    spooled, _ = jobs.create(request("spooled"))
+    named, _ = jobs.create(JobRequest(series_id="s1", episode_id="2", source_kind=SOURCE_BUCKET,
+                                      idempotency_key="named", fingerprint=fingerprint({"key": "named"}),
+                                      source_bucket="uploads", source_key="ep2.mp4"))
+    assert upload_note(spooled, 2 * 86400) == "the upload is kept for 2 days"
+    assert upload_note(named, 2 * 86400) == "the upload stays in the uploads bucket"   # the sweep never takes it
 
 
 def test_a_locked_database_is_unavailable_not_an_error_and_changes_nothing(jobs, tmp_path):

@@ -13,7 +13,8 @@ import pytest
 
 from packager.store import ObjectStore
 from server.app import create_app
-from server.jobs import SOURCE_SPOOL, TRANSCODING, JobRequest, JobStore, fingerprint
+from server.job_store import JobStore
+from server.jobs import SOURCE_SPOOL, TRANSCODING, JobRequest, fingerprint
 from server.settings import Settings, SettingsError
 from server.upload_spool import FAILED_JOB, ORPHAN, PUBLISHED_JOB, sweep_spool
 from tests.support.jobs import ingest_env, ingest_settings
