@@ -274,8 +274,9 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
 def answer_keys_first(runner: web.AppRunner) -> None:
     """Have `runner`'s server answer plain key GETs itself, ahead of the app's router and middleware.
 
-    Call after runner.setup() and before its sites start. Every other request (HEAD, an OPTIONS
-    preflight, an Expect header, an id the router would decode) goes to the app as before.
+    Call after runner.setup(), best before its sites start: a connection takes the handler when it
+    opens. Every other request (HEAD, an OPTIONS preflight, an Expect header, an id the router would
+    decode) goes to the app as before.
     """
     server = runner.server
     if server is None:
