@@ -17,7 +17,7 @@ from pathlib import Path
 
 import av
 
-from pipeline import fmp4
+from pipeline import fmp4, quality
 from pipeline.audio import AudioTrack
 from pipeline.errors import TranscodeError
 from pipeline.fmp4 import SegmentFormat
@@ -135,6 +135,7 @@ class _Transcoder:
                         if segment_format == SegmentFormat.FMP4 else None)
         # one small thread decodes the sampled segments back while the encoders run (pipeline/quality.py)
         self.checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quality")
+        self.checker.submit(quality.warm_up)
         self.outputs = [RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts,
                                          QualityCheck(r.name, samples, settings.min_psnr_db, self.checker),
                                          fmp4_options)
