@@ -28,7 +28,7 @@ from pipeline.transcode import output_frame_rate  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
-# Our run, instrumented: OS thread names (threads x264 starts inherit their creator's, so a rendition's
+# Our run, instrumented (by wrapping private methods: a bench tool, kept in step with pipeline/): OS thread names (threads x264 starts inherit their creator's, so a rendition's
 # encoder threads carry its name) and phase marks on stderr, as "MARK <epoch s> <what>".
 PROFILED_OURS = """
 import ctypes, sys, threading, time
@@ -64,10 +64,15 @@ mark("transcode returned")
 """
 
 
-def machine_busy() -> float:
-    """Busy seconds of all cores together since boot."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK
+def core_busy() -> list[float]:
+    """Busy seconds of each core since boot (/proc/stat cpuN lines; idle and iowait excluded)."""
+    cores = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            fields = [int(v) for v in values]
+            cores.append((sum(fields[:8]) - fields[3] - fields[4]) / TICK)
+    return cores
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
@@ -86,7 +91,7 @@ def thread_cpu(pid: int) -> dict[str, float]:
 
 
 def sample(command: list[str], interval_s: float) -> list[tuple[float, float, dict[str, float]]]:
-    """(seconds since start, machine busy seconds, per-thread CPU seconds) until the command exits."""
+    """(seconds since start, busy seconds per core, CPU seconds per thread) until the command exits."""
     samples = []
     started = time.perf_counter()
     epoch = time.time()
@@ -96,9 +101,10 @@ def sample(command: list[str], interval_s: float) -> list[tuple[float, float, di
             threads = thread_cpu(process.pid)
         except OSError:
             threads = {}
-        samples.append((time.perf_counter() - started, machine_busy(), threads))
+        samples.append((time.perf_counter() - started, core_busy(), threads))
         time.sleep(interval_s)
-    samples.append((time.perf_counter() - started, machine_busy(), samples[-1][2] if samples else {}))
+    # the run's threads are gone once it has exited: its last interval counts as idle
+    samples.append((time.perf_counter() - started, core_busy(), samples[-1][2] if samples else {}))
     stderr = process.stderr.read()
     if process.returncode:
         raise SystemExit(f"{command[0]} failed with status {process.returncode}: {stderr}")
@@ -110,9 +116,9 @@ def sample(command: list[str], interval_s: float) -> list[tuple[float, float, di
 
 
 def print_timeline(samples, bucket_s: float) -> None:
-    """One line per bucket: machine cores busy, cores the run used, the three busiest threads."""
+    """One line per bucket: how busy each core was, how many cores the run used, its busiest threads."""
     by_name_total: dict[str, float] = defaultdict(float)
-    print(f"{'t (s)':>6} {'machine':>7} {'run':>5}  busiest threads (cores)")
+    print(f"{'t (s)':>6} {'cores busy':>10} {'run':>5}  busiest threads (cores)")
     start_index = 0
     edge = bucket_s
     for i, (t, _, _) in enumerate(samples):
@@ -128,7 +134,8 @@ def print_timeline(samples, bucket_s: float) -> None:
             by_name_total[name] += cores * span
         run = sum(by_name.values())
         top = sorted(by_name.items(), key=lambda item: -item[1])[:6]
-        print(f"{t1:6.2f} {(busy1 - busy0) / span:7.2f} {run:5.2f}  "
+        per_core = " ".join(f"{(after - before) / span:4.2f}" for before, after in zip(busy0, busy1))
+        print(f"{t1:6.2f} {per_core:>10} {run:5.2f}  "
               + "  ".join(f"{name}={cores:.2f}" for name, cores in top if cores >= 0.05))
         start_index = i
         edge = t1 + bucket_s
@@ -158,7 +165,7 @@ def main() -> None:
         samples = sample(command, args.interval)
     t_end, busy_end, threads_end = samples[-1]
     print(f"{args.tool} on {source.name}: wall {t_end:.2f} s, "
-          f"machine busy {(busy_end - samples[0][1]) / t_end:.2f} cores on average")
+          f"machine busy {(sum(busy_end) - sum(samples[0][1])) / t_end:.2f} cores on average")
     print_timeline(samples, args.bucket)
 
 
