@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import pytest
@@ -314,3 +317,12 @@ def test_no_rung_is_upscaled_beyond_the_source(tmp_path, portrait_no_audio):
     result = transcode(portrait_no_audio, plan_ladder(270, 480), tmp_path, FAST)
     for encoded in result.renditions:
         assert encoded.rendition.width <= 270 and encoded.rendition.height <= 480
+
+
+def test_importing_the_transcoder_leaves_numpy_to_the_quality_thread():
+    # numpy is a third of a transcode's start-up; pipeline/quality.py imports it on its own thread
+    # while the first frames decode. A fresh interpreter, since this one has numpy loaded already.
+    code = "import sys, pipeline.transcode; print('numpy' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[2])
+    assert found.stdout.strip() == "False"
