@@ -24,7 +24,7 @@ from drm.errors import (
     WebhookRejected,
     WrongSeries,
 )
-from packager.errors import ObjectMissing, RangeNotSatisfiable, StoreError
+from packager.errors import ObjectMissing, StoreError
 from pipeline.errors import MediaRejected
 from server.auth import AuthRequired, Forbidden, NotConfigured
 from server.bodies import BodyTooLarge, MalformedBody
@@ -57,7 +57,6 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     InvalidId: 404,             # a malformed id names nothing we have
     MediaRejected: 422,
     StoreError: 503,
-    RangeNotSatisfiable: 416,   # the object changed size between a stat and the read: ask again
     NotPublished: 404,
     # catalog, purchases and the operator API (issue 6)
     InvalidField: 422,          # a body field out of range, of the wrong type, missing or unknown

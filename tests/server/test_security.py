@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from aiohttp.test_utils import make_mocked_request
 
-from packager.errors import RangeNotSatisfiable
-from server.problems import problem_for
 from server.settings import Settings, SettingsError
 from tests.conftest import settings_env
 
@@ -158,8 +155,3 @@ async def test_a_wrong_method_gets_a_problem_that_still_names_the_allowed_ones(k
         assert response.status == 405
         assert response.content_type == "application/problem+json"
         assert "GET" in response.headers["Allow"]
-
-
-def test_a_read_past_an_objects_end_is_a_416_not_a_store_outage():
-    answer = problem_for(RangeNotSatisfiable("media", "series/s1/seg.ts", 4096), make_mocked_request("GET", "/x"))
-    assert answer.status == 416 and "Retry-After" not in answer.headers      # a 503 would ask to retry
