@@ -27,6 +27,9 @@ from pipeline.quality import SAMPLED_SEGMENTS, QualityCheck, plan_samples
 from pipeline.rendition_output import EncodedRendition, EncodedSegment, RenditionOutput
 from pipeline.rotation import rotation_filter
 
+__all__ = ["MAX_SEGMENTS", "NATURAL_RATES", "DecodeDamage", "EncodedRendition", "EncodedSegment", "TranscodeProgress",
+           "TranscodeResult", "decoder_thread_count", "output_frame_rate", "transcode"]
+
 MAX_SEGMENTS = 2400          # 4 hours of 6 s segments: the cut list must be given up front
 NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
 

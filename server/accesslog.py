@@ -100,13 +100,15 @@ class BatchingStreamHandler(logging.Handler):
 
     The event loop only appends to a list: no write (which blocks on a full pipe) and no per-line
     wake-up of another thread (a GIL hand-off per request, measured as the largest cost of a queue
-    handler under load). The batch is bounded by lines, not only by time: at 6000 requests/s, 0.2 s
+    handler under load). A full batch wakes the writer at once, not only the timer: at 6000 requests/s, 0.2 s
     of lines kept ~1200 strings alive at once, and allocating through that much fresh memory made
     every request of the key server measurably slower (~8 % CPU per request). At most `interval_s`
     of lines are lost if the process is killed.
     """
 
     def __init__(self, stream, interval_s: float = 0.2, batch_lines: int = 128) -> None:
+        if batch_lines < 1:
+            raise ValueError(f"batch_lines must be at least 1, not {batch_lines}")
         super().__init__()
         self._stream = stream
         self._lines: list[str] = []

@@ -220,7 +220,7 @@ class JobRunner:
             # the worker knows how the job ended but could not write it; "worker_crashed" would be a lie
             # (the episode may be published), so the job is left to the lease and recovery
             log.error("job %s: the worker could not record the job's end (exit status %d: the database refused "
-                      "the write for a whole lease); once the lease lapses (%.0f s) recovery re-queues or fails "
+                      "the write for a whole lease); once the lease lapses (within %.0f s) recovery re-queues or fails "
                       "the job", job.job_id, process.exitcode, self.settings.jobs.lease_s)
             return
         how = (f"was killed by signal {-process.exitcode}" if process.exitcode < 0
@@ -233,7 +233,7 @@ class JobRunner:
                 f"{upload_note(job, self.settings.jobs.failed_upload_retention_s)}: "
                 "submit it again with a new Idempotency-Key", owner=self.owner_id)
         except JobStoreUnavailable as exc:
-            log.error("job %s: could not record the crash (%s); once the lease lapses (%.0f s) recovery re-queues "
+            log.error("job %s: could not record the crash (%s); once the lease lapses (within %.0f s) recovery re-queues "
                       "or fails the job", job.job_id, exc, self.settings.jobs.lease_s)
 
     async def _notify(self, job: Job) -> None:

@@ -110,7 +110,7 @@ def record_end(job_id: str, write: Callable[[], bool], *, within_s: float) -> bo
         except JobStoreUnavailable as exc:
             if time.monotonic() + delay_s > deadline:
                 raise EndNotRecorded(f"job {job_id}: its end could not be recorded for {within_s:.0f} s: {exc}; "
-                                     "the upload is kept, and recovery takes the job once its lease runs out"
+                                     "the upload is kept as for any failed job, and recovery takes the job once its lease runs out"
                                      ) from exc
             log.warning("job %s: could not record its end (%s); trying again in %.1f s", job_id, exc, delay_s)
             time.sleep(delay_s)

@@ -28,10 +28,10 @@ import math
 import re
 import threading
 import time
-from time import perf_counter
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from time import perf_counter
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
@@ -201,7 +201,7 @@ class KeyEdge:
 
 KEY_EDGE = web.AppKey("key_edge", KeyEdge)
 KeyAnswer = Callable[[web.Request, str], Awaitable[web.Response]]
-KEY_ANSWER = web.AppKey("key_answer", KeyAnswer)     # (request, key_id) -> the complete answer, metric taken
+KEY_ANSWER = web.AppKey[KeyAnswer]("key_answer")     # (request, key_id) -> the complete answer, metric taken
 # A key GET the router would send to KEY_ROUTE with this very id: an id of URL-safe characters (so
 # the raw path is the decoded one), then the query or nothing. Anything else takes the router's way.
 _PLAIN_KEY_TARGET = re.compile(r"/v1/keys/([A-Za-z0-9_-]+)(?:\?|\Z)")
@@ -277,15 +277,22 @@ def answer_keys_first(runner: web.AppRunner) -> None:
     Call after runner.setup(), best before its sites start: a connection takes the handler when it
     opens. Every other request (HEAD, an OPTIONS preflight, an Expect header, an id the router would
     decode) goes to the app as before.
+
+    A key GET answered here has no match_info (nor request.app): the key path reads neither. And it
+    passes no middleware and no on_response_prepare hook, which is why this refuses an app with any
+    but the edge middleware, whose work the key handler and answer_directly() do themselves.
     """
-    server = runner.server
+    server, app = runner.server, runner.app
     if server is None:
         raise RuntimeError("answer_keys_first() needs a runner that is set up")
-    answer_directly = runner.app[KEY_ANSWER]
+    if len(app.middlewares) != 1 or len(app.on_response_prepare):
+        raise RuntimeError("answer_keys_first() answers key GETs as the edge middleware alone would: "
+                           "an app with other middleware or response hooks would skip them")
+    answer_directly = app[KEY_ANSWER]
     handle_in_app = server.request_handler
     match_target = _PLAIN_KEY_TARGET.match
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+    async def handle(request: web.Request) -> web.StreamResponse:
         if request.method == hdrs.METH_GET:
             target = match_target(request.raw_path)
             if target is not None and hdrs.EXPECT not in request.headers:

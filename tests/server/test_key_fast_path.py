@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from server.accesslog import access_log_options
@@ -108,3 +109,21 @@ async def test_only_plain_key_gets_skip_the_router(key_world):
     finally:
         await server.close()
     assert seen == [("HEAD", world.url(None)), ("GET", "/healthz")]
+
+
+async def test_an_app_with_more_than_the_edge_middleware_is_refused(key_world):
+    world = await key_world()
+    app = create_app(world.services.settings, world.services)
+
+    @web.middleware
+    async def audit(request, handler):        # would never see a key GET answered ahead of the router
+        return await handler(request)
+
+    app.middlewares.append(audit)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        with pytest.raises(RuntimeError, match="other middleware"):
+            answer_keys_first(runner)
+    finally:
+        await runner.cleanup()
