@@ -151,11 +151,10 @@ class VerifiedTokens:
 
 
 class KeyEdge:
-    def __init__(self, settings: Settings, token_of: Callable[[web.Request], str | None]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.limits = KeyRequestLimits(settings.rate_limits)
         self.snapshot = EntitlementSnapshot()
         self._trusted_proxies = settings.http.trusted_proxies
-        self._token_of = token_of
         self._services: Services | None = None          # set by bind() once the app's Services are open
         self._tokens: VerifiedTokens | None = None
         self._release_services: Services | None = None
@@ -171,11 +170,11 @@ class KeyEdge:
         self._tokens = VerifiedTokens(services.tokens)
         self._release_services = dataclasses.replace(services, tokens=self._tokens)
 
-    def from_memory(self, request: web.Request, key_id: str) -> bytes | None:
+    def from_memory(self, request: web.Request, token: str | None, key_id: str) -> bytes | None:
         """The key, when memory can decide; None when release_key() must (see from_database). Raises what
         release_key raises, or RateLimited. Synchronous: most key requests end here, without an await."""
         self.limits.by_address.take(client_address(request, self._trusted_proxies))
-        viewer = self._tokens.verify(self._token_of(request))   # CPU only, and mostly a dict lookup
+        viewer = self._tokens.verify(token)   # CPU only, and mostly a dict lookup
         request[VIEWER_ID] = viewer.viewer_id
         self.limits.by_viewer.take(viewer.viewer_id)
         services = self._services
@@ -192,11 +191,10 @@ class KeyEdge:
             raise NotEntitled(viewer.viewer_id, key.series_id)
         return key.key
 
-    async def from_database(self, request: web.Request, key_id: str) -> bytes:
+    async def from_database(self, token: str | None, key_id: str) -> bytes:
         """release_key() in one of the key path's own threads (it may read SQLite); the limits were taken."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.lookups, release_key, self._release_services,
-                                          self._token_of(request), key_id)
+        return await loop.run_in_executor(self.lookups, release_key, self._release_services, token, key_id)
 
 
 KEY_EDGE = web.AppKey("key_edge", KeyEdge)
@@ -220,7 +218,7 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
                token_of: Callable[[web.Request], str | None]) -> None:
     """Add the key endpoint to `app`. Call after metrics.add_routes(app), after app[EDGE_HEADERS] is set,
     and after the cleanup_ctx that puts Services at services_key."""
-    app[KEY_EDGE] = KeyEdge(settings, token_of)
+    app[KEY_EDGE] = KeyEdge(settings)
 
     async def snapshot_refresher(app: web.Application) -> AsyncIterator[None]:
         app[KEY_EDGE].bind(app[services_key])
@@ -238,11 +236,11 @@ def add_routes(app: web.Application, settings: Settings, *, services_key: web.Ap
 
     async def answer(request: web.Request, key_id: str) -> web.Response:
         """The complete answer, edge headers included, so both ways in give the same one."""
-        origin = request.headers.get(hdrs.ORIGIN)
+        origin, token = request.headers.get(hdrs.ORIGIN), token_of(request)
         try:
-            body, path = edge.from_memory(request, key_id), "memory"
+            body, path = edge.from_memory(request, token, key_id), "memory"
             if body is None:
-                body, path = await edge.from_database(request, key_id), "database"
+                body, path = await edge.from_database(token, key_id), "database"
         except Exception as exc:  # noqa: BLE001 - answered here: no unwinding through the edge
             metrics.key_denied(getattr(exc, "code", "error"))
             denied = problem_for(exc, request)
