@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import statistics
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,11 +162,9 @@ def check_sample(sample: QualitySample, reference: np.ndarray, segment_path: Pat
 
 def summarize(name: str, scores: list[float], threshold_db: float) -> RenditionQuality | None:
     """The rendition's quality from its samples' PSNR values, in sample order; None without any."""
-    import numpy as np
-
     if not scores:
         return None
-    mean = float(np.mean(scores)) if all(math.isfinite(s) for s in scores) else math.inf
+    mean = statistics.fmean(scores) if all(math.isfinite(s) for s in scores) else math.inf
     return RenditionQuality(rendition=name, psnr_db=mean, min_psnr_db=min(scores), sample_count=len(scores),
                             is_below_threshold=min(scores) < threshold_db, threshold_db=threshold_db)
 

@@ -180,8 +180,8 @@ class JobRunner:
                     log.info("job %s is not free to run here yet", job.job_id)
                     return
                 await self._execute(job)
-            # Still running here means its end could not be written (database locked or full): _execute said
-            # so, and the job, no longer renewed, is left to its lease and recovery like any orphan.
+            # A job still running here matches neither case below: its end could not be written (database
+            # locked or full, _execute logged it), so no longer renewed, its lease and recovery take it.
             finished = await asyncio.to_thread(self.jobs.get, job.job_id)
             if finished.state == QUEUED and finished.attempt == job.attempt + 1:     # the worker re-queued it
                 delay_s = retry_delay_s(self.settings, job.attempt)

@@ -110,8 +110,8 @@ def record_end(job_id: str, write: Callable[[], bool], *, within_s: float) -> bo
         except JobStoreUnavailable as exc:
             if time.monotonic() + delay_s > deadline:
                 raise EndNotRecorded(f"job {job_id}: its end could not be recorded for {within_s:.0f} s: {exc}; "
-                                     "the upload is kept as for any failed job, and recovery takes the job once its lease runs out"
-                                     ) from exc
+                                     "the upload is kept as for any failed job, and recovery takes the job "
+                                     "once its lease runs out") from exc
             log.warning("job %s: could not record its end (%s); trying again in %.1f s", job_id, exc, delay_s)
             time.sleep(delay_s)
             delay_s = min(delay_s * 2, _RECORD_END_MAX_DELAY_S)

@@ -12,10 +12,9 @@ import dataclasses
 
 from aiohttp import web
 
-from drm.ids import field_id
 from drm.eligibility import PENDING
 from drm.errors import InvalidField
-from drm.ids import check_id
+from drm.ids import check_id, field_id
 from server.auth import require_operator
 from server.bodies import read_object
 from server.services import Services

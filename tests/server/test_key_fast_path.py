@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from server.accesslog import access_log_options
 from server.app import create_app
 from server.keyserver import answer_keys_first
-from tests.server.conftest import BUYER, SERIES, STRANGER
+from tests.server.conftest import BUYER, STRANGER
 from tests.server.test_metrics import samples
 
 PLAYER = "https://player.example"
