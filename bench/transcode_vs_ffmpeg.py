@@ -13,8 +13,11 @@ load it was measured under. With --rss-check, our peak RSS is then measured on a
 and ratios, it asserts nothing.
 
 Both tools get the same settings: one decode, bilinear scale per rung, libx264 High at the same preset,
-bit rate, capped VBV and GOP, IDRs forced every 2 s with no scene cuts, x264 threads left at their
-default (auto) in both, AAC 48 kHz stereo at each rung's audio bit rate, 6 s MPEG-TS segments.
+bit rate, capped VBV and GOP, IDRs forced every 2 s with no scene cuts, AAC 48 kHz stereo at each
+rung's audio bit rate, 6 s MPEG-TS segments. Threading is each tool's own: ours one x264 thread per
+rendition on a machine with no more cores than rungs, the ffmpeg CLI x264's automatic count (1.5 per
+core) in each of its encoders; the run checks that every other x264 option is identical and prints
+the output sizes side by side.
 """
 
 from __future__ import annotations
@@ -111,12 +114,14 @@ def run(name: str, source: Path, settings: LadderSettings) -> dict:
             directories = {r.name: Path(out) / f"r{i}" for i, r in enumerate(renditions)}
         result = measure(command)
         result["x264"] = {rung: x264_header(directory / "seg_00000.ts") for rung, directory in directories.items()}
+        result["bytes"] = {rung: sum(f.stat().st_size for f in directory.glob("*.ts"))
+                           for rung, directory in directories.items()}
         return result
 
 
 def x264_header(segment: Path) -> tuple[str, str]:
     """(version, options) from the SEI libx264 writes before its first picture: the proof that both
-    tools asked the encoder for the same thing (threads, lookahead, VBV, GOP included)."""
+    tools asked the encoder for the same thing (lookahead, VBV, GOP included; threads differ)."""
     import av
 
     with av.open(str(segment)) as container:
@@ -132,20 +137,38 @@ def x264_header(segment: Path) -> tuple[str, str]:
     return "?", "?"
 
 
+# How each tool spreads its encoders over the cores: ours one x264 thread per rendition while there are
+# no more cores than renditions (pipeline/transcode.py encoder_threads()), the ffmpeg CLI x264's own
+# count. Every other option must match.
+THREAD_OPTIONS = ("threads", "lookahead_threads", "sliced_threads")
+
+
 def check_same_encoder_options(ours: dict, peer: dict) -> None:
-    """Print whether every rung was encoded with identical x264 options by both tools."""
+    """Print whether every rung was encoded with identical x264 options, threading aside, by both tools."""
     differing_rungs = 0
+    threading = {}
     for rung, (_, mine) in ours["x264"].items():
         theirs = peer["x264"][rung][1]
-        if mine != theirs or mine == "?":
+        mine_by_key, theirs_by_key = _options(mine), _options(theirs)
+        threading[rung] = f"{mine_by_key.get('threads', '?')}/{theirs_by_key.get('threads', '?')}"
+        for key in THREAD_OPTIONS:
+            mine_by_key.pop(key, None), theirs_by_key.pop(key, None)
+        if mine_by_key != theirs_by_key or mine == "?":
             differing_rungs += 1
-            differing = sorted(set(mine.split()) ^ set(theirs.split()))
-            print(f"  WARNING {rung}: x264 options differ between ours and ffmpeg: {' '.join(differing)}")
+            differing = sorted(set(mine_by_key.items()) ^ set(theirs_by_key.items()))
+            print(f"  WARNING {rung}: x264 options differ between ours and ffmpeg: {differing}")
     versions = {tool: sorted({version for version, _ in result["x264"].values()})
                 for tool, result in (("ours", ours), ("ffmpeg", peer))}
     if not differing_rungs:
-        print(f"  x264 options identical on all {len(ours['x264'])} rungs "
-              f"(ours {', '.join(versions['ours'])}; ffmpeg {', '.join(versions['ffmpeg'])})")
+        print(f"  x264 options identical on all {len(ours['x264'])} rungs but threading "
+              f"(ours {', '.join(versions['ours'])}; ffmpeg {', '.join(versions['ffmpeg'])}); "
+              "x264 threads ours/ffmpeg: " + ", ".join(f"{rung} {t}" for rung, t in threading.items()))
+    sizes = ", ".join(f"{rung} {ours['bytes'][rung] / peer['bytes'][rung]:.3f}" for rung in ours["bytes"])
+    print(f"  output bytes ours/ffmpeg per rung (same bit rates and VBV): {sizes}")
+
+
+def _options(header: str) -> dict[str, str]:
+    return dict(option.partition("=")[::2] for option in header.split())
 
 
 def compare(label: str, source: Path, settings: LadderSettings, rounds: int) -> float:

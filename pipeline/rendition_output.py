@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 from av.video.frame import PictureType
@@ -24,6 +25,13 @@ from pipeline.h264 import avc1_codec, find_sps
 from pipeline.ladder import LadderSettings, Rendition
 from pipeline.quality import QualityCheck, RenditionQuality
 from pipeline.worker import Worker
+
+
+class EncoderThreads(NamedTuple):
+    """How one rendition's encoder uses the machine (see pipeline/transcode.py encoder_threads())."""
+
+    count: int = 0          # x264 threads; 0 lets x264 choose (1.5 per core)
+    niceness: int = 0       # how far below the decoding thread this rendition's threads run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,7 +57,7 @@ class RenditionOutput:
 
     def __init__(self, rendition: Rendition, directory: Path, fps: Fraction, settings: LadderSettings,
                  segment_frames: str, quality_check: QualityCheck,
-                 fmp4_options: dict[str, str] | None = None) -> None:
+                 fmp4_options: dict[str, str] | None = None, threads: EncoderThreads = EncoderThreads()) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.rendition = rendition
         self.directory = directory
@@ -83,10 +91,9 @@ class RenditionOutput:
         self.video.width, self.video.height = rendition.width, rendition.height
         self.video.pix_fmt = "yuv420p"
         # PyAV defaults encoders to slice threading, which makes libx264 cut every picture into slices
-        # (sliced-threads=1): less efficient than the frame threading the ffmpeg CLI gets by default
-        # (thread_type frame+slice, threads auto). The SEI x264 writes shows the same options for both.
+        # (sliced-threads=1): frame threading, as the ffmpeg CLI uses, when there are threads to give
         self.video.codec_context.thread_type = "AUTO"
-        self.video.codec_context.thread_count = 0
+        self.video.codec_context.thread_count = threads.count
         self.video.time_base = 1 / fps
         self.video.codec_context.time_base = 1 / fps
         self.video.bit_rate = rendition.video_bitrate_bps
@@ -110,7 +117,7 @@ class RenditionOutput:
         self.quality_check = quality_check
         self.listed_bytes = 0            # size of segments.csv when last read: it grows as segments close
         self.quality: RenditionQuality | None = None
-        self.worker = Worker(f"encode-{rendition.name}")
+        self.worker = Worker(f"encode-{rendition.name}", niceness=threads.niceness)
 
     def submit(self, work, *args) -> None:
         """Queue scaling/encoding for this rendition's thread; raises if that thread has failed."""

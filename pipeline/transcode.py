@@ -24,11 +24,11 @@ from pipeline.fmp4 import SegmentFormat
 from pipeline.ladder import LadderSettings, Rendition
 from pipeline.quality import SAMPLED_SEGMENTS, QualityCheck, plan_samples
 # EncodedRendition and EncodedSegment are part of what transcode() returns: importable from here too
-from pipeline.rendition_output import EncodedRendition, EncodedSegment, RenditionOutput
+from pipeline.rendition_output import EncodedRendition, EncodedSegment, EncoderThreads, RenditionOutput
 from pipeline.rotation import rotation_filter
 
 __all__ = ["MAX_SEGMENTS", "NATURAL_RATES", "DecodeDamage", "EncodedRendition", "EncodedSegment", "TranscodeProgress",
-           "TranscodeResult", "decoder_thread_count", "output_frame_rate", "transcode"]
+           "TranscodeResult", "decoder_thread_count", "encoder_threads", "output_frame_rate", "transcode"]
 
 MAX_SEGMENTS = 2400          # 4 hours of 6 s segments: the cut list must be given up front
 NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
@@ -115,7 +115,8 @@ class _Transcoder:
             raise TranscodeError("the source has no video stream")
         self.input = container
         self.video_in = container.streams.video[0]
-        decoder_threads = decoder_thread_count(len(renditions), os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        decoder_threads = decoder_thread_count(len(renditions), cores)
         if decoder_threads > 1:
             self.video_in.thread_type = "FRAME"
             self.video_in.thread_count = decoder_threads
@@ -141,8 +142,8 @@ class _Transcoder:
         self.checker.submit(quality.warm_up)
         self.outputs = [RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts,
                                          QualityCheck(r.name, samples, settings.min_psnr_db, self.checker),
-                                         fmp4_options)
-                        for r in renditions]
+                                         fmp4_options, threads)
+                        for r, threads in zip(renditions, encoder_threads(renditions, cores))]
         # Smallest rung first: the largest encoder is the slowest, so its queue is the one that is full;
         # fed last, it makes the main thread wait only after every other rung already has the frame.
         self.feed_order = sorted(self.outputs, key=lambda output: output.rendition.width * output.rendition.height)
@@ -289,6 +290,31 @@ def decoder_thread_count(rendition_count: int, cpu_count: int) -> int:
     ~25 MB more memory for the whole transcode than decoding on the main thread.
     """
     return max(1, cpu_count - rendition_count)
+
+
+# How far below the decoding thread the encoders of all but the largest rendition run (see below).
+SMALLER_RUNG_NICENESS = 4
+
+
+def encoder_threads(renditions: list[Rendition], cpu_count: int) -> list[EncoderThreads]:
+    """x264 threads and priority for each rendition's encoder, when all encode at once on `cpu_count` cores.
+
+    Every rendition has its own thread, so frame threads inside an encoder pay only when there are
+    more cores than renditions; then each gets cores in proportion to its pixels. On 2 cores and 5
+    rungs, x264's own count (3 each) cost ~3 % more CPU and ~140 MB more memory (bench/).
+    With one thread, the largest rung's encoder is the longest serial chain (1080p: ~10 s of CPU in
+    a 13.5 s transcode on 2 cores). At an equal share of the cores it fell behind, its full queue
+    held up the decoder and a core idled, so it runs at the decoder's priority and the smaller rungs
+    a little below (which also leaves a server on the same host ahead of a batch transcode).
+    """
+    pixels = [r.width * r.height for r in renditions]
+    largest = max(pixels, default=0)
+    if cpu_count <= len(renditions):
+        counts = [1] * len(renditions)
+    else:
+        counts = [max(1, min(cpu_count, round(cpu_count * p / sum(pixels)))) for p in pixels]
+    return [EncoderThreads(count=count, niceness=0 if p == largest else SMALLER_RUNG_NICENESS)
+            for count, p in zip(counts, pixels)]
 
 
 def output_frame_rate(source_rate: Fraction | None, max_rate: float) -> Fraction:

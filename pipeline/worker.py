@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import sys
 import threading
 
 QUEUE_DEPTH = 4   # calls (frames) waiting per rendition; x264 buffers ~15 frames more. 16 cost 40 MB RSS at 1080p
@@ -12,10 +14,11 @@ class Worker:
     """A thread running queued calls in order. PyAV releases the GIL in swscale, the codecs and the
     muxer, so renditions encode in parallel; the bounded queue keeps decoded frames from piling up."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, niceness: int = 0) -> None:
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
         self.error: BaseException | None = None
         self.cancelled = False
+        self.niceness = niceness
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
@@ -44,6 +47,7 @@ class Worker:
         self.thread.join(timeout=30)
 
     def _run(self) -> None:
+        lower_thread_priority(self.niceness)
         try:
             while not self.cancelled:
                 work, args = self.queue.get()
@@ -52,3 +56,12 @@ class Worker:
                 work(*args)
         except BaseException as exc:  # noqa: BLE001 - handed to the submitting thread
             self.error = exc
+
+
+def lower_thread_priority(by: int) -> None:
+    """Raise the calling thread's nice value by `by` (Linux; elsewhere nothing): threads it starts later,
+    such as an encoder's own, inherit it. Lowering a priority needs no privilege; raising it back does."""
+    if by <= 0 or sys.platform != "linux":
+        return
+    thread = threading.get_native_id()   # on Linux, PRIO_PROCESS with a thread id is that one thread
+    os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + by))

@@ -11,7 +11,7 @@ import av
 import pytest
 
 from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.transcode import output_frame_rate, transcode
+from pipeline.transcode import SMALLER_RUNG_NICENESS, encoder_threads, output_frame_rate, transcode
 from tests.support.media import clip
 
 FAST = LadderSettings(preset="superfast")
@@ -326,3 +326,19 @@ def test_importing_the_transcoder_leaves_numpy_to_the_quality_thread():
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            cwd=Path(__file__).resolve().parents[2])
     assert found.stdout.strip() == "False"
+
+
+def test_each_encoder_gets_one_thread_until_there_are_more_cores_than_rungs():
+    ladder = plan_ladder(1920, 1080)                       # 5 rungs, 1080p first
+    on_two_cores = encoder_threads(ladder, 2)
+    assert [t.count for t in on_two_cores] == [1] * 5
+    # the largest rung is the longest serial chain: it keeps the decoder's priority, the rest yield
+    assert [t.niceness for t in on_two_cores] == [0] + [SMALLER_RUNG_NICENESS] * 4
+
+    on_sixteen = [t.count for t in encoder_threads(ladder, 16)]
+    assert on_sixteen == sorted(on_sixteen, reverse=True) and on_sixteen[-1] == 1
+    assert on_sixteen[0] > on_sixteen[1] > 1              # cores follow pixels
+    assert abs(sum(on_sixteen) - 16) <= len(ladder)
+
+    (only,) = encoder_threads(plan_ladder(416, 234), 2)
+    assert only == (2, 0)

@@ -1,0 +1,56 @@
+"""pipeline/worker.py: a rendition's thread runs its calls in order, below the caller's priority when asked."""
+
+import os
+import sys
+import threading
+
+import pytest
+
+from pipeline.worker import Worker
+
+
+def _nice_of_this_thread() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_calls_run_in_order_and_a_failure_reaches_the_submitter():
+    seen: list[int] = []
+    worker = Worker("test-order")
+    for n in range(10):
+        worker.submit(seen.append, n)
+    worker.submit(None)
+    worker.join()
+    assert seen == list(range(10))
+
+    failing = Worker("test-failure")
+    failing.submit(lambda: 1 / 0)
+    failing.submit(None)
+    with pytest.raises(ZeroDivisionError):
+        failing.join()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_a_nicer_worker_and_the_threads_it_starts_run_below_the_caller():
+    caller = _nice_of_this_thread()
+    seen: dict[str, int] = {}
+
+    def record_own_and_a_child_thread() -> None:
+        seen["worker"] = _nice_of_this_thread()
+        # an encoder's threads (x264's) are started from the worker thread: they inherit its value
+        child = threading.Thread(target=lambda: seen.__setitem__("child", _nice_of_this_thread()))
+        child.start()
+        child.join()
+
+    worker = Worker("test-nice", niceness=2)
+    worker.submit(record_own_and_a_child_thread)
+    worker.submit(None)
+    worker.join()
+    expected = min(19, caller + 2)
+    assert seen == {"worker": expected, "child": expected}
+    assert _nice_of_this_thread() == caller          # the submitting thread keeps its priority
+
+    plain = Worker("test-plain")
+    plain.submit(lambda: seen.__setitem__("plain", _nice_of_this_thread()))
+    plain.submit(None)
+    plain.join()
+    assert seen["plain"] == caller
