@@ -82,8 +82,11 @@ class RenditionOutput:
                 "segment_list_type": "csv",
                 # let the TS muxer gather up to 0.7 s of AAC frames per PES packet, as the ffmpeg CLI
                 # does (-muxdelay 0.7): one ~100-byte AAC frame per 188-byte TS packet nearly doubles
-                # the lowest rung's audio cost
-                "segment_format_options": "max_delay=700000",
+                # the lowest rung's audio cost. PAT/PMT only where a player needs them, at the start of
+                # each segment (RFC 8216 3.2) and before each IDR, as the ffmpeg CLI 5.1 writes them:
+                # FFmpeg's muxer since 6.0 repeats them every 0.1 s (and the SDT every 0.5 s) for
+                # broadcast tune-in, ~30 kbit/s, a sixth of the lowest rung's whole budget.
+                "segment_format_options": "max_delay=700000:pat_period=3600:sdt_period=3600",
             },
         )
         gop = math.ceil(Fraction(settings.gop_s) * fps)

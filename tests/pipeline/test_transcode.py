@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from fractions import Fraction
@@ -182,6 +183,25 @@ def test_lowest_rung_peak_with_audio_stays_under_192_kbits(tmp_path):
     # published segments are AES-128-CBC ciphertext: PKCS#7 adds up to 16 bytes each
     sizes = [s.path.stat().st_size + 16 for s in segments]
     assert peak_bandwidth(durations, sizes, target_duration(durations)) <= 192_000   # Apple 9.21
+
+
+def _ts_pids(path: Path) -> list[int]:
+    """The PID of every 188-byte TS packet in a segment, in order."""
+    data = path.read_bytes()
+    return [((data[i + 1] & 0x1F) << 8) | data[i + 2] for i in range(0, len(data), 188)]
+
+
+def test_ts_segments_carry_program_tables_at_their_start_not_ten_times_a_second(tmp_path, landscape_30fps):
+    result = transcode(landscape_30fps, plan_ladder(640, 360)[-1:], tmp_path, FAST)
+    (rendition,) = result.renditions
+    for segment in rendition.segments:
+        pids = _ts_pids(segment.path)
+        first_media = next(i for i, pid in enumerate(pids) if 0x100 <= pid < 0x1000)   # FFmpeg's stream PIDs
+        assert set(pids[:first_media]) >= {0x0000, 0x1000}                      # PAT and PMT open the segment
+        # and come again only before each IDR (one every 2 s), not every 0.1 s as FFmpeg >= 6 repeats them
+        idrs = math.ceil(segment.duration_s / 2)
+        assert pids.count(0x0000) <= idrs + 1
+        assert pids.count(0x0011) <= 1                                          # the SDT, which HLS never reads
 
 
 def test_quality_check_measures_psnr_per_rung_and_flags_a_low_one(tmp_path, landscape_30fps):
