@@ -152,8 +152,9 @@ def check_same_encoder_options(ours: dict, peer: dict) -> None:
         mine_by_key, theirs_by_key = _options(mine), _options(theirs)
         threading[rung] = f"{mine_by_key.get('threads', '?')}/{theirs_by_key.get('threads', '?')}"
         for key in THREAD_OPTIONS:
-            mine_by_key.pop(key, None), theirs_by_key.pop(key, None)
-        if mine_by_key != theirs_by_key or mine == "?":
+            mine_by_key.pop(key, None)
+            theirs_by_key.pop(key, None)
+        if mine_by_key != theirs_by_key or "?" in (mine, theirs):
             differing_rungs += 1
             differing = sorted(set(mine_by_key.items()) ^ set(theirs_by_key.items()))
             print(f"  WARNING {rung}: x264 options differ between ours and ffmpeg: {differing}")
@@ -163,7 +164,8 @@ def check_same_encoder_options(ours: dict, peer: dict) -> None:
         print(f"  x264 options identical on all {len(ours['x264'])} rungs but threading "
               f"(ours {', '.join(versions['ours'])}; ffmpeg {', '.join(versions['ffmpeg'])}); "
               "x264 threads ours/ffmpeg: " + ", ".join(f"{rung} {t}" for rung, t in threading.items()))
-    sizes = ", ".join(f"{rung} {ours['bytes'][rung] / peer['bytes'][rung]:.3f}" for rung in ours["bytes"])
+    sizes = ", ".join(f"{rung} {ours['bytes'][rung] / peer['bytes'][rung]:.3f}" if peer["bytes"][rung] else f"{rung} ?"
+                      for rung in ours["bytes"])
     print(f"  output bytes ours/ffmpeg per rung (same bit rates and VBV): {sizes}")
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import statistics
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -87,9 +86,6 @@ def plan_samples(segment_starts: list[int]) -> list[QualitySample]:
 
 def warm_up() -> None:
     """Import numpy ahead of the first sample (see the module docstring); for the quality thread."""
-    # The check does elementwise arithmetic only, never BLAS: OpenBLAS's own threads, started on
-    # import, would only spin on the cores the encoders need (~0.1 s of CPU per transcode, by perf).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import numpy  # noqa: F401
 
 

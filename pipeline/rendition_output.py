@@ -83,7 +83,8 @@ class RenditionOutput:
                 # let the TS muxer gather up to 0.7 s of AAC frames per PES packet, as the ffmpeg CLI
                 # does (-muxdelay 0.7): one ~100-byte AAC frame per 188-byte TS packet nearly doubles
                 # the lowest rung's audio cost. PAT/PMT only where a player needs them, at the start of
-                # each segment (RFC 8216 3.2) and before each IDR, as the ffmpeg CLI 5.1 writes them:
+                # each segment (RFC 8216 3.2; each segment gets a fresh TS muxer, which opens with
+                # them) and before each IDR, as the ffmpeg CLI 5.1 writes them:
                 # FFmpeg's muxer since 6.0 repeats them every 0.1 s (and the SDT every 0.5 s) for
                 # broadcast tune-in, ~30 kbit/s, a sixth of the lowest rung's whole budget.
                 "segment_format_options": "max_delay=700000:pat_period=3600:sdt_period=3600",
@@ -94,7 +95,8 @@ class RenditionOutput:
         self.video.width, self.video.height = rendition.width, rendition.height
         self.video.pix_fmt = "yuv420p"
         # PyAV defaults encoders to slice threading, which makes libx264 cut every picture into slices
-        # (sliced-threads=1): frame threading, as the ffmpeg CLI uses, when there are threads to give
+        # (sliced-threads=1): frame threading, as the ffmpeg CLI uses, when count > 1. With one,
+        # x264 starts no threads of its own and encodes on this rendition's worker thread.
         self.video.codec_context.thread_type = "AUTO"
         self.video.codec_context.thread_count = threads.count
         self.video.time_base = 1 / fps

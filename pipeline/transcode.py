@@ -300,19 +300,25 @@ def encoder_threads(renditions: list[Rendition], cpu_count: int) -> list[Encoder
     """x264 threads and priority for each rendition's encoder, when all encode at once on `cpu_count` cores.
 
     Every rendition has its own thread, so frame threads inside an encoder pay only when there are
-    more cores than renditions; then each gets cores in proportion to its pixels. On 2 cores and 5
-    rungs, x264's own count (3 each) cost ~3 % more CPU and ~140 MB more memory (bench/).
+    more cores than renditions: then each has one and the rest go by pixels, `cpu_count` in all (the
+    decoder's frame threads, decoder_thread_count(), come on top). On 2 cores and 5 rungs, x264's own
+    count (3 each) cost ~3 % more CPU and ~140 MB more memory (bench/).
     With one thread, the largest rung's encoder is the longest serial chain (1080p: ~10 s of CPU in
     a 13.5 s transcode on 2 cores). At an equal share of the cores it fell behind, its full queue
-    held up the decoder and a core idled, so it runs at the decoder's priority and the smaller rungs
-    a little below (which also leaves a server on the same host ahead of a batch transcode).
+    held up the decoder and a core idled, so the largest rung (or rungs, if equal) runs at the
+    decoder's priority and the others a little below; harmless when there are cores to spare.
     """
     pixels = [r.width * r.height for r in renditions]
     largest = max(pixels, default=0)
-    if cpu_count <= len(renditions):
-        counts = [1] * len(renditions)
-    else:
-        counts = [max(1, min(cpu_count, round(cpu_count * p / sum(pixels)))) for p in pixels]
+    counts = [1] * len(renditions)
+    spare = cpu_count - len(renditions)
+    if spare > 0:
+        shares = [spare * p / sum(pixels) for p in pixels]
+        counts = [1 + math.floor(share) for share in shares]
+        # largest remainder: the cores that rounding down left over go to the biggest fractions
+        leftover = cpu_count - sum(counts)
+        for i in sorted(range(len(shares)), key=lambda i: shares[i] - math.floor(shares[i]), reverse=True)[:leftover]:
+            counts[i] += 1
     return [EncoderThreads(count=count, niceness=0 if p == largest else SMALLER_RUNG_NICENESS)
             for count, p in zip(counts, pixels)]
 

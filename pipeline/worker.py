@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import sys
 import threading
+
+logger = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 4   # calls (frames) waiting per rendition; x264 buffers ~15 frames more. 16 cost 40 MB RSS at 1080p
 
@@ -47,8 +50,8 @@ class Worker:
         self.thread.join(timeout=30)
 
     def _run(self) -> None:
-        lower_thread_priority(self.niceness)
         try:
+            lower_thread_priority(self.niceness)
             while not self.cancelled:
                 work, args = self.queue.get()
                 if work is None:
@@ -60,8 +63,12 @@ class Worker:
 
 def lower_thread_priority(by: int) -> None:
     """Raise the calling thread's nice value by `by` (Linux; elsewhere nothing): threads it starts later,
-    such as an encoder's own, inherit it. Lowering a priority needs no privilege; raising it back does."""
+    such as a multi-threaded encoder's own, inherit it. Lowering a priority needs no privilege, but a
+    sandbox may still refuse the call: the priority is a scheduling hint, so the thread runs on as it is."""
     if by <= 0 or sys.platform != "linux":
         return
     thread = threading.get_native_id()   # on Linux, PRIO_PROCESS with a thread id is that one thread
-    os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + by))
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + by))
+    except OSError as exc:
+        logger.debug("could not lower thread %s's priority: %s", threading.current_thread().name, exc)

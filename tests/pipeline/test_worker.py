@@ -32,6 +32,8 @@ def test_calls_run_in_order_and_a_failure_reaches_the_submitter():
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
 def test_a_nicer_worker_and_the_threads_it_starts_run_below_the_caller():
     caller = _nice_of_this_thread()
+    if caller > 17:
+        pytest.skip(f"this process already runs at nice {caller}: no room to go 2 lower")
     seen: dict[str, int] = {}
 
     def record_own_and_a_child_thread() -> None:
@@ -54,3 +56,17 @@ def test_a_nicer_worker_and_the_threads_it_starts_run_below_the_caller():
     plain.submit(None)
     plain.join()
     assert seen["plain"] == caller
+
+
+def test_a_worker_refused_a_lower_priority_still_runs_its_calls(monkeypatch):
+    def refuse(*args):
+        raise PermissionError(1, "Operation not permitted")   # as some sandboxes answer setpriority
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+    seen: list[int] = []
+    worker = Worker("test-refused", niceness=2)
+    for n in range(8):                                          # more than the queue holds
+        worker.submit(seen.append, n)
+    worker.submit(None)
+    worker.join()
+    assert seen == list(range(8))
