@@ -146,11 +146,11 @@ THREAD_OPTIONS = ("threads", "lookahead_threads", "sliced_threads")
 def check_same_encoder_options(ours: dict, peer: dict) -> None:
     """Print whether every rung was encoded with identical x264 options, threading aside, by both tools."""
     differing_rungs = 0
-    threading = {}
+    thread_counts = {}
     for rung, (_, mine) in ours["x264"].items():
         theirs = peer["x264"][rung][1]
         mine_by_key, theirs_by_key = _options(mine), _options(theirs)
-        threading[rung] = f"{mine_by_key.get('threads', '?')}/{theirs_by_key.get('threads', '?')}"
+        thread_counts[rung] = f"{mine_by_key.get('threads', '?')}/{theirs_by_key.get('threads', '?')}"
         for key in THREAD_OPTIONS:
             mine_by_key.pop(key, None)
             theirs_by_key.pop(key, None)
@@ -163,7 +163,7 @@ def check_same_encoder_options(ours: dict, peer: dict) -> None:
     if not differing_rungs:
         print(f"  x264 options identical on all {len(ours['x264'])} rungs but threading "
               f"(ours {', '.join(versions['ours'])}; ffmpeg {', '.join(versions['ffmpeg'])}); "
-              "x264 threads ours/ffmpeg: " + ", ".join(f"{rung} {t}" for rung, t in threading.items()))
+              "x264 threads ours/ffmpeg: " + ", ".join(f"{rung} {t}" for rung, t in thread_counts.items()))
     sizes = ", ".join(f"{rung} {ours['bytes'][rung] / peer['bytes'][rung]:.3f}" if peer["bytes"][rung] else f"{rung} ?"
                       for rung in ours["bytes"])
     print(f"  output bytes ours/ffmpeg per rung (same bit rates and VBV): {sizes}")

@@ -316,9 +316,9 @@ def encoder_threads(renditions: list[Rendition], cpu_count: int) -> list[Encoder
         shares = [spare * p / sum(pixels) for p in pixels]
         counts = [1 + math.floor(share) for share in shares]
         # largest remainder: the cores that rounding down left over go to the biggest fractions
-        leftover = cpu_count - sum(counts)
-        for i in sorted(range(len(shares)), key=lambda i: shares[i] - math.floor(shares[i]), reverse=True)[:leftover]:
-            counts[i] += 1
+        by_fraction = sorted(range(len(shares)), key=lambda k: shares[k] % 1, reverse=True)
+        for k in by_fraction[:cpu_count - sum(counts)]:
+            counts[k] += 1
     return [EncoderThreads(count=count, niceness=0 if p == largest else SMALLER_RUNG_NICENESS)
             for count, p in zip(counts, pixels)]
 
