@@ -3,14 +3,37 @@ until a caller decides to stop: then it raises MediaRejected carrying the report
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from pipeline.validate import ValidationReport
+
+class RejectionReason(Protocol):
+    code: str
+    message: str
+
+
+class RejectionReport(Protocol):
+    """What MediaRejected carries (pipeline/validate.py's ValidationReport): described here, not
+    imported, so that the errors stay at the bottom of the package's imports."""
+
+    @property
+    def issues(self) -> Sequence[RejectionReason]: ...
 
 
 class PipelineError(Exception):
     code = "pipeline_error"
+
+
+class UnreadableMedia(PipelineError):
+    """The file could not be opened as media at all (not a container FFmpeg recognises, or empty)."""
+
+    code = "not_media"
+
+
+class EmptyMedia(UnreadableMedia):
+    """The file has no bytes at all: usually an upload that never started."""
+
+    code = "empty_file"
 
 
 class MediaRejected(PipelineError):
@@ -18,7 +41,7 @@ class MediaRejected(PipelineError):
 
     code = "media_rejected"
 
-    def __init__(self, report: ValidationReport) -> None:
+    def __init__(self, report: RejectionReport) -> None:
         super().__init__("; ".join(issue.message for issue in report.issues) or "media rejected")
         self.report = report
 

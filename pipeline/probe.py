@@ -10,19 +10,7 @@ from typing import NamedTuple
 
 import av
 
-from pipeline.errors import PipelineError
-
-
-class UnreadableMedia(PipelineError):
-    """The file could not be opened as media at all (not a container FFmpeg recognises, or empty)."""
-
-    code = "not_media"
-
-
-class EmptyMedia(UnreadableMedia):
-    """The file has no bytes at all: usually an upload that never started."""
-
-    code = "empty_file"
+from pipeline.errors import EmptyMedia, UnreadableMedia
 
 
 ROTATION_PACKET_LIMIT = 300  # packets probe reads looking for the first frame (and its display matrix)

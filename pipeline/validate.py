@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.measure import DecodeStats, decode_video
-from pipeline.probe import EmptyMedia, MediaInfo, UnreadableMedia, probe
+from pipeline.errors import EmptyMedia, UnreadableMedia
+from pipeline.probe import MediaInfo, probe
 
 DURATION_TOLERANCE_S = 0.001          # bounds are exact to the frame; this only absorbs time-base rounding
 TRUNCATION_TOLERANCE_S = 1.0

@@ -6,7 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from pipeline.probe import EmptyMedia, StreamInfo, UnreadableMedia, bit_depth, probe
+from pipeline.errors import EmptyMedia, UnreadableMedia
+from pipeline.probe import StreamInfo, bit_depth, probe
 from tests.support.corpus import corpus  # noqa: F401  (a fixture)
 
 
