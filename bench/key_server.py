@@ -81,8 +81,8 @@ def bench_env(work: Path, s3_endpoint: str, access_key: str, secret_key: str) ->
 def seed(env: dict[str, str], *, viewers: int, episodes: int, periods: int, plan_size: int,
          mix: tuple[tuple[str, float], ...] = MIX) -> list[Planned]:
     """Create keys and entitlements, mint tokens, and return a shuffled request plan in the mix."""
+    from server.config import Settings
     from server.services import Services
-    from server.settings import Settings
 
     services = Services.open(Settings.from_env(env))
     try:
@@ -135,10 +135,10 @@ def serve(variant: str, env_file: Path, log_file: Path) -> None:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
         else:
-            from server.accesslog import configure_access_log
             from server.app import create_app, start_runner
-            from server.keyserver import EntitlementSnapshot
-            from server.settings import Settings
+            from server.config import Settings
+            from server.edge.accesslog import configure_access_log
+            from server.keys.endpoint import EntitlementSnapshot
 
             configure_access_log(log_file.open("a"))      # as `series serve` does, to a file instead of stderr
             if variant == "key-db":
@@ -288,8 +288,8 @@ def time_parts(env: dict[str, str], plan: list[Planned], rounds: int = 2000) -> 
     """Microseconds per call of each thing the key path does, without HTTP."""
     from urllib.parse import parse_qs, urlsplit
 
+    from server.config import Settings
     from server.services import Services
-    from server.settings import Settings
 
     services = Services.open(Settings.from_env(env))
     try:
@@ -350,7 +350,7 @@ def main() -> int:
         serve(args.serve, args.env_file, args.log_file)
         return 0
 
-    from server.localstore import LocalObjectStore, LocalStoreSettings
+    from server.local.object_store import LocalObjectStore, LocalStoreSettings
     from tests.support.s3_server import free_port
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

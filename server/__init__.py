@@ -1,0 +1,20 @@
+"""server: the aiohttp service, its jobs and the `series` command line, in rooms named after what they do.
+
+    config/      Settings.from_env(): the one reader of SERIES_* variables, and every room's settings section
+    local/       the embedded set-up: SeaweedFS on loopback, locally generated secrets
+    services.py  Services: the long-lived objects (database, object store, drm stores) built from settings
+    edge/        what every request passes: middleware, problem+json, CORS and headers, rate limits,
+                 request bodies, who is calling (auth), access log, metrics, /healthz
+    keys/        GET /v1/keys/{id}: where a content key is released (release.py), and its fast path
+    playback/    per-viewer master and media playlists, and the encrypted segments they list
+    catalog/     the creator, viewer and operator APIs, and the payment webhook (verified there)
+    publishing/  one file to a live episode version: validate → transcode → keys → encrypt → publish; gc
+    ingest/      the hand-off API, upload spool, jobs and their store, the runner (where a job is retried),
+                 worker processes, completion webhooks
+    cli/         `series …`: one module per group of commands
+    app.py       create_app(): composes the rooms into the service
+
+Rooms import downwards only (tests/test_layering.py): config → local; edge → config, services; keys and
+playback → edge; catalog → edge, playback; publishing → config; ingest → edge, publishing; cli and app →
+any room. Nothing imports cli.
+"""

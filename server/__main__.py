@@ -1,3 +1,5 @@
-from server.cli import main
 import sys
+
+from server.cli.main import main
+
 sys.exit(main())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from drm.catalog import Catalog, SqliteCatalog
 from drm.database import Database
 from drm.eligibility import CreatorRegistry
@@ -12,7 +14,7 @@ from drm.keystore import KeyStore
 from drm.purchases import PaymentProcessor
 from drm.tokens import TokenSigner
 from packager.store import ObjectStore
-from server.settings import Settings
+from server.config import Settings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +59,9 @@ class Services:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+SERVICES = web.AppKey("services", Services)     # where the app keeps them, for every room's handlers
 
 
 def open_catalog(db: Database, settings: Settings) -> SqliteCatalog:

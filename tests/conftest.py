@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import Settings
+from server.config import Settings
 from tests.support.media import clip
 from tests.support.s3_server import start_test_store
 

@@ -13,12 +13,12 @@ from urllib.parse import quote
 import pytest
 
 from server.app import create_app
-from server.ingest import ingest_episode
+from server.publishing.episode import ingest_episode
 from server.services import Services
 from tests.conftest import settings_for
 from tests.e2e.test_episode import BUYER, EPISODE, SERIES, STRANGER, master_url, published, served  # noqa: F401
-from tests.support.catalog import add_series
 from tests.support.browser import Chromium, find_chromium, find_hlsjs, player_app
+from tests.support.catalog import add_series
 
 CHROMIUM = find_chromium()
 HLS_JS = find_hlsjs()

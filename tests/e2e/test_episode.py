@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import yarl
-
 import av
 import pytest
+import yarl
 
 from packager.publish import EpisodeLocation, read_pointer
 from server.app import create_app
-from server.ingest import ingest_episode
+from server.publishing.episode import ingest_episode
 from server.services import Services
 from tests.conftest import settings_for
 from tests.support.catalog import add_series

@@ -15,12 +15,12 @@ from packager.errors import StoreError
 from packager.publish import EpisodeLocation, read_pointer
 from packager.store import ObjectStore
 from server.app import create_app
-from server.ingest import ingest_episode
-from server.localstore import LocalObjectStore
-from server.retention import collect_garbage
+from server.local.object_store import LocalObjectStore
+from server.publishing.episode import ingest_episode
+from server.publishing.garbage import collect_garbage
 from server.services import Services
-from tests.support.catalog import add_series
 from tests.conftest import settings_for
+from tests.support.catalog import add_series
 from tests.support.media import clip, count_frames
 from tests.support.s3_server import start_test_store
 

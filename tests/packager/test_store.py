@@ -13,7 +13,7 @@ import pytest
 
 from packager.errors import ObjectMissing, RangeNotSatisfiable, StoreError
 from packager.store import ObjectStore, StoreSettings
-from server.localstore import LocalObjectStore
+from server.local.object_store import LocalObjectStore
 from tests.support.s3_server import free_port, start_test_store
 
 SECRET = "not-the-right-secret-7f3a"

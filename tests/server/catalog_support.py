@@ -10,8 +10,8 @@ from typing import Any
 
 from drm.keystore import ContentKey
 from drm.purchases import SIGNATURE_HEADER, sign
+from server.config import Settings
 from server.services import Services
-from server.settings import Settings
 from tests.conftest import settings_for
 
 OPERATOR_TOKEN = "operator-" + "o" * 32

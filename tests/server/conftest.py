@@ -10,10 +10,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from drm.keystore import ContentKey
-from server.accesslog import access_log_options
 from server.app import create_app
-from server.job_store import JobStore
-from server.keyserver import answer_keys_first
+from server.edge.accesslog import access_log_options
+from server.ingest.job_store import JobStore
+from server.keys.endpoint import answer_keys_first
 from server.services import Services
 from tests.conftest import settings_for
 

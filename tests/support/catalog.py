@@ -7,9 +7,9 @@ from typing import Any
 
 from drm.catalog import Series
 from drm.eligibility import CreatorProfile
-from server.catalog_api import create_series
+from server.catalog.api import create_series
+from server.config import Settings
 from server.services import Services
-from server.settings import Settings
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 

@@ -8,16 +8,14 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import m3u8
-
-from packager.encrypt import decrypt_prefix
-
 import pytest
 
+from packager.encrypt import decrypt_prefix
 from server.app import create_app
-from server.keyserver import answer_keys_first
-from server.ingest import ingest_episode
+from server.config import Settings
+from server.keys.endpoint import answer_keys_first
+from server.publishing.episode import ingest_episode
 from server.services import Services
-from server.settings import Settings
 from tests.support.catalog import add_series
 
 

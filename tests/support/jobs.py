@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from server.settings import Settings
+from server.config import Settings
 from tests.conftest import settings_env
 from tests.support.catalog import add_series_for
 

@@ -7,7 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from server.localstore import LocalObjectStore, LocalStoreSettings
+from server.local.object_store import LocalObjectStore, LocalStoreSettings
 
 
 def free_port() -> int:

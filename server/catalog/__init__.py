@@ -1,0 +1,8 @@
+"""The catalog as an API: creators' eligibility, series and episode flags, and viewers' purchases and
+playback tokens (api.py); the operator's comps, revocations, approvals and audit trail
+(operator_api.py); and the payment system's webhook, whose signature and replay window are verified in
+payment_webhook.py before drm/purchases.py applies the event. Each module exports its aiohttp
+RouteTableDef as `routes`.
+
+May import: server.edge, server.playback (playback URLs), server.services, server.config, and drm.
+"""

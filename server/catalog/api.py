@@ -1,0 +1,180 @@
+"""The catalog API for creators (eligibility, series, episode flags) and viewers (what I own, playback).
+
+Episodes enter through ingest (CLI or the ingest hand-off); here creators manage what surrounds
+them. Every handler checks who calls (server/edge/auth.py), validates each field, and runs the blocking
+drm calls off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from aiohttp import web
+
+from drm.catalog import Episode, Series
+from drm.eligibility import CreatorProfile, evaluate
+from drm.errors import InvalidField, NotEntitled, NotSeriesOwner, UnknownEpisode
+from drm.ids import check_id
+from server.edge.auth import is_operator, require_account
+from server.edge.bodies import read_object
+from server.playback.playlists import master_url
+from server.services import SERVICES, Services
+
+routes = web.RouteTableDef()
+
+
+def create_series(services: Services, *, creator_id: str, series_id: str, title: Any, price_cents: Any,
+                  currency: Any) -> Series:
+    """Create a series for an eligible (or approved) creator; CreatorNotEligible otherwise.
+
+    Shared by the HTTP API and the CLI so both enforce the eligibility rule.
+    """
+    services.creators.require_may_publish(creator_id)
+    return services.catalog.create_series(series_id=series_id, creator_id=creator_id, title=title,
+                                          price_cents=price_cents, currency=currency)
+
+
+# -- creators --------------------------------------------------------------------------------------
+
+@routes.post("/v1/creators/{creator_id}/eligibility")
+async def check_eligibility(request: web.Request) -> web.Response:
+    """Judge profile facts. From the operator (the account platform's facts) the verdict is
+    recorded and decides whether the creator may publish; from the creator it is a dry run."""
+    services = request.app[SERVICES]
+    creator_id = check_id("creator_id", request.match_info["creator_id"])
+    recorded = is_operator(request, services)
+    if not recorded:
+        require_account(request, services, "creator", creator_id)
+    fields = CreatorProfile.__dataclass_fields__.keys() - {"creator_id"}
+    data = await read_object(request, required=fields - {"premium_content_url"},
+                             optional={"premium_content_url"})
+    profile = CreatorProfile.from_json(creator_id, data)
+    if recorded:
+        verdict, status = await asyncio.to_thread(services.creators.record, profile)
+        return web.json_response({**verdict.as_json(), "recorded": True, "creator": status.as_json()})
+    verdict = evaluate(profile, dt.datetime.now(dt.timezone.utc).date())
+    return web.json_response({**verdict.as_json(), "recorded": False})
+
+
+@routes.get("/v1/creators/{creator_id}/eligibility")
+async def eligibility_status(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    creator_id = check_id("creator_id", request.match_info["creator_id"])
+    if not is_operator(request, services):
+        require_account(request, services, "creator", creator_id)
+    status = await asyncio.to_thread(services.creators.get, creator_id)
+    if status is None:
+        return web.json_response({"creator_id": creator_id, "status": "not_checked", "may_publish": False})
+    return web.json_response(status.as_json())
+
+
+@routes.post("/v1/creators/{creator_id}/application")
+async def apply(request: web.Request) -> web.Response:
+    """Below 10,000 followers with everything else met: apply with a link to premium content sold elsewhere."""
+    services = request.app[SERVICES]
+    creator_id = check_id("creator_id", request.match_info["creator_id"])
+    require_account(request, services, "creator", creator_id)
+    data = await read_object(request, required={"premium_content_url"})
+    status = await asyncio.to_thread(services.creators.apply, creator_id, data["premium_content_url"])
+    return web.json_response(status.as_json(), status=202)
+
+
+@routes.post("/v1/series")
+async def post_series(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    creator = require_account(request, services, "creator")
+    data = await read_object(request, required={"series_id", "title", "price_cents", "currency"})
+    series = await asyncio.to_thread(create_series, services, creator_id=creator.subject, **data)
+    return web.json_response(_series_json(series), status=201)
+
+
+@routes.patch("/v1/series/{series_id}")
+async def update_series(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    series_id = request.match_info["series_id"]
+    await _require_owner(request, services, series_id)
+    data = await read_object(request, optional={"title", "price_cents", "currency"})
+    for name, value in data.items():
+        if value is None:
+            raise InvalidField(name, "may not be null; leave the field out to keep it")
+    series = await asyncio.to_thread(services.catalog.update_series, series_id, **data)
+    return web.json_response(_series_json(series))
+
+
+@routes.patch("/v1/series/{series_id}/episodes/{episode_id}")
+async def update_episode(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    series_id, episode_id = request.match_info["series_id"], request.match_info["episode_id"]
+    await _require_owner(request, services, series_id)
+    data = await read_object(request, required={"is_free_preview"})
+    episode = await asyncio.to_thread(services.catalog.set_free_preview, series_id, episode_id,
+                                      data["is_free_preview"])
+    return web.json_response(dataclasses.asdict(episode))
+
+
+async def _require_owner(request: web.Request, services: Services, series_id: str) -> None:
+    creator = require_account(request, services, "creator")
+    series = await asyncio.to_thread(services.catalog.get_series, series_id)
+    if series.creator_id != creator.subject:
+        raise NotSeriesOwner(creator.subject, series_id)
+
+# -- anyone ----------------------------------------------------------------------------------------
+
+@routes.get("/v1/series/{series_id}")
+async def get_series(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    series_id = request.match_info["series_id"]
+    series = await asyncio.to_thread(services.catalog.get_series, series_id)
+    episodes = await asyncio.to_thread(services.catalog.list_episodes, series_id)
+    return web.json_response({**_series_json(series), "episodes": [_episode_json(e) for e in episodes]})
+
+
+@routes.get("/v1/series/{series_id}/episodes")
+async def list_episodes(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    episodes = await asyncio.to_thread(services.catalog.list_episodes, request.match_info["series_id"])
+    return web.json_response({"episodes": [_episode_json(e) for e in episodes]})
+
+# -- viewers ---------------------------------------------------------------------------------------
+
+@routes.get("/v1/me/entitlements")
+async def my_entitlements(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    viewer = require_account(request, services, "viewer")
+    owned = await asyncio.to_thread(services.entitlements.list_for_viewer, viewer.subject)
+    return web.json_response({"entitlements": [dataclasses.asdict(e) for e in owned if e.is_active]})
+
+
+@routes.post("/v1/series/{series_id}/episodes/{episode_id}/playback")
+async def playback(request: web.Request) -> web.Response:
+    """A playback token and master-playlist URL for an episode the viewer owns or that is a free preview."""
+    services = request.app[SERVICES]
+    viewer = require_account(request, services, "viewer")
+    series_id, episode_id = request.match_info["series_id"], request.match_info["episode_id"]
+    episode = await asyncio.to_thread(services.catalog.get_episode, series_id, episode_id)
+    if not episode.is_published:
+        raise UnknownEpisode(series_id, episode_id)
+    if episode.is_free_preview:
+        access = "free_preview"
+    elif await asyncio.to_thread(services.entitlements.is_entitled, viewer.subject, series_id):
+        access = "entitled"
+    else:
+        raise NotEntitled(viewer.subject, series_id)
+    token = services.tokens.mint(viewer.subject, series_id)
+    grant = services.tokens.verify(token)
+    return web.json_response({
+        "access": access, "token": token, "expires_at": grant.expires_at,
+        "master_url": master_url(services.settings.public_url, series_id, episode_id, token),
+    }, headers={"Cache-Control": "no-store"})
+
+def _series_json(series: Series) -> dict[str, Any]:
+    return dataclasses.asdict(series)
+
+
+def _episode_json(episode: Episode) -> dict[str, Any]:
+    return {"episode_id": episode.episode_id, "duration_s": episode.duration_s,
+            "is_free_preview": episode.is_free_preview, "version": episode.published_version}
+

@@ -1,0 +1,6 @@
+"""The `series` command line: one module per group of commands (demo, episodes, service, access,
+operations, catalog), each adding its sub-commands to the parser main.py builds; common.py holds what
+they share and progress.py the ingest progress display. The entry point is server.cli.main:main.
+
+May import: every other room of server/, and pipeline, packager, drm. Nothing imports the CLI.
+"""

@@ -1,0 +1,54 @@
+"""`series grant`, `series revoke` and `series token`: who may watch a series, and a token to try it with."""
+
+from __future__ import annotations
+
+import argparse
+
+from server.cli.common import EXIT_OK
+from server.config import Settings
+from server.playback.playlists import master_url
+from server.services import Services
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    for name, handler, text in (("grant", cmd_grant, "give a viewer access to a series"),
+                                ("revoke", cmd_revoke, "take a viewer's access to a series away")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--viewer", required=True)
+        sub.add_argument("--series", required=True)
+        sub.add_argument("--reason", default="")
+        if name == "grant":
+            sub.add_argument("--source", choices=("comp", "gift"), default="comp", help="default: comp")
+        sub.set_defaults(handler=handler)
+
+    token = commands.add_parser("token", help="mint a playback token and print the episode's URL for it")
+    token.add_argument("--viewer", required=True)
+    token.add_argument("--series", required=True)
+    token.add_argument("--episode", help="also print this episode's master playlist URL")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (default SERIES_TOKEN_TTL_S)")
+    token.set_defaults(handler=cmd_token)
+
+
+def cmd_grant(args, settings: Settings) -> int:
+    with Services.open(settings) as services:
+        services.entitlements.grant(args.viewer, args.series, source=args.source,
+                                    reason=args.reason or "granted by operator", actor="cli")
+    print(f"viewer {args.viewer} may watch series {args.series}")
+    return EXIT_OK
+
+
+def cmd_revoke(args, settings: Settings) -> int:
+    with Services.open(settings) as services:
+        revoked = services.entitlements.revoke(args.viewer, args.series, reason=args.reason or "revoked by operator",
+                                               actor="cli")
+    print(f"viewer {args.viewer} " + ("can no longer watch" if revoked else "had no access to") + f" series {args.series}")
+    return EXIT_OK
+
+
+def cmd_token(args, settings: Settings) -> int:
+    with Services.open(settings) as services:
+        token = services.tokens.mint(args.viewer, args.series, ttl_s=args.ttl)
+    print(token)
+    if args.episode:
+        print(master_url(settings.public_url, args.series, args.episode, token))
+    return EXIT_OK

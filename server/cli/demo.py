@@ -1,0 +1,62 @@
+"""`series demo`: everything locally — the embedded store, a sample episode published, the service
+serving it — and two playable URLs, one for a viewer who bought the series and one who did not."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+
+from packager.publish import EpisodeLocation, read_pointer
+from server.cli.catalog import ensure_demo_series
+from server.cli.common import EXIT_OK, ingest_options, ingest_with_progress, log, running_services, with_segment_format
+from server.cli.service import serve_until_signalled
+from server.config import Settings
+from server.playback.playlists import master_url
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+DEMO_SAMPLE = PROJECT_DIR / "samples" / "demo-episode.mp4"
+DEMO_SERIES, DEMO_EPISODE = "demo", "1"
+DEMO_VIEWER, DEMO_GUEST = "demo-viewer", "guest-viewer"
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", parents=[ingest_options()],
+                               help="start everything locally, publish a sample episode, print playable URLs")
+    demo.add_argument("--json", action="store_true", help="print the URLs as one JSON object on the first stdout line")
+    demo.add_argument("--sample", type=Path, default=DEMO_SAMPLE, help="episode to publish (generated if absent)")
+    demo.add_argument("--reingest", action="store_true", help="publish a new version even if one is live")
+    demo.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    settings = with_segment_format(settings, args.segment_format)
+    with running_services(settings) as services:
+        if not args.sample.exists():
+            log.info("generating a 40 s 720p sample episode at %s", args.sample)
+            from pipeline.synthetic import generate_clip
+            generate_clip(args.sample, duration_s=40, width=1280, height=720, fps=30)
+        ensure_demo_series(services, DEMO_SERIES)
+        location = EpisodeLocation(series_id=DEMO_SERIES, episode_id=DEMO_EPISODE)
+        if args.reingest or read_pointer(services.store, location) is None:
+            ingest_with_progress(services, args.sample, DEMO_SERIES, DEMO_EPISODE, show_bar=args.progress)
+        services.entitlements.grant(DEMO_VIEWER, DEMO_SERIES, source="comp", reason="demo")
+        urls = {
+            "entitled_url": master_url(settings.public_url, DEMO_SERIES, DEMO_EPISODE,
+                                       services.tokens.mint(DEMO_VIEWER, DEMO_SERIES)),
+            "unentitled_url": master_url(settings.public_url, DEMO_SERIES, DEMO_EPISODE,
+                                         services.tokens.mint(DEMO_GUEST, DEMO_SERIES)),
+        }
+
+        def announce() -> None:
+            if args.json:
+                print(json.dumps(urls), flush=True)
+            else:
+                print(f"Serving on {settings.public_url} — Ctrl+C stops everything this demo started.\n"
+                      f"  {DEMO_VIEWER} (bought the series): {urls['entitled_url']}\n"
+                      f"  {DEMO_GUEST} (did not buy, key refused): {urls['unentitled_url']}\n"
+                      f"Try: ffmpeg -i \"{urls['entitled_url']}\" -f null -", flush=True)
+
+        asyncio.run(serve_until_signalled(settings, services, on_ready=announce))
+    return EXIT_OK

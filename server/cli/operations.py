@@ -1,0 +1,81 @@
+"""`series jobs` and `series gc`: following ingest jobs, and removing what no live version needs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from server.cli.common import EXIT_OK, running_services
+from server.config import Settings
+from server.ingest.job_store import JobStore
+from server.ingest.jobs import STATES
+from server.ingest.spool import sweep_spool
+from server.publishing.garbage import collect_garbage
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    jobs = commands.add_parser("jobs", help="list ingest jobs handed off over the API, or show one")
+    jobs.add_argument("job_id", nargs="?", help="show this job in full (default: list recent jobs)")
+    jobs.add_argument("--state", choices=STATES, help="list only jobs in this state")
+    jobs.add_argument("--limit", type=int, default=20, help="list at most this many, newest first (default 20)")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    jobs.set_defaults(handler=cmd_jobs)
+
+    gc_help = ("delete superseded and orphaned episode versions and their keys (the live version, and the "
+               "previous one for SERIES_GC_GRACE_S, stay), and spooled uploads of jobs that failed more than "
+               "SERIES_FAILED_UPLOAD_RETENTION_S ago or that no job names (never a queued or running job's)")
+    gc = commands.add_parser("gc", help=gc_help, description=gc_help)
+    gc.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
+    gc.add_argument("--json", action="store_true", help="print the result as JSON")
+    gc.set_defaults(handler=cmd_gc)
+
+
+def cmd_jobs(args, settings: Settings) -> int:
+    jobs = JobStore.open(settings.db_path)
+    try:
+        listed = [jobs.get(args.job_id)] if args.job_id else jobs.list(state=args.state, limit=args.limit)
+    finally:
+        jobs.close()
+    if args.json:
+        shown = [job.as_public_dict() for job in listed]
+        print(json.dumps(shown[0] if args.job_id else shown, indent=2))
+    elif args.job_id:
+        job = listed[0]
+        print(f"{job.job_id}: {job.state} ({job.stage_fraction:.0%}), series {job.series_id} episode "
+              f"{job.episode_id}, attempt {job.attempt}" + (f", published as v{job.version}" if job.version else ""))
+        if job.error_code:
+            print(f"  error {job.error_code}: {job.error_message}")
+        for reason in (job.report or {}).get("reasons", []):
+            print(f"  rejected: {reason['message']} [{reason['code']}]")
+    else:
+        for job in listed:
+            print(f"{job.job_id}  {job.state:<11} {job.stage_fraction:>4.0%}  {job.series_id}/{job.episode_id}"
+                  + (f"  {job.error_code}" if job.error_code else ""))
+    return EXIT_OK
+
+
+def cmd_gc(args, settings: Settings) -> int:
+    with running_services(settings) as services:
+        collected = collect_garbage(services.store, services.keystore, grace_s=settings.gc_grace_s,
+                                    dry_run=args.dry_run)
+        uploads = sweep_spool(JobStore(services.db), settings.jobs.spool_dir,
+                              retention_s=settings.jobs.failed_upload_retention_s, dry_run=args.dry_run)
+    rows = [{"series": c.plan.location.series_id, "episode": c.plan.location.episode_id,
+             "live": c.plan.live_version, "keep": list(c.plan.keep), "delete": list(c.plan.delete),
+             "objects_deleted": c.objects_deleted, "keys_deleted": c.keys_deleted} for c in collected]
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, "episodes": rows,
+                          "uploads": [upload.as_dict() for upload in uploads]}))
+        return EXIT_OK
+    verb = "would delete" if args.dry_run else "deleted"
+    for upload in uploads:
+        print(f"spooled upload {upload.path} ({upload.reason.replace('_', ' ')}"
+              f"{' ' + upload.job_id if upload.job_id else ''}, {upload.size_bytes} bytes): {verb}")
+    for row in rows:
+        versions = ", ".join(f"v{v}" for v in row["delete"]) or "nothing"
+        done = "" if args.dry_run or not row["delete"] else \
+            f" ({row['objects_deleted']} objects, {row['keys_deleted']} keys)"
+        live = f"v{row['live']}" if row["live"] is not None else "none"
+        print(f"series {row['series']} episode {row['episode']}: live {live}, "
+              f"{verb} {versions}{done}")
+    return EXIT_OK

@@ -1,0 +1,69 @@
+"""`series serve` and `series store`: the HTTP service, and the embedded object store it may run on."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+
+from aiohttp import web
+
+from server.cli.common import EXIT_FAILED, EXIT_OK, log, running_services
+from server.config import Settings
+from server.edge.accesslog import configure_access_log
+from server.local.object_store import LocalObjectStore
+from server.services import Services
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="run the HTTP service (playlists, segments, keys)")
+    serve.set_defaults(handler=cmd_serve)
+
+    store = commands.add_parser("store", help="start, stop or inspect the embedded local object store")
+    store.add_argument("action", choices=("start", "stop", "status"))
+    store.set_defaults(handler=cmd_store)
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    with running_services(settings) as services:
+        asyncio.run(serve_until_signalled(settings, services, on_ready=lambda: log.info(
+            "serving on %s (Ctrl+C stops)", settings.public_url)))
+    return EXIT_OK
+
+
+def cmd_store(args, settings: Settings) -> int:
+    if settings.local_store is None:
+        print("series: SERIES_S3_ENDPOINT is set, so the embedded store is not used", file=sys.stderr)
+        return EXIT_FAILED
+    local = LocalObjectStore(settings.local_store)
+    if args.action == "start":
+        local.start()
+        print(f"local object store serves S3 at http://{local.endpoint} (PID {local.pid}); data in {settings.local_store.data_dir}")
+    elif args.action == "stop":
+        local.stop()
+        print("local object store stopped")
+    else:
+        running = local.is_running()
+        print(f"local object store: {'running at http://' + local.endpoint if running else 'stopped'}")
+    return EXIT_OK
+
+
+async def serve_until_signalled(settings: Settings, services: Services, on_ready: Callable[[], None]) -> None:
+    """Serve the app on SERIES_LISTEN_HOST:PORT until SIGINT or SIGTERM; `on_ready` once it listens."""
+    from server.app import create_app, start_runner  # the whole service: imported only by commands that serve
+
+    configure_access_log(sys.stderr)      # JSON lines, tokens redacted, written off the event loop
+    runner = await start_runner(create_app(settings, services))
+    site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        on_ready()
+        await stop.wait()
+    finally:
+        await runner.cleanup()

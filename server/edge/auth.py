@@ -1,0 +1,101 @@
+"""Who is calling: the operator (a shared secret) or a creator/viewer (a signed account token).
+
+Operators present ``Authorization: Bearer <SERIES_OPERATOR_TOKEN>``, compared in constant time.
+Creators and viewers present account tokens: JWTs from the same TokenSigner as playback tokens
+(kid-rotatable) but with audience "account" and a role claim; the operator API issues them, standing
+in for the product's sign-in. A playback token is never accepted here, nor an account token for keys.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+from aiohttp import web
+
+from drm.errors import InvalidId
+from drm.ids import check_id
+from drm.tokens import AccountToken
+from server.services import Services
+
+OPERATOR_NAME_HEADER = "X-Operator"   # who acts, for the audit trail; defaults to "operator"
+
+
+class AuthRequired(Exception):
+    """No usable credentials (401)."""
+
+    code = "auth_required"
+    http_status = 401
+
+
+class Forbidden(Exception):
+    """Valid credentials that may not do this (403)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class NotConfigured(Exception):
+    """An endpoint whose secret is not configured on this instance (503)."""
+
+    code = "not_configured"
+    http_status = 503
+
+
+def bearer(request: web.Request) -> str | None:
+    """The credentials of an `Authorization: Bearer …` header, or None."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
+def bearer_matches(request: web.Request, expected: str) -> bool:
+    """Whether the request's bearer credentials are `expected`, compared in constant time."""
+    given = bearer(request)
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+_PLAIN_TOKEN_QUERY = re.compile(r"token=([A-Za-z0-9_.\-]+)")    # nothing to decode: JWTs are URL-safe
+
+
+def token_of(request: web.Request) -> str | None:
+    """The playback token: in the query (Safari cannot add headers) or as a Bearer header."""
+    plain = _PLAIN_TOKEN_QUERY.fullmatch(request.query_string)
+    if plain:       # a player's key or playlist request: the query is just the token; no parsing needed
+        return plain.group(1)
+    token = request.query.get("token")
+    if token:
+        return token
+    return bearer(request)
+
+
+def require_operator(request: web.Request, services: Services) -> str:
+    """The acting operator's audit name ("operator:<name>"), or AuthRequired / NotConfigured."""
+    expected = services.settings.operator_token
+    if expected is None:
+        raise NotConfigured("the operator API is off: SERIES_OPERATOR_TOKEN is not set")
+    if not bearer_matches(request, expected.reveal()):
+        raise AuthRequired("send the operator token as 'Authorization: Bearer <token>'")
+    name = request.headers.get(OPERATOR_NAME_HEADER, "operator")
+    try:
+        return "operator:" + check_id(OPERATOR_NAME_HEADER, name)
+    except InvalidId:
+        return "operator"
+
+
+def is_operator(request: web.Request, services: Services) -> bool:
+    """Whether the request carries the operator token (without failing when it does not)."""
+    expected = services.settings.operator_token
+    return expected is not None and bearer_matches(request, expected.reveal())
+
+
+def require_account(request: web.Request, services: Services, role: str, subject: str | None = None) -> AccountToken:
+    """The caller's verified account token with ``role`` (and ``subject``, when given).
+
+    Raises TokenInvalid/TokenExpired (401) for a bad token and Forbidden (403) for another role or person.
+    """
+    account = services.tokens.verify_account(bearer(request))
+    if account.role != role:
+        raise Forbidden(f"this needs a {role} account; the token is for a {account.role}")
+    if subject is not None and account.subject != subject:
+        raise Forbidden(f"the token is for {role} {account.subject}, not {subject}")
+    return account

@@ -1,0 +1,333 @@
+"""The ingest hand-off API: upload services hand an episode over and follow its job.
+
+    POST /v1/series/{series_id}/episodes/{episode_id}/ingest     → 202, {"job_id", ...}, Location
+         JSON {"bucket": ..., "key": ..., "webhook_url"?}  an object already in the uploads bucket
+         any other body                                     the episode itself, streamed to the spool
+                                                            (webhook in ?webhook_url=)
+    GET  /v1/jobs/{job_id}                                   state, stage percent, report, error
+    GET  /v1/jobs?state=&limit=                              newest first
+
+Every request carries `Authorization: Bearer <SERIES_INGEST_TOKEN>`; a POST also an Idempotency-Key:
+the same key with the same request answers with the same job, with a different request 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from drm.ids import check_id
+from packager.errors import ObjectMissing, StoreError
+from packager.store import ObjectStore, StoreSettings
+from server.config import Settings
+from server.edge.auth import AuthRequired, bearer_matches
+from server.edge.metrics import METRICS, Metrics
+from server.ingest.job_store import JobStore
+from server.ingest.jobs import (
+    PUBLISHED,
+    SOURCE_BUCKET,
+    SOURCE_SPOOL,
+    STATES,
+    Job,
+    JobRequest,
+    check_webhook_allowed,
+    fingerprint,
+    new_job_id,
+)
+from server.ingest.runner import JobRunner
+from server.services import SERVICES
+
+log = logging.getLogger(__name__)
+
+JOBS = web.AppKey("jobs", JobStore)
+RUNNER = web.AppKey("job_runner", JobRunner)
+UPLOADS = web.AppKey("uploads_store", ObjectStore)
+
+INGEST_PATH = r"/v1/series/{series_id}/episodes/{episode_id}/ingest"
+JOB_PATH = r"/v1/jobs/{job_id:job_[0-9a-f]{24}}"
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")     # printable ASCII, no spaces
+MAX_KEY_LENGTH = 1024                                     # S3's limit on object names
+SPOOL_WRITE_BYTES = 1024 * 1024
+
+
+class IngestRequestError(Exception):
+    """A hand-off request that cannot be accepted as sent; the message says what to change."""
+
+    code = "bad_ingest_request"
+    http_status = 400
+
+
+class IngestUnauthorized(AuthRequired):
+    code = "ingest_unauthorized"
+    auth_realm = "ingest"
+
+
+class UploadTooLarge(Exception):
+    code = "upload_too_large"
+    http_status = 413
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"the upload is larger than {limit_bytes} bytes (SERIES_MAX_UPLOAD_BYTES)")
+        self.limit_bytes = limit_bytes
+
+    def __reduce__(self):
+        return type(self), (self.limit_bytes,)
+
+
+class UploadNotFound(Exception):
+    code = "upload_not_found"
+    http_status = 422
+
+
+def add_routes(app: web.Application, settings: Settings) -> None:
+    """Register the hand-off API and the job machinery (jobs table, worker pool) on `app`; the app's
+    Services must be at app[SERVICES]."""
+    app.cleanup_ctx.append(_jobs_ctx(settings))
+    app.router.add_post(INGEST_PATH, submit_ingest)
+    app.router.add_get(JOB_PATH, get_job)
+    app.router.add_get("/v1/jobs", list_jobs)
+
+
+def _jobs_ctx(settings: Settings):
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        jobs = await asyncio.to_thread(JobStore.open, settings.db_path,
+                                       busy_timeout_ms=settings.jobs.db_busy_timeout_ms)
+        uploads = ObjectStore(_uploads_settings(settings))
+        if settings.local_store is not None:     # the embedded setup: make the uploads bucket ready to use
+            try:
+                await asyncio.to_thread(uploads.ensure_bucket)
+            except StoreError as exc:
+                log.warning("could not create the uploads bucket: %s", exc)
+        runner = JobRunner(settings, jobs)
+        runner.metrics.on_finished.append(lambda job: _observe_job(app[METRICS], job))
+        app[JOBS], app[RUNNER], app[UPLOADS] = jobs, runner, uploads
+        await runner.start()
+        try:
+            yield
+        finally:
+            await runner.close()
+            uploads.close()
+            jobs.close()
+    return ctx
+
+
+def _observe_job(metrics: Metrics, job: Job) -> None:
+    """series_job_duration_seconds: from the worker's start to the end (time queued is not the job's)."""
+    started = job.started_at or job.created_at
+    metrics.observe_job("ingest", max(0.0, (job.finished_at or started) - started),
+                        "succeeded" if job.state == PUBLISHED else "failed")
+
+
+def _uploads_settings(settings: Settings) -> StoreSettings:
+    return replace(settings.store, bucket=settings.jobs.uploads_bucket)
+
+
+def _settings(request: web.Request) -> Settings:
+    return request.app[RUNNER].settings
+
+
+def _authenticate(request: web.Request) -> None:
+    expected = _settings(request).jobs.ingest_token
+    if not expected:
+        raise IngestUnauthorized("the ingest API is disabled: SERIES_INGEST_TOKEN is not set")
+    if not bearer_matches(request, expected):
+        raise IngestUnauthorized("send Authorization: Bearer <SERIES_INGEST_TOKEN>")
+
+
+def _job_response(request: web.Request, job: Job, status: int) -> web.Response:
+    return web.json_response(job.as_public_dict(), status=status,
+                             headers={"Location": f"/v1/jobs/{job.job_id}", "Cache-Control": "no-store"})
+
+
+async def submit_ingest(request: web.Request) -> web.Response:
+    _authenticate(request)
+    services = request.app[SERVICES]
+    settings = _settings(request)
+    series_id = check_id("series_id", request.match_info["series_id"])
+    episode_id = check_id("episode_id", request.match_info["episode_id"])
+    # an unknown series is refused before the upload is taken, not after minutes of queueing
+    await asyncio.to_thread(services.catalog.get_series, series_id)
+    key = request.headers.get("Idempotency-Key", "")
+    if not IDEMPOTENCY_KEY.match(key):
+        raise IngestRequestError("send an Idempotency-Key header: 1 to 255 printable ASCII characters, "
+                                 "the same on every retry of this upload")
+    jobs = request.app[JOBS]
+    if request.content_type == "application/json":
+        job_request = await _reference_request(request, settings, series_id, episode_id, key)
+        job, created = await asyncio.to_thread(jobs.create, job_request)
+    else:
+        job, created = await _spooled_job(request, settings, series_id, episode_id, key)
+    if created:
+        log.info("job %s: %s episode %s of series %s queued", job.job_id, job.source_kind, episode_id, series_id)
+        request.app[RUNNER].submit(job)
+    return _job_response(request, job, 202)
+
+
+async def _reference_request(request: web.Request, settings: Settings, series_id: str, episode_id: str,
+                             idempotency_key: str) -> JobRequest:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise IngestRequestError('the body is not JSON; send {"bucket": ..., "key": ...}') from None
+    if not isinstance(body, dict):
+        raise IngestRequestError('the body must be a JSON object: {"bucket": ..., "key": ...}')
+    unknown = set(body) - {"bucket", "key", "webhook_url"}
+    if unknown:
+        raise IngestRequestError(f"unknown fields {sorted(unknown)!r}; expected bucket, key, webhook_url")
+    bucket, object_key = body.get("bucket"), body.get("key")
+    if bucket != settings.jobs.uploads_bucket:
+        raise IngestRequestError(f"bucket must be the uploads bucket {settings.jobs.uploads_bucket!r}")
+    if not isinstance(object_key, str) or not _is_sane_key(object_key):
+        raise IngestRequestError(f"key must be an object name of 1 to {MAX_KEY_LENGTH} characters, "
+                                 "without control characters, '..' segments or a leading '/'")
+    webhook_url = _check_webhook(body.get("webhook_url"), settings.jobs.webhook_hosts)
+    uploads = request.app[UPLOADS]
+    try:
+        stat = await asyncio.to_thread(uploads.stat, object_key)
+    except ObjectMissing:
+        raise UploadNotFound(f"no object {object_key!r} in the uploads bucket {bucket!r}; upload it first") from None
+    if stat.size_bytes > settings.jobs.max_upload_bytes:
+        raise UploadTooLarge(settings.jobs.max_upload_bytes)
+    return JobRequest(
+        series_id=series_id, episode_id=episode_id, source_kind=SOURCE_BUCKET, idempotency_key=idempotency_key,
+        fingerprint=fingerprint({"series": series_id, "episode": episode_id, "bucket": bucket, "key": object_key,
+                                 "etag": stat.etag, "webhook": webhook_url}),
+        source_bucket=bucket, source_key=object_key, size_bytes=stat.size_bytes, webhook_url=webhook_url,
+    )
+
+
+async def _spooled_job(request: web.Request, settings: Settings, series_id: str, episode_id: str,
+                       idempotency_key: str) -> tuple[Job, bool]:
+    """Stream the body to the spool (never whole in memory), then record the job; a replay drops its copy."""
+    limit = settings.jobs.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise UploadTooLarge(limit)
+    webhook_url = _check_webhook(request.query.get("webhook_url"), settings.jobs.webhook_hosts)
+    job_id = new_job_id()
+    spool = settings.jobs.spool_dir
+    await asyncio.to_thread(spool.mkdir, parents=True, exist_ok=True)
+    path = spool / f"{job_id}.upload"
+    partial = path.with_suffix(".part")
+    keep = False
+    try:
+        digest, size = await _stream_to_file(request, partial, limit)
+        if size == 0:
+            raise IngestRequestError("the body is empty; send the episode's bytes, or JSON naming an uploaded object")
+        await asyncio.to_thread(partial.replace, path)
+        job_request = JobRequest(
+            series_id=series_id, episode_id=episode_id, source_kind=SOURCE_SPOOL, idempotency_key=idempotency_key,
+            fingerprint=fingerprint({"series": series_id, "episode": episode_id, "sha256": digest, "size": size,
+                                     "webhook": webhook_url}),
+            spool_path=str(path), size_bytes=size, webhook_url=webhook_url,
+        )
+        job, created = await asyncio.to_thread(request.app[JOBS].create, job_request, job_id=job_id)
+        keep = created
+        return job, created
+    finally:
+        if not keep:
+            for leftover in (partial, path):
+                await asyncio.to_thread(leftover.unlink, missing_ok=True)
+
+
+async def _stream_to_file(request: web.Request, path: Path, limit: int) -> tuple[str, int]:
+    """Stream the body into `path`; its SHA-256 (hex) and size in bytes. Raises UploadTooLarge past `limit`.
+
+    Hashing and writing are blocking work, so both run in a thread, a batch of about SPOOL_WRITE_BYTES
+    at a time; the loop only reads the socket and counts. While one batch is written and hashed, the
+    next is read, so an upload holds at most two batches in memory and the body is read once.
+    """
+    digest, size = hashlib.sha256(), 0
+    batch: list[bytes] = []
+    batch_bytes = 0
+    in_flight: asyncio.Task | None = None       # the batch being written and hashed
+    handle = await asyncio.to_thread(open, path, "wb")
+    try:
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise UploadTooLarge(limit)
+            batch.append(chunk)
+            batch_bytes += len(chunk)
+            if batch_bytes >= SPOOL_WRITE_BYTES:
+                if in_flight is not None:
+                    await asyncio.shield(in_flight)     # one at a time: the digest sees the batches in order
+                in_flight = asyncio.create_task(asyncio.to_thread(_write_and_hash, handle, digest, batch))
+                batch, batch_bytes = [], 0
+        if in_flight is not None:
+            await asyncio.shield(in_flight)
+        if batch:
+            in_flight = asyncio.create_task(asyncio.to_thread(_write_and_hash, handle, digest, batch))
+            await asyncio.shield(in_flight)
+        await asyncio.to_thread(_flush_to_disk, handle)   # durable before the 202 promises the job
+    finally:
+        # Refused, cut off or cancelled mid-batch: never close under a write. The awaits above are
+        # shielded, so a cancelled request leaves the write task running for this wait to see it end.
+        if in_flight is not None:
+            await asyncio.wait([in_flight])
+            if not in_flight.cancelled():
+                in_flight.exception()       # retrieved: the error that matters is the one raised here
+        await asyncio.to_thread(handle.close)
+    return digest.hexdigest(), size
+
+
+def _write_and_hash(handle, digest, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        handle.write(chunk)
+        digest.update(chunk)
+
+
+def _flush_to_disk(handle) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _is_sane_key(key: str) -> bool:
+    return (0 < len(key) <= MAX_KEY_LENGTH and not key.startswith("/")
+            and not any(ord(c) < 32 or ord(c) == 127 for c in key)
+            and ".." not in key.split("/"))
+
+
+def _check_webhook(url: object, allowed_hosts: tuple[str, ...]) -> str | None:
+    if url is None or url == "":
+        return None
+    if not isinstance(url, str) or len(url) > 2048:
+        raise IngestRequestError("webhook_url must be an http(s) URL of at most 2048 characters")
+    try:
+        parts = urlsplit(url)
+        valid = bool(parts.scheme) and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        valid = False
+    if not valid or any(ord(c) < 33 for c in url):
+        raise IngestRequestError(f"webhook_url {url[:100]!r} is not an http(s) URL")
+    check_webhook_allowed(url, allowed_hosts)     # 422: well formed, but not a place we send to
+    return url
+
+
+async def get_job(request: web.Request) -> web.Response:
+    _authenticate(request)
+    job = await asyncio.to_thread(request.app[JOBS].get, request.match_info["job_id"])
+    return web.json_response(job.as_public_dict(), headers={"Cache-Control": "no-store"})
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    _authenticate(request)
+    state = request.query.get("state") or None
+    if state is not None and state not in STATES:
+        raise IngestRequestError(f"state must be one of {', '.join(STATES)}")
+    raw_limit = request.query.get("limit", "50")
+    # not str.isdigit(): it accepts "²", which int() refuses
+    if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 500:
+        raise IngestRequestError("limit must be an integer from 1 to 500")
+    jobs = await asyncio.to_thread(request.app[JOBS].list, state=state, limit=int(raw_limit))
+    return web.json_response({"jobs": [job.as_public_dict() for job in jobs]}, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,315 @@
+"""The ingest_jobs table: jobs persisted in SQLite so a hand-off survives a restart, and fenced so a
+stale worker cannot overwrite the work of the attempt that replaced it.
+
+The table lives in the service's database file beside drm's tables, but is owned here: drm knows
+nothing of jobs.
+
+Several service instances may share the file. A runner claims a job before running it: the row
+gets the runner's `owner_id` and a lease the runner renews while it lives. Recovery re-queues only
+jobs whose lease ran out (their instance died), never another live instance's work; and a job is
+not claimed while another job of the same episode is held, so re-ingests of one episode run one
+after the other, in submission order, whichever instance took them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from drm.database import Database
+from server.ingest.jobs import (
+    FAILED,
+    PUBLISHED,
+    QUEUED,
+    RUNNING_STATES,
+    TERMINAL_STATES,
+    IdempotencyConflict,
+    Job,
+    JobNotFound,
+    JobRequest,
+    JobStoreUnavailable,
+    new_job_id,
+    upload_note,
+)
+from server.ingest.owners import local_owner_prefix, owner_is_gone
+
+_IN_BATCH = 500             # values per "IN (...)": well under SQLite's limit on parameters
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ingest_jobs (
+    job_id          TEXT PRIMARY KEY,
+    series_id       TEXT NOT NULL,
+    episode_id      TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    stage_fraction  REAL NOT NULL DEFAULT 0,
+    source_kind     TEXT NOT NULL,
+    source_bucket   TEXT NULL,
+    source_key      TEXT NULL,
+    spool_path      TEXT NULL,
+    size_bytes      INTEGER NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    fingerprint     TEXT NOT NULL,
+    webhook_url     TEXT NULL,
+    webhook_status  TEXT NULL,
+    attempt         INTEGER NOT NULL DEFAULT 1,
+    version         INTEGER NULL,
+    report          TEXT NULL,
+    error_code      TEXT NULL,
+    error_message   TEXT NULL,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    started_at      REAL NULL,
+    finished_at     REAL NULL,
+    owner_id        TEXT NULL,
+    lease_expires_at REAL NULL
+);
+CREATE INDEX IF NOT EXISTS ingest_jobs_state ON ingest_jobs (state, created_at);
+"""
+
+
+class JobStore:
+    """The ingest_jobs table. Safe to share between threads (Database serializes); each process opens its own."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        with self._translated(), db.transaction() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(ingest_jobs)")}
+            for column in ("owner_id TEXT NULL", "lease_expires_at REAL NULL"):   # tables from before leases
+                if column.split()[0] not in columns:
+                    conn.execute(f"ALTER TABLE ingest_jobs ADD COLUMN {column}")
+
+    @classmethod
+    def open(cls, path: str | Path, *, busy_timeout_ms: int = 2000) -> JobStore:
+        """A JobStore on its own connection: a slow jobs write never holds the key server's lock."""
+        db = Database.open(path)
+        db.connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        return cls(db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def create(self, request: JobRequest, *, job_id: str | None = None) -> tuple[Job, bool]:
+        """Insert a queued job, or return the one this Idempotency-Key already made: (job, created).
+
+        Raises IdempotencyConflict when the key was used for a different request, JobStoreUnavailable
+        when the database is locked or full.
+        """
+        job_id = job_id or new_job_id()
+        now = time.time()
+        with self._translated(), self.db.transaction() as conn:
+            existing = conn.execute("SELECT * FROM ingest_jobs WHERE idempotency_key = ?",
+                                    (request.idempotency_key,)).fetchone()
+            if existing is not None:
+                job = _job(existing)
+                if job.fingerprint != request.fingerprint:
+                    raise IdempotencyConflict(request.idempotency_key, job.job_id)
+                return job, False
+            conn.execute(
+                "INSERT INTO ingest_jobs (job_id, series_id, episode_id, state, source_kind, source_bucket,"
+                " source_key, spool_path, size_bytes, idempotency_key, fingerprint, webhook_url, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, request.series_id, request.episode_id, QUEUED, request.source_kind, request.source_bucket,
+                 request.source_key, request.spool_path, request.size_bytes, request.idempotency_key,
+                 request.fingerprint, request.webhook_url, now, now),
+            )
+        return self.get(job_id), True
+
+    def get(self, job_id: str) -> Job:
+        with self._translated():
+            rows = self.db.query("SELECT * FROM ingest_jobs WHERE job_id = ?", (job_id,))
+        if not rows:
+            raise JobNotFound(job_id)
+        return _job(rows[0])
+
+    def list(self, *, state: str | None = None, limit: int = 50) -> list[Job]:
+        """Newest first."""
+        with self._translated():
+            if state:
+                rows = self.db.query("SELECT * FROM ingest_jobs WHERE state = ? ORDER BY created_at DESC LIMIT ?",
+                                     (state, limit))
+            else:
+                rows = self.db.query("SELECT * FROM ingest_jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [_job(row) for row in rows]
+
+    def with_spool(self, *, paths: Collection[str], job_ids: Collection[str]) -> list[Job]:
+        """Jobs whose spooled upload is one of `paths`, or whose id is one of `job_ids` (for the spool sweep)."""
+        found: dict[str, Job] = {}
+        for column, values in (("spool_path", list(paths)), ("job_id", list(job_ids))):
+            for start in range(0, len(values), _IN_BATCH):     # SQLite caps the parameters of one statement
+                batch = values[start:start + _IN_BATCH]
+                with self._translated():
+                    rows = self.db.query(f"SELECT * FROM ingest_jobs WHERE {column} IN"
+                                         f" ({','.join('?' * len(batch))})", tuple(batch))
+                found.update((row["job_id"], _job(row)) for row in rows)
+        return list(found.values())
+
+    def queued(self, *, claimable_only: bool = False) -> list[Job]:
+        """Jobs waiting for a worker, oldest first; with `claimable_only`, not those another runner holds."""
+        sql = "SELECT * FROM ingest_jobs WHERE state = ?"
+        parameters: tuple = (QUEUED,)
+        if claimable_only:
+            sql += " AND (owner_id IS NULL OR lease_expires_at < ?)"
+            parameters += (time.time(),)
+        with self._translated():
+            rows = self.db.query(sql + " ORDER BY created_at", parameters)
+        return [_job(row) for row in rows]
+
+    def claim(self, job_id: str, attempt: int, owner: str, lease_s: float) -> bool:
+        """Take queued `attempt` of `job_id` for `owner` for `lease_s` seconds; False if it is not free.
+
+        Not free: another live runner holds it, it moved on, or another job of the same episode is held
+        (or is older and still waiting: episodes' jobs run in submission order).
+        """
+        now = time.time()
+        with self._translated(), self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE ingest_jobs SET owner_id = ?, lease_expires_at = ?"
+                " WHERE job_id = ? AND attempt = ? AND state = ?"
+                " AND (owner_id IS NULL OR owner_id = ? OR lease_expires_at < ?)"
+                " AND NOT EXISTS (SELECT 1 FROM ingest_jobs other WHERE other.series_id = ingest_jobs.series_id"
+                "   AND other.episode_id = ingest_jobs.episode_id AND other.job_id != ingest_jobs.job_id"
+                "   AND ((other.owner_id IS NOT NULL AND other.lease_expires_at >= ?)"
+                "        OR (other.state = ? AND other.created_at < ingest_jobs.created_at)))",
+                (owner, now + lease_s, job_id, attempt, QUEUED, owner, now, now, QUEUED))
+            return cursor.rowcount == 1
+
+    def renew(self, owner: str, lease_s: float, *, job_ids: Collection[str]) -> int:
+        """Extend the lease of `job_ids` that `owner` still holds; how many it extended.
+
+        Only the jobs a runner is actually running: a job it holds but no longer runs (its worker ended
+        and the final write failed, or it waits out a retry delay) must let its lease lapse, so that
+        recovery, here or in another instance, takes it instead of it staying "running" for ever.
+        """
+        if not job_ids:
+            return 0
+        placeholders = ",".join("?" * len(job_ids))
+        with self._translated(), self.db.transaction() as conn:
+            return conn.execute(f"UPDATE ingest_jobs SET lease_expires_at = ? WHERE owner_id = ?"
+                                f" AND job_id IN ({placeholders})",
+                                (time.time() + lease_s, owner, *job_ids)).rowcount
+
+    def release(self, owner: str) -> int:
+        """Give up every job `owner` holds (its runner is stopping): the next recovery, here or in another
+        instance, takes them at once instead of after their lease. How many were released."""
+        with self._translated(), self.db.transaction() as conn:
+            return conn.execute("UPDATE ingest_jobs SET owner_id = NULL, lease_expires_at = NULL WHERE owner_id = ?",
+                                (owner,)).rowcount
+
+    def advance(self, job_id: str, attempt: int, state: str, fraction: float, *, owner: str | None = None) -> bool:
+        """Record progress of `attempt`; False if that attempt (of `owner`, when given) no longer owns the job."""
+        if state not in RUNNING_STATES:
+            raise ValueError(f"advance() takes a running state, not {state!r}")
+        now = time.time()
+        return self._update_owned(
+            job_id, attempt, owner,
+            "state = ?, stage_fraction = ?, updated_at = ?, started_at = COALESCE(started_at, ?)",
+            (state, max(0.0, min(1.0, fraction)), now, now),
+        )
+
+    def finish_published(self, job_id: str, attempt: int, version: int, *, owner: str | None = None) -> bool:
+        now = time.time()
+        return self._update_owned(
+            job_id, attempt, owner,
+            "state = ?, stage_fraction = 1, version = ?, error_code = NULL, error_message = NULL,"
+            " updated_at = ?, finished_at = ?, owner_id = NULL, lease_expires_at = NULL",
+            (PUBLISHED, version, now, now),
+        )
+
+    def fail(self, job_id: str, attempt: int, code: str, message: str, report: dict | None = None, *,
+             owner: str | None = None) -> bool:
+        now = time.time()
+        return self._update_owned(
+            job_id, attempt, owner,
+            "state = ?, error_code = ?, error_message = ?, report = ?, updated_at = ?, finished_at = ?,"
+            " owner_id = NULL, lease_expires_at = NULL",
+            (FAILED, code, message, json.dumps(report) if report is not None else None, now, now),
+        )
+
+    def requeue_after_failure(self, job_id: str, attempt: int, code: str, message: str, *,
+                              owner: str | None = None, hold_s: float = 0.0) -> bool:
+        """Record why `attempt` failed and queue the next attempt in one step, so no reader ever sees a
+        job fail that is about to run again; the error stays visible until a later attempt publishes.
+        The owner keeps the job for `hold_s` more seconds (its retry delay): other runners wait too."""
+        return self._update_owned(
+            job_id, attempt, owner,
+            "state = ?, stage_fraction = 0, attempt = attempt + 1, error_code = ?, error_message = ?, updated_at = ?,"
+            " lease_expires_at = CASE WHEN owner_id IS NULL THEN NULL ELSE MAX(lease_expires_at, ?) END",
+            (QUEUED, code, message, time.time(), time.time() + hold_s),
+        )
+
+    def set_webhook_status(self, job_id: str, status: str) -> None:
+        with self._translated(), self.db.transaction() as conn:
+            conn.execute("UPDATE ingest_jobs SET webhook_status = ? WHERE job_id = ?", (status, job_id))
+
+    def recover(self, max_attempts: int, *, upload_retention_s: float) -> tuple[list[str], list[str]]:
+        """Re-queue running jobs whose runner is gone (no owner, or its lease ran out) from the start, or fail
+        those interrupted `max_attempts` times (their error says how long the upload is kept:
+        `upload_retention_s`); jobs a live runner holds are left alone, whichever instance it is.
+        Returns (requeued job ids, failed job ids)."""
+        requeued, failed = [], []
+        now = time.time()
+        placeholders = ",".join("?" * len(RUNNING_STATES))
+        with self._translated(), self.db.transaction() as conn:
+            rows = conn.execute(f"SELECT * FROM ingest_jobs WHERE state IN ({placeholders}, ?) AND"
+                                " (owner_id IS NULL OR lease_expires_at < ? OR owner_id LIKE ?)",
+                                (*RUNNING_STATES, QUEUED, now, local_owner_prefix() + "%"))
+            for job in [_job(row) for row in rows.fetchall()]:
+                is_orphan = job.owner_id is None or (job.lease_expires_at or 0) < now or owner_is_gone(job.owner_id)
+                if not is_orphan:
+                    continue
+                if job.state == QUEUED:     # claimed (or held for a retry) by a runner that is gone: free it
+                    if job.owner_id is not None:
+                        conn.execute("UPDATE ingest_jobs SET owner_id = NULL, lease_expires_at = NULL"
+                                     " WHERE job_id = ?", (job.job_id,))
+                elif job.attempt < max_attempts:
+                    conn.execute("UPDATE ingest_jobs SET state = ?, stage_fraction = 0, attempt = attempt + 1,"
+                                 " owner_id = NULL, lease_expires_at = NULL, updated_at = ? WHERE job_id = ?",
+                                 (QUEUED, now, job.job_id))
+                    requeued.append(job.job_id)
+                else:
+                    conn.execute(
+                        "UPDATE ingest_jobs SET state = ?, error_code = ?, error_message = ?, updated_at = ?,"
+                        " finished_at = ?, owner_id = NULL, lease_expires_at = NULL WHERE job_id = ?",
+                        (FAILED, "interrupted",
+                         f"the service stopped while the job was {job.state}, {job.attempt} times; "
+                         f"{upload_note(job, upload_retention_s)}: submit it again with a new Idempotency-Key",
+                         now, now, job.job_id))
+                    failed.append(job.job_id)
+        return requeued, failed
+
+    def _update_owned(self, job_id: str, attempt: int, owner: str | None, assignments: str,
+                      parameters: tuple) -> bool:
+        terminal = ",".join("?" * len(TERMINAL_STATES))
+        owned = " AND owner_id = ?" if owner is not None else ""
+        with self._translated(), self.db.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE ingest_jobs SET {assignments} WHERE job_id = ? AND attempt = ?"
+                f" AND state NOT IN ({terminal}){owned}",
+                (*parameters, job_id, attempt, *TERMINAL_STATES, *((owner,) if owner is not None else ())),
+            )
+            return cursor.rowcount == 1
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        # sqlite3 errors enter here and leave as ours: a locked or full database is a 503, not a 500
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if "locked" in text or "busy" in text or "full" in text or "disk" in text:
+                raise JobStoreUnavailable(f"the jobs database cannot be written right now ({exc}); "
+                                          "retry in a few seconds") from exc
+            raise
+
+
+def _job(row: sqlite3.Row) -> Job:
+    values = dict(row)
+    values["report"] = json.loads(values["report"]) if values["report"] else None
+    return Job(**values)

@@ -1,0 +1,203 @@
+"""GET /v1/keys/{key_id} at the edge: rate limits, an answer from memory when memory suffices, metrics.
+
+release_key() (server/keys/release.py) stays the one place that decides; it runs in one of the key path's
+own threads because it may read SQLite. Most grants need no database at all, though: the token check
+is CPU only (and remembered), content keys never change once created (KeyStore keeps them unwrapped),
+and which viewers bought which series, and which episodes are free previews, are held in memory
+(server/keys/memory.py) as a snapshot refreshed every second. So while the snapshot is fresh a request is answered on the event
+loop, granted or refused by the same two rules release_key() applies; anything else (a key not yet
+cached, a stale snapshot) goes to release_key(). A new rule in release_key() must be mirrored in
+EntitlementSnapshot.decide().
+A revocation made through this process is enforced on the next request (any write of ours makes the
+snapshot untrusted until reloaded); one made by another process, within about ENTITLEMENT_REFRESH_S.
+
+The service answers plain key GETs ahead of aiohttp's router and middleware chain
+(answer_keys_first): on a request that costs ~150 µs of CPU in all, routing and the middleware
+chain (three awaited layers) took ~13 % of its instructions. The route stays registered, and both
+ways give the same answer: the handler does the edge's work (headers, problem answers) itself, and
+the fast path adds the one thing the edge would (the request metric).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from time import perf_counter
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+from drm.errors import NotEntitled, WrongSeries
+from server.config import Settings
+from server.edge.accesslog import VIEWER_ID
+from server.edge.auth import token_of
+from server.edge.metrics import METRICS
+from server.edge.middleware import EDGE_HEADERS
+from server.edge.problems import problem_for
+from server.edge.ratelimit import KeyRequestLimits
+from server.edge.security import client_address
+from server.keys.memory import EntitlementSnapshot, VerifiedTokens
+from server.keys.release import release_key
+from server.services import SERVICES, Services
+
+log = logging.getLogger(__name__)
+
+ENTITLEMENT_REFRESH_S = 1.0      # how stale the in-memory entitlements may be (revocation latency)
+SNAPSHOT_STALE_S = 10.0          # older than this (the refresh is failing): stop trusting it
+KEY_ROUTE = "/v1/keys/{key_id}"
+KEY_LOOKUP_THREADS = 2
+KEY_RESPONSE_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/octet-stream", hdrs.CACHE_CONTROL: "no-store"})
+
+
+class KeyEdge:
+    def __init__(self, settings: Settings) -> None:
+        self.limits = KeyRequestLimits(settings.rate_limits)
+        self.snapshot = EntitlementSnapshot()
+        self._trusted_proxies = settings.http.trusted_proxies
+        self._services: Services | None = None          # set by bind() once the app's Services are open
+        self._tokens: VerifiedTokens | None = None
+        self._release_services: Services | None = None
+        # Its own threads: segment and playlist reads share the default pool and can wait on the
+        # store for seconds; key lookups must not queue behind them. Two suffice: SQLite access is
+        # serialized by the Database lock anyway.
+        self.lookups = ThreadPoolExecutor(max_workers=KEY_LOOKUP_THREADS, thread_name_prefix="key-lookup")
+
+    def bind(self, services: Services) -> None:
+        """Serve from `services` (called once they are open). release_key() gets the same remembered
+        tokens, so a denial does not pay PyJWT twice."""
+        self._services = services
+        self._tokens = VerifiedTokens(services.tokens)
+        self._release_services = dataclasses.replace(services, tokens=self._tokens)
+
+    def from_memory(self, request: web.Request, token: str | None, key_id: str) -> bytes | None:
+        """The key, when memory can decide; None when release_key() must (see from_database). Raises what
+        release_key raises, or RateLimited. Synchronous: most key requests end here, without an await."""
+        self.limits.by_address.take(client_address(request, self._trusted_proxies))
+        viewer = self._tokens.verify(token)   # CPU only, and mostly a dict lookup
+        request[VIEWER_ID] = viewer.viewer_id
+        self.limits.by_viewer.take(viewer.viewer_id)
+        services = self._services
+        key = services.keystore.cached(key_id)
+        if key is None:
+            return None
+        verdict = self.snapshot.decide(viewer.viewer_id, key.series_id, key.episode_id, services.db.own_changes)
+        if verdict is None:
+            return None
+        # the same order and errors as release_key(): series first, then entitlement or preview
+        if key.series_id != viewer.series_id:
+            raise WrongSeries(viewer.series_id, key.series_id)
+        if not verdict:
+            raise NotEntitled(viewer.viewer_id, key.series_id)
+        return key.key
+
+    async def from_database(self, token: str | None, key_id: str) -> bytes:
+        """release_key() in one of the key path's own threads (it may read SQLite); the limits were taken."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.lookups, release_key, self._release_services, token, key_id)
+
+
+KEY_EDGE = web.AppKey("key_edge", KeyEdge)
+KeyAnswer = Callable[[web.Request, str], Awaitable[web.Response]]
+KEY_ANSWER = web.AppKey[KeyAnswer]("key_answer")     # (request, key_id) -> the complete answer, metric taken
+# A key GET the router would send to KEY_ROUTE with this very id: an id of URL-safe characters (so
+# the raw path is the decoded one), then the query or nothing. Anything else takes the router's way.
+_PLAIN_KEY_TARGET = re.compile(r"/v1/keys/([A-Za-z0-9_-]+)(?:\?|\Z)")
+
+
+async def _refresh_forever(snapshot: EntitlementSnapshot, services: Services) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(snapshot.refresh, services)
+        except Exception as exc:  # noqa: BLE001 - a failed refresh only sends requests to the database
+            log.warning("entitlement snapshot refresh failed: %s", exc)
+        await asyncio.sleep(ENTITLEMENT_REFRESH_S)
+
+
+def add_routes(app: web.Application, settings: Settings) -> None:
+    """Add the key endpoint to `app`. Call after metrics.add_routes(app), after app[EDGE_HEADERS] is set,
+    and after the cleanup_ctx that puts Services at app[SERVICES]."""
+    app[KEY_EDGE] = KeyEdge(settings)
+
+    async def snapshot_refresher(app: web.Application) -> AsyncIterator[None]:
+        app[KEY_EDGE].bind(app[SERVICES])
+        task = asyncio.create_task(_refresh_forever(app[KEY_EDGE].snapshot, app[SERVICES]))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        app[KEY_EDGE].lookups.shutdown(wait=True)
+
+    edge, metrics = app[KEY_EDGE], app[METRICS]     # looked up once, not on every request
+    edge_headers = app[EDGE_HEADERS]
+    grant_headers = edge_headers.with_base(KEY_RESPONSE_HEADERS)     # complete: the edge leaves them
+    observe = metrics.tally.observe
+
+    async def answer(request: web.Request, key_id: str) -> web.Response:
+        """The complete answer, edge headers included, so both ways in give the same one."""
+        origin, token = request.headers.get(hdrs.ORIGIN), token_of(request)
+        try:
+            body, path = edge.from_memory(request, token, key_id), "memory"
+            if body is None:
+                body, path = await edge.from_database(token, key_id), "database"
+        except Exception as exc:  # noqa: BLE001 - answered here: no unwinding through the edge
+            metrics.key_denied(getattr(exc, "code", "error"))
+            denied = problem_for(exc, request)
+            denied.headers.extend(edge_headers.for_origin(origin))
+            return denied
+        metrics.key_granted(path)
+        return web.Response(body=body, headers=grant_headers(origin))    # copied by Response
+
+    async def get_key(request: web.Request) -> web.Response:      # through the router and the edge
+        return await answer(request, request.match_info["key_id"])
+
+    async def answer_directly(request: web.Request, key_id: str) -> web.Response:
+        """answer() plus the request metric the edge middleware would have taken."""
+        started = perf_counter()
+        status = 500            # cancelled (the client left) counts as the 500 it would have been
+        try:
+            response = await answer(request, key_id)
+            status = response.status
+            return response
+        finally:
+            observe(hdrs.METH_GET, KEY_ROUTE, status, perf_counter() - started)
+
+    app[KEY_ANSWER] = answer_directly
+
+    app.cleanup_ctx.append(snapshot_refresher)
+    app.router.add_get(KEY_ROUTE, get_key)
+
+
+def answer_keys_first(runner: web.AppRunner) -> None:
+    """Have `runner`'s server answer plain key GETs itself, ahead of the app's router and middleware.
+
+    Call after runner.setup(), best before its sites start: a connection takes the handler when it
+    opens. Every other request (HEAD, an OPTIONS preflight, an Expect header, an id the router would
+    decode) goes to the app as before.
+
+    A key GET answered here has no match_info (nor request.app): the key path reads neither. And it
+    passes no middleware and no on_response_prepare hook, which is why this refuses an app with any
+    but the edge middleware, whose work the key handler and answer_directly() do themselves.
+    """
+    server, app = runner.server, runner.app
+    if server is None:
+        raise RuntimeError("answer_keys_first() needs a runner that is set up")
+    if len(app.middlewares) != 1 or len(app.on_response_prepare):
+        raise RuntimeError("answer_keys_first() answers key GETs as the edge middleware alone would: "
+                           "an app with other middleware or response hooks would skip them")
+    answer_directly = app[KEY_ANSWER]
+    handle_in_app = server.request_handler
+    match_target = _PLAIN_KEY_TARGET.match
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method == hdrs.METH_GET:
+            target = match_target(request.raw_path)
+            if target is not None and hdrs.EXPECT not in request.headers:
+                return await answer_directly(request, target.group(1))
+        return await handle_in_app(request)
+
+    server.request_handler = handle

@@ -1,0 +1,46 @@
+"""The embedded set-up's secrets: generated once, kept (mode 0600) beside its data, for local use only."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def local_secrets(data_dir: Path) -> dict:
+    """Secrets for the embedded local setup, generated once and kept (0600) beside its data."""
+    path = data_dir / "local-secrets.json"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        content = {
+            "master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "token_keys": {"local1": base64.b64encode(secrets.token_bytes(32)).decode()},
+            "operator_token": secrets.token_urlsafe(32),
+            "webhook_secret": secrets.token_urlsafe(32),
+            "ingest_token": secrets.token_urlsafe(32),
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(content, handle)
+        log.info("generated local secrets in %s (for the embedded setup only)", path)
+    content = json.loads(path.read_text())
+    missing = [name for name in ("operator_token", "webhook_secret", "ingest_token") if name not in content]
+    if missing:  # a file from before these existed: add them, keep the rest, and keep them for next time
+        content.update({name: secrets.token_urlsafe(32) for name in missing})
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(content, handle)
+        temporary.replace(path)
+    return {
+        "master_key": base64.b64decode(content["master_key"]),
+        "token_keys": {kid: base64.b64decode(v) for kid, v in content["token_keys"].items()},
+        "operator_token": content["operator_token"],
+        "webhook_secret": content["webhook_secret"],
+        "ingest_token": content["ingest_token"],
+    }

@@ -1,0 +1,196 @@
+"""ingest_episode(): validate → transcode → keys → encrypt and publish, for one uploaded episode.
+
+Synchronous and blocking (minutes of CPU): the CLI calls it directly, the service from a worker.
+A rejected or failed ingest publishes nothing and leaves no new keys behind. The series must exist
+in the catalog and have room (80 episodes at most); the episode is registered there when it goes live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from drm.catalog import Catalog
+from drm.ids import check_id
+from drm.keystore import ContentKey, KeyStore
+from packager.encrypt import SegmentKey
+from packager.errors import PointerSwitchUncertain
+from packager.publish import EpisodeLocation, PublishedEpisode, next_version, publish
+from packager.store import ObjectStore
+from pipeline.errors import MediaRejected
+from pipeline.ladder import plan_ladder
+from pipeline.playback import decode_segment
+from pipeline.transcode import DecodeDamage, TranscodeProgress, TranscodeResult, transcode
+from pipeline.validate import (
+    Issue,
+    ValidationReport,
+    check_decode_errors,
+    check_duration,
+    format_duration,
+    validate,
+)
+from server.config import Settings
+from server.publishing.garbage import collect_garbage
+from server.publishing.versions import EpisodeVersions
+
+log = logging.getLogger(__name__)
+
+KEY_URI_PATH = "/v1/keys/{key_id}"
+
+# a decoded duration this much shorter than the header's means the upload was cut off
+TRUNCATION_TOLERANCE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeKeys:
+    """drm's content keys as the packager's KeySchedule: one key per rotation period."""
+
+    keys: tuple[ContentKey, ...]
+
+    def key_for(self, period: int) -> SegmentKey:
+        key = self.keys[period]
+        return SegmentKey(key_id=key.key_id, key=key.key)
+
+
+def key_uri(key_id: str) -> str:
+    return KEY_URI_PATH.format(key_id=key_id)
+
+
+def ingest_episode(
+    source: str | Path,
+    *,
+    series_id: str,
+    episode_id: str,
+    settings: Settings,
+    store: ObjectStore,
+    keystore: KeyStore,
+    catalog: Catalog,
+    is_free_preview: bool | None = None,
+    progress: Callable[[str, float], None] | None = None,
+    transcode_progress: Callable[[TranscodeProgress], None] | None = None,
+    on_transcoded: Callable[[TranscodeResult], None] | None = None,
+    versions: EpisodeVersions | None = None,
+) -> PublishedEpisode:
+    """Publish `source` as the new live version of the episode and register it in the catalog.
+
+    `is_free_preview` sets the episode's flag (None keeps it; a new episode is not a preview).
+    `progress` gets (stage, fraction); `transcode_progress` the transcode's speed and ETA as well;
+    `on_transcoded` the TranscodeResult, with each rung's sampled PSNR and quality warnings.
+    `versions` allocates the version and guards the pointer switch, so concurrent ingests of one episode
+    (other jobs, other service instances, the CLI) never share a prefix; None reads the store (one writer).
+
+    Raises MediaRejected (with the full report) for unacceptable media; UnknownSeries,
+    EpisodeLimitReached or InvalidField (duration) before any transcoding; TranscodeError,
+    PublishError, StoreError or DrmError otherwise. Nothing is published unless everything succeeded.
+    """
+    check_id("series_id", series_id)
+    check_id("episode_id", episode_id)
+    catalog.get_series(series_id)   # an unknown series fails fast, before judging the media
+    # no decode pass here: the transcode decodes every frame anyway, and check_decoded judges that
+    report = validate(source, settings.rules, decode=False)
+    if not report.is_acceptable:
+        raise MediaRejected(report)
+    # re-ingesting an existing episode takes no new slot; a new one holds its slot from here on
+    is_new = catalog.reserve_episode(series_id, episode_id, duration_s=float(report.duration_s),
+                                     is_free_preview=is_free_preview)
+    try:
+        published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
+                                           progress, transcode_progress, on_transcoded, versions)
+    except PointerSwitchUncertain:
+        raise       # the episode may be live: it keeps its slot
+    except BaseException:
+        if is_new:
+            catalog.release_episode(series_id, episode_id)
+        raise
+    # live from here on: a failure to record it must not give its slot back
+    if published.is_live:   # else a newer ingest went live first and recorded itself
+        catalog.mark_published(series_id, episode_id, version=published.version,
+                               duration_s=float(published.duration_s), is_free_preview=is_free_preview)
+    if progress:
+        progress("published", 1.0)
+    return published
+
+
+def _transcode_and_publish(source, report: ValidationReport, series_id: str, episode_id: str,
+                           settings: Settings, store: ObjectStore, keystore: KeyStore,
+                           progress: Callable[[str, float], None] | None,
+                           transcode_progress: Callable[[TranscodeProgress], None] | None,
+                           on_transcoded: Callable[[TranscodeResult], None] | None,
+                           versions: EpisodeVersions | None) -> PublishedEpisode:
+    video = report.info.video
+    renditions = plan_ladder(video.display_width, video.display_height, settings.ladder)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
+        encoded = transcode(source, renditions, work, settings.ladder,
+                            progress=(lambda done: progress("transcoding", done)) if progress else None,
+                            on_progress=transcode_progress, segment_format=settings.hls_segment_format)
+        if on_transcoded:
+            on_transcoded(encoded)
+        for warning in encoded.quality_warnings:
+            log.warning("%s/%s: %s", series_id, episode_id, warning)
+        if progress:
+            progress("packaging", 0.0)
+        check_decoded(report, float(encoded.duration_s), settings, encoded.damage)
+        segment_count = len(encoded.renditions[0].segments)
+        periods = math.ceil(segment_count / settings.segments_per_key)
+        location = EpisodeLocation(series_id=series_id, episode_id=episode_id)
+        # the version is chosen before the keys so that they are recorded as its keys (for GC)
+        version = versions.allocate(store, location) if versions else next_version(store, location)
+        keys = keystore.create_keys(series_id, episode_id, periods, version=version)
+        try:
+            if progress:
+                progress("publishing", 0.0)     # may raise (a superseded job): the keys go below
+            published = publish(
+                encoded,
+                store,
+                EpisodeKeys(tuple(keys)),
+                location,
+                key_uri=key_uri,
+                segments_per_key=settings.segments_per_key,
+                version=version,
+                session_key=settings.hls_session_key,
+                decode_segment=decode_segment,   # the self-check decodes with PyAV, which packager may not import
+                switch_guard=(lambda: versions.switch_lock(location)) if versions else contextlib.nullcontext,
+            )
+        except PointerSwitchUncertain:
+            raise       # the version may be live: its keys stay (retention removes them if it is not)
+        except BaseException:
+            keystore.delete_keys([key.key_id for key in keys])
+            raise
+    _collect_after_publish(store, keystore, location, settings)
+    return published
+
+
+def _collect_after_publish(store: ObjectStore, keystore: KeyStore, location: EpisodeLocation,
+                           settings: Settings) -> None:
+    # the episode is live: a failed clean-up must not fail the ingest; `series gc` retries later
+    try:
+        collect_garbage(store, keystore, grace_s=settings.gc_grace_s, locations=[location])
+    except Exception:  # noqa: BLE001
+        log.warning("garbage collection after publishing %s failed; run `series gc`", location.prefix,
+                    exc_info=True)
+
+
+def check_decoded(report: ValidationReport, decoded_s: float, settings: Settings,
+                  damage: DecodeDamage = DecodeDamage()) -> None:
+    """Judge what the decoder actually found, not what the header promised: the duration of the
+    pictures, and damaged video (the same `decode_errors` rule as `series validate`)."""
+    issues = list(check_duration(decoded_s, settings.rules))
+    issues += check_decode_errors(damage.count, damage.at_tail, damage.first_s)
+    info = report.info
+    # the video stream's own duration: audio running past the last picture is not a cut-off upload
+    header_s = (info.video.header_duration_s or info.header_duration_s) if info and info.video else None
+    if header_s and decoded_s < header_s - TRUNCATION_TOLERANCE_S:
+        issues.insert(0, Issue(
+            code="truncated",
+            message=(f"The file says it lasts {format_duration(header_s)} but its pictures end at "
+                     f"{format_duration(decoded_s)}; the upload was probably cut off"),
+            how_to_fix="upload the complete file again",
+        ))
+    if issues:
+        raise MediaRejected(replace(report, issues=tuple(issues)))
