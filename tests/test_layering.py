@@ -1,4 +1,8 @@
-"""Dependencies point one way: server → pipeline, packager, drm; packager → pipeline; nothing back."""
+"""Dependencies point one way: server → pipeline, packager, drm; packager → pipeline; nothing back.
+
+Inside server/, rooms import downwards only (server/__init__.py draws the map), and no module of ours
+takes part in an import circle.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +22,65 @@ ALLOWED = {
 # third-party imports confined to one place (STYLE §2)
 CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"server"}, "aiohttp": {"server"}}
 
+# server's rooms and the rooms each may import; a module directly in server/ is a room of its own name
+_FEATURE_ROOMS = {"keys", "playback", "catalog", "publishing", "ingest"}
+SERVER_ROOMS: dict[str, set[str]] = {
+    "local": set(),
+    "config": {"local"},
+    "services": {"config"},
+    "edge": {"config", "services"},
+    "keys": {"edge", "config", "services"},
+    "playback": {"edge", "config", "services"},
+    "catalog": {"edge", "playback", "config", "services"},
+    "publishing": {"config"},
+    "ingest": {"edge", "publishing", "config", "services"},
+    "app": {"config", "services", "edge"} | _FEATURE_ROOMS,
+    "cli": {"local", "config", "services", "edge", "app"} | _FEATURE_ROOMS,
+    "__main__": {"cli"},
+    "__init__": set(),
+}
 
-def imports_of(path: Path) -> set[str]:
+
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """Every module `path` imports, as dotted names; relative imports resolved, and `from a import b` as
+    both a and a.b (b may be a module): callers keep the names that are modules."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
+
+
+def imports_of(path: Path) -> set[str]:
+    return {name.split(".")[0] for name in imported_modules(path)}
+
+
+def room_of(module: str) -> str | None:
+    """server.edge.problems → "edge"; server.app → "app"; None outside server/."""
+    parts = module.split(".")
+    if parts[0] != "server":
+        return None
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def forbidden_server_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """The imports of a server/ module that point to a room it may not import."""
+    module = ".".join(path.relative_to(root).with_suffix("").parts)
+    own = room_of(module)
+    allowed = SERVER_ROOMS[own] | {own}
+    return sorted(name for name in imported_modules(path, root)
+                  if room_of(name) not in (None, "__init__") and room_of(name) not in allowed
+                  and name.split(".")[1] in SERVER_ROOMS)
 
 
 def modules():
@@ -46,3 +99,71 @@ def test_imports_point_one_way(package, path):
         if library in imported:
             assert any(relative == home or relative.startswith(home + "/") for home in homes), (
                 f"{relative} imports {library}, which belongs only in {sorted(homes)}")
+    if package == "server":
+        forbidden = forbidden_server_imports(path)
+        assert not forbidden, f"{relative} imports {forbidden}, against the rooms' order in server/__init__.py"
+
+
+def test_every_server_room_is_known():
+    rooms = {path.stem if path.is_file() else path.name for path in (ROOT / "server").iterdir()
+             if path.suffix == ".py" or (path / "__init__.py").exists()}
+    assert rooms <= set(SERVER_ROOMS), f"rooms without a place in SERVER_ROOMS: {sorted(rooms - set(SERVER_ROOMS))}"
+
+
+def test_a_forbidden_room_import_is_caught(tmp_path):
+    edge_module = tmp_path / "server" / "edge" / "newcomer.py"
+    edge_module.parent.mkdir(parents=True)
+    edge_module.write_text("from server.edge.problems import problem\nfrom server.catalog import api\n"
+                           "from server.ingest.jobs import Job\nimport server.cli\n")
+    assert forbidden_server_imports(edge_module, tmp_path) == ["server.catalog", "server.catalog.api", "server.cli",
+                                                               "server.ingest.jobs", "server.ingest.jobs.Job"]
+    keys_module = tmp_path / "server" / "keys" / "fine.py"
+    keys_module.parent.mkdir(parents=True)
+    keys_module.write_text("from server.edge.auth import token_of\nfrom server.services import SERVICES\n")
+    assert forbidden_server_imports(keys_module, tmp_path) == []
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module → the modules of ours it imports. `from package import submodule` counts as an import of the
+    submodule alone (the package's __init__ runs first whoever imports what, so it is no edge of its own)."""
+    paths = {".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+             for _, path in modules()}
+    graph = {}
+    for module, path in paths.items():
+        names = imported_modules(path) & paths.keys()
+        graph[module] = {name for name in names
+                         if name != module and not any(other.rpartition(".")[0] == name for other in names)}
+    return graph
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of `graph` (module → modules it imports), or None."""
+    state: dict[str, int] = {}      # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (circle := visit(target)):
+                return circle
+        state[module] = 2
+        path.pop()
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (circle := visit(module)):
+            return circle
+    return None
+
+
+def test_no_import_circle():
+    circle = find_circle(_import_graph())
+    assert circle is None, "import circle: " + " → ".join(circle)
+
+
+def test_a_circle_is_caught():
+    assert find_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_circle({"a": {"b"}, "b": set()}) is None
