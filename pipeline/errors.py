@@ -59,3 +59,36 @@ class SegmentUndecodable(PipelineError):
     """A published segment did not decode: the job must fail rather than ship it."""
 
     code = "segment_undecodable"
+
+
+class PictureError(PipelineError):
+    """A poster, thumbnail or storyboard could not be made from decoded video."""
+
+    code = "picture_failed"
+
+
+class PictureTimeOutOfRange(PictureError):
+    """A poster or thumbnail time outside the episode."""
+
+    code = "picture_time_out_of_range"
+
+    def __init__(self, time_s: float, duration_s: float) -> None:
+        super().__init__(f"time {time_s:g} s is outside the episode (0 to {duration_s:.3f} s); "
+                         "choose a time within the episode")
+        self.time_s, self.duration_s = time_s, duration_s
+
+    def __reduce__(self):
+        return type(self), (self.time_s, self.duration_s)
+
+
+class PictureWidthOutOfRange(PictureError):
+    """A requested image width outside the bounds images are made at."""
+
+    code = "picture_width_out_of_range"
+
+    def __init__(self, width: int, low: int, high: int) -> None:
+        super().__init__(f"width {width} px is outside {low}-{high} px; ask for a width in that range")
+        self.width, self.low, self.high = width, low, high
+
+    def __reduce__(self):
+        return type(self), (self.width, self.low, self.high)

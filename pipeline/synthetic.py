@@ -6,6 +6,8 @@ The demo and the tests use these instead of downloaded media, so a fresh clone n
 from __future__ import annotations
 
 import math
+import struct
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,10 +27,17 @@ def generate_clip(
     video_codec: str = "libx264",
     container_format: str | None = None,
     container_options: dict[str, str] | None = None,
+    black_until_s: float = 0.0,
+    subtitles: Sequence[tuple[float, float, str]] = (),
+    subtitle_codec: str = "mov_text",
+    subtitle_language: str = "eng",
 ) -> Path:
     """Write a clip of `duration_s` seconds: a scrolling gradient with a moving box and a sine tone.
 
     The picture changes every frame so encoders cannot cheat and decoders have something to check.
+    Pictures before `black_until_s` are black (an edit's lead-in). `subtitles` adds a text subtitle
+    stream of `subtitle_codec` (mov_text in MP4, subrip or webvtt in Matroska) with these
+    (start_s, end_s, text) cues.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,6 +55,12 @@ def generate_clip(
         if has_audio:
             audio = container.add_stream("aac", rate=48000, layout="stereo")
         audio_samples_written = 0
+        subtitle_stream = None
+        if subtitles:
+            subtitle_stream = container.add_mux_stream(subtitle_codec)
+            subtitle_stream.time_base = Fraction(1, 1000)
+            subtitle_stream.metadata["language"] = subtitle_language
+        pending_cues = sorted(subtitles)
         ys, xs = np.mgrid[0:height, 0:width]
         base = ((xs + ys) % 256).astype(np.uint8)
         box = max(8, min(width, height) // 6)
@@ -56,10 +71,14 @@ def generate_clip(
             bx = int((width - box) * (0.5 + 0.5 * math.sin(index / 15)))
             by = int((height - box) * (0.5 + 0.5 * math.cos(index / 23)))
             rgb[by : by + box, bx : bx + box] = (255, 255, 0)
+            if index < black_until_s * fps:
+                rgb[:] = 0
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = index
             frame.time_base = 1 / fps
             container.mux(video.encode(frame))
+            while pending_cues and pending_cues[0][0] * fps <= index:
+                container.mux(_subtitle_packet(subtitle_stream, subtitle_codec, *pending_cues.pop(0)))
             if audio is not None:
                 until = round((index + 1) / fps * 48000)
                 audio_samples_written = _write_tone(container, audio, audio_samples_written, until, tone_hz)
@@ -68,6 +87,18 @@ def generate_clip(
             container.mux(audio.encode(None))
     tmp.replace(path)
     return path
+
+
+def _subtitle_packet(stream, codec: str, start_s: float, end_s: float, text: str) -> av.Packet:
+    payload = text.encode()
+    if codec == "mov_text":          # 3GPP timed text sample: a 16-bit length, then the UTF-8 text
+        payload = struct.pack(">H", len(payload)) + payload
+    packet = av.Packet(payload)
+    packet.stream = stream
+    packet.time_base = Fraction(1, 1000)
+    packet.pts = packet.dts = round(start_s * 1000)
+    packet.duration = round((end_s - start_s) * 1000)
+    return packet
 
 
 def _write_tone(container, audio, start: int, until: int, tone_hz: float) -> int:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import av
 
@@ -27,13 +28,23 @@ from pipeline.quality import SAMPLED_SEGMENTS, QualityCheck, plan_samples
 from pipeline.rendition_output import EncodedRendition, EncodedSegment, EncoderThreads, RenditionOutput
 from pipeline.rotation import rotation_filter
 
-__all__ = ["MAX_SEGMENTS", "NATURAL_RATES", "DecodeDamage", "EncodedRendition", "EncodedSegment", "TranscodeProgress",
-           "TranscodeResult", "decoder_thread_count", "encoder_threads", "output_frame_rate", "transcode"]
+__all__ = ["MAX_SEGMENTS", "NATURAL_RATES", "DecodeDamage", "EncodedRendition", "EncodedSegment", "FrameObserver",
+           "TranscodeProgress", "TranscodeResult", "decoder_thread_count", "encoder_threads", "output_frame_rate", "transcode"]
 
 MAX_SEGMENTS = 2400          # 4 hours of 6 s segments: the cut list must be given up front
 NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
 
 Progress = Callable[[float], None]   # fraction done, 0..1
+
+
+class FrameObserver(Protocol):
+    """Sees every frame the transcode emits on its output grid (after rotation), on the decoding thread.
+
+    It must be quick (it delays the encoders' feed) and must not keep frames it does not need; it must
+    not raise (pipeline/pictures.py PictureSampler keeps its own failure for later).
+    """
+
+    def observe(self, frame: av.VideoFrame, index: int, fps: Fraction) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,18 +103,21 @@ def transcode(
     progress: Progress | None = None,
     on_progress: Callable[[TranscodeProgress], None] | None = None,
     segment_format: SegmentFormat = SegmentFormat.TS,
+    frame_observer: FrameObserver | None = None,
 ) -> TranscodeResult:
     """Encode `source` into each rendition as TS (or fMP4) segments under out_dir/<rendition.name>/.
 
     `progress` gets the fraction done; `on_progress` the same moment with speed and ETA. Each
-    rendition's quality is checked on sampled frames (see pipeline/quality.py).
+    rendition's quality is checked on sampled frames (see pipeline/quality.py). `frame_observer` sees
+    each output frame (posters, storyboards: pipeline/pictures.py).
     Raises TranscodeError if decoding or encoding fails; the caller discards out_dir.
     """
     out_dir = Path(out_dir)
     try:
         with av.open(str(source), metadata_errors="ignore") as container:
-            return _Transcoder(container, renditions, out_dir, settings, progress, on_progress,
-                               segment_format).run()
+            transcoder = _Transcoder(container, renditions, out_dir, settings, progress, on_progress, segment_format)
+            transcoder.frame_observer = frame_observer
+            return transcoder.run()
     except av.FFmpegError as exc:
         raise TranscodeError(f"{Path(source).name}: transcoding failed: {exc.strerror or exc}") from exc
 
@@ -155,6 +169,7 @@ class _Transcoder:
         self.audio = AudioTrack(self.outputs, has_source_stream=self.audio_in is not None)
         self.rotate = None
         self.damage = _DamageTally()
+        self.frame_observer: FrameObserver | None = None
 
     def segment_start_frame(self, k: int) -> int:
         """First frame of segment k: the IDR of GOP k * segment_every_gops on the shared grid."""
@@ -246,6 +261,8 @@ class _Transcoder:
             self.next_gop += 1
         for output in self.feed_order:
             output.submit(output.encode_video, frame, index, is_idr, output.take_audio())
+        if self.frame_observer is not None:
+            self.frame_observer.observe(frame, index, self.fps)
         self.next_index += 1
         self.audio.fill_silence_until(Fraction(self.next_index) / self.fps)
 
