@@ -22,6 +22,13 @@ from packager.playlist import (
     MASTER_PLAYLIST_VERSION,
     MEDIA_PLAYLIST_VERSION,
 )
+from packager.subtitle_conformance import (
+    check_image_playlist,
+    check_image_variants,
+    check_subtitle_media,
+    check_subtitle_playlist,
+    subtitle_uris,
+)
 
 _IV = re.compile(r"0x[0-9a-fA-F]{32}")
 _BLOCK_BYTES = 16
@@ -183,6 +190,8 @@ def check_parsed_master(parsed: ParsedPlaylist) -> list[Violation]:
         if key.method in (None, "NONE") or not key.uri:
             found.append(Violation("session_key", f"{name}: EXT-X-SESSION-KEY needs a METHOD other than NONE "
                                                   "and a URI"))
+    found.extend(Violation(code, message) for code, message in check_subtitle_media(master, name))
+    found.extend(Violation(code, message) for code, message in check_image_variants(master, name))
     return found
 
 
@@ -217,6 +226,27 @@ def check_parsed_episode(master: ParsedPlaylist, playlists: Mapping[str, ParsedP
         key_uris.update(key.uri for key in media.keys if key)
     if len(set(targets.values())) > 1:
         found.append(Violation("target_duration", f"media playlists disagree on EXT-X-TARGETDURATION: {targets}"))
+    video = next((playlists[uri].playlist for uri, _ in entries if uri in playlists and playlists[uri].playlist
+                  and not playlists[uri].playlist.is_i_frames_only), None)
+    video_durations = [segment.duration for segment in video.segments] if video else []
+    for uri in subtitle_uris(master.playlist):
+        if uri not in playlists:
+            found.append(Violation("missing_playlist", f"master names {uri}, which does not exist"))
+            continue
+        found.extend(playlists[uri].problems)
+        if playlists[uri].playlist is not None:
+            found.extend(Violation(code, message) for code, message in check_subtitle_playlist(
+                playlists[uri].playlist, uri, video_durations=video_durations, duration_s=duration_s,
+                frame_duration_s=max(frame_durations, default=0.0)))
+    for image in master.playlist.image_playlists:
+        parsed = playlists.get(image.uri)
+        if parsed is None:
+            found.append(Violation("missing_playlist", f"master names {image.uri}, which does not exist"))
+        elif parsed.playlist is None:
+            found.extend(parsed.problems)
+        else:
+            found.extend(Violation(code, message) for code, message in check_image_playlist(
+                parsed.playlist, parsed.text, image.uri, duration_s=duration_s))
     for key in master.playlist.session_keys:
         if key.uri not in key_uris:
             found.append(Violation("session_key", f"EXT-X-SESSION-KEY URI {key.uri} matches no EXT-X-KEY"))

@@ -73,3 +73,23 @@ class MalformedSegment(PackagerError):
     """A segment is not the MPEG-TS or fMP4 the transcoder should have written."""
 
     code = "malformed_segment"
+
+
+class CaptionTracksConflict(PackagerError):
+    """Caption tracks that cannot be published together: two for one language and kind, two with one
+    name, or two defaults (RFC 8216 §4.3.4.1.1)."""
+
+    code = "caption_tracks_conflict"
+
+
+class EpisodeNotPublished(PackagerError):
+    """A change to a published episode (captions, poster) asked of an episode with no live version."""
+
+    code = "episode_not_published"
+
+
+class LiveVersionChanged(PublishError):
+    """Another version went live while a new version was being built from the live one; nothing was
+    switched (publishing it would undo that version). Build it again from the new live version."""
+
+    code = "live_version_changed"

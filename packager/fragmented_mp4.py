@@ -136,3 +136,67 @@ def _first_sample_end(data: bytes, moof_offset: int, traf_offset: int, traf_size
     if end > len(data):
         raise MalformedSegment(f"track {track_id}'s first sample ends at {end}, past the segment ({len(data)} bytes)")
     return end
+
+
+_TRUN_SAMPLE_FLAGS = 0x000400
+_TRUN_SAMPLE_COMPOSITION_OFFSET = 0x000800
+
+
+def first_video_presentation_90k(init: bytes, segment: bytes) -> int:
+    """When the segment's first video sample is shown, in 90 kHz units of the track's timeline.
+
+    tfdt's baseMediaDecodeTime plus the first sample's composition offset (the leading IDR is the first
+    sample in decode and in presentation order), in the timescale of the video track's mdhd. This is
+    what X-TIMESTAMP-MAP's MPEGTS value means for fMP4 (hls.js and AVPlayer scale it from 90 kHz).
+    Raises MalformedSegment.
+    """
+    track_id = video_track_id(init)
+    timescale = _video_timescale(init)
+    for kind, offset, size in boxes(segment):
+        if kind != b"moof":
+            continue
+        for traf_kind, traf_offset, traf_size in _children(segment, offset, size):
+            if traf_kind != b"traf":
+                continue
+            tfhd = _find(segment, traf_offset, traf_size, b"tfhd")
+            tfdt = _find(segment, traf_offset, traf_size, b"tfdt")
+            trun = _find(segment, traf_offset, traf_size, b"trun")
+            if not tfhd or not tfdt or struct.unpack_from(">I", segment, tfhd[0] + 12)[0] != track_id:
+                continue
+            is_64_bit = segment[tfdt[0] + 8] == 1
+            decode_time = (struct.unpack_from(">Q", segment, tfdt[0] + 12)[0] if is_64_bit
+                           else struct.unpack_from(">I", segment, tfdt[0] + 12)[0])
+            return round((decode_time + (_first_composition_offset(segment, trun) if trun else 0)) * 90000 / timescale)
+        break
+    raise MalformedSegment(f"the segment's first moof has no tfdt for video track {track_id}")
+
+
+def _first_composition_offset(data: bytes, trun: tuple[int, int]) -> int:
+    version = data[trun[0] + 8]
+    flags = int.from_bytes(data[trun[0] + 9:trun[0] + 12], "big")
+    if not flags & _TRUN_SAMPLE_COMPOSITION_OFFSET:
+        return 0
+    position = trun[0] + 16
+    position += 4 if flags & _TRUN_DATA_OFFSET else 0
+    position += 4 if flags & _TRUN_FIRST_SAMPLE_FLAGS else 0
+    position += 4 * sum(bool(flags & bit) for bit in (_TRUN_SAMPLE_DURATION, _TRUN_SAMPLE_SIZE, _TRUN_SAMPLE_FLAGS))
+    return struct.unpack_from(">i" if version == 1 else ">I", data, position)[0]
+
+
+def _video_timescale(init: bytes) -> int:
+    track_id = video_track_id(init)
+    for kind, offset, size in boxes(init):
+        if kind != b"moov":
+            continue
+        for trak_kind, trak_offset, trak_size in _children(init, offset, size):
+            tkhd, mdia = _find(init, trak_offset, trak_size, b"tkhd"), _find(init, trak_offset, trak_size, b"mdia")
+            if trak_kind != b"trak" or not tkhd or not mdia:
+                continue
+            version = init[tkhd[0] + 8]
+            if struct.unpack_from(">I", init, tkhd[0] + (28 if version == 1 else 20))[0] != track_id:
+                continue
+            mdhd = _find(init, *mdia, b"mdhd")
+            if mdhd:
+                # mdhd: header, version/flags, creation and modification times (4 or 8 bytes each), timescale
+                return struct.unpack_from(">I", init, mdhd[0] + (28 if init[mdhd[0] + 8] == 1 else 20))[0]
+    raise MalformedSegment("the init segment's video track has no mdhd timescale")

@@ -15,6 +15,11 @@ I_FRAME_PLAYLIST_VERSION = 4
 FMP4_MEDIA_PLAYLIST_VERSION = 6
 FMP4_I_FRAME_PLAYLIST_VERSION = 5
 MASTER_PLAYLIST_VERSION = 3
+# WebVTT subtitle playlists: decimal EXTINF, nothing else versioned (RFC 8216 §7)
+SUBTITLE_PLAYLIST_VERSION = 3
+# image media playlists (EXT-X-IMAGES-ONLY, Roku's image media playlist spec v0.4): its examples and readers use 7
+IMAGE_PLAYLIST_VERSION = 7
+SUBTITLE_GROUP_ID = "subs"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +60,34 @@ class IFrameVariant:
     codecs: str                  # video codec only: an I-frame playlist carries no audio
     width: int
     height: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubtitleRendition:
+    """One EXT-X-MEDIA:TYPE=SUBTITLES entry of the master (RFC 8216 §4.3.4.1)."""
+
+    uri: str
+    language: str                # BCP 47
+    name: str                    # unique within the group
+    is_default: bool = False
+    is_forced: bool = False
+    group_id: str = SUBTITLE_GROUP_ID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageVariant:
+    """An EXT-X-IMAGE-STREAM-INF entry: the storyboard as an image media playlist (Roku, Apple TV apps)."""
+
+    uri: str
+    bandwidth_bps: int
+    tile_width: int
+    tile_height: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageSheet:
+    uri: str
+    duration_s: Fraction         # the part of the episode its tiles cover
 
 
 def video_codecs(codecs: str) -> str:
@@ -128,18 +161,38 @@ def render_master_playlist(
     i_frame_variants: Sequence[IFrameVariant] = (),
     *,
     session_key_uri: str | None = None,
+    subtitles: Sequence[SubtitleRendition] = (),
+    image_variants: Sequence[ImageVariant] = (),
 ) -> str:
-    """The master playlist; `session_key_uri` adds EXT-X-SESSION-KEY so players can prefetch the first key."""
+    """The master playlist; `session_key_uri` adds EXT-X-SESSION-KEY so players can prefetch the first key.
+
+    `subtitles` become EXT-X-MEDIA:TYPE=SUBTITLES entries and every variant names their group
+    (SUBTITLES=, RFC 8216 §4.3.4.2); `image_variants` add EXT-X-IMAGE-STREAM-INF (ignored by players
+    that do not know it, as RFC 8216 §6.3.1 requires of unknown tags).
+    """
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{MASTER_PLAYLIST_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if session_key_uri:
         # no IV: each segment has its own, and RFC 8216 §4.3.4.5 wants the attributes of the matching EXT-X-KEY
         lines.append(f'#EXT-X-SESSION-KEY:METHOD=AES-128,URI="{session_key_uri}"')
+    for subtitle in subtitles:
+        # AUTOSELECT=YES on every track: the player may pick one by the viewer's language (and MUST be YES
+        # where DEFAULT=YES, §4.3.4.1); a forced track is shown only with audio in its language (Apple 5.x)
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{subtitle.group_id}",LANGUAGE="{subtitle.language}",'
+            f'NAME="{subtitle.name}",DEFAULT={_yes_no(subtitle.is_default)},AUTOSELECT=YES,'
+            f'FORCED={_yes_no(subtitle.is_forced)},URI="{subtitle.uri}"'
+        )
+    groups = sorted({subtitle.group_id for subtitle in subtitles})
+    if len(groups) > 1:
+        raise ValueError(f"subtitle renditions in {len(groups)} groups {groups}; a variant names one group")
     for variant in order_variants(variants):
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={variant.bandwidth_bps},"
             f"AVERAGE-BANDWIDTH={variant.average_bandwidth_bps},"
             f'CODECS="{variant.codecs}",RESOLUTION={variant.width}x{variant.height},'
             f"FRAME-RATE={float(variant.frame_rate):.3f}"
+            # no CEA-608 captions in our video: say so, or players look for them instead of the WebVTT tracks
+            + (f',SUBTITLES="{groups[0]}",CLOSED-CAPTIONS=NONE' if groups else "")
         )
         lines.append(variant.uri)
     for variant in sorted(i_frame_variants, key=lambda v: v.bandwidth_bps, reverse=True):
@@ -147,6 +200,40 @@ def render_master_playlist(
             f"#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={variant.bandwidth_bps},"
             f'CODECS="{variant.codecs}",RESOLUTION={variant.width}x{variant.height},URI="{variant.uri}"'
         )
+    for image in image_variants:
+        lines.append(f"#EXT-X-IMAGE-STREAM-INF:BANDWIDTH={image.bandwidth_bps},"
+                     f'RESOLUTION={image.tile_width}x{image.tile_height},CODECS="jpeg",URI="{image.uri}"')
+    return "\n".join(lines) + "\n"
+
+
+def _yes_no(value: bool) -> str:
+    return "YES" if value else "NO"
+
+
+def render_subtitle_playlist(segments: Sequence[tuple[str, Fraction]]) -> str:
+    """A VOD WebVTT media playlist: (uri, duration) per segment, the same durations as the video's (§3.5).
+
+    No EXT-X-KEY: players do not decrypt WebVTT, so captions are served clear and gated by the server.
+    """
+    lines = _vod_header(SUBTITLE_PLAYLIST_VERSION, [duration for _, duration in segments], None)
+    for uri, duration_s in segments:
+        lines += [f"#EXTINF:{float(duration_s):.6f},", uri]
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def render_image_playlist(sheets: Sequence[ImageSheet], *, tile_width: int, tile_height: int, columns: int,
+                          rows: int, tile_duration_s: int) -> str:
+    """An image media playlist (EXT-X-IMAGES-ONLY): one sprite sheet per entry, EXT-X-TILES saying its grid."""
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{IMAGE_PLAYLIST_VERSION}",
+             f"#EXT-X-TARGETDURATION:{target_duration([sheet.duration_s for sheet in sheets])}",
+             "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-IMAGES-ONLY"]
+    for sheet in sheets:
+        lines += [f"#EXTINF:{float(sheet.duration_s):.6f},",
+                  f"#EXT-X-TILES:RESOLUTION={tile_width}x{tile_height},LAYOUT={columns}x{rows},"
+                  f"DURATION={tile_duration_s:.3f}",
+                  sheet.uri]
+    lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
 

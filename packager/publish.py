@@ -12,14 +12,14 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
 from packager.encrypt import KeySchedule, SegmentKey, encrypt_segment, new_iv
-from packager.errors import PackagerError, PointerSwitchUncertain, PublishError
+from packager.errors import LiveVersionChanged, PackagerError, PointerSwitchUncertain, PublishError
 from packager.playlist import (
     IFrame,
     IFrameVariant,
@@ -33,13 +33,20 @@ from packager.playlist import (
     target_duration,
     video_codecs,
 )
+from packager.pictures import poster_entry, storyboard_entry, upload_poster, upload_storyboard
 from packager.segment_container import INIT_SEGMENT_TYPE, SegmentContainer, segment_container
 from packager.store import ObjectStore
+from packager.subtitles import check_tracks, upload_caption_track
 from packager.verify import DecodeSegment, verify_version
+from packager.version_manifest import CaptionEntry, VersionManifest, write_manifest
 from packager.versions import POINTER_NAME, EpisodeLocation, next_version, read_pointer
+from pipeline.captions import CaptionTrack
+from pipeline.pictures import Poster
+from pipeline.storyboard import Storyboard
 from pipeline.transcode import EncodedRendition, EncodedSegment, TranscodeResult
 
-__all__ = ["EpisodeLocation", "POINTER_NAME", "PublishedEpisode", "next_version", "publish", "read_pointer"]
+__all__ = ["EpisodeLocation", "POINTER_NAME", "PublishedEpisode", "next_version", "publish", "read_pointer",
+           "switch_pointer"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,9 @@ def publish(
     session_key: bool = False,
     decode_segment: DecodeSegment | None = None,
     switch_guard: Callable[[], AbstractContextManager[object]] = nullcontext,
+    captions: Sequence[CaptionTrack] = (),
+    poster: Poster | None = None,
+    storyboard: Storyboard | None = None,
 ) -> PublishedEpisode:
     """Encrypt and upload `encoded` as a new version of `location`, verify it, then make it the live one.
 
@@ -96,15 +106,30 @@ def publish(
     (the service passes a lease in its database) and pass `version` from a shared allocator.
     The pointer never moves back: if a higher version went live meanwhile, this one is left unreferenced
     and the result has is_live=False.
-    Raises PublishError (VerificationFailed if the self-check fails); on failure the new version's
-    objects are removed and the old version stays live.
+    `captions` become HLS subtitle renditions (packager/subtitles.py), `poster` and `storyboard` objects
+    beside the renditions (packager/pictures.py); version.json lists them (packager/version_manifest.py).
+    Raises PublishError (VerificationFailed if the self-check fails, CaptionTracksConflict for tracks that
+    cannot share a group); on failure the new version's objects are removed and the old version stays live.
     """
     version = next_version(store, location) if version is None else version
     prefix = location.version_prefix(version)
     keys_by_uri: dict[str, bytes] = {}
     key_ids: set[str] = set()
     switching = False
+    check_tracks(captions)
+    timestamp_map = common_start_pts(encoded.renditions)
+    if captions and timestamp_map is None:
+        raise PublishError(f"{location.prefix}: the renditions start at different timestamps, so captions cannot "
+                           "be timed against all of them (RFC 8216 §6.2.4); transcode again")
+    manifest = VersionManifest(
+        version=version, media_version=version, duration_s=float(encoded.duration_s),
+        timestamp_map_mpegts=timestamp_map, renditions=tuple(r.rendition.name for r in encoded.renditions),
+        segment_format="fmp4" if encoded.renditions and encoded.renditions[0].init_path else "ts",
+        captions=tuple(caption_entry(track) for track in captions),
+        poster=poster_entry(poster) if poster else None,
+        storyboard=storyboard_entry(storyboard) if storyboard else None)
     try:
+        write_manifest(store, location, manifest)     # first: GC reads references from it (version_manifest.py)
         variants, i_frame_variants = [], []
         with ThreadPoolExecutor(max_workers=upload_workers, thread_name_prefix="upload") as pool:
             for rendition in encoded.renditions:
@@ -124,14 +149,24 @@ def publish(
                                                              map_uri=container.init_name)
                 variants.append(variant)
                 i_frame_variants.append(i_frame_variant)
+        segment_durations = [segment.duration_s for segment in encoded.renditions[0].segments]
+        subtitles = [upload_caption_track(store, prefix, track, segment_durations_s=segment_durations,
+                                          timestamp_map_mpegts=timestamp_map) for track in captions]
+        if poster:
+            upload_poster(store, prefix, poster)
+        image_variants = [upload_storyboard(store, prefix, storyboard)] if storyboard else []
         first_key_uri = next(iter(keys_by_uri), None) if session_key else None
         store.put_bytes(f"{prefix}/{MASTER_NAME}",
-                        render_master_playlist(variants, i_frame_variants, session_key_uri=first_key_uri).encode(),
+                        render_master_playlist(variants, i_frame_variants, session_key_uri=first_key_uri,
+                                               subtitles=subtitles, image_variants=image_variants).encode(),
                         content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
         verify_version(store, prefix, master_name=MASTER_NAME, keys_by_uri=keys_by_uri,
-                       duration_s=float(encoded.duration_s), decode_segment=decode_segment)
+                       duration_s=float(encoded.duration_s), decode_segment=decode_segment,
+                       timestamp_map_mpegts=timestamp_map if captions else None)
         switching = True
-        is_live = _switch_pointer(store, location, version, encoded, switch_guard)
+        is_live = switch_pointer(store, location, version, media_version=version,
+                                 renditions=[r.rendition.name for r in encoded.renditions],
+                                 duration_s=float(encoded.duration_s), switch_guard=switch_guard)
     except BaseException as exc:
         if switching and _may_be_live(store, location, version):
             # the pointer write may have landed (S3 can apply a PUT whose answer is lost): deleting
@@ -168,28 +203,54 @@ def _may_be_live(store: ObjectStore, location: EpisodeLocation, version: int) ->
     return pointer is not None and int(pointer["version"]) == version
 
 
-def _switch_pointer(store: ObjectStore, location: EpisodeLocation, version: int, encoded: TranscodeResult,
-                    switch_guard: Callable[[], AbstractContextManager[object]]) -> bool:
-    """Make `version` live unless a higher one already is (publishes can finish out of order); whether it did."""
+def switch_pointer(store: ObjectStore, location: EpisodeLocation, version: int, *, media_version: int,
+                   renditions: Sequence[str], duration_s: float,
+                   switch_guard: Callable[[], AbstractContextManager[object]],
+                   expected_live: int | None = None) -> bool:
+    """Make `version` live unless a higher one already is (publishes can finish out of order); whether it did.
+
+    With `expected_live` (a version built from the live one), raise LiveVersionChanged instead when the
+    live version is no longer that one: switching would drop what went live meanwhile.
+    """
     with switch_guard():
         previous = read_pointer(store, location)
-        if previous is not None and int(previous["version"]) > version:
+        live = int(previous["version"]) if previous else None
+        if expected_live is not None and live != expected_live:
+            raise LiveVersionChanged(f"{location.prefix}: v{version} was built from v{expected_live}, but v{live} "
+                                     "is live now; build it again from the live version")
+        if live is not None and live > version:
             log.warning("%s v%d is complete but v%s went live first; leaving the pointer on the newer version",
-                        location.prefix, version, previous["version"])
+                        location.prefix, version, live)
             return False
         pointer = {
             "version": version,
             "master": f"v{version}/{MASTER_NAME}",
-            "renditions": [r.rendition.name for r in encoded.renditions],
-            "duration_s": float(encoded.duration_s),
+            "renditions": list(renditions),
+            "duration_s": duration_s,
             "published_at": time.time(),
+            # where this version's segments are: itself, or the version it was built from (version_manifest.py)
+            "media_version": media_version,
             # players mid-playback keep fetching it; retention keeps it for a grace period
-            "previous_version": int(previous["version"]) if previous else None,
+            "previous_version": live,
+            "previous_media_version": int(previous.get("media_version", live)) if previous else None,
         }
         # the switch: until this object is written, players are routed to the previous version
         store.put_bytes(location.pointer_key, json.dumps(pointer).encode(), content_type="application/json",
                         cache_control="no-store")
     return True
+
+
+def common_start_pts(renditions: Sequence[EncodedRendition]) -> int | None:
+    """When every rendition's first picture is shown (90 kHz), the X-TIMESTAMP-MAP of captions; None if they differ."""
+    starts = {segment_container(r).first_video_pts_90k(r.segments[0].path.read_bytes())
+              for r in renditions if r.segments}
+    return starts.pop() if len(starts) == 1 else None
+
+
+def caption_entry(track: CaptionTrack) -> CaptionEntry:
+    return CaptionEntry(track_id=track.track_id, language=track.language, name=track.name,
+                        is_default=track.is_default, is_forced=track.is_forced, source=track.source,
+                        cue_count=len(track.cues))
 
 
 def _upload_segment(store: ObjectStore, prefix: str, rendition: EncodedRendition, segment: EncodedSegment,

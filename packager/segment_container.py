@@ -9,8 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from packager.errors import MalformedSegment
-from packager.fragmented_mp4 import first_video_sample_end, is_init_segment, video_track_id
-from packager.transport_stream import first_video_access_unit_end
+from packager.fragmented_mp4 import (
+    first_video_presentation_90k,
+    first_video_sample_end,
+    is_init_segment,
+    video_track_id,
+)
+from packager.transport_stream import first_video_access_unit_end, first_video_pts
 from pipeline.transcode import EncodedRendition
 
 TS_SEGMENT_TYPE = "video/mp2t"
@@ -34,6 +39,14 @@ class SegmentContainer:
         if self.video_track_id is not None:
             return first_video_sample_end(plaintext, self.video_track_id)
         return first_video_access_unit_end(plaintext)
+
+    def first_video_pts_90k(self, plaintext: bytes) -> int:
+        """When the segment's first picture is shown, in 90 kHz units (PES PTS for TS, tfdt-based for fMP4).
+
+        Raises MalformedSegment."""
+        if self.init is not None:
+            return first_video_presentation_90k(self.init, plaintext)
+        return first_video_pts(plaintext)
 
 
 def segment_container(rendition: EncodedRendition) -> SegmentContainer:

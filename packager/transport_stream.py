@@ -89,3 +89,37 @@ def _video_pid(pmt: bytes) -> int | None:
             return pid
         position += 5 + info_length
     return None
+
+
+def first_video_pts(data: bytes) -> int:
+    """The PTS (90 kHz) of the segment's first video PES: its leading IDR picture, shown first.
+
+    X-TIMESTAMP-MAP in subtitle segments maps cue time 0 to this value (RFC 8216 §3.5).
+    Raises MalformedSegment when the segment has no video PES with a PTS.
+    """
+    video_pid: int | None = None
+    pmt_pids: set[int] = set()
+    for offset in range(0, len(data) - PACKET_BYTES + 1, PACKET_BYTES):
+        packet = data[offset:offset + PACKET_BYTES]
+        if packet[0] != SYNC_BYTE:
+            raise MalformedSegment(f"no MPEG-TS sync byte at offset {offset}; the segment is not a transport stream")
+        pid = ((packet[1] & 0x1F) << 8) | packet[2]
+        payload = _payload(packet)
+        if not packet[1] & 0x40 or not payload:
+            continue
+        if pid == video_pid:
+            return _pes_pts(payload)
+        if video_pid is None:
+            if pid == _PAT_PID:
+                pmt_pids.update(_pmt_pids(_section(payload)))
+            elif pid in pmt_pids:
+                video_pid = _video_pid(_section(payload))
+    raise MalformedSegment("the segment has no video PES (no H.264/HEVC PID in its PMT, or no packet of it)")
+
+
+def _pes_pts(pes: bytes) -> int:
+    # PES header (ISO/IEC 13818-1 §2.4.3.6): start code 00 00 01, stream id, length, flags, PTS 5 bytes
+    if len(pes) < 14 or pes[:3] != b"\x00\x00\x01" or not pes[7] & 0x80:
+        raise MalformedSegment("the first video PES has no PTS")
+    b = pes[9:14]
+    return ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
