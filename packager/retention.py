@@ -2,8 +2,10 @@
 
 Kept: the live version; the previous one for a grace period (players that loaded its playlists keep
 fetching its segments and keys); and any version written to within the grace period, which may be
-a publish still in progress. Everything else goes: superseded versions and the orphans of crashed
-or failed publishes (no pointer ever pointed at them).
+a publish still in progress; and the media version of every version kept (a version built without
+re-transcoding plays another version's segments: packager/version_manifest.py), with its keys.
+Everything else goes: superseded versions and the orphans of crashed or failed publishes (no
+pointer ever pointed at them).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from packager.store import ObjectStore
+from packager.version_manifest import media_version_of
 from packager.versions import EpisodeLocation, read_pointer, stored_versions
 
 log = logging.getLogger(__name__)
@@ -46,13 +49,15 @@ def plan_retention(
     live = int(pointer["version"]) if pointer else None
     previous = pointer.get("previous_version") if pointer else None
     previous_until = float(pointer.get("published_at", 0)) + grace_s if pointer else 0.0
-    keep, delete = [], []
-    for version in sorted(last_touched):
-        if version == live or (version == previous and now < previous_until) or now - last_touched[version] < grace_s:
-            keep.append(version)
-        else:
-            delete.append(version)
-    return RetentionPlan(location=location, live_version=live, keep=tuple(keep), delete=tuple(delete))
+    keep = {version for version in last_touched
+            if version == live or (version == previous and now < previous_until) or now - last_touched[version] < grace_s}
+    if live is not None:
+        keep.add(live)
+    # a kept version may play another version's segments: that one stays, with its keys, while it is needed
+    keep |= {media_version_of(store, location, version) for version in keep if version in last_touched}
+    delete = [version for version in sorted(last_touched) if version not in keep]
+    return RetentionPlan(location=location, live_version=live, keep=tuple(sorted(v for v in keep if v in last_touched)),
+                         delete=tuple(delete))
 
 
 def delete_versions(store: ObjectStore, plan: RetentionPlan) -> int:

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import CopySource
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -188,6 +189,12 @@ class ObjectStore:
             )
 
         self._call("writing", key, put)
+
+    def copy(self, source_key: str, key: str) -> None:
+        """Copy an object within the bucket, server-side (no bytes through us), keeping its headers.
+
+        Raises ObjectMissing if `source_key` is absent, StoreError otherwise."""
+        self._call("copying", key, lambda: self._client.copy_object(self.bucket, key, CopySource(self.bucket, source_key)))
 
     def get_bytes(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes:
         """The whole object, or `length` bytes of it from `offset` (fewer at its end): one ranged GET.
