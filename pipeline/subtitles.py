@@ -30,7 +30,7 @@ from pipeline.captions import (
     default_name,
     escape_cue_text,
 )
-from pipeline.probe import UnreadableMedia
+from pipeline.errors import UnreadableMedia
 
 TEXT_SUBTITLE_CODECS = frozenset({"mov_text", "subrip", "srt", "webvtt", "ass", "ssa", "text"})
 # ISO 639-2/B and /T codes containers store -> the ISO 639-1 code BCP 47 prefers (RFC 5646 §2.2.1)
@@ -39,7 +39,7 @@ _ISO639_2 = {"ara": "ar", "chi": "zh", "zho": "zh", "cze": "cs", "ces": "cs", "d
              "heb": "he", "hin": "hi", "hun": "hu", "ind": "id", "ita": "it", "jpn": "ja", "kor": "ko", "nor": "no",
              "nob": "nb", "pol": "pl", "por": "pt", "rum": "ro", "ron": "ro", "rus": "ru", "spa": "es", "swe": "sv",
              "tha": "th", "tur": "tr", "ukr": "uk", "vie": "vi", "cat": "ca", "baq": "eu", "eus": "eu", "glg": "gl"}
-_ASS_OVERRIDE = re.compile(r"\{([^}]*)\}")
+_ASS_OVERRIDE = re.compile(r"(?<!\\)\{([^}]*)\}")
 _ASS_STYLE = re.compile(r"\\([biu])([01])")
 
 
@@ -188,7 +188,12 @@ def _close_open_ends(cues: list[Cue]) -> list[Cue]:
 
 
 def _ass_to_vtt(dialogue: str) -> str:
-    """An ASS dialogue text as a WebVTT payload: \\N breaks lines, {\\i1}…{\\i0} become <i>…</i>."""
+    """An ASS dialogue text as a WebVTT payload: \\N breaks lines, {\\i1}…{\\i0} become <i>…</i>.
+
+    FFmpeg's text decoders escape literal braces and backslashes (a backslash, then U+2060 WORD JOINER
+    where the next letter would read as an ASS escape); those come back as the plain characters.
+    """
+    dialogue = dialogue.replace("\u2060", "")
     out, position = [], 0
     for match in _ASS_OVERRIDE.finditer(dialogue):
         out.append(escape_cue_text(dialogue[position:match.start()]))
@@ -197,4 +202,5 @@ def _ass_to_vtt(dialogue: str) -> str:
         position = match.end()
     out.append(escape_cue_text(dialogue[position:]))
     text = "".join(out).replace("\\N", "\n").replace("\\n", "\n").replace("\\h", "\u00a0")
+    text = text.replace("\\{", "{").replace("\\}", "}").replace("\\\\", "\\")
     return "\n".join(line.strip() for line in text.split("\n") if line.strip())

@@ -4,8 +4,8 @@ The caller (the server) finds which segment of a rendition covers time t (packag
 segment_at() reads the media playlist), fetches and decrypts it, and passes the plaintext bytes here
 with the segment's start time from the playlist. Segments start with an IDR and GOPs are closed, so
 this demuxes the segment's packets (cheap), starts decoding at the last keyframe at or before t and
-decodes forward at most one GOP to the frame nearest t: within half a frame interval of t when the
-segment covers it. The picture is scaled to the asked width (never upscaled, portrait-aware) and
+decodes forward at most one GOP to the frame nearest t: within half a frame interval of t, or within
+one in the last half frame of a segment (the nearer frame starts the next segment). The picture is scaled to the asked width (never upscaled, portrait-aware) and
 encoded as JPEG (or WebP).
 
 Segments carry the episode's timestamps plus the muxer's offset (1.4 s in TS), so times are matched
