@@ -51,6 +51,7 @@ def served(store, small_encoded, tmp_path):
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/{LOCATION.version_prefix(published.version)}/master.m3u8"
     server.shutdown()
+    server.server_close()
     thread.join()
 
 
