@@ -49,8 +49,8 @@ def plan_retention(
     live = int(pointer["version"]) if pointer else None
     previous = pointer.get("previous_version") if pointer else None
     previous_until = float(pointer.get("published_at", 0)) + grace_s if pointer else 0.0
-    keep = {version for version in last_touched
-            if version == live or (version == previous and now < previous_until) or now - last_touched[version] < grace_s}
+    keep = {version for version in last_touched if version == live or (version == previous and now < previous_until)
+            or now - last_touched[version] < grace_s}
     if live is not None:
         keep.add(live)
     # a kept version may play another version's segments: that one stays, with its keys, while it is needed

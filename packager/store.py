@@ -194,7 +194,8 @@ class ObjectStore:
         """Copy an object within the bucket, server-side (no bytes through us), keeping its headers.
 
         Raises ObjectMissing if `source_key` is absent, StoreError otherwise."""
-        self._call("copying", key, lambda: self._client.copy_object(self.bucket, key, CopySource(self.bucket, source_key)))
+        self._call("copying", key,
+                   lambda: self._client.copy_object(self.bucket, key, CopySource(self.bucket, source_key)))
 
     def get_bytes(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes:
         """The whole object, or `length` bytes of it from `offset` (fewer at its end): one ranged GET.

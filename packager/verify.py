@@ -135,8 +135,8 @@ def _play_one(store: ObjectStore, prefix: str, uri: str, playlist: m3u8.M3U8, ke
         shown = first_video_presentation_90k(init, plaintext) if init else first_video_pts(plaintext)
         # EXTINFs are frame times to the microsecond (playlist.py), so the sum is exact to far below a frame
         if abs(shown - (timestamp_map_mpegts + starts_s * 90000)) > _SYNC_TOLERANCE_90K:
-            problems.append(f"{where}: its first picture is shown at {shown} (90 kHz), not at the caption timestamp map "
-                            f"{timestamp_map_mpegts} + {starts_s:.6f} s: captions would be out of sync")
+            problems.append(f"{where}: its first picture is shown at {shown} (90 kHz), not at the caption timestamp "
+                            f"map {timestamp_map_mpegts} + {starts_s:.6f} s: captions would be out of sync")
     if decode_segment is None:
         return problems
     decoded = decode_segment(init + plaintext)

@@ -207,12 +207,14 @@ def check_cues(cues: Sequence[Cue], *, duration_s: float, rules: CaptionRules = 
     if crowded[0] > rules.max_on_screen:
         problem("caption_too_many_on_screen", f"{crowded[0]} cues at {_clock(crowded[1])}")
     if cut:
-        notes.append(f"{cut} cue(s) ending less than {rules.past_end_tolerance_s:g} s after the episode were cut at its end")
+        notes.append(f"{cut} cue(s) ending less than {rules.past_end_tolerance_s:g} s after the episode were cut "
+                     "at its end")
     return kept, [_issue(code, places, duration_s, rules) for code, places in found.items()]
 
 
 def _issue(code: str, places: list[str], duration_s: float, rules: CaptionRules) -> Issue:
-    listed = "; ".join(places[:MAX_LISTED]) + (f"; and {len(places) - MAX_LISTED} more" if len(places) > MAX_LISTED else "")
+    more = len(places) - MAX_LISTED
+    listed = "; ".join(places[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
     text = {
         "caption_too_many_cues": (f"too many cues ({listed}; at most {rules.max_cues})",
                                   "split the captions or check the file is the right one"),

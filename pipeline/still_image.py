@@ -6,8 +6,8 @@ imaging library (and no second set of codec libraries to keep patched). An encod
 encoder is a complete image file (JFIF / RIFF WebP).
 
 Colour: video frames are limited-range YUV in their own matrix (BT.709 for HD); they are converted to
-RGB first and from RGB to the full-range BT.601 YUV that JPEG (JFIF) and WebP decoders assume, so a
-poster's colours match the video's.
+RGB first and from RGB to the BT.601 YUV the image decoders assume: full range for JPEG (JFIF),
+limited range for WebP (libwebp's own RGB import), so a poster's colours match the video's.
 """
 
 from __future__ import annotations
@@ -60,16 +60,16 @@ def to_rgb(frame: av.VideoFrame, size: Size, reformatter: VideoReformatter | Non
 
 def encode_jpeg(rgb: np.ndarray, quality_scale: int = JPEG_QUALITY_SCALE) -> bytes:
     """A baseline JFIF JPEG of an RGB array. Raises PictureError."""
-    return _encode("mjpeg", rgb, "yuvj420p", {"qmin": str(quality_scale), "qmax": str(quality_scale),
-                                               "huffman": "optimal"})
+    return _encode("mjpeg", rgb, "yuvj420p", "JPEG", {"qmin": str(quality_scale), "qmax": str(quality_scale),
+                                                       "huffman": "optimal"})
 
 
 def encode_webp(rgb: np.ndarray, quality: int = WEBP_QUALITY) -> bytes:
     """A lossy WebP of an RGB array. Raises PictureError."""
-    return _encode("libwebp", rgb, "yuv420p", {"quality": str(quality), "preset": "picture"})
+    return _encode("libwebp", rgb, "yuv420p", "MPEG", {"quality": str(quality), "preset": "picture"})
 
 
-def _encode(codec: str, rgb: np.ndarray, pix_fmt: str, options: dict[str, str]) -> bytes:
+def _encode(codec: str, rgb: np.ndarray, pix_fmt: str, color_range: str, options: dict[str, str]) -> bytes:
     height, width = rgb.shape[:2]
     try:
         context = av.CodecContext.create(codec, "w")
@@ -78,7 +78,7 @@ def _encode(codec: str, rgb: np.ndarray, pix_fmt: str, options: dict[str, str]) 
         context.time_base = Fraction(1, 25)
         context.options = options
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame = frame.reformat(format=pix_fmt, dst_colorspace="ITU601", dst_color_range="JPEG")
+        frame = frame.reformat(format=pix_fmt, dst_colorspace="ITU601", dst_color_range=color_range)
         packets = context.encode(frame) + context.encode(None)
     except av.FFmpegError as exc:
         raise PictureError(f"{codec}: encoding a {width}x{height} image failed: {exc}") from exc

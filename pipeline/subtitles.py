@@ -13,7 +13,6 @@ Only the subtitle streams are demuxed; video and audio packets are discarded by 
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass

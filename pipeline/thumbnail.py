@@ -5,8 +5,8 @@ segment_at() reads the media playlist), fetches and decrypts it, and passes the 
 with the segment's start time from the playlist. Segments start with an IDR and GOPs are closed, so
 this demuxes the segment's packets (cheap), starts decoding at the last keyframe at or before t and
 decodes forward at most one GOP to the frame nearest t: within half a frame interval of t, or within
-one in the last half frame of a segment (the nearer frame starts the next segment). The picture is scaled to the asked width (never upscaled, portrait-aware) and
-encoded as JPEG (or WebP).
+one in the last half frame of a segment (the nearer frame starts the next segment). The picture is
+scaled to the asked width (never upscaled, portrait-aware) and encoded as JPEG (or WebP).
 
 Segments carry the episode's timestamps plus the muxer's offset (1.4 s in TS), so times are matched
 relative to the segment's first picture, which plays at `segment_start_s`.

@@ -29,7 +29,8 @@ from pipeline.rendition_output import EncodedRendition, EncodedSegment, EncoderT
 from pipeline.rotation import rotation_filter
 
 __all__ = ["MAX_SEGMENTS", "NATURAL_RATES", "DecodeDamage", "EncodedRendition", "EncodedSegment", "FrameObserver",
-           "TranscodeProgress", "TranscodeResult", "decoder_thread_count", "encoder_threads", "output_frame_rate", "transcode"]
+           "TranscodeProgress", "TranscodeResult", "decoder_thread_count", "encoder_threads", "output_frame_rate",
+           "transcode"]
 
 MAX_SEGMENTS = 2400          # 4 hours of 6 s segments: the cut list must be given up front
 NATURAL_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))

@@ -150,7 +150,8 @@ def test_a_poster_chosen_later_comes_from_a_published_segment(store, live):
 
 
 def test_rebasing_points_segment_and_init_uris_at_the_media_version():
-    text = '#EXTM3U\n#EXT-X-MAP:URI="init.mp4"\n#EXT-X-KEY:METHOD=AES-128,URI="/v1/keys/k",IV=0x00\n#EXTINF:6,\nseg_00000.m4s\n'
+    text = ('#EXTM3U\n#EXT-X-MAP:URI="init.mp4"\n#EXT-X-KEY:METHOD=AES-128,URI="/v1/keys/k",IV=0x00\n'
+            "#EXTINF:6,\nseg_00000.m4s\n")
     rebased = rebase_media_playlist(text, "720p", 3)
     assert '#EXT-X-MAP:URI="../../v3/720p/init.mp4"' in rebased and "\n../../v3/720p/seg_00000.m4s\n" in rebased
     assert 'URI="/v1/keys/k"' in rebased and rebase_media_playlist(rebased, "720p", 5) == rebased

@@ -14,7 +14,7 @@ from pipeline.errors import PictureError, PictureTimeOutOfRange
 from pipeline.frame_score import score_frame
 from pipeline.ladder import LadderSettings, plan_ladder
 from pipeline.pictures import PictureSampler
-from pipeline.still_image import decode_image
+from pipeline.still_image import decode_image, encode_jpeg, encode_webp
 from pipeline.storyboard import (
     SHEET_COLUMNS,
     SHEET_ROWS,
@@ -149,3 +149,12 @@ def test_a_failing_sampler_does_not_stop_the_transcode_and_says_so_at_the_end(bl
     assert result.frame_count == 300
     with pytest.raises(PictureError, match="boom"):
         sampler.finish(result.duration_s)
+
+
+@pytest.mark.parametrize("encode", [encode_jpeg, encode_webp], ids=["jpeg", "webp"])
+def test_images_keep_their_colours(encode):
+    rgb = np.zeros((64, 192, 3), np.uint8)
+    rgb[:, :64], rgb[:, 64:128], rgb[:, 128:] = (200, 30, 30), (20, 20, 20), (240, 240, 240)
+    decoded = decode_image(encode(rgb)).astype(int)
+    for x in (32, 96, 160):           # away from the edges, where chroma subsampling blends colours
+        assert np.abs(decoded[32, x] - rgb[32, x]).max() <= 6, (x, decoded[32, x])

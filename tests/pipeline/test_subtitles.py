@@ -8,6 +8,7 @@ import pytest
 from pipeline.subtitles import extract_subtitles
 from tests.support.media import clip
 
+
 @pytest.mark.parametrize("name, codec, second, expected", [
     ("subs.mp4", "mov_text", "Two <lines>", "Two &lt;lines&gt;"),       # 3GPP timed text is plain text
     ("subs-srt.mkv", "subrip", "<i>Second</i> line", "<i>Second</i> line"),
