@@ -11,6 +11,8 @@ offset for fMP4), read from the segments themselves (segment_container.first_vid
 
 Layout inside a version, apart from the renditions so the server can gate it on its own:
     v{n}/captions/{track_id}/index.m3u8, seg_00000.vtt, ...     (track_id: "fr", "fr_forced")
+    v{n}/captions/{track_id}/captions.vtt                       the whole track, in episode time: for a
+        creator to download, sidecar players, and carrying a track over to a re-ingested episode
 Players cannot decrypt WebVTT, so caption segments are stored clear: the server serves them only
 to viewers who may watch the episode (they are part of what is paid for).
 """
@@ -32,6 +34,7 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 CAPTION_CACHE = "private, max-age=31536000, immutable"     # a version's objects never change; gated
 SUBTITLE_PLAYLIST_NAME = "index.m3u8"
 SEGMENT_PATTERN = "seg_{:05d}.vtt"
+WHOLE_TRACK_NAME = "captions.vtt"
 
 
 def track_prefix(track_id: str) -> str:
@@ -50,9 +53,14 @@ def segment_cues(cues: Sequence[Cue], segment_starts_s: Sequence[Fraction], end_
     return per_segment
 
 
-def render_webvtt_segment(cues: Sequence[Cue], timestamp_map_mpegts: int) -> str:
-    """One WebVTT segment: the header with X-TIMESTAMP-MAP, then each cue with its full episode times."""
-    lines = ["WEBVTT", f"X-TIMESTAMP-MAP=LOCAL:00:00:00.000,MPEGTS:{timestamp_map_mpegts}", ""]
+def render_webvtt_segment(cues: Sequence[Cue], timestamp_map_mpegts: int | None) -> str:
+    """One WebVTT segment: the header with X-TIMESTAMP-MAP, then each cue with its full episode times.
+
+    Without a map (None) it is a plain WebVTT file in episode time (the whole track)."""
+    lines = ["WEBVTT"]
+    if timestamp_map_mpegts is not None:
+        lines.append(f"X-TIMESTAMP-MAP=LOCAL:00:00:00.000,MPEGTS:{timestamp_map_mpegts}")
+    lines.append("")
     for cue in cues:
         timing = f"{vtt_timestamp(Fraction(cue.start_ms, 1000))} --> {vtt_timestamp(Fraction(cue.end_ms, 1000))}"
         lines += [f"{timing} {cue.settings}".rstrip(), cue.text, ""]
@@ -76,6 +84,8 @@ def upload_caption_track(store: ObjectStore, version_prefix: str, track: Caption
         store.put_bytes(f"{directory}/{name}", render_webvtt_segment(cues, timestamp_map_mpegts).encode(),
                         content_type=WEBVTT_TYPE, cache_control=CAPTION_CACHE)
         names.append(name)
+    store.put_bytes(f"{directory}/{WHOLE_TRACK_NAME}", render_webvtt_segment(track.cues, None).encode(),
+                    content_type=WEBVTT_TYPE, cache_control=CAPTION_CACHE)
     playlist = render_subtitle_playlist(list(zip(names, segment_durations_s)))
     store.put_bytes(f"{directory}/{SUBTITLE_PLAYLIST_NAME}", playlist.encode(), content_type=PLAYLIST_TYPE,
                     cache_control=CAPTION_CACHE)

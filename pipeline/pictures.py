@@ -99,6 +99,8 @@ class PictureSampler:
         self.next_tile = 0                     # frame index of the next storyboard tile
         self.next_candidate = 0                # frame index of the next poster candidate
         self.fade_probe_frames = 1
+        self.score_size = None                 # set from the first frame: SCORE_WIDTH_PX wide, its aspect
+        self.poster_index = 0                  # frame index of poster_time_s on the output grid
         self.waiting: tuple[int, av.VideoFrame, object] | None = None   # candidate awaiting its later picture
         self.best: tuple[float, int, av.VideoFrame, FrameScore] | None = None
         self.fallback: tuple[float, int, av.VideoFrame, FrameScore] | None = None   # best of the blank/fading

@@ -67,6 +67,8 @@ def test_a_master_with_subtitles_and_a_storyboard_is_published_and_conforms(stor
     texts = [store.get_bytes(f"{prefix}/captions/en/{s.uri}").decode() for s in english.segments]
     # the cue across the 6 s cut is in both segments, with its full times (RFC 8216 §3.5)
     assert "00:00:01.000 --> 00:00:07.000\nAcross the cut" in texts[0] and texts[1].count("Across the cut") == 1
+    whole = read_captions(store.get_bytes(f"{prefix}/captions/en/captions.vtt"), language="en", duration_s=12.0)
+    assert whole.track.cues == tracks(12.0)[0].cues          # the whole track reads back as it went in
     manifest = read_manifest(store, LOCATION, published.version)
     assert manifest.media_version == published.version and len(manifest.captions) == 2
     for text in texts:
