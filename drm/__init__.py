@@ -1,12 +1,14 @@
 """drm: content keys, playback tokens and entitlements. Synchronous; imports nothing of ours."""
 
-from .catalog import Catalog, Episode, Series, SqliteCatalog
-from .database import Database, connect
+from .catalog import Catalog, Episode, Series, SqlCatalog, SqliteCatalog
+from .database import Database, Dialect, Transaction
+from .entitlement_changes import EntitlementChanges, EntitlementFeed
 from .eligibility import CreatorProfile, CreatorRegistry, CreatorStatus, Verdict, evaluate
 from .entitlements import Entitlement, EntitlementCache, EntitlementEvent, EntitlementStore
 from .errors import (
     ApplicationRefused,
     CreatorNotEligible,
+    DatabaseUnavailable,
     DrmError,
     EpisodeLimitReached,
     InvalidField,
@@ -14,6 +16,8 @@ from .errors import (
     KeyUnwrapFailed,
     NotEntitled,
     NotSeriesOwner,
+    SchemaNotMigrated,
+    SchemaTooNew,
     SeriesExists,
     TokenExpired,
     TokenInvalid,
@@ -25,7 +29,9 @@ from .errors import (
 )
 from .ids import check_id
 from .keystore import ContentKey, DrmSettings, KeyStore
+from .migrations import SCHEMA_VERSION, MigrationResult, migrate, schema_version
 from .purchases import PaymentEvent, PaymentProcessor, verify_signature
+from .sqlite import connect
 from .tokens import AccountToken, PlaybackToken, TokenSigner
 
 __all__ = [
@@ -38,11 +44,15 @@ __all__ = [
     "CreatorRegistry",
     "CreatorStatus",
     "Database",
+    "DatabaseUnavailable",
+    "Dialect",
     "DrmError",
     "DrmSettings",
     "Entitlement",
     "EntitlementCache",
+    "EntitlementChanges",
     "EntitlementEvent",
+    "EntitlementFeed",
     "EntitlementStore",
     "Episode",
     "EpisodeLimitReached",
@@ -50,17 +60,23 @@ __all__ = [
     "InvalidId",
     "KeyStore",
     "KeyUnwrapFailed",
+    "MigrationResult",
     "NotEntitled",
     "NotSeriesOwner",
     "PaymentEvent",
     "PaymentProcessor",
     "PlaybackToken",
+    "SCHEMA_VERSION",
+    "SchemaNotMigrated",
+    "SchemaTooNew",
     "Series",
     "SeriesExists",
+    "SqlCatalog",
     "SqliteCatalog",
     "TokenExpired",
     "TokenInvalid",
     "TokenSigner",
+    "Transaction",
     "UnknownEpisode",
     "UnknownKey",
     "UnknownSeries",
@@ -70,5 +86,7 @@ __all__ = [
     "check_id",
     "connect",
     "evaluate",
+    "migrate",
+    "schema_version",
     "verify_signature",
 ]

@@ -16,7 +16,9 @@ ALLOWED = {
     "server": {"pipeline", "packager", "drm"},
 }
 # third-party imports confined to one place (STYLE §2)
-CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"server"}, "aiohttp": {"server"}}
+CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"server"}, "aiohttp": {"server"},
+            # the PostgreSQL driver behind drm's engine-neutral Database; everything else goes through it
+            "psycopg": {"drm/postgres.py"}, "psycopg_pool": {"drm/postgres.py"}}
 
 
 def imports_of(path: Path) -> set[str]:
