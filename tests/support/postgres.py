@@ -93,7 +93,26 @@ class PostgresCluster:
         self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def pg_ctl(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+        # Never `restart` through here: the new server would keep our output pipes open (use restart()).
         return _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *arguments], self.run_as, check=check)
+
+    def start(self) -> None:
+        """Start the server (again) on its port and socket directory; RuntimeError with the log's tail if it fails."""
+        options = " ".join([
+            f"-p {self.port}", f"-k {self.base_dir}", "-c listen_addresses=127.0.0.1",
+            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off", "-c max_connections=200",
+        ])
+        started = self.pg_ctl("-o", options, "-l", str(self.log_path), "-t", str(_START_TIMEOUT_S), "-w", "start",
+                              check=False)
+        if started.returncode != 0:
+            log = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start (pg_ctl exit {started.returncode}):\n"
+                               f"{started.stdout}{started.stderr}\n{log}")
+
+    def restart(self) -> None:
+        """Stop the server (fast: sessions are ended) and start it again on the same port."""
+        self.pg_ctl("-m", "fast", "-w", "stop")
+        self.start()
 
     def stop(self) -> None:
         """Stop the server (immediate: the data is thrown away) and remove its directory."""
@@ -127,17 +146,7 @@ def start_cluster() -> PostgresCluster:
     try:
         _run([str(bin_dir / "initdb"), "-D", str(cluster.data_dir), "--auth=trust", "--no-sync",
               "--encoding=UTF8", "--locale=C", "--username", user], run_as)
-        options = " ".join([
-            f"-p {cluster.port}", f"-k {base_dir}", "-c listen_addresses=127.0.0.1",
-            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-            "-c max_connections=200",
-        ])
-        started = cluster.pg_ctl("-o", options, "-l", str(cluster.log_path), "-t", str(_START_TIMEOUT_S),
-                                 "-w", "start", check=False)
-        if started.returncode != 0:
-            log = cluster.log_path.read_text(errors="replace")[-2000:] if cluster.log_path.exists() else ""
-            raise RuntimeError(f"PostgreSQL did not start (pg_ctl exit {started.returncode}):\n"
-                               f"{started.stdout}{started.stderr}\n{log}")
+        cluster.start()
     except BaseException:
         cluster.stop()
         raise
