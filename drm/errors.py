@@ -188,8 +188,9 @@ class WebhookRejected(DrmError):
 
 
 class DatabaseUnavailable(DrmError):
-    """The database cannot be reached or refused the work for now (PostgreSQL down, restarting, pool
-    exhausted); nothing was changed. Retry later; a key server answers 503."""
+    """The database cannot be reached or refused the work for now (PostgreSQL down, restarting, every
+    pooled connection busy). The work was not done, except when the connection was lost during COMMIT,
+    where its outcome is unknown (drm's writes are idempotent, so a retry is safe). A key server answers 503."""
 
     code = "database_unavailable"
 

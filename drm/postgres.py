@@ -132,17 +132,15 @@ class PostgresDatabase(Database):
                 connection = self._pool.getconn()
             try:
                 result = work(connection)
-            except psycopg.OperationalError as exc:
+            except BaseException as exc:
                 self._pool.putconn(connection)
-                if connection.broken and attempt == 1:
+                if isinstance(exc, psycopg.OperationalError) and connection.broken and attempt == 1:
                     log.info("a pooled connection to %s was dead (%s); checking the pool", self._where, exc)
                     with _translated(self._where):
                         self._pool.check()
                     continue
-                raise DatabaseUnavailable(f"{self._where}: {_first_line(exc)}") from exc
-            except BaseException:
-                self._pool.putconn(connection)
-                raise
+                with _translated(self._where):
+                    raise
             if keep:
                 return connection
             self._pool.putconn(connection)

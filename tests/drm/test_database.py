@@ -1,8 +1,11 @@
 """The unit of work and rows behave alike on both engines."""
 
+import sqlite3
 import threading
 
 import pytest
+
+from drm.errors import DrmError
 
 
 def test_rows_answer_by_position_and_by_name(db):
@@ -44,6 +47,8 @@ def test_a_failed_unit_of_work_leaves_nothing_and_the_database_usable(db):
             tx.execute("INSERT INTO entitlement_changes (viewer_id, series_id, at) VALUES ('v', 's', 0)")
             tx.execute("INSERT INTO no_such_table VALUES (1)")
     assert db.query("SELECT * FROM entitlement_changes") == []
+    with pytest.raises((sqlite3.OperationalError, DrmError)):
+        db.query("SELECT * FROM no_such_table")
     with db.transaction() as tx:
         tx.execute("INSERT INTO entitlement_changes (viewer_id, series_id, at) VALUES ('v', 's', 0)")
     assert db.query_one("SELECT COUNT(*) FROM entitlement_changes")[0] == 1
