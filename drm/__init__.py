@@ -1,12 +1,15 @@
 """drm: content keys, playback tokens and entitlements. Synchronous; imports nothing of ours."""
 
-from .catalog import Catalog, Episode, Series, SqliteCatalog
-from .database import Database, connect
+from .catalog import Catalog, Episode, Series, SqlCatalog, SqliteCatalog
+from .database import Database, Dialect, Transaction
+from .engines import connect_database, open_database
+from .entitlement_changes import EntitlementChanges, EntitlementFeed
 from .eligibility import CreatorProfile, CreatorRegistry, CreatorStatus, Verdict, evaluate
 from .entitlements import Entitlement, EntitlementCache, EntitlementEvent, EntitlementStore
 from .errors import (
     ApplicationRefused,
     CreatorNotEligible,
+    DatabaseUnavailable,
     DrmError,
     EpisodeLimitReached,
     InvalidField,
@@ -14,6 +17,8 @@ from .errors import (
     KeyUnwrapFailed,
     NotEntitled,
     NotSeriesOwner,
+    SchemaNotMigrated,
+    SchemaTooNew,
     SeriesExists,
     TokenExpired,
     TokenInvalid,
@@ -25,7 +30,9 @@ from .errors import (
 )
 from .ids import check_id
 from .keystore import ContentKey, DrmSettings, KeyStore
+from .migrations import SCHEMA_VERSION, MigrationResult, migrate, schema_version
 from .purchases import PaymentEvent, PaymentProcessor, verify_signature
+from .sqlite import connect
 from .tokens import AccountToken, PlaybackToken, TokenSigner
 
 __all__ = [
@@ -38,11 +45,15 @@ __all__ = [
     "CreatorRegistry",
     "CreatorStatus",
     "Database",
+    "DatabaseUnavailable",
+    "Dialect",
     "DrmError",
     "DrmSettings",
     "Entitlement",
     "EntitlementCache",
+    "EntitlementChanges",
     "EntitlementEvent",
+    "EntitlementFeed",
     "EntitlementStore",
     "Episode",
     "EpisodeLimitReached",
@@ -50,17 +61,23 @@ __all__ = [
     "InvalidId",
     "KeyStore",
     "KeyUnwrapFailed",
+    "MigrationResult",
     "NotEntitled",
     "NotSeriesOwner",
     "PaymentEvent",
     "PaymentProcessor",
     "PlaybackToken",
+    "SCHEMA_VERSION",
+    "SchemaNotMigrated",
+    "SchemaTooNew",
     "Series",
     "SeriesExists",
+    "SqlCatalog",
     "SqliteCatalog",
     "TokenExpired",
     "TokenInvalid",
     "TokenSigner",
+    "Transaction",
     "UnknownEpisode",
     "UnknownKey",
     "UnknownSeries",
@@ -69,6 +86,10 @@ __all__ = [
     "WrongSeries",
     "check_id",
     "connect",
+    "connect_database",
     "evaluate",
+    "migrate",
+    "open_database",
+    "schema_version",
     "verify_signature",
 ]

@@ -8,13 +8,12 @@ per series, so a purchase covers episodes added later.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .database import Database
+from .database import Database, Row
 from .errors import (
     EpisodeLimitReached,
     InvalidField,
@@ -67,11 +66,7 @@ class Episode:
 
 
 class Catalog(Protocol):
-    """What the service needs from a catalog; SqliteCatalog is the embedded one.
-
-    A PostgreSQL implementation satisfies it by doing the episode count and insert of
-    reserve_episode in one SERIALIZABLE transaction (or under a row lock on the series).
-    """
+    """What the service needs from a catalog; SqlCatalog keeps it in the drm database (either engine)."""
 
     def create_series(
         self, *, series_id: str, creator_id: str, title: str, price_cents: int, currency: str
@@ -141,8 +136,8 @@ def check_duration(duration_s: object, bounds_s: tuple[float, float] = (MIN_EPIS
     return float(duration_s)
 
 
-class SqliteCatalog:
-    """The catalog in the drm SQLite file. Thread-safe; synchronous."""
+class SqlCatalog:
+    """The catalog in the drm database, SQLite or PostgreSQL. Thread-safe; synchronous."""
 
     def __init__(self, db: Database, clock: Callable[[], float] = time.time, *,
                  episode_bounds_s: tuple[float, float] = (MIN_EPISODE_S, MAX_EPISODE_S)) -> None:
@@ -158,14 +153,14 @@ class SqliteCatalog:
         field_id("creator_id", creator_id)
         values = (check_title(title), check_price(price_cents), check_currency(currency))
         now = self._clock()
-        with self._db.transaction() as conn:
-            try:
-                conn.execute(
-                    f"INSERT INTO series ({_SERIES_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (series_id, creator_id, *values, now, now),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise SeriesExists(series_id) from exc
+        with self._db.transaction() as tx:
+            inserted = tx.execute(
+                f"INSERT INTO series ({_SERIES_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (series_id) DO NOTHING",
+                (series_id, creator_id, *values, now, now),
+            ).rowcount
+        if not inserted:
+            raise SeriesExists(series_id)
         log.info("series %s created by %s", series_id, creator_id)
         return self.get_series(series_id)
 
@@ -184,8 +179,8 @@ class SqliteCatalog:
         self.get_series(series_id)
         if changes:
             assignments = ", ".join(f"{column} = ?" for column in changes)
-            with self._db.transaction() as conn:
-                conn.execute(
+            with self._db.transaction() as tx:
+                tx.execute(
                     f"UPDATE series SET {assignments}, updated_at = ? WHERE series_id = ?",
                     (*changes.values(), self._clock(), series_id),
                 )
@@ -218,24 +213,21 @@ class SqliteCatalog:
         (EpisodeLimitReached) or a bad duration (InvalidField) publishes nothing. Re-ingesting an
         existing episode is a new version, not a new episode: it takes no new slot, and
         ``is_free_preview`` applies to a new episode only (mark_published sets it for a new version). The count
-        and the insert share one write transaction, so two uploads cannot both take the 80th slot.
+        and the insert share one write transaction holding the series row, so two uploads cannot both
+        take the 80th slot.
         """
         check_id("episode_id", episode_id)
         check_duration(duration_s, self._episode_bounds_s)
-        with self._db.transaction() as conn:
-            if conn.execute("SELECT 1 FROM series WHERE series_id = ?", (series_id,)).fetchone() is None:
+        with self._db.transaction() as tx:
+            if tx.fetch_one(f"SELECT 1 FROM series WHERE series_id = ?{tx.dialect.for_update}", (series_id,)) is None:
                 raise UnknownSeries(series_id)
-            if conn.execute(
-                "SELECT 1 FROM episodes WHERE series_id = ? AND episode_id = ?", (series_id, episode_id)
-            ).fetchone():
+            if tx.fetch_one("SELECT 1 FROM episodes WHERE series_id = ? AND episode_id = ?", (series_id, episode_id)):
                 return False  # a new version; its flag changes in mark_published, once it is live
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM episodes WHERE series_id = ?", (series_id,)
-            ).fetchone()
+            (count,) = tx.fetch_one("SELECT COUNT(*) FROM episodes WHERE series_id = ?", (series_id,))
             if count >= MAX_EPISODES:
                 raise EpisodeLimitReached(series_id, MAX_EPISODES)
             now = self._clock()
-            conn.execute(
+            tx.execute(
                 f"INSERT INTO episodes ({_EPISODE_COLUMNS}) VALUES (?, ?, ?, ?, NULL, ?, ?)",
                 (series_id, episode_id, float(duration_s), int(bool(is_free_preview)), now, now),
             )
@@ -250,8 +242,8 @@ class SqliteCatalog:
         ``is_free_preview`` (None keeps it) changes the flag only now, so a failed re-ingest changes nothing.
         """
         check_duration(duration_s, self._episode_bounds_s)
-        with self._db.transaction() as conn:
-            changed = conn.execute(
+        with self._db.transaction() as tx:
+            changed = tx.execute(
                 "UPDATE episodes SET published_version = ?, duration_s = ?, updated_at = ?,"
                 " is_free_preview = COALESCE(?, is_free_preview) WHERE series_id = ? AND episode_id = ?",
                 (version, float(duration_s), self._clock(),
@@ -264,8 +256,8 @@ class SqliteCatalog:
 
     def release_episode(self, series_id: str, episode_id: str) -> None:
         """Give back the slot of a reservation whose first ingest failed; published episodes stay."""
-        with self._db.transaction() as conn:
-            conn.execute(
+        with self._db.transaction() as tx:
+            tx.execute(
                 "DELETE FROM episodes WHERE series_id = ? AND episode_id = ? AND published_version IS NULL",
                 (series_id, episode_id),
             )
@@ -274,8 +266,8 @@ class SqliteCatalog:
         """Mark or unmark an episode as a free preview; raises UnknownEpisode, InvalidField."""
         if type(is_free_preview) is not bool:
             raise InvalidField("is_free_preview", f"expected true or false, got {is_free_preview!r}")
-        with self._db.transaction() as conn:
-            changed = conn.execute(
+        with self._db.transaction() as tx:
+            changed = tx.execute(
                 "UPDATE episodes SET is_free_preview = ?, updated_at = ? WHERE series_id = ? AND episode_id = ?",
                 (int(is_free_preview), self._clock(), series_id, episode_id),
             ).rowcount
@@ -317,7 +309,10 @@ class SqliteCatalog:
         return frozenset((row["series_id"], row["episode_id"]) for row in rows)
 
 
-def _episode(row: sqlite3.Row) -> Episode:
+def _episode(row: Row) -> Episode:
     values = dict(row)
     values["is_free_preview"] = bool(values["is_free_preview"])
     return Episode(**values)
+
+
+SqliteCatalog = SqlCatalog   # its name from when only SQLite held it; server/ still uses it

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .database import Database
+from .database import Database, Row, Transaction
 from .errors import ApplicationRefused, CreatorNotEligible, InvalidField
 from .ids import check_id
 
@@ -194,7 +194,7 @@ class CreatorStatus:
 
 
 class CreatorRegistry:
-    """Recorded verdicts and manual-approval decisions, in the drm SQLite file."""
+    """Recorded verdicts and manual-approval decisions, in the drm database."""
 
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self._db = db
@@ -206,11 +206,12 @@ class CreatorRegistry:
         Facts without a premium-content link keep the stored one: the platform's facts do not carry
         the link a creator applied with, and dropping it would silently withdraw a pending application.
         """
-        previous = self.get(profile.creator_id)
-        if not profile.premium_content_url and previous is not None and previous.premium_content_url:
-            profile = _with_url(profile, previous.premium_content_url)
-        verdict, status = self._judge(profile, previous)
-        self._store(profile, verdict, status, previous)
+        with self._db.transaction() as tx:
+            previous = _locked_status(tx, profile.creator_id)
+            if not profile.premium_content_url and previous is not None and previous.premium_content_url:
+                profile = _with_url(profile, previous.premium_content_url)
+            verdict, status = self._judge(profile, previous)
+            self._store(tx, profile, verdict, status, previous)
         log.info("creator %s: %s (%d unmet)", profile.creator_id, status, len(verdict.unmet))
         return verdict, self.get(profile.creator_id)  # type: ignore[return-value]
 
@@ -223,39 +224,41 @@ class CreatorRegistry:
         check_url(premium_content_url)
         if not premium_content_url:
             raise InvalidField("premium_content_url", "is required to apply")
-        rows = self._db.query("SELECT * FROM creators WHERE creator_id = ?", (creator_id,))
-        if not rows:
-            raise ApplicationRefused(f"no profile facts are recorded for creator {creator_id}; check eligibility first")
-        profile = CreatorProfile.from_json(creator_id, json.loads(rows[0]["profile"]))
-        current = _status(rows[0])
-        if current.may_publish:
-            raise ApplicationRefused(f"creator {creator_id} is already {current.status}; no application is needed")
-        if current.status == REJECTED:      # the rejection stands until an operator decides otherwise
-            why = f": {current.reason}" if current.reason else ""
-            raise ApplicationRefused(f"creator {creator_id}'s application was rejected by {current.decided_by}{why}")
-        profile = _with_url(profile, premium_content_url)
-        verdict, status = self._judge(profile, current)
-        if status != PENDING:
-            codes = ", ".join(rule.code for rule in verdict.unmet)
-            raise ApplicationRefused(
-                f"creator {creator_id} cannot apply: only a follower count below {MIN_FOLLOWERS:,} may be made up "
-                f"by premium content sold elsewhere; unmet: {codes}")
-        self._store(profile, verdict, status, current)
+        with self._db.transaction() as tx:
+            row = _locked_row(tx, creator_id)
+            if row is None:
+                raise ApplicationRefused(
+                    f"no profile facts are recorded for creator {creator_id}; check eligibility first")
+            profile = CreatorProfile.from_json(creator_id, json.loads(row["profile"]))
+            current = _status(row)
+            if current.may_publish:
+                raise ApplicationRefused(f"creator {creator_id} is already {current.status}; no application is needed")
+            if current.status == REJECTED:      # the rejection stands until an operator decides otherwise
+                why = f": {current.reason}" if current.reason else ""
+                raise ApplicationRefused(
+                    f"creator {creator_id}'s application was rejected by {current.decided_by}{why}")
+            profile = _with_url(profile, premium_content_url)
+            verdict, status = self._judge(profile, current)
+            if status != PENDING:
+                codes = ", ".join(rule.code for rule in verdict.unmet)
+                raise ApplicationRefused(
+                    f"creator {creator_id} cannot apply: only a follower count below {MIN_FOLLOWERS:,} may be "
+                    f"made up by premium content sold elsewhere; unmet: {codes}")
+            self._store(tx, profile, verdict, status, current)
         log.info("creator %s applied: %s", creator_id, status)
         return self.get(creator_id)  # type: ignore[return-value]
 
     def decide(self, creator_id: str, *, approve: bool, operator: str, reason: str = "") -> CreatorStatus:
         """An operator approves or rejects a pending application; ApplicationRefused if none is pending."""
-        current = self.get(creator_id)
-        if current is None or current.status != PENDING:
-            found = current.status if current else "no record"
-            raise ApplicationRefused(f"creator {creator_id} has no pending application ({found})")
         new_status = APPROVED if approve else REJECTED
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE creators SET status = ?, decided_by = ?, reason = ?, updated_at = ?"
-                " WHERE creator_id = ? AND status = ?",
-                (new_status, operator, reason, self._clock(), creator_id, PENDING),
+        with self._db.transaction() as tx:
+            current = _locked_status(tx, creator_id)
+            if current is None or current.status != PENDING:
+                found = current.status if current else "no record"
+                raise ApplicationRefused(f"creator {creator_id} has no pending application ({found})")
+            tx.execute(
+                "UPDATE creators SET status = ?, decided_by = ?, reason = ?, updated_at = ? WHERE creator_id = ?",
+                (new_status, operator, reason, self._clock(), creator_id),
             )
         log.info("creator %s %s by %s", creator_id, new_status, operator)
         return self.get(creator_id)  # type: ignore[return-value]
@@ -266,9 +269,10 @@ class CreatorRegistry:
 
     def list(self, status: str | None = None) -> list[CreatorStatus]:
         if status is None:
-            rows = self._db.query("SELECT * FROM creators ORDER BY updated_at")
+            rows = self._db.query("SELECT * FROM creators ORDER BY updated_at, creator_id")
         else:
-            rows = self._db.query("SELECT * FROM creators WHERE status = ? ORDER BY updated_at", (status,))
+            rows = self._db.query(
+                "SELECT * FROM creators WHERE status = ? ORDER BY updated_at, creator_id", (status,))
         return [_status(row) for row in rows]
 
     def require_may_publish(self, creator_id: str) -> None:
@@ -287,21 +291,32 @@ class CreatorRegistry:
             status = REJECTED
         return verdict, status
 
-    def _store(self, profile: CreatorProfile, verdict: Verdict, status: str, previous: CreatorStatus | None) -> None:
+    def _store(self, tx: Transaction, profile: CreatorProfile, verdict: Verdict, status: str,
+               previous: CreatorStatus | None) -> None:
         # the operator's name and reason belong to the decision, so they go when the status changes
         is_same_decision = previous is not None and previous.status == status
         decided_by, reason = (previous.decided_by, previous.reason) if is_same_decision else ("", "")
         unmet = json.dumps([[rule.code, rule.message] for rule in verdict.unmet])
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO creators (creator_id, status, profile, unmet, premium_content_url, decided_by, reason,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (creator_id) DO UPDATE SET"
-                " status = excluded.status, profile = excluded.profile, unmet = excluded.unmet,"
-                " premium_content_url = excluded.premium_content_url, decided_by = excluded.decided_by,"
-                " reason = excluded.reason, updated_at = excluded.updated_at",
-                (profile.creator_id, status, json.dumps(profile.as_json()), unmet, profile.premium_content_url,
-                 decided_by, reason, self._clock()),
-            )
+        tx.execute(
+            "INSERT INTO creators (creator_id, status, profile, unmet, premium_content_url, decided_by, reason,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (creator_id) DO UPDATE SET"
+            " status = excluded.status, profile = excluded.profile, unmet = excluded.unmet,"
+            " premium_content_url = excluded.premium_content_url, decided_by = excluded.decided_by,"
+            " reason = excluded.reason, updated_at = excluded.updated_at",
+            (profile.creator_id, status, json.dumps(profile.as_json()), unmet, profile.premium_content_url,
+             decided_by, reason, self._clock()),
+        )
+
+
+def _locked_row(tx: Transaction, creator_id: str) -> Row | None:
+    # A lock, not FOR UPDATE: the creator may have no row yet, and a first record() must not race another.
+    tx.lock(f"creator:{creator_id}")
+    return tx.fetch_one("SELECT * FROM creators WHERE creator_id = ?", (creator_id,))
+
+
+def _locked_status(tx: Transaction, creator_id: str) -> CreatorStatus | None:
+    row = _locked_row(tx, creator_id)
+    return _status(row) if row is not None else None
 
 
 def _with_url(profile: CreatorProfile, url: str) -> CreatorProfile:
@@ -310,7 +325,7 @@ def _with_url(profile: CreatorProfile, url: str) -> CreatorProfile:
     return CreatorProfile.from_json(profile.creator_id, data)
 
 
-def _status(row) -> CreatorStatus:
+def _status(row: Row) -> CreatorStatus:
     return CreatorStatus(
         creator_id=row["creator_id"], status=row["status"],
         unmet=tuple(UnmetRule(code, message) for code, message in json.loads(row["unmet"])),

@@ -7,13 +7,12 @@ what, when, why, and on which reference (a payment id for purchases).
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .database import Database
+from .database import Database, Row, Transaction
 from .errors import InvalidField, NotEntitled
 from .ids import check_id
 
@@ -82,18 +81,18 @@ class EntitlementStore:
         ``reason`` and ``reference``. Raises InvalidId for a bad id, InvalidField for a
         source outside purchase/comp/gift or an over-long reason.
         """
-        with self._db.transaction() as conn:
+        with self._db.transaction() as tx:
             entitlement, changed = self.grant_within(
-                conn, viewer_id, series_id, source=source, reason=reason, actor=actor, reference=reference)
+                tx, viewer_id, series_id, source=source, reason=reason, actor=actor, reference=reference)
         if changed:
             self.notify_changed(viewer_id, series_id)
         return entitlement
 
     def grant_within(
-        self, conn: sqlite3.Connection, viewer_id: str, series_id: str, *, source: str, reason: str = "",
+        self, tx: Transaction, viewer_id: str, series_id: str, *, source: str, reason: str = "",
         actor: str = "", reference: str = "",
     ) -> tuple[Entitlement, bool]:
-        """grant() inside the caller's open transaction; returns (entitlement, whether it changed).
+        """grant() inside the caller's unit of work; returns (entitlement, whether it changed).
 
         For callers that must record something else atomically with the grant (a payment).
         After committing, the caller calls notify_changed() if it changed.
@@ -102,7 +101,8 @@ class EntitlementStore:
         check_id("series_id", series_id)
         _check_source(source)
         _check_reason(reason)
-        changed = conn.execute(
+        tx.lock(pair_lock(viewer_id, series_id))
+        changed = tx.execute(
             f"INSERT INTO entitlements ({_COLUMNS}) VALUES (?, ?, ?, ?, NULL, ?, ?)"
             " ON CONFLICT (viewer_id, series_id) DO UPDATE SET"
             " source = excluded.source, granted_at = excluded.granted_at,"
@@ -110,21 +110,22 @@ class EntitlementStore:
             " WHERE entitlements.revoked_at IS NOT NULL",
             (viewer_id, series_id, source, self._clock(), reason, reference),
         ).rowcount
-        entitlement = _entitlement(conn.execute(
+        entitlement = _entitlement(tx.fetch_one(
             f"SELECT {_COLUMNS} FROM entitlements WHERE viewer_id = ? AND series_id = ?",
             (viewer_id, series_id),
-        ).fetchone())
+        ))
         if changed:
-            self._audit(conn, "grant", entitlement, actor)
+            self._record_change(tx, "grant", entitlement, actor)
             log.info("granted %s to %s (%s)", series_id, viewer_id, source)
         return entitlement, changed == 1
 
-    def transfer_within(self, conn: sqlite3.Connection, viewer_id: str, series_id: str, *,
+    def transfer_within(self, tx: Transaction, viewer_id: str, series_id: str, *,
                         from_reference: str, to_reference: str) -> bool:
         """Make the active entitlement granted for `from_reference` stand on `to_reference` instead
         (a second payment for a series the viewer already owned, when the first is refunded), so that
         refunding the second later revokes it. Whether one was moved; access does not change."""
-        moved = conn.execute(
+        tx.lock(pair_lock(viewer_id, series_id))
+        moved = tx.execute(
             "UPDATE entitlements SET reference = ?"
             " WHERE viewer_id = ? AND series_id = ? AND revoked_at IS NULL AND reference = ?",
             (to_reference, viewer_id, series_id, from_reference),
@@ -144,35 +145,36 @@ class EntitlementStore:
         Keys already fetched stay with the player; revocation stops the next key
         request and the next token.
         """
-        with self._db.transaction() as conn:
+        with self._db.transaction() as tx:
             changed = self.revoke_within(
-                conn, viewer_id, series_id, reason=reason, actor=actor, only_reference=only_reference)
+                tx, viewer_id, series_id, reason=reason, actor=actor, only_reference=only_reference)
         if changed:
             self.notify_changed(viewer_id, series_id)
         return changed
 
     def revoke_within(
-        self, conn: sqlite3.Connection, viewer_id: str, series_id: str, *, reason: str = "", actor: str = "",
+        self, tx: Transaction, viewer_id: str, series_id: str, *, reason: str = "", actor: str = "",
         only_reference: str | None = None,
     ) -> bool:
-        """revoke() inside the caller's open transaction; call notify_changed() after commit if True."""
+        """revoke() inside the caller's unit of work; call notify_changed() after commit if True."""
         check_id("viewer_id", viewer_id)
         check_id("series_id", series_id)
         _check_reason(reason)
+        tx.lock(pair_lock(viewer_id, series_id))
         condition, parameters = "", ()
         if only_reference is not None:
             condition, parameters = " AND reference = ?", (only_reference,)
-        changed = conn.execute(
+        changed = tx.execute(
             "UPDATE entitlements SET revoked_at = ?, reason = ?"
             f" WHERE viewer_id = ? AND series_id = ? AND revoked_at IS NULL{condition}",
             (self._clock(), reason, viewer_id, series_id, *parameters),
         ).rowcount
         if changed:
-            row = conn.execute(
+            row = tx.fetch_one(
                 f"SELECT {_COLUMNS} FROM entitlements WHERE viewer_id = ? AND series_id = ?",
                 (viewer_id, series_id),
-            ).fetchone()
-            self._audit(conn, "revoke", _entitlement(row), actor)
+            )
+            self._record_change(tx, "revoke", _entitlement(row), actor)
             log.info("revoked %s from %s", series_id, viewer_id)
         return changed == 1
 
@@ -192,13 +194,17 @@ class EntitlementStore:
         )
         return [EntitlementEvent(**dict(row)) for row in rows]
 
-    def _audit(self, conn: sqlite3.Connection, action: str, entitlement: Entitlement, actor: str) -> None:
-        conn.execute(
+    def _record_change(self, tx: Transaction, action: str, entitlement: Entitlement, actor: str) -> None:
+        # The audit line, and the change feed's row (on PostgreSQL its trigger NOTIFYs at commit).
+        now = self._clock()
+        tx.execute(
             "INSERT INTO entitlement_events (viewer_id, series_id, action, source, reason, actor, reference, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (entitlement.viewer_id, entitlement.series_id, action, entitlement.source, entitlement.reason,
-             actor, entitlement.reference, self._clock()),
+             actor, entitlement.reference, now),
         )
+        tx.execute("INSERT INTO entitlement_changes (viewer_id, series_id, at) VALUES (?, ?, ?)",
+                   (entitlement.viewer_id, entitlement.series_id, now))
 
     def notify_changed(self, viewer_id: str, series_id: str) -> None:
         """Tell this process's caches that the pair changed (after the change committed)."""
@@ -206,9 +212,16 @@ class EntitlementStore:
             listener(viewer_id, series_id)
 
     def is_entitled(self, viewer_id: str, series_id: str) -> bool:
-        """True if the viewer holds an active entitlement. Raises InvalidId for a bad id."""
-        found = self.get(viewer_id, series_id)
-        return found is not None and found.is_active
+        """True if the viewer holds an active entitlement. Raises InvalidId for a bad id.
+
+        One primary-key lookup: the key path's question when its cache does not know.
+        """
+        check_id("viewer_id", viewer_id)
+        check_id("series_id", series_id)
+        return bool(self._db.query(
+            "SELECT 1 FROM entitlements WHERE viewer_id = ? AND series_id = ? AND revoked_at IS NULL",
+            (viewer_id, series_id),
+        ))
 
     def require(self, viewer_id: str, series_id: str) -> None:
         """Return quietly if entitled; raise NotEntitled otherwise (InvalidId for a bad id)."""
@@ -243,7 +256,12 @@ class EntitlementStore:
         return [_entitlement(row) for row in rows]
 
 
-def _entitlement(row: sqlite3.Row) -> Entitlement:
+def pair_lock(viewer_id: str, series_id: str) -> str:
+    """The lock every change of one (viewer, series) entitlement takes (see Transaction.lock)."""
+    return f"entitlement:{viewer_id}/{series_id}"
+
+
+def _entitlement(row: Row) -> Entitlement:
     return Entitlement(
         viewer_id=row["viewer_id"],
         series_id=row["series_id"],

@@ -185,3 +185,39 @@ class WebhookRejected(DrmError):
 
     def __reduce__(self):
         return type(self), (self.code, str(self))
+
+
+class DatabaseUnavailable(DrmError):
+    """The database cannot be reached or refused the work for now (PostgreSQL down, restarting, every
+    pooled connection busy). The work was not done, except when the connection was lost during COMMIT,
+    where its outcome is unknown (drm's writes are idempotent, so a retry is safe). A key server answers 503."""
+
+    code = "database_unavailable"
+
+
+class SchemaTooNew(DrmError):
+    code = "schema_too_new"
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(
+            f"drm database schema version {found} is newer than this code's {known}; "
+            "upgrade the service before opening it")
+        self.found, self.known = found, known
+
+    def __reduce__(self):
+        return type(self), (self.found, self.known)
+
+
+class SchemaNotMigrated(DrmError):
+    """A shared database at an older schema: services refuse to migrate it themselves."""
+
+    code = "schema_not_migrated"
+
+    def __init__(self, where: str, found: int, wanted: int) -> None:
+        super().__init__(
+            f"the database {where} is at schema version {found}, this code needs {wanted}; "
+            "run `series db migrate` once, then start the services")
+        self.where, self.found, self.wanted = where, found, wanted
+
+    def __reduce__(self):
+        return type(self), (self.where, self.found, self.wanted)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .database import Database
+from .database import Database, Row
 from .errors import InvalidId, KeyUnwrapFailed, UnknownKey
 from .ids import check_id
 
@@ -138,14 +137,14 @@ class KeyStore:
             (k.key_id, k.series_id, k.episode_id, k.period, self._wrap(k), current_id, now)
             for k in keys
         ]
-        with self._db.transaction() as conn:
-            conn.executemany(
+        with self._db.transaction() as tx:
+            tx.executemany(
                 "INSERT INTO content_keys (key_id, series_id, episode_id, period, wrapped,"
                 " master_key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             if version is not None:
-                conn.executemany(
+                tx.executemany(
                     "INSERT INTO content_key_versions (key_id, series_id, episode_id, version)"
                     " VALUES (?, ?, ?, ?)",
                     [(k.key_id, series_id, episode_id, version) for k in keys],
@@ -202,13 +201,13 @@ class KeyStore:
         check_id("series_id", series_id)
         check_id("episode_id", episode_id)
         keep = set(keep_key_ids)
-        with self._db.transaction() as conn:
-            found = conn.execute(
+        with self._db.transaction() as tx:
+            found = tx.fetch_all(
                 "SELECT key_id FROM content_keys WHERE series_id = ? AND episode_id = ?",
                 (series_id, episode_id),
-            ).fetchall()
+            )
             doomed = [row["key_id"] for row in found if row["key_id"] not in keep]
-            conn.executemany("DELETE FROM content_keys WHERE key_id = ?", [(k,) for k in doomed])
+            tx.executemany("DELETE FROM content_keys WHERE key_id = ?", [(k,) for k in doomed])
         with self._cache_lock:
             for key_id in doomed:
                 self._cache.pop(key_id, None)
@@ -218,10 +217,8 @@ class KeyStore:
     def delete_keys(self, key_ids: Collection[str]) -> int:
         """Delete exactly these keys (those a failed ingest created); return how many rows went."""
         doomed = list(key_ids)
-        with self._db.transaction() as conn:
-            before = conn.total_changes
-            conn.executemany("DELETE FROM content_keys WHERE key_id = ?", [(k,) for k in doomed])
-            deleted = conn.total_changes - before
+        with self._db.transaction() as tx:
+            deleted = tx.executemany("DELETE FROM content_keys WHERE key_id = ?", [(k,) for k in doomed])
         with self._cache_lock:
             for key_id in doomed:
                 self._cache.pop(key_id, None)
@@ -246,12 +243,12 @@ class KeyStore:
 
     def delete_version_keys(self, series_id: str, episode_id: str, version: int) -> int:
         """Delete the keys of one version of an episode (its objects are gone); return how many."""
-        with self._db.transaction() as conn:
-            doomed = [row["key_id"] for row in conn.execute(
+        with self._db.transaction() as tx:
+            doomed = [row["key_id"] for row in tx.fetch_all(
                 "SELECT key_id FROM content_key_versions WHERE series_id = ? AND episode_id = ? AND version = ?",
                 (series_id, episode_id, version),
-            ).fetchall()]
-            conn.executemany("DELETE FROM content_keys WHERE key_id = ?", [(k,) for k in doomed])
+            )]
+            tx.executemany("DELETE FROM content_keys WHERE key_id = ?", [(k,) for k in doomed])
         with self._cache_lock:
             for key_id in doomed:
                 self._cache.pop(key_id, None)
@@ -265,16 +262,16 @@ class KeyStore:
         Once this returns, the old master keys can be dropped from the settings.
         """
         current_id = self._settings.master_key_id
-        with self._db.transaction() as conn:
-            rows = conn.execute(
+        with self._db.transaction() as tx:
+            rows = tx.fetch_all(
                 "SELECT key_id, series_id, episode_id, period, wrapped, master_key_id"
-                " FROM content_keys WHERE master_key_id != ?",
+                f" FROM content_keys WHERE master_key_id != ?{tx.dialect.for_update}",
                 (current_id,),
-            ).fetchall()
+            )
             updates = [
                 (self._wrap(self._unwrap_row(row)), current_id, row["key_id"]) for row in rows
             ]
-            conn.executemany(
+            tx.executemany(
                 "UPDATE content_keys SET wrapped = ?, master_key_id = ? WHERE key_id = ?", updates
             )
         log.info("re-wrapped %d content keys under master key %s", len(updates), current_id)
@@ -285,7 +282,7 @@ class KeyStore:
         aad = _aad(key.key_id, key.series_id, key.episode_id, key.period)
         return nonce + AESGCM(self._settings.master_key).encrypt(nonce, key.key, aad)
 
-    def _unwrap_row(self, row: sqlite3.Row) -> ContentKey:
+    def _unwrap_row(self, row: Row) -> ContentKey:
         key_id, master_key_id = str(row["key_id"]), str(row["master_key_id"])
         series_id, episode_id = str(row["series_id"]), str(row["episode_id"])
         period = int(row["period"])

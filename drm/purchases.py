@@ -21,7 +21,7 @@ from typing import Any
 
 from .catalog import Catalog, Series, check_currency
 from .database import Database
-from .entitlements import Entitlement, EntitlementStore
+from .entitlements import Entitlement, EntitlementStore, pair_lock
 from .errors import InvalidField, WebhookRejected
 from .ids import field_id
 
@@ -154,7 +154,9 @@ class PaymentProcessor:
         """Grant on a purchase, revoke on a refund or chargeback; a repeated event changes nothing.
 
         The event record, payment state, entitlement and audit line are written in one transaction,
-        so a crash leaves either all or none, and a retried delivery is applied at most once.
+        so a crash leaves either all or none, and a retried delivery is applied at most once. Events
+        of one payment, and of one (viewer, series), are applied one at a time even when they arrive
+        at several instances at once, so the outcome is that of some order of delivery.
         A purchase that does not pay the series' current price in its currency is recorded (status
         underpaid / wrong_currency) and refused: result "refused" with a code, no entitlement.
         Raises UnknownSeries for a purchase of a series the catalog does not have.
@@ -164,21 +166,21 @@ class PaymentProcessor:
             refusal = _price_refusal(event, self._catalog.get_series(event.series_id))
         now = self._clock()
         changed_entitlement = False
-        with self._db.transaction() as conn:
-            seen = conn.execute(
-                "SELECT event_id FROM payment_events WHERE payment_id = ? AND event_type = ?",
-                (event.payment_id, event.event_type),
-            ).fetchone()
-            if seen is not None:
+        with self._db.transaction() as tx:
+            # Always the payment first, then the pair (as grant and revoke take it): no lock cycles.
+            tx.lock(f"payment:{event.payment_id}")
+            tx.lock(pair_lock(event.viewer_id, event.series_id))
+            is_new = tx.execute(
+                "INSERT INTO payment_events (payment_id, event_type, event_id, received_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (payment_id, event_type) DO NOTHING",
+                (event.payment_id, event.event_type, event.event_id, now),
+            ).rowcount
+            if not is_new:
                 return Outcome(result="duplicate", entitlement=None,
                                detail=f"{event.event_type} for payment {event.payment_id} was already applied")
-            conn.execute(
-                "INSERT INTO payment_events (payment_id, event_type, event_id, received_at) VALUES (?, ?, ?, ?)",
-                (event.payment_id, event.event_type, event.event_id, now),
-            )
-            payment = conn.execute(
+            payment = tx.fetch_one(
                 "SELECT viewer_id, series_id, status FROM payments WHERE payment_id = ?", (event.payment_id,)
-            ).fetchone()
+            )
             if payment is not None and (payment["viewer_id"], payment["series_id"]) != (event.viewer_id, event.series_id):
                 raise InvalidField("data.payment_id", f"payment {event.payment_id} belongs to another viewer or series")
             if event.event_type == PURCHASE:
@@ -192,20 +194,20 @@ class PaymentProcessor:
                     status = _REFUSED_STATUS[code]
                 else:
                     entitlement, changed_entitlement = self._entitlements.grant_within(
-                        conn, event.viewer_id, event.series_id, source="purchase", actor="payments",
+                        tx, event.viewer_id, event.series_id, source="purchase", actor="payments",
                         reason=f"payment {event.payment_id}", reference=event.payment_id)
                     outcome = Outcome(result="granted", entitlement=entitlement,
                                       detail=f"viewer {event.viewer_id} owns series {event.series_id}")
             else:
                 status = _REVOKED_STATUS[event.event_type]
                 # a viewer who paid twice for one series keeps it while one payment still stands
-                other = conn.execute(
+                other = tx.fetch_one(
                     "SELECT payment_id FROM payments WHERE viewer_id = ? AND series_id = ? AND status = 'paid'"
-                    " AND payment_id != ? ORDER BY updated_at DESC LIMIT 1",
+                    " AND payment_id != ? ORDER BY updated_at DESC, payment_id DESC LIMIT 1",
                     (event.viewer_id, event.series_id, event.payment_id),
-                ).fetchone()
+                )
                 if other is not None and self._entitlements.transfer_within(
-                        conn, event.viewer_id, event.series_id,
+                        tx, event.viewer_id, event.series_id,
                         from_reference=event.payment_id, to_reference=other["payment_id"]):
                     outcome = Outcome(result="ignored", entitlement=None,
                                       detail=f"payment {event.payment_id} {status.replace('_', ' ')}; viewer "
@@ -213,12 +215,12 @@ class PaymentProcessor:
                                              f"{other['payment_id']}")
                 else:
                     changed_entitlement = self._entitlements.revoke_within(
-                        conn, event.viewer_id, event.series_id, actor="payments",
+                        tx, event.viewer_id, event.series_id, actor="payments",
                         reason=f"{status.replace('_', ' ')}: payment {event.payment_id}",
                         only_reference=event.payment_id)
                     outcome = Outcome(result="revoked", entitlement=None,
                                       detail=f"payment {event.payment_id} {status.replace('_', ' ')}")
-            conn.execute(
+            tx.execute(
                 "INSERT INTO payments (payment_id, viewer_id, series_id, status, amount_cents, currency, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO UPDATE SET"
                 " status = excluded.status, updated_at = excluded.updated_at",

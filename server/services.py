@@ -9,6 +9,7 @@ from aiohttp import web
 from drm.catalog import Catalog, SqliteCatalog
 from drm.database import Database
 from drm.eligibility import CreatorRegistry
+from drm.engines import open_database
 from drm.entitlements import EntitlementCache, EntitlementStore
 from drm.keystore import KeyStore
 from drm.purchases import PaymentProcessor
@@ -33,7 +34,7 @@ class Services:
     @classmethod
     def open(cls, settings: Settings) -> Services:
         """Open the database and the object store client (the store itself must be running)."""
-        db = Database.open(settings.db_path)
+        db = open_database(settings.db_path)
         store = ObjectStore(settings.store)
         entitlements = EntitlementStore(db)
         catalog = open_catalog(db, settings)

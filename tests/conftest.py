@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import os
 import uuid
 from pathlib import Path
 
 import pytest
 
+from drm.engines import open_database
 from server.config import Settings
 from tests.support.media import clip
+from tests.support.postgres import PostgresUnavailable, start_cluster
 from tests.support.s3_server import start_test_store
 
 MASTER_KEY = base64.b64encode(b"m" * 32).decode()
@@ -33,6 +36,48 @@ def store(s3_store):
     with ObjectStore(s3_store.store_settings(f"t-{uuid.uuid4().hex[:12]}")) as fresh:
         fresh.ensure_bucket()
         yield fresh
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One throwaway PostgreSQL for the session (tests/support/postgres.py), stopped by its own pg_ctl.
+
+    Skipped, with the reason, where no server binaries can be had; but CI must run these tests, so
+    with CI=true a missing PostgreSQL fails them instead.
+    """
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, and the PostgreSQL tests cannot run: {exc}")
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_cluster) -> str:
+    """The name of a database migrated to the current schema, for fresh copies (no connection stays open)."""
+
+    name = postgres_cluster.create_database(prefix="template")
+    open_database(postgres_cluster.url(name), migrate=True).close()
+    return name
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster, postgres_template) -> str:
+    """The URL of a fresh, migrated database of the session cluster, dropped after the test."""
+    name = postgres_cluster.create_database(template=postgres_template)
+    yield postgres_cluster.url(name)
+    postgres_cluster.drop_database(name)
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_cluster) -> str:
+    """The URL of a fresh database with no schema at all, dropped after the test."""
+    name = postgres_cluster.create_database()
+    yield postgres_cluster.url(name)
+    postgres_cluster.drop_database(name)
 
 
 def settings_env(data_dir: Path, s3_store, *, bucket: str | None = None, **overrides: str) -> dict[str, str]:

@@ -20,7 +20,9 @@ ALLOWED = {
     "server": {"pipeline", "packager", "drm"},
 }
 # third-party imports confined to one place (STYLE §2)
-CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"server"}, "aiohttp": {"server"}}
+CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"server"}, "aiohttp": {"server"},
+            # the PostgreSQL driver behind drm's engine-neutral Database; everything else goes through it
+            "psycopg": {"drm/postgres.py"}, "psycopg_pool": {"drm/postgres.py"}}
 
 # server's rooms and the rooms each may import; a module directly in server/ is a room of its own name
 _FEATURE_ROOMS = {"keys", "playback", "catalog", "publishing", "ingest"}

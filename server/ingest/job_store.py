@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from drm.database import Database
+from drm.engines import open_database
 from server.ingest.jobs import (
     FAILED,
     PUBLISHED,
@@ -88,7 +89,7 @@ class JobStore:
     @classmethod
     def open(cls, path: str | Path, *, busy_timeout_ms: int = 2000) -> JobStore:
         """A JobStore on its own connection: a slow jobs write never holds the key server's lock."""
-        db = Database.open(path)
+        db = open_database(path)
         db.connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         return cls(db)
 

@@ -2,18 +2,14 @@ import sqlite3
 
 import pytest
 
-from drm import database
-from drm.catalog import MAX_EPISODES, SqliteCatalog
-from drm.database import SCHEMA_VERSION, Database
-from drm.errors import EpisodeLimitReached, InvalidField, SeriesExists, UnknownEpisode, UnknownSeries
+from drm.catalog import MAX_EPISODES, SqlCatalog
+from drm.errors import DrmError, EpisodeLimitReached, InvalidField, SeriesExists, UnknownEpisode, UnknownSeries
 from tests.drm.fixtures import FakeClock
 
 
 @pytest.fixture
-def catalog(tmp_path):
-    db = Database.open(tmp_path / "drm.sqlite")
-    yield SqliteCatalog(db, clock=FakeClock(1000.0))
-    db.close()
+def catalog(db):
+    return SqlCatalog(db, clock=FakeClock(1000.0))
 
 
 def new_series(catalog, series_id="s1", **overrides):
@@ -59,17 +55,13 @@ def test_episode_duration_bounds(catalog, duration_s):
         catalog.reserve_episode("s1", "e1", duration_s=duration_s)
 
 
-def test_episode_bounds_follow_the_deployment_and_are_inclusive(tmp_path):
-    db = Database.open(tmp_path / "bounds.sqlite")
-    try:
-        catalog = SqliteCatalog(db, episode_bounds_s=(5.0, 60.0))
-        new_series(catalog)
-        assert catalog.reserve_episode("s1", "e1", duration_s=5.0) is True
-        assert catalog.reserve_episode("s1", "e2", duration_s=60.0) is True
-        with pytest.raises(InvalidField, match="5..60"):
-            catalog.reserve_episode("s1", "e3", duration_s=60.5)
-    finally:
-        db.close()
+def test_episode_bounds_follow_the_deployment_and_are_inclusive(db):
+    catalog = SqlCatalog(db, episode_bounds_s=(5.0, 60.0))
+    new_series(catalog)
+    assert catalog.reserve_episode("s1", "e1", duration_s=5.0) is True
+    assert catalog.reserve_episode("s1", "e2", duration_s=60.0) is True
+    with pytest.raises(InvalidField, match="5..60"):
+        catalog.reserve_episode("s1", "e3", duration_s=60.5)
 
 
 def test_eighty_episodes_and_no_more(catalog):
@@ -96,26 +88,12 @@ def test_reservation_is_hidden_until_published_and_kept_after(catalog):
         catalog.reserve_episode("nope", "e1", duration_s=31.0)
 
 
-def test_price_check_is_also_in_the_schema(catalog, tmp_path):
+def test_price_check_is_also_in_the_schema(catalog, db):
     new_series(catalog)
-    raw = sqlite3.connect(tmp_path / "drm.sqlite")
-    with pytest.raises(sqlite3.IntegrityError):
-        raw.execute("UPDATE series SET price_cents = 5")
-    raw.close()
-
-
-def test_version_1_database_is_migrated(tmp_path):
-    path = tmp_path / "old.sqlite"
-    raw = sqlite3.connect(path)
-    raw.executescript(database._SCHEMA)
-    raw.execute("INSERT INTO schema_version (id, version) VALUES (1, 1)")
-    raw.execute("INSERT INTO entitlements VALUES ('v1', 's1', 'comp', 1.0, NULL, 'old')")
-    raw.commit()
-    raw.close()
-    with Database.open(path) as db:
-        assert db.query("SELECT version FROM schema_version")[0]["version"] == SCHEMA_VERSION
-        assert dict(db.query("SELECT reason, reference FROM entitlements")[0]) == {"reason": "old", "reference": ""}
-        SqliteCatalog(db).create_series(series_id="s1", creator_id="c1", title="T", price_cents=100, currency="USD")
+    with pytest.raises((sqlite3.IntegrityError, DrmError)):
+        with db.transaction() as tx:
+            tx.execute("UPDATE series SET price_cents = 5")
+    assert catalog.get_series("s1").price_cents == 499
 
 
 def test_free_preview_flag_changes_only_when_a_version_goes_live(catalog):

@@ -2,7 +2,6 @@ import datetime as dt
 
 import pytest
 
-from drm import Database
 from drm.eligibility import APPROVED, ELIGIBLE, INELIGIBLE, PENDING, CreatorProfile, CreatorRegistry, evaluate
 from drm.errors import ApplicationRefused, CreatorNotEligible, InvalidField
 from tests.drm.fixtures import FakeClock
@@ -51,54 +50,50 @@ def test_profile_fields_are_checked(field, value):
     assert caught.value.field == field
 
 
-def test_registry_application_flow(tmp_path):
-    with Database.open(tmp_path / "drm.sqlite") as db:
-        registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
-        with pytest.raises(CreatorNotEligible):
-            registry.require_may_publish("c1")
-        with pytest.raises(ApplicationRefused):
-            registry.apply("c1", "https://x.example/a")          # nothing recorded yet
-        registry.record(profile(followers=500))
-        assert registry.apply("c1", "https://x.example/a").status == PENDING
-        approved = registry.decide("c1", approve=True, operator="operator:ann", reason="ok")
-        assert (approved.status, approved.decided_by) == (APPROVED, "operator:ann")
+def test_registry_application_flow(db):
+    registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
+    with pytest.raises(CreatorNotEligible):
         registry.require_may_publish("c1")
-        registry.record(profile(followers=900))                   # fresh facts, still only short of followers
-        assert registry.get("c1").status == APPROVED
-        registry.record(profile(followers=900, is_in_good_standing=False))
-        assert registry.get("c1").status == INELIGIBLE            # a violation ends the approval
+    with pytest.raises(ApplicationRefused):
+        registry.apply("c1", "https://x.example/a")          # nothing recorded yet
+    registry.record(profile(followers=500))
+    assert registry.apply("c1", "https://x.example/a").status == PENDING
+    approved = registry.decide("c1", approve=True, operator="operator:ann", reason="ok")
+    assert (approved.status, approved.decided_by) == (APPROVED, "operator:ann")
+    registry.require_may_publish("c1")
+    registry.record(profile(followers=900))                   # fresh facts, still only short of followers
+    assert registry.get("c1").status == APPROVED
+    registry.record(profile(followers=900, is_in_good_standing=False))
+    assert registry.get("c1").status == INELIGIBLE            # a violation ends the approval
 
 
-def test_a_rejected_creator_applying_again_is_told_of_the_rejection(tmp_path):
-    with Database.open(tmp_path / "drm.sqlite") as db:
-        registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
-        registry.record(profile(followers=500))
+def test_a_rejected_creator_applying_again_is_told_of_the_rejection(db):
+    registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
+    registry.record(profile(followers=500))
+    registry.apply("c1", "https://x.example/a")
+    registry.decide("c1", approve=False, operator="operator:ann", reason="link sells nothing")
+    with pytest.raises(ApplicationRefused, match="rejected by operator:ann: link sells nothing"):
+        registry.apply("c1", "https://x.example/b")
+    assert registry.get("c1").premium_content_url == "https://x.example/a"     # nothing stored
+
+
+def test_fresh_facts_without_a_link_keep_a_pending_application(db):
+    registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
+    registry.record(profile(followers=500))
+    registry.apply("c1", "https://x.example/a")
+    verdict, status = registry.record(profile(followers=700))    # the platform's facts carry no link
+    assert (verdict.status, status.status) == (PENDING, PENDING)
+    assert status.premium_content_url == "https://x.example/a"
+    _, changed = registry.record(profile(followers=700, premium_content_url="https://y.example/b"))
+    assert changed.premium_content_url == "https://y.example/b"  # a link in the facts still wins
+
+
+def test_a_refused_application_stores_nothing(db):
+    clock = FakeClock(1_770_000_000.0)
+    registry = CreatorRegistry(db, clock=clock)
+    registry.record(profile(followers=500, views_last_30_days=10))   # short of views too: may not apply
+    before = registry.get("c1")
+    clock.now += 60
+    with pytest.raises(ApplicationRefused, match="too_few_views"):
         registry.apply("c1", "https://x.example/a")
-        registry.decide("c1", approve=False, operator="operator:ann", reason="link sells nothing")
-        with pytest.raises(ApplicationRefused, match="rejected by operator:ann: link sells nothing"):
-            registry.apply("c1", "https://x.example/b")
-        assert registry.get("c1").premium_content_url == "https://x.example/a"     # nothing stored
-
-
-def test_fresh_facts_without_a_link_keep_a_pending_application(tmp_path):
-    with Database.open(tmp_path / "drm.sqlite") as db:
-        registry = CreatorRegistry(db, clock=FakeClock(1_770_000_000.0))
-        registry.record(profile(followers=500))
-        registry.apply("c1", "https://x.example/a")
-        verdict, status = registry.record(profile(followers=700))    # the platform's facts carry no link
-        assert (verdict.status, status.status) == (PENDING, PENDING)
-        assert status.premium_content_url == "https://x.example/a"
-        _, changed = registry.record(profile(followers=700, premium_content_url="https://y.example/b"))
-        assert changed.premium_content_url == "https://y.example/b"  # a link in the facts still wins
-
-
-def test_a_refused_application_stores_nothing(tmp_path):
-    with Database.open(tmp_path / "drm.sqlite") as db:
-        clock = FakeClock(1_770_000_000.0)
-        registry = CreatorRegistry(db, clock=clock)
-        registry.record(profile(followers=500, views_last_30_days=10))   # short of views too: may not apply
-        before = registry.get("c1")
-        clock.now += 60
-        with pytest.raises(ApplicationRefused, match="too_few_views"):
-            registry.apply("c1", "https://x.example/a")
-        assert registry.get("c1") == before                          # same status, link and updated_at
+    assert registry.get("c1") == before                          # same status, link and updated_at

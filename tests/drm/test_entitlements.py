@@ -2,20 +2,13 @@ import pickle
 
 import pytest
 
-from drm import Database, DrmError, Entitlement, EntitlementStore, InvalidId, NotEntitled
+from drm import DrmError, Entitlement, EntitlementStore, InvalidId, NotEntitled
 from tests.drm.fixtures import FakeClock
 
 
 @pytest.fixture
 def clock():
     return FakeClock(1000.0)
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = Database.open(tmp_path / "drm.sqlite")
-    yield database
-    database.close()
 
 
 @pytest.fixture
@@ -76,14 +69,13 @@ def test_list_for_viewer_includes_revoked(store):
     assert [(e.series_id, e.is_active) for e in listed] == [("s1", True), ("s2", False)]
 
 
-def test_entitlements_persist_across_reopen(tmp_path, clock):
-    path = tmp_path / "nested" / "drm.sqlite"
-    with Database.open(path) as db:
+def test_entitlements_persist_across_reopen(open_db, clock):
+    with open_db() as db:
         store = EntitlementStore(db, clock=clock)
         store.grant("v1", "s1")
         store.grant("v1", "s2")
         store.revoke("v1", "s2")
-    with Database.open(path) as db:
+    with open_db() as db:
         store = EntitlementStore(db, clock=clock)
         assert store.is_entitled("v1", "s1")
         assert not store.is_entitled("v1", "s2")

@@ -1,7 +1,7 @@
 import pytest
 
-from drm import Database, EntitlementStore
-from drm.catalog import SqliteCatalog
+from drm import EntitlementStore
+from drm.catalog import SqlCatalog
 from drm.entitlements import EntitlementCache
 from drm.errors import InvalidField, WebhookRejected
 from drm.purchases import PURCHASE, REFUND, PaymentEvent, PaymentProcessor, sign, verify_signature
@@ -41,14 +41,12 @@ def event(event_type, payment_id="p1", viewer_id="v1"):
 
 
 @pytest.fixture
-def parts(tmp_path):
-    db = Database.open(tmp_path / "drm.sqlite")
+def parts(db):
     clock = FakeClock(1000.0)
     store = EntitlementStore(db, clock=clock)
-    catalog = SqliteCatalog(db, clock=clock)
+    catalog = SqlCatalog(db, clock=clock)
     catalog.create_series(series_id="s1", creator_id="c1", title="T", price_cents=499, currency="USD")
-    yield PaymentProcessor(db, store, catalog, clock=clock), store, db
-    db.close()
+    return PaymentProcessor(db, store, catalog, clock=clock), store, db
 
 
 def test_payment_applied_once(parts):
@@ -80,7 +78,7 @@ def test_a_payment_cannot_change_hands(parts):
     assert store.is_entitled("v1", "s1")
 
 
-def test_cache_ttl_bounds_staleness_of_other_writers(parts, tmp_path):
+def test_cache_ttl_bounds_staleness_of_other_writers(parts):
     _, store, db = parts
     clock = FakeClock(0.0)
     cache = EntitlementCache(store, ttl_s=5, clock=clock)

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from drm.engines import open_database
 from drm.errors import TokenExpired, TokenInvalid
 from drm.tokens import TokenSigner
 from server.keys.endpoint import KEY_EDGE, VerifiedTokens
@@ -88,11 +89,10 @@ async def test_a_revocation_through_this_process_is_enforced_on_the_next_request
 def test_the_snapshot_decides_like_release_key_or_declines(tmp_path):
     """Entitled or free preview → grant, neither → refuse, a write of this process since the load → ask SQLite."""
     from drm.catalog import SqliteCatalog
-    from drm.database import Database
     from drm.entitlements import EntitlementStore
     from server.keys.endpoint import EntitlementSnapshot
 
-    db = Database.open(tmp_path / "drm.sqlite")
+    db = open_database(tmp_path / "drm.sqlite")
     try:
         catalog, entitlements = SqliteCatalog(db), EntitlementStore(db)
         catalog.create_series(series_id="s1", creator_id="c1", title="Knots", price_cents=499, currency="USD")

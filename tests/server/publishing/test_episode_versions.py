@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from drm.database import Database
+from drm.engines import open_database
 from packager.encrypt import SegmentKey
 from packager.publish import EpisodeLocation, publish, read_pointer
 from packager.verify import verify_version
@@ -35,7 +35,7 @@ class Keys(RandomKeys):
 
 def test_concurrent_allocations_never_share_a_version(tmp_path, store):
     path = tmp_path / "series.db"
-    databases = [Database.open(path) for _ in range(6)]
+    databases = [open_database(path) for _ in range(6)]
     try:
         allocators = [EpisodeVersions(db) for db in databases]
         with ThreadPoolExecutor(max_workers=6) as pool:
@@ -49,13 +49,13 @@ def test_concurrent_allocations_never_share_a_version(tmp_path, store):
 
 def test_allocation_starts_above_versions_already_in_the_store(tmp_path, store):
     store.put_bytes(LOCATION.version_prefix(7) + "/master.m3u8", b"#EXTM3U\n")   # written before the table existed
-    with Database.open(tmp_path / "series.db") as db:
+    with open_database(tmp_path / "series.db") as db:
         assert EpisodeVersions(db).allocate(store, LOCATION) == 8
 
 
 def test_out_of_order_publishes_leave_the_pointer_on_the_higher_version(tmp_path, store, small_encoded):
     path = tmp_path / "series.db"
-    with Database.open(path) as db_a, Database.open(path) as db_b:
+    with open_database(path) as db_a, open_database(path) as db_b:
         versions_a, versions_b = EpisodeVersions(db_a), EpisodeVersions(db_b)
         lower = versions_a.allocate(store, LOCATION)
         higher = versions_b.allocate(store, LOCATION)
@@ -91,7 +91,7 @@ def test_out_of_order_publishes_leave_the_pointer_on_the_higher_version(tmp_path
 def test_the_switch_lease_of_a_dead_holder_runs_out(tmp_path):
     import server.publishing.versions as module
 
-    with Database.open(tmp_path / "series.db") as db:
+    with open_database(tmp_path / "series.db") as db:
         versions = EpisodeVersions(db)
         with db.transaction() as conn:      # a holder whose process died mid-switch
             conn.execute("INSERT INTO episode_versions (series_id, episode_id, last_version, switch_holder,"

@@ -1,0 +1,230 @@
+"""Versioned schema migrations of the drm database, for SQLite and PostgreSQL alike.
+
+A small ordered list rather than a migration library: the schema is a dozen tables written in the
+SQL both engines share, the SQLite files in use already record their version in `schema_version`
+(a library would need its own bookkeeping tables and an adoption step for them), and what we need
+beyond "apply the missing steps in order" is two checks a library does not give directly: refuse a
+schema newer than the code, and serialize concurrent migrators (a PostgreSQL advisory lock held
+for the migration's transaction; DDL is transactional on both engines, so a failed step leaves the
+previous version intact).
+
+A migration is appended, never edited once released: files and databases in the field have run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import SchemaNotMigrated, SchemaTooNew
+
+if TYPE_CHECKING:
+    from .database import Database, Transaction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migration:
+    version: int
+    summary: str
+    script: str            # for both engines; {text} {real} {blob} {identity} filled in by the dialect
+    postgresql: str = ""   # PostgreSQL only, run as written after `script` (functions, triggers)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(version=1, summary="content keys and entitlements", script="""
+        CREATE TABLE IF NOT EXISTS content_keys (
+            key_id        {text} PRIMARY KEY,
+            series_id     {text} NOT NULL,
+            episode_id    {text} NOT NULL,
+            period        INTEGER NOT NULL,
+            wrapped       {blob} NOT NULL,
+            master_key_id {text} NOT NULL,
+            created_at    {real} NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS content_keys_episode ON content_keys (series_id, episode_id);
+        CREATE INDEX IF NOT EXISTS content_keys_master ON content_keys (master_key_id);
+        CREATE TABLE IF NOT EXISTS content_key_versions (
+            key_id     {text} PRIMARY KEY REFERENCES content_keys (key_id) ON DELETE CASCADE,
+            series_id  {text} NOT NULL,
+            episode_id {text} NOT NULL,
+            version    INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS content_key_versions_episode
+            ON content_key_versions (series_id, episode_id, version);
+        CREATE TABLE IF NOT EXISTS entitlements (
+            viewer_id  {text} NOT NULL,
+            series_id  {text} NOT NULL,
+            source     {text} NOT NULL,
+            granted_at {real} NOT NULL,
+            revoked_at {real} NULL,
+            reason     {text} NOT NULL DEFAULT '',
+            PRIMARY KEY (viewer_id, series_id)
+        )
+    """),
+    Migration(version=2, summary="the catalog, creators' eligibility, payments, an audit trail", script="""
+        ALTER TABLE entitlements ADD COLUMN reference {text} NOT NULL DEFAULT '';
+        CREATE TABLE series (
+            series_id    {text} PRIMARY KEY,
+            creator_id   {text} NOT NULL,
+            title        {text} NOT NULL,
+            price_cents  INTEGER NOT NULL CHECK (price_cents BETWEEN 100 AND 19000),
+            currency     {text} NOT NULL,
+            created_at   {real} NOT NULL,
+            updated_at   {real} NOT NULL
+        );
+        CREATE INDEX series_creator ON series (creator_id);
+        CREATE TABLE episodes (
+            series_id         {text} NOT NULL REFERENCES series (series_id),
+            episode_id        {text} NOT NULL,
+            duration_s        {real} NOT NULL,
+            is_free_preview   INTEGER NOT NULL DEFAULT 0,
+            published_version INTEGER NULL,
+            created_at        {real} NOT NULL,
+            updated_at        {real} NOT NULL,
+            PRIMARY KEY (series_id, episode_id)
+        );
+        CREATE TABLE creators (
+            creator_id          {text} PRIMARY KEY,
+            status              {text} NOT NULL,
+            profile             {text} NOT NULL,
+            unmet               {text} NOT NULL,
+            premium_content_url {text} NOT NULL DEFAULT '',
+            decided_by          {text} NOT NULL DEFAULT '',
+            reason              {text} NOT NULL DEFAULT '',
+            updated_at          {real} NOT NULL
+        );
+        CREATE TABLE payments (
+            payment_id   {text} PRIMARY KEY,
+            viewer_id    {text} NOT NULL,
+            series_id    {text} NOT NULL,
+            status       {text} NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            currency     {text} NOT NULL,
+            updated_at   {real} NOT NULL
+        );
+        CREATE TABLE payment_events (
+            payment_id  {text} NOT NULL,
+            event_type  {text} NOT NULL,
+            event_id    {text} NOT NULL,
+            received_at {real} NOT NULL,
+            PRIMARY KEY (payment_id, event_type)
+        );
+        CREATE TABLE entitlement_events (
+            event_id   {identity},
+            viewer_id  {text} NOT NULL,
+            series_id  {text} NOT NULL,
+            action     {text} NOT NULL,
+            source     {text} NOT NULL,
+            reason     {text} NOT NULL,
+            actor      {text} NOT NULL,
+            reference  {text} NOT NULL,
+            at         {real} NOT NULL
+        );
+        CREATE INDEX entitlement_events_pair ON entitlement_events (viewer_id, series_id)
+    """),
+    Migration(
+        version=3,
+        summary="the entitlement change feed: an outbox written with every grant and revoke",
+        # Its own narrow table, not the audit trail: readers poll it every second, it is pruned
+        # after a while, and the audit trail's retention is a separate decision.
+        script="""
+            CREATE TABLE entitlement_changes (
+                change_id  {identity},
+                viewer_id  {text} NOT NULL,
+                series_id  {text} NOT NULL,
+                at         {real} NOT NULL
+            );
+            CREATE INDEX entitlement_changes_at ON entitlement_changes (at);
+            CREATE INDEX payments_pair ON payments (viewer_id, series_id)
+        """,
+        # Readers poll by transaction id, not change_id: identity values are taken in insertion
+        # order but become visible in commit order, so "above the last id seen" can skip a row
+        # that commits late. The trigger notifies listeners at commit, from this table only.
+        postgresql="""
+            ALTER TABLE entitlement_changes ADD COLUMN txid xid8 NOT NULL DEFAULT pg_current_xact_id();
+            CREATE INDEX entitlement_changes_txid ON entitlement_changes (txid);
+            CREATE FUNCTION entitlement_changes_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('entitlements', NEW.viewer_id || '/' || NEW.series_id);
+                RETURN NULL;
+            END
+            $$;
+            CREATE TRIGGER entitlement_changes_notify AFTER INSERT ON entitlement_changes
+                FOR EACH ROW EXECUTE FUNCTION entitlement_changes_notify();
+        """,
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+NOTIFY_CHANNEL = "entitlements"     # payload "viewer_id/series_id"; ids cannot contain "/"
+
+_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    )
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationResult:
+    from_version: int   # 0: an empty database
+    to_version: int
+
+    @property
+    def changed(self) -> bool:
+        return self.from_version != self.to_version
+
+
+def migrate(db: Database, *, to_version: int = SCHEMA_VERSION) -> MigrationResult:
+    """Bring the schema up to ``to_version`` (default: this code's) in one transaction.
+
+    Safe to run from several processes at once: the others wait for the first and then find
+    nothing to do. Raises SchemaTooNew when the database is ahead of this code, ValueError for an
+    unknown ``to_version``.
+    """
+    if not 1 <= to_version <= SCHEMA_VERSION:
+        raise ValueError(f"to_version {to_version} is not a schema version (1..{SCHEMA_VERSION})")
+    with db.transaction() as tx:
+        tx.lock("drm.schema")
+        tx.execute_script(_VERSION_TABLE)
+        found = _version_within(tx)
+        if found > SCHEMA_VERSION:
+            raise SchemaTooNew(found, SCHEMA_VERSION)
+        for migration in MIGRATIONS[found:to_version]:
+            tx.execute_script(db.dialect.render(migration.script))
+            if db.dialect.name == "postgresql" and migration.postgresql:
+                tx.execute_script(migration.postgresql)
+        target = max(found, to_version)
+        tx.execute("INSERT INTO schema_version (id, version) VALUES (1, ?)"
+                   " ON CONFLICT (id) DO UPDATE SET version = excluded.version", (target,))
+    return MigrationResult(found, target)
+
+
+def schema_version(db: Database) -> int:
+    """The database's schema version; 0 for an empty database."""
+    rows = db.query(_EXISTS[db.dialect.name])
+    if not rows:
+        return 0
+    row = db.query_one("SELECT version FROM schema_version WHERE id = 1")
+    return int(row[0]) if row else 0
+
+
+def check_schema(db: Database) -> None:
+    """Return quietly if the schema is this code's; raise SchemaNotMigrated or SchemaTooNew otherwise."""
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNew(found, SCHEMA_VERSION)
+    if found < SCHEMA_VERSION:
+        raise SchemaNotMigrated(db.describe(), found, SCHEMA_VERSION)
+
+
+_EXISTS = {
+    "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+    "postgresql": "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = 'schema_version'"
+                  " AND schemaname = ANY (current_schemas(false))",
+}
+
+
+def _version_within(tx: Transaction) -> int:
+    row = tx.fetch_one("SELECT version FROM schema_version WHERE id = 1")
+    return int(row[0]) if row else 0

@@ -1,0 +1,146 @@
+"""The embedded engine: one SQLite file, one connection per Database, serialized by a lock.
+
+The zero-set-up default (`./run demo`). Several processes may share the file: WAL lets readers
+run beside the one writer, and every write transaction is ``BEGIN IMMEDIATE``, so writers queue
+(up to the busy timeout) instead of failing halfway.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .database import SQLITE, Database, Transaction
+from .migrations import migrate
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open (creating if needed) the drm SQLite file at ``path`` and bring its schema up to date.
+
+    The connection may be shared between threads (``check_same_thread=False``) but is not safe to
+    use concurrently: :class:`SqliteDatabase` wraps it with a lock. ``isolation_level=None`` means
+    no implicit transactions: writers use ``transaction()``. ``":memory:"`` is accepted for
+    throwaway use. Raises SchemaTooNew if the file is ahead of this code, sqlite3.Error if it
+    cannot be opened.
+    """
+    db = SqliteDatabase.connect_file(path)
+    try:
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db.connection
+
+
+class SqliteTransaction(Transaction):
+    dialect = SQLITE
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._connection.execute(sql, parameters)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        # sqlite3 sums the rows changed by every execution into rowcount
+        return self._connection.executemany(sql, rows).rowcount if rows else 0
+
+    def execute_script(self, script: str) -> None:
+        # Not executescript(): it commits first, and the script must be part of this transaction.
+        for statement in script.split(";"):
+            if statement.strip():
+                self._connection.execute(statement)
+
+    def lock(self, name: str) -> None:
+        """Nothing to take: BEGIN IMMEDIATE already made this the only write transaction."""
+
+
+class SqliteDatabase(Database):
+    """One SQLite connection plus the lock that serializes its use across threads.
+
+    Also offers what server/ code written for SQLite still uses: ``connection``, ``own_changes``
+    and ``change_marker()``.
+    """
+
+    dialect = SQLITE
+
+    def __init__(self, connection: sqlite3.Connection, path: str = "") -> None:
+        self.connection = connection
+        self._path = path
+        # Re-entrant so a query() inside a transaction() on the same thread does not deadlock.
+        self._lock = threading.RLock()
+
+    @classmethod
+    def connect_file(cls, path: str | os.PathLike[str]) -> SqliteDatabase:
+        """Open (creating if needed) the file with the connection settings, without touching the schema."""
+        target = os.fspath(path)
+        if target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            # busy_timeout first: switching to WAL needs a lock another process may hold.
+            # The pragmas precede BEGIN because journal_mode cannot change inside a transaction.
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, target)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTransaction]:
+        """Hold the lock and a ``BEGIN IMMEDIATE`` write transaction for the block.
+
+        Commits on normal exit, rolls back and re-raises on any exception.
+        Not nestable: a nested call raises sqlite3.OperationalError.
+        """
+        with self._lock:
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteTransaction(self.connection)
+                self.connection.execute("COMMIT")
+            except BaseException:
+                # Also reached when COMMIT itself fails (SQLITE_BUSY), which leaves the
+                # transaction open; without this the next BEGIN would fail.
+                if self.connection.in_transaction:
+                    self.connection.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run one read statement under the lock and return all its rows."""
+        with self._lock:
+            return self.connection.execute(sql, parameters).fetchall()
+
+    def describe(self) -> str:
+        return self._path or "(sqlite)"
+
+    @property
+    def own_changes(self) -> int:
+        """Rows changed through this connection so far (sqlite3_total_changes): a counter read
+        without the lock or any I/O, cheap enough to check on every request."""
+        return self.connection.total_changes
+
+    def change_marker(self) -> tuple[int, int]:
+        """A value that differs whenever any committed write happened since it was last read.
+
+        PRAGMA data_version moves on commits by other connections (other processes), and
+        total_changes on this connection's own writes; neither alone sees both.
+        """
+        with self._lock:
+            (data_version,) = self.connection.execute("PRAGMA data_version").fetchone()
+            return data_version, self.connection.total_changes
+
+    def close(self) -> None:
+        """Close the connection; the Database is unusable afterwards. Idempotent."""
+        with self._lock:
+            self.connection.close()

@@ -1,0 +1,46 @@
+"""The drm contract suite runs every store test against both engines: `db` is parametrized.
+
+Test ids end in [sqlite] or [postgresql]; `-k postgresql` runs one engine's half.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from drm.database import Database
+from drm.engines import open_database
+
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_target(engine, tmp_path, request) -> str:
+    """Where the test's database is: a fresh SQLite file path, or the URL of a fresh PostgreSQL database."""
+    if engine == "sqlite":
+        return str(tmp_path / "var" / "drm.sqlite")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def open_db(db_target):
+    """Open (another connection to) the test's database; every one opened is closed after the test."""
+    opened: list[Database] = []
+
+    def open_another(**options) -> Database:
+        database = open_database(db_target, **options)
+        opened.append(database)
+        return database
+
+    yield open_another
+    for database in opened:
+        database.close()
+
+
+@pytest.fixture
+def db(open_db) -> Database:
+    return open_db()

@@ -1,0 +1,93 @@
+"""The change feed on both engines: every grant and revoke is seen, nothing else is, limits hold."""
+
+import pytest
+
+from drm.entitlement_changes import EntitlementFeed
+from drm.entitlements import EntitlementStore
+from drm.keystore import KeyStore
+from tests.drm.fixtures import FakeClock, settings_for
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(1000.0)
+
+
+@pytest.fixture
+def store(db, clock):
+    return EntitlementStore(db, clock=clock)
+
+
+@pytest.fixture
+def feed(db, clock):
+    return EntitlementFeed(db, clock=clock)
+
+
+def test_grants_and_revokes_are_in_the_feed(store, feed):
+    start = feed.watermark()
+    assert feed.changes_since(start).pairs == frozenset()
+    store.grant("v1", "s1")
+    store.grant("v2", "s1")
+    first = feed.changes_since(start)
+    assert first.pairs == {("v1", "s1"), ("v2", "s1")} and first.is_complete
+    store.revoke("v1", "s1")
+    second = feed.changes_since(first.watermark)
+    assert ("v1", "s1") in second.pairs
+    assert second.pairs <= {("v1", "s1"), ("v2", "s1")}       # a pair may come again, none is lost
+    assert second.watermark >= first.watermark
+
+
+def test_writes_that_change_no_access_are_not_in_the_feed(store, feed, db):
+    store.grant("v1", "s1")
+    mark = feed.changes_since(feed.watermark()).watermark
+    store.grant("v1", "s1")                                     # already active: nothing changes
+    store.revoke("v2", "s1")                                    # never granted
+    KeyStore(db, settings_for()).create_keys("s1", "e1", 2)     # other tables never feed it
+    assert feed.changes_since(mark).pairs <= {("v1", "s1")}
+    with db.transaction() as tx:
+        store.transfer_within(tx, "v1", "s1", from_reference="", to_reference="p2")
+    assert feed.changes_since(mark).pairs <= {("v1", "s1")}
+
+
+def test_a_rolled_back_grant_is_not_in_the_feed(store, feed, db):
+    mark = feed.watermark()
+    with pytest.raises(RuntimeError):
+        with db.transaction() as tx:
+            store.grant_within(tx, "v1", "s1", source="comp")
+            raise RuntimeError("the payment record failed")
+    assert feed.changes_since(mark).pairs == frozenset()
+    assert not store.is_entitled("v1", "s1")
+
+
+def test_past_the_limit_the_answer_says_it_is_incomplete(store, feed):
+    mark = feed.watermark()
+    for number in range(5):
+        store.grant(f"v{number}", "s1")
+    partial = feed.changes_since(mark, limit=3)
+    assert not partial.is_complete and len(partial.pairs) == 3
+    whole = feed.changes_since(mark, limit=5)
+    assert whole.is_complete and len(whole.pairs) == 5
+
+
+def test_old_changes_are_pruned(store, feed, clock, db):
+    store.grant("v1", "s1")
+    clock.advance(3600)
+    store.grant("v2", "s1")
+    assert feed.prune(older_than_s=1800) == 1
+    assert [row[0] for row in db.query("SELECT viewer_id FROM entitlement_changes")] == ["v2"]
+    with pytest.raises(ValueError):
+        feed.prune(older_than_s=5)
+
+
+def test_a_bad_watermark_is_refused(feed):
+    for bad in (-1, "7", 1.5, None):
+        with pytest.raises(ValueError):
+            feed.changes_since(bad)
+
+
+def test_is_entitled_is_one_lookup_that_follows_grants_and_revokes(store):
+    assert not store.is_entitled("v1", "s1")
+    store.grant("v1", "s1")
+    assert store.is_entitled("v1", "s1") and not store.is_entitled("v1", "s2")
+    store.revoke("v1", "s1")
+    assert not store.is_entitled("v1", "s1")

@@ -1,0 +1,167 @@
+"""Schema migrations on both engines: from empty, from the previous version with data, refusals."""
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from drm import migrations
+from drm.database import Database
+from drm.engines import connect_database, open_database
+from drm.entitlements import EntitlementStore
+from drm.errors import SchemaNotMigrated, SchemaTooNew
+from drm.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate, schema_version
+
+TABLES = {"schema_version", "content_keys", "content_key_versions", "entitlements", "series", "episodes",
+          "creators", "payments", "payment_events", "entitlement_events", "entitlement_changes"}
+
+# What the code before versioned migrations wrote to a new file, verbatim: files in the field look like this.
+LEGACY_V2_FILE = """
+CREATE TABLE IF NOT EXISTS schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS content_keys (key_id TEXT PRIMARY KEY, series_id TEXT NOT NULL, episode_id TEXT NOT NULL,
+    period INTEGER NOT NULL, wrapped BLOB NOT NULL, master_key_id TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS content_keys_episode ON content_keys (series_id, episode_id);
+CREATE INDEX IF NOT EXISTS content_keys_master ON content_keys (master_key_id);
+CREATE TABLE IF NOT EXISTS content_key_versions (key_id TEXT PRIMARY KEY REFERENCES content_keys (key_id)
+    ON DELETE CASCADE, series_id TEXT NOT NULL, episode_id TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS content_key_versions_episode ON content_key_versions (series_id, episode_id, version);
+CREATE TABLE IF NOT EXISTS entitlements (viewer_id TEXT NOT NULL, series_id TEXT NOT NULL, source TEXT NOT NULL,
+    granted_at REAL NOT NULL, revoked_at REAL NULL, reason TEXT NOT NULL DEFAULT '', PRIMARY KEY (viewer_id, series_id));
+INSERT OR IGNORE INTO schema_version (id, version) VALUES (1, 1);
+ALTER TABLE entitlements ADD COLUMN reference TEXT NOT NULL DEFAULT '';
+CREATE TABLE series (series_id TEXT PRIMARY KEY, creator_id TEXT NOT NULL, title TEXT NOT NULL,
+    price_cents INTEGER NOT NULL CHECK (price_cents BETWEEN 100 AND 19000), currency TEXT NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE INDEX series_creator ON series (creator_id);
+CREATE TABLE episodes (series_id TEXT NOT NULL REFERENCES series (series_id), episode_id TEXT NOT NULL,
+    duration_s REAL NOT NULL, is_free_preview INTEGER NOT NULL DEFAULT 0, published_version INTEGER NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (series_id, episode_id));
+CREATE TABLE creators (creator_id TEXT PRIMARY KEY, status TEXT NOT NULL, profile TEXT NOT NULL, unmet TEXT NOT NULL,
+    premium_content_url TEXT NOT NULL DEFAULT '', decided_by TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',
+    updated_at REAL NOT NULL);
+CREATE TABLE payments (payment_id TEXT PRIMARY KEY, viewer_id TEXT NOT NULL, series_id TEXT NOT NULL,
+    status TEXT NOT NULL, amount_cents INTEGER NOT NULL, currency TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE payment_events (payment_id TEXT NOT NULL, event_type TEXT NOT NULL, event_id TEXT NOT NULL,
+    received_at REAL NOT NULL, PRIMARY KEY (payment_id, event_type));
+CREATE TABLE entitlement_events (event_id INTEGER PRIMARY KEY AUTOINCREMENT, viewer_id TEXT NOT NULL,
+    series_id TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL,
+    reference TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX entitlement_events_pair ON entitlement_events (viewer_id, series_id);
+UPDATE schema_version SET version = 2 WHERE id = 1;
+"""
+
+
+@pytest.fixture
+def empty_target(engine, tmp_path, request) -> str:
+    if engine == "sqlite":
+        return str(tmp_path / "new" / "drm.sqlite")
+    return request.getfixturevalue("empty_postgres_url")
+
+
+def table_names(db: Database) -> set[str]:
+    if db.dialect.name == "sqlite":
+        rows = db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    else:
+        rows = db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {row[0] for row in rows}
+
+
+def test_an_empty_database_gets_every_migration(empty_target):
+    with connect_database(empty_target) as db:
+        assert schema_version(db) == 0
+        result = migrate(db)
+        assert (result.from_version, result.to_version, result.changed) == (0, SCHEMA_VERSION, True)
+        assert table_names(db) == TABLES
+        assert migrate(db).changed is False                     # a second run has nothing to do
+        assert schema_version(db) == SCHEMA_VERSION
+
+
+def test_the_previous_version_upgrades_in_place_keeping_its_data(empty_target, engine):
+    if engine == "sqlite":
+        Path(empty_target).parent.mkdir()
+        raw = sqlite3.connect(empty_target)                     # a file exactly as the old code left it
+        raw.executescript(LEGACY_V2_FILE)
+        raw.execute("INSERT INTO entitlements VALUES ('v1', 's1', 'purchase', 1.0, NULL, 'old', 'p1')")
+        raw.commit()
+        raw.close()
+    else:
+        with connect_database(empty_target) as db:
+            assert migrate(db, to_version=SCHEMA_VERSION - 1).to_version == SCHEMA_VERSION - 1
+            with db.transaction() as tx:
+                tx.execute("INSERT INTO entitlements VALUES ('v1', 's1', 'purchase', 1.0, NULL, 'old', 'p1')")
+        with pytest.raises(SchemaNotMigrated, match="series db migrate") as refused:
+            open_database(empty_target)                         # services do not migrate a shared database
+        assert (refused.value.found, refused.value.wanted) == (SCHEMA_VERSION - 1, SCHEMA_VERSION)
+        assert "127.0.0.1" in str(refused.value)
+    with open_database(empty_target, migrate=True) as db:             # SQLite would without being asked
+        assert schema_version(db) == SCHEMA_VERSION
+        store = EntitlementStore(db)
+        assert store.get("v1", "s1").reference == "p1" and store.is_entitled("v1", "s1")
+        store.revoke("v1", "s1")                                # the new outbox is written from now on
+        assert [tuple(row) for row in db.query("SELECT viewer_id, series_id FROM entitlement_changes")] == [
+            ("v1", "s1")]
+
+
+def test_sqlite_upgrades_itself_when_a_service_opens_it(tmp_path):
+    path = tmp_path / "old.sqlite"
+    raw = sqlite3.connect(path)
+    raw.executescript(LEGACY_V2_FILE)
+    raw.close()
+    with open_database(path) as db:
+        assert schema_version(db) == SCHEMA_VERSION
+
+
+def test_postgresql_services_refuse_an_empty_database(empty_postgres_url):
+    with pytest.raises(SchemaNotMigrated, match="at schema version 0"):
+        open_database(empty_postgres_url)
+
+
+def test_a_newer_schema_is_refused_even_when_asked_to_migrate(db, db_target):
+    with db.transaction() as tx:
+        tx.execute("UPDATE schema_version SET version = 99")
+    for migrate_option in (None, True, False):
+        with pytest.raises(SchemaTooNew, match="99") as caught:
+            open_database(db_target, migrate=migrate_option)
+        assert caught.value.code == "schema_too_new" and "upgrade the service" in str(caught.value)
+
+
+def test_a_failed_migration_leaves_the_previous_version_whole(empty_target, monkeypatch):
+    with connect_database(empty_target) as db:
+        migrate(db, to_version=SCHEMA_VERSION - 1)
+        last = MIGRATIONS[-1]
+        broken = Migration(version=last.version, summary="broken", script=last.script + "; THIS IS NOT SQL")
+        monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS[:-1], broken))
+        with pytest.raises(Exception):
+            migrate(db)
+        assert schema_version(db) == SCHEMA_VERSION - 1
+        assert "entitlement_changes" not in table_names(db)      # DDL rolled back with the rest
+        monkeypatch.undo()
+        assert migrate(db).to_version == SCHEMA_VERSION
+
+
+def test_concurrent_migrators_wait_for_each_other(empty_target):
+    results, errors = [], []
+    start = threading.Barrier(4)
+
+    def run() -> None:
+        try:
+            with connect_database(empty_target) as db:
+                start.wait()
+                results.append(migrate(db))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(result.from_version for result in results) == [0, SCHEMA_VERSION, SCHEMA_VERSION, SCHEMA_VERSION]
+
+
+def test_migrations_are_numbered_in_order():
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    with pytest.raises(ValueError):
+        migrate(None, to_version=SCHEMA_VERSION + 1)  # type: ignore[arg-type]
