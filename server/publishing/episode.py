@@ -22,7 +22,7 @@ from packager.encrypt import SegmentKey
 from packager.errors import PointerSwitchUncertain
 from packager.publish import EpisodeLocation, PublishedEpisode, next_version, publish
 from packager.store import ObjectStore
-from pipeline.errors import MediaRejected
+from pipeline.errors import MediaOverLimit, MediaRejected
 from pipeline.ladder import plan_ladder
 from pipeline.playback import decode_segment
 from pipeline.transcode import DecodeDamage, TranscodeProgress, TranscodeResult, transcode
@@ -126,9 +126,14 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
     renditions = plan_ladder(video.display_width, video.display_height, settings.ladder)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
-        encoded = transcode(source, renditions, work, settings.ladder,
-                            progress=(lambda done: progress("transcoding", done)) if progress else None,
-                            on_progress=transcode_progress, segment_format=settings.hls_segment_format)
+        try:
+            encoded = transcode(source, renditions, work, settings.ladder,
+                                progress=(lambda done: progress("transcoding", done)) if progress else None,
+                                on_progress=transcode_progress, segment_format=settings.hls_segment_format,
+                                frame_limits=settings.rules.frame_limits)
+        except MediaOverLimit as exc:   # this decode is the validation decode: a rejection, not a failure
+            raise MediaRejected(replace(report, issues=(
+                Issue(code=exc.code, message=exc.message, how_to_fix=exc.how_to_fix),))) from exc
         if on_transcoded:
             on_transcoded(encoded)
         for warning in encoded.quality_warnings:
