@@ -49,7 +49,7 @@ def ingest_with_progress(services: Services, file: Path, series_id: str, episode
                               store=services.store, keystore=services.keystore, catalog=services.catalog,
                               is_free_preview=is_free_preview, progress=progress.stage,
                               transcode_progress=progress.transcode, on_transcoded=on_transcoded,
-                              versions=EpisodeVersions(services.db))
+                              versions=EpisodeVersions(services.db), creators=services.creators)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from drm.eligibility import CreatorRegistry
 from drm.errors import DrmError
 from drm.keystore import KeyStore
 from packager.errors import PackagerError
@@ -42,6 +43,7 @@ from server.ingest.jobs import (
     JobStoreUnavailable,
     upload_note,
 )
+from server.publishing.admission import SeriesNotSellable
 from server.publishing.episode import ingest_episode
 from server.publishing.versions import EpisodeVersions
 from server.services import open_catalog
@@ -162,7 +164,7 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
                 published = ingest_episode(
                     source, series_id=job.series_id, episode_id=job.episode_id, settings=settings,
                     store=store, keystore=KeyStore(jobs.db, settings.drm), catalog=open_catalog(jobs.db, settings),
-                    progress=progress, versions=EpisodeVersions(jobs.db))
+                    progress=progress, versions=EpisodeVersions(jobs.db), creators=CreatorRegistry(jobs.db))
         except _Superseded as exc:
             log.warning("job %s: %s; stopping", job_id, exc)
             return ""
@@ -171,7 +173,7 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
                    report=exc.report.as_dict(), owner=owner)
             log.info("job %s: rejected: %s", job_id, exc)
             return FAILED
-        except (PipelineError, PackagerError, DrmError, JobError) as exc:
+        except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable) as exc:
             if exc.code in RETRYABLE_CODES and attempt < settings.jobs.max_attempts:
                 record(jobs.requeue_after_failure, job_id, attempt, exc.code,
                        f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)",
