@@ -31,7 +31,7 @@ Reason codes (stable; the API, the CLI and the uploader's UI key on them):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.errors import EmptyMedia, TruncatedMedia, UnreadableMedia
@@ -169,7 +169,10 @@ def validate(
                                 issues=(Issue(code=exc.code, message=str(exc), how_to_fix=how_to_fix),))
     decoded = None
     if decode and info.video is not None and info.video.codec != "none" and not _too_big_to_decode(info, rules):
-        decoded = decode_video(path, rules.max_duration_s, rules.frame_limits)
+        limits = rules.frame_limits
+        if min(info.video.width, info.video.height) < rules.min_short_side_px:
+            limits = replace(limits, min_short_side_px=0)   # the header's size already says so, once
+        decoded = decode_video(path, rules.max_duration_s, limits)
     return ValidationReport(info=info, size_bytes=size_bytes, path=path, decoded=decoded,
                             issues=tuple(check_info(info, rules, decoded)))
 
