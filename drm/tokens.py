@@ -2,16 +2,24 @@
 
 Account tokens (audience "account") name a creator or viewer and their role for the catalog
 API. The audiences keep the two apart: a playback token opens no account, and the reverse.
+
+A host application may mint either kind itself, without holding our secret, by signing with its own
+Ed25519 (EdDSA) or P-256 (ES256) private key: TokenSigner verifies those with the public keys it is
+given, by kid. A kid names one key and so one algorithm: an HMAC kid is verified as HS256 only, a
+public-key kid as EdDSA or ES256 only, so a token cannot choose how it is checked.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import jwt
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from .errors import InvalidField, InvalidId, TokenExpired, TokenInvalid
 from .ids import check_id, field_id
@@ -55,9 +63,16 @@ class TokenSigner:
     signing key can be rotated without logging every viewer out.
     """
 
-    def __init__(self, settings: DrmSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: DrmSettings, clock: Callable[[], float] = time.time, *,
+                 public_keys: Mapping[str, bytes] | None = None) -> None:
+        """`public_keys`: kid -> DER SubjectPublicKeyInfo of an Ed25519 or P-256 key whose holder may
+        mint tokens we accept. Raises ValueError for another key type or a kid that is also an HMAC kid."""
         self._settings = settings
         self._clock = clock
+        self._public_keys = {kid: _public_key(kid, der) for kid, der in (public_keys or {}).items()}
+        shared = set(self._public_keys) & set(settings.token_signing_keys)
+        if shared:
+            raise ValueError(f"key ids {sorted(shared)} name both an HMAC key and a public key")
 
     def mint(
         self,
@@ -144,10 +159,13 @@ class TokenSigner:
             raise TokenInvalid(f"{name} is not a well-formed JWT") from exc
         kid = header.get("kid")
         secret = self._settings.token_signing_keys.get(kid) if isinstance(kid, str) else None
+        algorithm = _ALGORITHM
+        if secret is None and isinstance(kid, str) and kid in self._public_keys:
+            secret, algorithm = self._public_keys[kid]
         if secret is None:
             raise TokenInvalid(f"{name} is signed with an unknown or retired key id")
         try:
-            return jwt.decode(token, secret, algorithms=[_ALGORITHM], audience=audience,
+            return jwt.decode(token, secret, algorithms=[algorithm], audience=audience,
                               options={**_DECODE_OPTIONS, "require": required})
         except jwt.InvalidSignatureError as exc:
             raise TokenInvalid(f"{name} signature does not verify") from exc
@@ -183,3 +201,13 @@ class TokenSigner:
         if self._clock() >= expires_at:
             raise TokenExpired(f"playback token expired at {expires_at} (unix s); mint a new one")
         return grant
+
+
+def _public_key(kid: str, der: bytes) -> tuple[object, str]:
+    """(key, its one JWS algorithm) for a DER public key: EdDSA for Ed25519, ES256 for P-256."""
+    key = load_der_public_key(der)
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key, "EdDSA"
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key, "ES256"
+    raise ValueError(f"public key {kid} is neither Ed25519 nor P-256")

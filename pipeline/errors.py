@@ -36,6 +36,13 @@ class EmptyMedia(UnreadableMedia):
     code = "empty_file"
 
 
+class TruncatedMedia(UnreadableMedia):
+    """The file starts like media FFmpeg reads (an MP4's ftyp) but its end is missing, so it cannot be
+    opened: an upload cut off mid-transfer (a phone's MP4 keeps its index, moov, at the end)."""
+
+    code = "truncated"
+
+
 class MediaRejected(PipelineError):
     """The upload is not an acceptable episode; `report` lists every reason."""
 
@@ -47,6 +54,23 @@ class MediaRejected(PipelineError):
 
     def __reduce__(self):
         return type(self), (self.report,)
+
+
+class MediaOverLimit(PipelineError):
+    """A decoded picture broke an upload limit the header did not reveal (a size change mid-stream, a
+    work budget spent): raised by pipeline/frame_limits.py's FrameGuard; the caller turns it into a
+    rejection reason with `code`, `message` and `how_to_fix`."""
+
+    def __init__(self, code: str, message: str, how_to_fix: str, *, time_s: float | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.how_to_fix, self.time_s = code, message, how_to_fix, time_s
+
+    def __reduce__(self):
+        return _rebuild_over_limit, (self.code, self.message, self.how_to_fix, self.time_s)
+
+
+def _rebuild_over_limit(code: str, message: str, how_to_fix: str, time_s: float | None) -> MediaOverLimit:
+    return MediaOverLimit(code, message, how_to_fix, time_s=time_s)
 
 
 class TranscodeError(PipelineError):

@@ -1,7 +1,8 @@
 """decode_video(): one bounded decode pass that measures what a file really holds.
 
 Duration from decoded frames (not the header), frame-rate mode, and decode failures with the time of
-the first. Bounded so that a hostile file cannot make it run or grow without limit.
+the first. Bounded so that a hostile file cannot make it run or grow without limit; given FrameLimits,
+every picture's size and the work done are held to them, and the pass stops at the first breach.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from fractions import Fraction
 
 import av
 
+from pipeline.errors import MediaOverLimit
+from pipeline.frame_limits import FrameGuard, FrameLimits
 from pipeline.probe import OPEN_TIMEOUT_S
 
 DECODE_FRAME_RATE_CEILING = 240       # the decode pass reads at most max_duration_s x this many frames
@@ -35,6 +38,7 @@ class DecodeStats:
     first_error_s: float | None    # presentation time of the first failure, from the stream start
     tail_error_count: int          # failures at or after the last decoded frame
     stopped_early: bool            # the pass stopped at the frame cap or once the file was clearly too long
+    over_limit: MediaOverLimit | None = None   # the first picture outside FrameLimits; the pass stopped there
 
     @property
     def average_frame_rate(self) -> float | None:
@@ -43,14 +47,17 @@ class DecodeStats:
         return self.frames / self.duration_s
 
 
-def decode_video(path: str | os.PathLike, max_duration_s: float) -> DecodeStats:
+def decode_video(path: str | os.PathLike, max_duration_s: float, limits: FrameLimits | None = None) -> DecodeStats:
     """Decode the first video stream once, counting frames and failures; no frame is kept.
+
+    With `limits`, every picture is checked (pipeline/frame_limits.py) and the pass stops at the first
+    one outside them: DecodeStats.over_limit says which and when.
 
     Packets are demuxed and decoded one by one so a corrupt packet is counted, not fatal. The pass reads
     at most max_duration_s x DECODE_FRAME_RATE_CEILING frames and stops once the decoded span is more
     than a second over max_duration_s. Never raises av errors: a failure is a counted decode error.
     """
-    tally = _Tally()
+    tally = _Tally(FrameGuard(limits) if limits is not None else None)
     stopped_early = False
     try:
         with av.open(str(path), metadata_errors="ignore", timeout=OPEN_TIMEOUT_S) as container:
@@ -62,6 +69,8 @@ def decode_video(path: str | os.PathLike, max_duration_s: float) -> DecodeStats:
             packets = container.demux(stream)
             try:
                 stopped_early = _decode_packets(packets, stream, tally, time_base, max_duration_s)
+            except MediaOverLimit as exc:
+                tally.over_limit, stopped_early = exc, True
             finally:
                 packets.close()  # before the container closes: the generator's cleanup touches it
     except av.FFmpegError:
@@ -112,7 +121,9 @@ def _flush(stream, tally: _Tally, time_base: Fraction) -> None:
 class _Tally:
     """Running counts for decode_video: pts extremes and gaps, never the frames themselves."""
 
-    def __init__(self) -> None:
+    def __init__(self, guard: FrameGuard | None = None) -> None:
+        self.guard = guard
+        self.over_limit: MediaOverLimit | None = None
         self.frames = 0
         self.errors = 0
         self.tail_errors = 0
@@ -128,6 +139,8 @@ class _Tally:
 
     def frame(self, frame, time_base: Fraction) -> None:
         self.time_base = time_base
+        if self.guard is not None:
+            self.guard.check(frame)     # raises MediaOverLimit: the pass stops at this picture
         if frame.is_corrupt:
             self.error(frame.pts, time_base)
         pts = frame.pts
@@ -181,4 +194,5 @@ class _Tally:
             first_error_s=first_error_s,
             tail_error_count=self.tail_errors,
             stopped_early=stopped_early,
+            over_limit=self.over_limit,
         )

@@ -10,10 +10,11 @@ from typing import NamedTuple
 
 import av
 
-from pipeline.errors import EmptyMedia, UnreadableMedia
+from pipeline.errors import EmptyMedia, TruncatedMedia, UnreadableMedia
 
 
 ROTATION_PACKET_LIMIT = 300  # packets probe reads looking for the first frame (and its display matrix)
+MAX_TOP_LEVEL_BOXES = 10_000   # is_cut_off_mp4 reads at most this many box headers
 OPEN_TIMEOUT_S = 30.0  # a stalled read (network mount, FIFO) gives up instead of hanging a worker
 
 
@@ -94,9 +95,39 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                 header_bit_rate_bps=container.bit_rate or None,
             )
     except av.FFmpegError as exc:
+        if is_cut_off_mp4(path):
+            raise TruncatedMedia(f"{path.name} is an MP4 whose end is missing (no moov box): the upload was cut "
+                                 "off; upload it again") from exc
         raise UnreadableMedia(
             f"{path.name} is not a media file FFmpeg can read ({exc.strerror}); upload a video such as MP4 or MOV"
         ) from exc
+
+
+def is_cut_off_mp4(path: Path) -> bool:
+    """Whether `path` starts as an ISO BMFF file (an ftyp box) but lacks its index: no moov box among the
+    top-level boxes, or a box running past the end of the file. A phone writes moov last, so an upload
+    cut off mid-transfer looks like this; anything else FFmpeg cannot open is not media to us."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        offset, has_moov, first = 0, False, True
+        for _ in range(MAX_TOP_LEVEL_BOXES):
+            if offset + 8 > size:
+                break
+            handle.seek(offset)
+            header = handle.read(16)
+            box_size, box_type = int.from_bytes(header[:4], "big"), header[4:8]
+            if first and box_type != b"ftyp":
+                return False
+            first = False
+            if box_size == 1 and len(header) == 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:
+                box_size = size - offset      # to the end of the file
+            if box_size < 8 or offset + box_size > size:
+                return True                   # a box cut short
+            has_moov = has_moov or box_type == b"moov"
+            offset += box_size
+        return not first and not has_moov
 
 
 def _video_info(container) -> VideoInfo | None:

@@ -22,6 +22,7 @@ from pipeline import fmp4, quality
 from pipeline.audio import AudioTrack
 from pipeline.errors import TranscodeError
 from pipeline.fmp4 import SegmentFormat
+from pipeline.frame_limits import FrameGuard, FrameLimits
 from pipeline.ladder import LadderSettings, Rendition
 from pipeline.quality import SAMPLED_SEGMENTS, QualityCheck, plan_samples
 # EncodedRendition and EncodedSegment are part of what transcode() returns: importable from here too
@@ -105,19 +106,23 @@ def transcode(
     on_progress: Callable[[TranscodeProgress], None] | None = None,
     segment_format: SegmentFormat = SegmentFormat.TS,
     frame_observer: FrameObserver | None = None,
+    frame_limits: FrameLimits | None = None,
 ) -> TranscodeResult:
     """Encode `source` into each rendition as TS (or fMP4) segments under out_dir/<rendition.name>/.
 
     `progress` gets the fraction done; `on_progress` the same moment with speed and ETA. Each
     rendition's quality is checked on sampled frames (see pipeline/quality.py). `frame_observer` sees
-    each output frame (posters, storyboards: pipeline/pictures.py).
-    Raises TranscodeError if decoding or encoding fails; the caller discards out_dir.
+    each output frame (posters, storyboards: pipeline/pictures.py). With `frame_limits`, every decoded
+    picture is held to them (this decode is ingest's validation decode).
+    Raises TranscodeError if decoding or encoding fails, MediaOverLimit at the first picture outside
+    `frame_limits`; the caller discards out_dir.
     """
     out_dir = Path(out_dir)
     try:
         with av.open(str(source), metadata_errors="ignore") as container:
             transcoder = _Transcoder(container, renditions, out_dir, settings, progress, on_progress, segment_format)
             transcoder.frame_observer = frame_observer
+            transcoder.frame_guard = FrameGuard(frame_limits) if frame_limits is not None else None
             return transcoder.run()
     except av.FFmpegError as exc:
         raise TranscodeError(f"{Path(source).name}: transcoding failed: {exc.strerror or exc}") from exc
@@ -171,6 +176,7 @@ class _Transcoder:
         self.rotate = None
         self.damage = _DamageTally()
         self.frame_observer: FrameObserver | None = None
+        self.frame_guard: FrameGuard | None = None
 
     def segment_start_frame(self, k: int) -> int:
         """First frame of segment k: the IDR of GOP k * segment_every_gops on the shared grid."""
@@ -194,6 +200,8 @@ class _Transcoder:
                 for frame in frames:
                     if is_video:
                         self.damage.frame(frame)
+                        if self.frame_guard is not None:
+                            self.frame_guard.check(frame)      # before the frame reaches any encoder
                         self._on_video(frame)
                     else:
                         self._on_audio(frame)

@@ -19,19 +19,24 @@ Reason codes (stable; the API, the CLI and the uploader's UI key on them):
                          flagged corrupt) before the last decoded frame, or more than
                          TAIL_DECODE_ERROR_LIMIT failures after it. A few failures after the last good
                          frame are what a cut-off upload looks like; `truncated` reports those.
-    resolution_too_high  a side is longer than max_side_px (as stored); such a file is not decoded at all
-    resolution_too_low   the short side is under min_short_side_px
+    resolution_too_high  a side is longer than max_side_px (as stored); such a file is not decoded at all.
+                         Also a picture that grows past the limit mid-stream (an in-band SPS change): the
+                         decode pass stops there and the message says when
+    resolution_too_low   the short side is under min_short_side_px (in the header, or in any picture)
+    over_work_budget     width x height x frame rate x duration is over max_decoded_pixels (the header's
+                         claim, before any decode; and the pictures actually decoded, which stop there)
     frame_rate_too_high  the average input frame rate is above max_frame_rate
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pipeline.errors import EmptyMedia, TruncatedMedia, UnreadableMedia
+from pipeline.frame_limits import DEFAULT_MAX_DECODED_PIXELS, FrameLimits, describe_pixels
 from pipeline.measure import DecodeStats, decode_video
-from pipeline.errors import EmptyMedia, UnreadableMedia
 from pipeline.probe import MediaInfo, probe
 
 DURATION_TOLERANCE_S = 0.001          # bounds are exact to the frame; this only absorbs time-base rounding
@@ -49,6 +54,14 @@ class ValidationRules:
     min_short_side_px: int = 128
     max_frame_rate: float = 120.0
     max_size_bytes: int = 8 * 1024**3
+    # the work one upload may ask for: width x height summed over every decoded picture
+    max_decoded_pixels: int = DEFAULT_MAX_DECODED_PIXELS
+
+    @property
+    def frame_limits(self) -> FrameLimits:
+        """What every decoded picture is held to (pipeline/frame_limits.py)."""
+        return FrameLimits(max_side_px=self.max_side_px, min_short_side_px=self.min_short_side_px,
+                           max_decoded_pixels=self.max_decoded_pixels)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,13 +163,16 @@ def validate(
     try:
         info = probe(path)
     except UnreadableMedia as exc:
-        how_to_fix = ("upload the episode file again" if isinstance(exc, EmptyMedia)
+        how_to_fix = ("upload the episode file again" if isinstance(exc, (EmptyMedia, TruncatedMedia))
                       else "upload a video file such as MP4, MOV, MKV or WebM")
         return ValidationReport(info=None, size_bytes=size_bytes, path=path,
                                 issues=(Issue(code=exc.code, message=str(exc), how_to_fix=how_to_fix),))
     decoded = None
     if decode and info.video is not None and info.video.codec != "none" and not _too_big_to_decode(info, rules):
-        decoded = decode_video(path, rules.max_duration_s)
+        limits = rules.frame_limits
+        if min(info.video.width, info.video.height) < rules.min_short_side_px:
+            limits = replace(limits, min_short_side_px=0)   # the header's size already says so, once
+        decoded = decode_video(path, rules.max_duration_s, limits)
     return ValidationReport(info=info, size_bytes=size_bytes, path=path, decoded=decoded,
                             issues=tuple(check_info(info, rules, decoded)))
 
@@ -199,8 +215,13 @@ def check_info(info: MediaInfo, rules: ValidationRules, decoded: DecodeStats | N
                     f"{rules.min_short_side_px} px",
             how_to_fix=f"export at least {rules.min_short_side_px} px on the short side",
         ))
+    if decoded is not None and decoded.over_limit is not None:
+        breach = decoded.over_limit
+        issues.append(Issue(code=breach.code, message=breach.message, how_to_fix=breach.how_to_fix))
+        return issues      # the pass stopped there: duration and frame rate were not measured
     frame_rate = (decoded.average_frame_rate if decoded else None) or (
         float(video.frame_rate) if video.frame_rate else None)
+    issues.extend(check_work(video.width, video.height, frame_rate, info.header_duration_s, rules))
     if frame_rate and frame_rate > rules.max_frame_rate:
         issues.append(Issue(
             code="frame_rate_too_high",
@@ -215,6 +236,24 @@ def check_info(info: MediaInfo, rules: ValidationRules, decoded: DecodeStats | N
             duration_s, at_least = info.header_duration_s, False  # the header's longer claim is plausible here
         issues.extend(check_duration(duration_s, rules, at_least=at_least))
     return issues
+
+
+def check_work(width: int, height: int, frame_rate: float | None, duration_s: float | None,
+               rules: ValidationRules) -> list[Issue]:
+    """The work budget, judged before any transcoding: pixels per second x duration against
+    max_decoded_pixels. The transcoder's decode holds the pictures it really gets to the same budget."""
+    if not frame_rate or not duration_s:
+        return []
+    pixels = width * height * frame_rate * duration_s
+    if pixels <= rules.max_decoded_pixels:
+        return []
+    return [Issue(
+        code="over_work_budget",
+        message=(f"{width}x{height} at {frame_rate:.4g} fps for {format_duration(duration_s)} is "
+                 f"{describe_pixels(pixels)} pixels to decode; the limit is "
+                 f"{describe_pixels(rules.max_decoded_pixels)} (about 4K at 30 fps for 20 minutes)"),
+        how_to_fix="export the episode at a lower resolution or frame rate",
+    )]
 
 
 def check_duration(duration_s: float | None, rules: ValidationRules, *, at_least: bool = False) -> list[Issue]:

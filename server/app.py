@@ -13,6 +13,8 @@ from server.catalog import operator_api, payment_webhook
 from server.config import Settings
 from server.edge import health, metrics
 from server.edge.accesslog import access_log_options
+from server.edge.auth import AUTH_FAILURES
+from server.edge.ratelimit import AuthFailureLimiter
 from server.edge.middleware import EDGE_HEADERS, edge_middleware
 from server.edge.security import EdgeHeaders
 from server.ingest import api as ingest_api
@@ -27,6 +29,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app = web.Application(middlewares=[edge_middleware(app_metrics, edge_headers)],
                           client_max_size=settings.http.max_request_bytes)
     app[EDGE_HEADERS] = edge_headers
+    app[AUTH_FAILURES] = AuthFailureLimiter(settings.auth_failures, settings.http.trusted_proxies)
     app.cleanup_ctx.append(_services_ctx(settings, services))
     metrics.add_routes(app, app_metrics, token=settings.metrics_token)
     health.add_routes(app, settings)

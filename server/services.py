@@ -44,7 +44,7 @@ class Services:
             store=store,
             keystore=KeyStore(db, settings.drm),
             entitlements=entitlements,
-            tokens=TokenSigner(settings.drm),
+            tokens=TokenSigner(settings.drm, public_keys=settings.token_public_keys),
             catalog=catalog,
             creators=CreatorRegistry(db),
             payments=PaymentProcessor(db, entitlements, catalog),

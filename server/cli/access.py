@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from drm.errors import UnknownSeries
 from server.cli.common import EXIT_OK
 from server.config import Settings
 from server.playback.playlists import master_url
@@ -14,16 +16,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     for name, handler, text in (("grant", cmd_grant, "give a viewer access to a series"),
                                 ("revoke", cmd_revoke, "take a viewer's access to a series away")):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--viewer", required=True)
-        sub.add_argument("--series", required=True)
-        sub.add_argument("--reason", default="")
+        sub.add_argument("--viewer", required=True, help="the viewer's id")
+        sub.add_argument("--series", required=True, help="the series' id")
+        sub.add_argument("--reason", default="", help="why, for the audit trail")
         if name == "grant":
             sub.add_argument("--source", choices=("comp", "gift"), default="comp", help="default: comp")
         sub.set_defaults(handler=handler)
 
     token = commands.add_parser("token", help="mint a playback token and print the episode's URL for it")
-    token.add_argument("--viewer", required=True)
-    token.add_argument("--series", required=True)
+    token.add_argument("--viewer", required=True, help="the viewer the token names")
+    token.add_argument("--series", required=True, help="the series the token opens")
     token.add_argument("--episode", help="also print this episode's master playlist URL")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (default SERIES_TOKEN_TTL_S)")
     token.set_defaults(handler=cmd_token)
@@ -48,7 +50,24 @@ def cmd_revoke(args, settings: Settings) -> int:
 def cmd_token(args, settings: Settings) -> int:
     with Services.open(settings) as services:
         token = services.tokens.mint(args.viewer, args.series, ttl_s=args.ttl)
+        hint = _access_hint(services, args.viewer, args.series, args.episode)
     print(token)
     if args.episode:
         print(master_url(settings.public_url, args.series, args.episode, token))
+    if hint:
+        print(f"series: note: {hint}", file=sys.stderr)
     return EXIT_OK
+
+
+def _access_hint(services: Services, viewer_id: str, series_id: str, episode_id: str | None) -> str | None:
+    """Why the key server will refuse this token, and the command that fixes it; None when it will not."""
+    try:
+        services.catalog.get_series(series_id)
+    except UnknownSeries:
+        return f"series {series_id} does not exist yet; create it with: series series create {series_id} ..."
+    if services.entitlements.is_entitled(viewer_id, series_id):
+        return None
+    if episode_id is not None and services.catalog.is_free_preview(series_id, episode_id):
+        return None
+    return (f"viewer {viewer_id} has not bought series {series_id}, so its keys will be refused (403 not_entitled); "
+            f"give access with: series grant --viewer {viewer_id} --series {series_id}")

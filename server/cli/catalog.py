@@ -6,13 +6,12 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-from pathlib import Path
 
 from drm.eligibility import PENDING, CreatorProfile
 from drm.errors import InvalidField, SeriesExists
 from drm.tokens import ROLES
 from server.catalog.api import create_series
-from server.cli.common import EXIT_FAILED, EXIT_OK
+from server.cli.common import EXIT_FAILED, EXIT_OK, media_file
 from server.config import Settings
 from server.services import Services
 
@@ -24,13 +23,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     creator = commands.add_parser("creator", help="record a creator's eligibility facts; approve or reject applications")
     actions = creator.add_subparsers(dest="creator_action", required=True, metavar="ACTION")
     check = actions.add_parser("check", help="judge and record a creator's profile facts (JSON)")
-    check.add_argument("creator_id")
+    check.add_argument("creator_id", help="the creator's id, e.g. creator-1")
     check.add_argument("--facts", required=True, help="a JSON object, or @FILE to read one (see README)")
     check.set_defaults(handler=cmd_creator_check)
     for name, text in (("approve", "approve a pending application"), ("reject", "reject a pending application")):
         decide = actions.add_parser(name, help=text)
-        decide.add_argument("creator_id")
-        decide.add_argument("--reason", default="")
+        decide.add_argument("creator_id", help="the creator whose application is decided")
+        decide.add_argument("--reason", default="", help="why, for the creator and the audit trail")
         decide.set_defaults(handler=cmd_creator_decide, approve=name == "approve")
     pending = actions.add_parser("pending", help="list applications waiting for approval")
     pending.set_defaults(handler=cmd_creator_pending)
@@ -38,24 +37,31 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     series = commands.add_parser("series", help="create or list series")
     actions = series.add_subparsers(dest="series_action", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="create a series for an eligible (or approved) creator")
-    create.add_argument("series_id")
-    create.add_argument("--creator", required=True)
-    create.add_argument("--title", required=True)
-    create.add_argument("--price-cents", type=int, required=True, help="100..19000")
-    create.add_argument("--currency", default="USD")
+    create.add_argument("series_id", help="the new series' id, e.g. my-series")
+    create.add_argument("--creator", required=True, help="the eligible (or approved) creator who owns it")
+    create.add_argument("--title", required=True, help="the title viewers see")
+    create.add_argument("--price-cents", type=int, required=True, help="price in integer cents, 100..19000")
+    create.add_argument("--currency", default="USD", help="USD, EUR, GBP, CAD, AUD, NZD, CHF, SEK, NOK or DKK")
     create.set_defaults(handler=cmd_series_create)
     listing = actions.add_parser("list", help="list series and their episodes")
     listing.set_defaults(handler=cmd_series_list)
 
     account = commands.add_parser("account-token", help="mint an account token for the catalog API")
     account.add_argument("--subject", required=True, help="the creator or viewer id")
-    account.add_argument("--role", required=True, choices=ROLES)
+    account.add_argument("--role", required=True, choices=ROLES, help="what the account may do: creator or viewer")
     account.add_argument("--ttl", type=int, help="lifetime in seconds, at most 30 days (default SERIES_TOKEN_TTL_S)")
     account.set_defaults(handler=cmd_account_token)
 
 
 def cmd_creator_check(args, settings: Settings) -> int:
-    raw = Path(args.facts[1:]).read_text() if args.facts.startswith("@") else args.facts
+    if args.facts.startswith("@"):
+        facts_file = media_file(args.facts[1:])          # one line naming a missing file or a directory
+        try:
+            raw = facts_file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InvalidField("facts", f"{facts_file} is not a UTF-8 text file holding a JSON object") from None
+    else:
+        raw = args.facts
     try:
         facts = json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,19 @@ EXIT_OK = 0
 EXIT_FAILED = 1          # the command could not do its job (store down, bad configuration, ...)
 EXIT_USAGE = 2           # argparse's own code for bad arguments
 EXIT_REJECTED = 3        # the media was judged and refused
+
+
+def media_file(text: str) -> Path:
+    """argparse type for a file the command reads: it must exist, be a regular file and be readable, so a
+    mistyped name is one line naming it (exit 2), not a traceback from deep inside the command."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file; check the name and the directory you are in")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give the path of one file")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text} cannot be read (permission denied); check its permissions")
+    return path
 
 
 def ingest_options() -> argparse.ArgumentParser:
@@ -49,7 +63,7 @@ def ingest_with_progress(services: Services, file: Path, series_id: str, episode
                               store=services.store, keystore=services.keystore, catalog=services.catalog,
                               is_free_preview=is_free_preview, progress=progress.stage,
                               transcode_progress=progress.transcode, on_transcoded=on_transcoded,
-                              versions=EpisodeVersions(services.db))
+                              versions=EpisodeVersions(services.db), creators=services.creators)
 
 
 @contextlib.contextmanager

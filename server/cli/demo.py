@@ -10,7 +10,15 @@ from pathlib import Path
 
 from packager.publish import EpisodeLocation, read_pointer
 from server.cli.catalog import ensure_demo_series
-from server.cli.common import EXIT_OK, ingest_options, ingest_with_progress, log, running_services, with_segment_format
+from server.cli.common import (
+    EXIT_OK,
+    ingest_options,
+    ingest_with_progress,
+    log,
+    media_file,
+    running_services,
+    with_segment_format,
+)
 from server.cli.service import serve_until_signalled
 from server.config import Settings
 from server.playback.playlists import master_url
@@ -25,9 +33,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", parents=[ingest_options()],
                                help="start everything locally, publish a sample episode, print playable URLs")
     demo.add_argument("--json", action="store_true", help="print the URLs as one JSON object on the first stdout line")
-    demo.add_argument("--sample", type=Path, default=DEMO_SAMPLE, help="episode to publish (generated if absent)")
+    demo.add_argument("--sample", type=_sample_file, default=DEMO_SAMPLE,
+                      help="episode to publish (default: a generated 40 s sample, made if absent)")
     demo.add_argument("--reingest", action="store_true", help="publish a new version even if one is live")
     demo.set_defaults(handler=cmd_demo)
+
+
+def _sample_file(text: str) -> Path:
+    return media_file(text)        # an explicit sample must exist; the default one is generated
 
 
 def cmd_demo(args, settings: Settings) -> int:

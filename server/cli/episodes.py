@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
 from pipeline.validate import validate
 from server.cli.common import (
     EXIT_OK,
     EXIT_REJECTED,
     ingest_options,
     ingest_with_progress,
+    media_file,
     running_services,
     with_segment_format,
 )
@@ -22,7 +21,7 @@ from server.config import Settings
 def add_commands(commands: argparse._SubParsersAction) -> None:
     ingest = commands.add_parser("ingest", parents=[ingest_options()],
                                  help="validate, transcode, encrypt and publish one episode")
-    ingest.add_argument("file", type=Path)
+    ingest.add_argument("file", type=media_file, help="the episode's video file (MP4, MOV, MKV, WebM, ...)")
     ingest.add_argument("--series", required=True, help="series id, e.g. my-series")
     ingest.add_argument("--episode", required=True, help="episode id, e.g. 1")
     ingest.add_argument("--json", action="store_true",
@@ -32,7 +31,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ingest.set_defaults(handler=cmd_ingest)
 
     check = commands.add_parser("validate", help="judge a file as an episode without publishing it")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=media_file, help="the video file to judge")
     check.add_argument("--json", action="store_true", help="print the validation report as JSON")
     check.set_defaults(handler=cmd_validate)
 

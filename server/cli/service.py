@@ -22,7 +22,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.set_defaults(handler=cmd_serve)
 
     store = commands.add_parser("store", help="start, stop or inspect the embedded local object store")
-    store.add_argument("action", choices=("start", "stop", "status"))
+    store.add_argument("action", choices=("start", "stop", "status"),
+                       help="start it (kept running), stop the one this data directory started, or show its status")
     store.set_defaults(handler=cmd_store)
 
 

@@ -56,3 +56,13 @@ class RateLimitSettings:
         for name in ("viewer_burst", "ip_burst", "max_tracked"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)!r}; expected at least 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthFailureSettings:
+    """Failed authentications allowed per client address before 429 (operator, ingest, metrics and
+    account tokens): a burst for people mistyping, then a slow refill that makes guessing hopeless."""
+
+    per_s: float = 0.1               # one more failure allowed every 10 s (SERIES_AUTH_FAILURES_PER_S)
+    burst: int = 20                  # failures in a row before the address waits (SERIES_AUTH_FAILURES_BURST)
+    max_tracked: int = 100_000       # addresses remembered (least recent dropped first)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+MIN_JOB_S = 1.0                  # SERIES_JOB_MAX_S may be set very low (tests do); the default is hours
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -11,7 +16,10 @@ class JobSettings:
     """The ingest hand-off API and its worker pool (SERIES_INGEST_*, SERIES_UPLOADS_BUCKET, ...)."""
 
     ingest_token: str | None = field(default=None, repr=False)  # None: the hand-off API refuses everyone
-    webhook_secret: str | None = field(default=None, repr=False)  # HMAC key for completion webhooks
+    # completion webhooks we send: Standard Webhooks secret (whsec_ + base64 key), and the older
+    # Series-Signature secret still sent during receivers' transition (None: not sent)
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_legacy_secret: str | None = field(default=None, repr=False)
     uploads_bucket: str = "uploads"
     spool_dir: Path = Path("var/uploads")
     max_upload_bytes: int = 8 * 1024**3
@@ -22,5 +30,16 @@ class JobSettings:
     # SSRF guard: the only hosts ("host" or "host:port", lower case) a job's webhook_url may name;
     # empty refuses every webhook_url (SERIES_JOB_WEBHOOK_HOSTS)
     webhook_hosts: tuple[str, ...] = ()
+    # non-public networks a listed host name may resolve to (SERIES_JOB_WEBHOOK_NETWORKS); see
+    # server/ingest/webhook_address.py: loopback, private and metadata addresses are refused otherwise
+    webhook_networks: tuple[IpNetwork, ...] = ()
     lease_s: float = 60.0           # a claimed job whose owner stops renewing for this long is re-queued
     failed_upload_retention_s: float = 7 * 24 * 3600.0  # a failed job's spooled upload is kept this long
+    # one run of a job may take this long before its worker is killed and the job failed (SERIES_JOB_MAX_S):
+    # a 20-minute 4K upload transcodes in well under 2 hours on 2 cores at veryfast
+    max_job_s: float = 4 * 3600.0
+
+
+def webhook_signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: the base64 bytes after 'whsec_' (checked at start-up)."""
+    return base64.b64decode(secret.removeprefix("whsec_"))

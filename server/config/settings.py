@@ -18,9 +18,20 @@ from packager.store import StoreSettings
 from pipeline.fmp4 import SegmentFormat
 from pipeline.ladder import LadderSettings
 from pipeline.validate import ValidationRules
+from drm.errors import InvalidId
+from drm.ids import check_id
+from server.config.credentials import (
+    check_bearer_secret,
+    check_distinct,
+    check_random_bytes,
+    check_signing_kid,
+    check_webhook_secret,
+    parse_public_keys,
+    parse_token_keys,
+)
 from server.config.environment import PREFIX, Environment, Secret, SettingsError
-from server.config.http import HttpSettings, RateLimitSettings, parse_networks, parse_origins
-from server.config.jobs import JobSettings
+from server.config.http import AuthFailureSettings, HttpSettings, RateLimitSettings, parse_networks, parse_origins
+from server.config.jobs import MIN_JOB_S, JobSettings
 from server.local.object_store import LocalStoreSettings
 from server.local.secrets import local_secrets
 
@@ -38,6 +49,8 @@ class Settings:
     store: StoreSettings
     local_store: LocalStoreSettings | None      # set when the embedded store is the store
     drm: DrmSettings
+    # kid -> DER public key (Ed25519 or P-256) of a host application that mints tokens itself
+    token_public_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     ladder: LadderSettings
     rules: ValidationRules
     listen_host: str = "127.0.0.1"
@@ -56,6 +69,7 @@ class Settings:
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     metrics_token: Secret | None = None         # Bearer secret for /metrics; None: loopback scrapers only
+    auth_failures: AuthFailureSettings = field(default_factory=AuthFailureSettings)
 
     @property
     def work_dir(self) -> Path:
@@ -86,17 +100,15 @@ class Settings:
                 bucket=env.str("S3_BUCKET", "series"),
             )
             generated = local_secrets(data_dir)
-        master_key = env.base64_key("MASTER_KEY", generated.get("master_key"), size=32)
-        token_keys = env.token_keys("TOKEN_KEYS", generated.get("token_keys"))
-        drm = DrmSettings(
-            master_key=master_key,
-            master_key_id=env.str("MASTER_KEY_ID", "mk1"),
-            old_master_keys=env.old_master_keys("OLD_MASTER_KEYS"),
-            token_signing_keys=token_keys,
-            token_signing_kid=env.str("TOKEN_KID", sorted(token_keys)[-1]),
-            token_ttl_s=env.int("TOKEN_TTL_S", 6 * 3600),
-        )
+        drm = _drm_settings(env, generated)
         rules = _validation_rules(env)
+        catalog = _catalog_settings(env, generated)
+        jobs = _job_settings(env, data_dir, generated, rules.max_size_bytes)
+        metrics_token = _optional_secret(env, "METRICS_TOKEN")
+        check_distinct({"OPERATOR_TOKEN": _revealed(catalog["operator_token"]),
+                        "WEBHOOK_SECRET": _revealed(catalog["webhook_secret"]), "INGEST_TOKEN": jobs.ingest_token,
+                        "METRICS_TOKEN": _revealed(metrics_token), "JOB_WEBHOOK_SECRET": jobs.webhook_secret,
+                        "JOB_WEBHOOK_LEGACY_SECRET": jobs.webhook_legacy_secret})
         host = env.str("LISTEN_HOST", "127.0.0.1")
         port = env.int("LISTEN_PORT", 8080)
         return cls(
@@ -105,6 +117,8 @@ class Settings:
             store=store,
             local_store=local_store,
             drm=drm,
+            token_public_keys=parse_public_keys("TOKEN_PUBLIC_KEYS", env.str("TOKEN_PUBLIC_KEYS", ""),
+                                                drm.token_signing_keys),
             ladder=LadderSettings(
                 max_renditions=env.int("LADDER_MAX_RENDITIONS", 5),
                 preset=env.str("X264_PRESET", "veryfast"),
@@ -115,15 +129,16 @@ class Settings:
             listen_port=port,
             public_url=env.str("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
             segments_per_key=env.int("SEGMENTS_PER_KEY", 10),
-            **_catalog_settings(env, generated),
+            **catalog,
             hls_session_key=env.bool("HLS_SESSION_KEY", False),
             hls_segment_format=_segment_format(env),
             # shorter, and the collection after one publish could delete another still uploading
             gc_grace_s=env.float("GC_GRACE_S", 6 * 3600, minimum=MIN_GC_GRACE_S),
-            jobs=_job_settings(env, data_dir, generated.get("ingest_token"), rules.max_size_bytes),
+            jobs=jobs,
             rate_limits=_rate_limits(env),
             http=_http(env),
-            metrics_token=_optional_secret(env, "METRICS_TOKEN", min_length=16),
+            metrics_token=metrics_token,
+            auth_failures=_auth_failures(env),
         )
 
 
@@ -146,6 +161,7 @@ def _validation_rules(env: Environment) -> ValidationRules:
         min_short_side_px=env.int("MIN_SHORT_SIDE_PX", defaults.min_short_side_px),
         max_frame_rate=env.float("MAX_FRAME_RATE", defaults.max_frame_rate),
         max_size_bytes=env.int("MAX_UPLOAD_BYTES", defaults.max_size_bytes),
+        max_decoded_pixels=int(env.float("MAX_DECODED_PIXELS", defaults.max_decoded_pixels, minimum=1)),
     )
     for name, value in (("MIN_DURATION_S", rules.min_duration_s), ("MAX_SIDE_PX", rules.max_side_px),
                         ("MIN_SHORT_SIDE_PX", rules.min_short_side_px),
@@ -166,9 +182,7 @@ def _catalog_settings(env: Environment, generated: dict) -> dict:
     tokens = {}
     for field_name, variable in (("operator_token", "OPERATOR_TOKEN"), ("webhook_secret", "WEBHOOK_SECRET")):
         value = env.str(variable, "") or generated.get(field_name, "")
-        if value and len(value) < 24:
-            raise SettingsError(f"{PREFIX}{variable} is too short; use at least 24 random characters")
-        tokens[field_name] = Secret(value) if value else None
+        tokens[field_name] = Secret(check_bearer_secret(variable, value)) if value else None
     ttl_s = env.float("ENTITLEMENT_CACHE_TTL_S", 2.0)
     if not 0 <= ttl_s <= 5:
         raise SettingsError(f"{PREFIX}ENTITLEMENT_CACHE_TTL_S has value {ttl_s!r}; expected 0 to 5 seconds")
@@ -178,15 +192,24 @@ def _catalog_settings(env: Environment, generated: dict) -> dict:
     return {**tokens, "entitlement_cache_ttl_s": ttl_s, "webhook_tolerance_s": tolerance_s}
 
 
-def _job_settings(env: Environment, data_dir: Path, generated_token: str | None, max_upload_bytes: int) -> JobSettings:
+def _job_settings(env: Environment, data_dir: Path, generated: dict, max_upload_bytes: int) -> JobSettings:
     # Without SERIES_INGEST_TOKEN (and off the local setup) the hand-off API stays closed, not open.
-    token = env.str("INGEST_TOKEN", "") or generated_token
-    if token is not None and len(token) < 16:
-        raise SettingsError(f"{PREFIX}INGEST_TOKEN is too short; give at least 16 random characters")
+    token = env.str("INGEST_TOKEN", "") or generated.get("ingest_token")
+    if token is not None:
+        check_bearer_secret("INGEST_TOKEN", token)
+    hosts = _webhook_hosts(env)
+    # completion webhooks we send; SERIES_WEBHOOK_SECRET is the payment system's, which we receive
+    webhook_secret = env.str("JOB_WEBHOOK_SECRET", "") or generated.get("job_webhook_secret")
+    if webhook_secret:
+        check_webhook_secret("JOB_WEBHOOK_SECRET", webhook_secret)
+    elif hosts:
+        raise SettingsError(f"{PREFIX}JOB_WEBHOOK_SECRET is not set, but {PREFIX}JOB_WEBHOOK_HOSTS allows webhooks; "
+                            "set it (whsec_ + base64 of 32 random bytes) so that receivers can verify them")
+    legacy_secret = env.str("JOB_WEBHOOK_LEGACY_SECRET", "") or None
     return JobSettings(
         ingest_token=token,
-        # completion webhooks we send; SERIES_WEBHOOK_SECRET is the payment system's, which we receive
-        webhook_secret=env.str("JOB_WEBHOOK_SECRET", "") or token,
+        webhook_secret=webhook_secret,
+        webhook_legacy_secret=legacy_secret,
         uploads_bucket=env.str("UPLOADS_BUCKET", "uploads"),
         spool_dir=Path(env.str("UPLOAD_SPOOL_DIR", str(data_dir / "uploads"))).absolute(),
         max_upload_bytes=max_upload_bytes,      # SERIES_MAX_UPLOAD_BYTES, the validator's limit too
@@ -194,8 +217,10 @@ def _job_settings(env: Environment, data_dir: Path, generated_token: str | None,
         max_attempts=env.positive_int("JOB_MAX_ATTEMPTS", 3),
         retry_delay_s=env.float("JOB_RETRY_DELAY_S", 30.0, minimum=0.0),
         db_busy_timeout_ms=env.positive_int("DB_BUSY_TIMEOUT_MS", 2000),
-        webhook_hosts=_webhook_hosts(env),
+        webhook_hosts=hosts,
+        webhook_networks=_networks(env, "JOB_WEBHOOK_NETWORKS"),
         lease_s=_job_lease_s(env),
+        max_job_s=env.float("JOB_MAX_S", JobSettings().max_job_s, minimum=MIN_JOB_S),   # wall time of one run
         failed_upload_retention_s=env.float("FAILED_UPLOAD_RETENTION_S", 7 * 24 * 3600.0,
                                             minimum=MIN_FAILED_UPLOAD_RETENTION_S),
     )
@@ -221,10 +246,7 @@ def _http(env: Environment) -> HttpSettings:
         origins = parse_origins(env.str("CORS_ORIGINS", "*"))
     except ValueError as exc:
         raise SettingsError(f"{PREFIX}CORS_ORIGINS: {exc}") from None
-    try:
-        proxies = parse_networks(env.str("TRUSTED_PROXIES", ""))
-    except ValueError as exc:
-        raise SettingsError(f"{PREFIX}TRUSTED_PROXIES: {exc}") from None
+    proxies = _networks(env, "TRUSTED_PROXIES")
     max_request_bytes = env.int("MAX_REQUEST_BYTES", HttpSettings().max_request_bytes)
     if max_request_bytes < 1:
         raise SettingsError(f"{PREFIX}MAX_REQUEST_BYTES has value {max_request_bytes!r}; expected a positive integer")
@@ -238,11 +260,75 @@ def _job_lease_s(env: Environment) -> float:
     return lease_s
 
 
-def _optional_secret(env: Environment, name: str, *, min_length: int) -> Secret | None:
+def _optional_secret(env: Environment, name: str) -> Secret | None:
     value = env.str(name, "")
-    if value and len(value) < min_length:
-        raise SettingsError(f"{PREFIX}{name} is too short; use at least {min_length} random characters")
-    return Secret(value) if value else None
+    return Secret(check_bearer_secret(name, value)) if value else None
+
+
+def _revealed(secret: Secret | None) -> str | None:
+    return secret.reveal() if secret is not None else None
+
+
+def _drm_settings(env: Environment, generated: dict) -> DrmSettings:
+    """Master key and token keys; every bad value named by its variable (DrmSettings' own checks speak of
+    fields, so everything it would refuse is checked here first)."""
+    master_key = env.base64_key("MASTER_KEY", generated.get("master_key"), size=32)
+    check_random_bytes("MASTER_KEY", master_key, minimum=32)
+    raw_keys = env.str("TOKEN_KEYS", "")
+    if raw_keys:
+        token_keys = parse_token_keys("TOKEN_KEYS", raw_keys)
+    elif generated.get("token_keys"):
+        token_keys = generated["token_keys"]
+    else:
+        raise SettingsError(f"{PREFIX}TOKEN_KEYS is not set; give 'kid:base64secret[,kid2:base64secret]', "
+                            "each secret 32 random bytes or more")
+    master_key_id = env.str("MASTER_KEY_ID", "mk1")
+    old_master_keys = env.old_master_keys("OLD_MASTER_KEYS")
+    for name, kid in [("MASTER_KEY_ID", master_key_id)] + [("OLD_MASTER_KEYS", kid) for kid in old_master_keys]:
+        if not _is_id(kid):
+            raise SettingsError(f"{PREFIX}{name} has key id {kid[:40]!r}; use a letter or digit, then letters, "
+                                "digits, '-' or '_'")
+    for kid, key in old_master_keys.items():
+        if len(key) != 32:
+            raise SettingsError(f"{PREFIX}OLD_MASTER_KEYS entry {kid!r} decodes to {len(key)} bytes; expected 32")
+    if master_key_id in old_master_keys:
+        raise SettingsError(f"{PREFIX}MASTER_KEY_ID {master_key_id!r} is also in {PREFIX}OLD_MASTER_KEYS; "
+                            "remove it from the old keys")
+    ttl_s = env.int("TOKEN_TTL_S", 6 * 3600)
+    if ttl_s < 1:
+        raise SettingsError(f"{PREFIX}TOKEN_TTL_S has value {ttl_s!r}; expected a positive number of seconds")
+    kid = check_signing_kid("TOKEN_KID", env.str("TOKEN_KID", sorted(token_keys)[-1]), token_keys, "TOKEN_KEYS")
+    try:
+        return DrmSettings(master_key=master_key, master_key_id=master_key_id, old_master_keys=old_master_keys,
+                           token_signing_keys=token_keys, token_signing_kid=kid, token_ttl_s=ttl_s)
+    except ValueError as exc:   # a rule of drm's this module does not know yet: still name the variables
+        raise SettingsError(f"{PREFIX}MASTER_KEY* / {PREFIX}TOKEN_*: {exc}") from None
+
+
+def _is_id(value: str) -> bool:
+    try:
+        check_id("id", value)
+    except InvalidId:
+        return False
+    return True
+
+
+def _auth_failures(env: Environment) -> AuthFailureSettings:
+    default = AuthFailureSettings()
+    per_s = env.float("AUTH_FAILURES_PER_S", default.per_s)
+    burst = env.int("AUTH_FAILURES_BURST", default.burst)
+    if not per_s > 0:
+        raise SettingsError(f"{PREFIX}AUTH_FAILURES_PER_S has value {per_s!r}; expected a positive number")
+    if burst < 1:
+        raise SettingsError(f"{PREFIX}AUTH_FAILURES_BURST has value {burst!r}; expected a positive integer")
+    return AuthFailureSettings(per_s=per_s, burst=burst)
+
+
+def _networks(env: Environment, name: str):
+    try:
+        return parse_networks(env.str(name, ""))
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}{name}: {exc}") from None
 
 
 def _webhook_hosts(env: Environment) -> tuple[str, ...]:

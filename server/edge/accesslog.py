@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 ACCESS_LOGGER = "series.access"
 REDACTED = "REDACTED"
@@ -164,9 +165,33 @@ class BatchingStreamHandler(logging.Handler):
                 pass
 
 
+class ParserErrorsAtInfo(logging.Filter):
+    """On aiohttp's server logger: a request aiohttp's own parser refused (bad request line, header too
+    long, bad chunking) is answered 400 by aiohttp and is the client's mistake, so it is logged at INFO
+    in one line, without the traceback aiohttp attaches at ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "%s: %s %s", (record.getMessage(), type(exc).__name__,
+                                                      " ".join(str(exc.message).split())[:200])
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_parser_errors() -> None:
+    """Install ParserErrorsAtInfo on aiohttp's server logger (idempotent)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ParserErrorsAtInfo) for f in logger.filters):
+        logger.addFilter(ParserErrorsAtInfo())
+
+
 def configure_access_log(stream) -> None:
     """Entry points call this once: access lines go to `stream` as bare JSON, one per line,
-    written in batches off the event loop (see BatchingStreamHandler); drained at exit."""
+    written in batches off the event loop (see BatchingStreamHandler); drained at exit. aiohttp's
+    parser errors are logged at INFO without a traceback (ParserErrorsAtInfo)."""
+    quiet_parser_errors()
     logger = logging.getLogger(ACCESS_LOGGER)
     for previous in list(logger.handlers):     # idempotent: main() may run more than once per process
         logger.removeHandler(previous)

@@ -1,5 +1,9 @@
 """Who is calling: the operator (a shared secret) or a creator/viewer (a signed account token).
 
+Every check of credentials (here, the ingest token in server/ingest/api.py, the metrics token) runs
+through checked_credentials(): a client address that failed too often gets 429 with Retry-After
+before its credentials are even looked at (server/edge/ratelimit.py AuthFailureLimiter).
+
 Operators present ``Authorization: Bearer <SERIES_OPERATOR_TOKEN>``, compared in constant time.
 Creators and viewers present account tokens: JWTs from the same TokenSigner as playback tokens
 (kid-rotatable) but with audience "account" and a role claim; the operator API issues them, standing
@@ -10,13 +14,21 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiohttp import web
 
 from drm.errors import InvalidId
 from drm.ids import check_id
 from drm.tokens import AccountToken
+from server.edge.problems import status_for
+from server.edge.ratelimit import AuthFailureLimiter
+from server.edge.security import client_address
 from server.services import Services
+
+T = TypeVar("T")
+AUTH_FAILURES = web.AppKey("auth_failures", AuthFailureLimiter)   # set by create_app
 
 OPERATOR_NAME_HEADER = "X-Operator"   # who acts, for the audit trail; defaults to "operator"
 
@@ -68,13 +80,37 @@ def token_of(request: web.Request) -> str | None:
     return bearer(request)
 
 
+def checked_credentials(request: web.Request, check: Callable[[], T]) -> T:
+    """`check()` (which raises a 401 error for bad credentials) under the per-address failure limit:
+    AuthFailuresLimited (429, Retry-After) while the address has failed too often, and each 401 counted."""
+    limiter = request.app.get(AUTH_FAILURES)
+    if limiter is None:         # an app composed without the edge's limiter (a partial app in a test)
+        return check()
+    address = client_address(request, limiter.trusted_proxies)
+    limiter.check(address)
+    try:
+        return check()
+    except Exception as exc:
+        if status_for(exc) == 401:
+            limiter.failed(address)
+        raise
+
+
+def _refuse_throttled(request: web.Request) -> None:
+    checked_credentials(request, lambda: None)
+
+
 def require_operator(request: web.Request, services: Services) -> str:
     """The acting operator's audit name ("operator:<name>"), or AuthRequired / NotConfigured."""
     expected = services.settings.operator_token
     if expected is None:
         raise NotConfigured("the operator API is off: SERIES_OPERATOR_TOKEN is not set")
-    if not bearer_matches(request, expected.reveal()):
-        raise AuthRequired("send the operator token as 'Authorization: Bearer <token>'")
+
+    def check() -> None:
+        if not bearer_matches(request, expected.reveal()):
+            raise AuthRequired("send the operator token as 'Authorization: Bearer <token>'")
+
+    checked_credentials(request, check)
     name = request.headers.get(OPERATOR_NAME_HEADER, "operator")
     try:
         return "operator:" + check_id(OPERATOR_NAME_HEADER, name)
@@ -83,8 +119,12 @@ def require_operator(request: web.Request, services: Services) -> str:
 
 
 def is_operator(request: web.Request, services: Services) -> bool:
-    """Whether the request carries the operator token (without failing when it does not)."""
+    """Whether the request carries the operator token (without failing when it does not: the caller
+    then checks an account token, which counts a failure). A throttled address gets 429 here too, or
+    this would answer its guesses."""
     expected = services.settings.operator_token
+    if bearer(request) is not None:
+        _refuse_throttled(request)
     return expected is not None and bearer_matches(request, expected.reveal())
 
 
@@ -93,7 +133,7 @@ def require_account(request: web.Request, services: Services, role: str, subject
 
     Raises TokenInvalid/TokenExpired (401) for a bad token and Forbidden (403) for another role or person.
     """
-    account = services.tokens.verify_account(bearer(request))
+    account = checked_credentials(request, lambda: services.tokens.verify_account(bearer(request)))
     if account.role != role:
         raise Forbidden(f"this needs a {role} account; the token is for a {account.role}")
     if subject is not None and account.subject != subject:

@@ -20,7 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.utils import floatToGoString
 
 from server.config import Secret
-from server.edge.auth import AuthRequired, Forbidden, bearer_matches
+from server.edge.auth import AuthRequired, Forbidden, bearer_matches, checked_credentials
 
 # Key responses are sub-millisecond to tens of ms; playlists and segments can take longer (store reads).
 REQUEST_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -166,8 +166,10 @@ def metrics_endpoint(token: Secret | None):
 
     async def handler(request: web.Request) -> web.Response:
         if token is not None:
-            if not bearer_matches(request, token.reveal()):
-                raise MetricsTokenRequired("send 'Authorization: Bearer <SERIES_METRICS_TOKEN>'")
+            def check() -> None:
+                if not bearer_matches(request, token.reveal()):
+                    raise MetricsTokenRequired("send 'Authorization: Bearer <SERIES_METRICS_TOKEN>'")
+            checked_credentials(request, check)
         elif not is_loopback_request(request):
             # route and status counts still tell an outsider about traffic and errors
             raise MetricsLoopbackOnly("/metrics answers loopback clients only; set SERIES_METRICS_TOKEN "

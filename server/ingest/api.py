@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import re
@@ -30,7 +29,8 @@ from drm.ids import check_id
 from packager.errors import ObjectMissing, StoreError
 from packager.store import ObjectStore, StoreSettings
 from server.config import Settings
-from server.edge.auth import AuthRequired, bearer_matches
+from server.edge.auth import AuthRequired, bearer_matches, checked_credentials
+from server.edge.bodies import MalformedBody, read_json
 from server.edge.metrics import METRICS, Metrics
 from server.ingest.job_store import JobStore
 from server.ingest.jobs import (
@@ -45,6 +45,7 @@ from server.ingest.jobs import (
     new_job_id,
 )
 from server.ingest.runner import JobRunner
+from server.publishing.admission import check_admission
 from server.services import SERVICES
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ JOB_PATH = r"/v1/jobs/{job_id:job_[0-9a-f]{24}}"
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")     # printable ASCII, no spaces
 MAX_KEY_LENGTH = 1024                                     # S3's limit on object names
 SPOOL_WRITE_BYTES = 1024 * 1024
+MAX_REFERENCE_BYTES = 8 * 1024                            # bucket + key (<= 1024) + webhook_url (<= 2048)
 
 
 class IngestRequestError(Exception):
@@ -140,8 +142,12 @@ def _authenticate(request: web.Request) -> None:
     expected = _settings(request).jobs.ingest_token
     if not expected:
         raise IngestUnauthorized("the ingest API is disabled: SERIES_INGEST_TOKEN is not set")
-    if not bearer_matches(request, expected):
-        raise IngestUnauthorized("send Authorization: Bearer <SERIES_INGEST_TOKEN>")
+
+    def check() -> None:
+        if not bearer_matches(request, expected):
+            raise IngestUnauthorized("send Authorization: Bearer <SERIES_INGEST_TOKEN>")
+
+    checked_credentials(request, check)
 
 
 def _job_response(request: web.Request, job: Job, status: int) -> web.Response:
@@ -155,8 +161,9 @@ async def submit_ingest(request: web.Request) -> web.Response:
     settings = _settings(request)
     series_id = check_id("series_id", request.match_info["series_id"])
     episode_id = check_id("episode_id", request.match_info["episode_id"])
-    # an unknown series is refused before the upload is taken, not after minutes of queueing
-    await asyncio.to_thread(services.catalog.get_series, series_id)
+    # every series rule (unknown series, 80 episodes, price, the creator's eligibility) before the upload
+    # is taken, not after minutes of queueing; the job checks them again when it runs
+    await asyncio.to_thread(check_admission, services.catalog, services.creators, series_id, episode_id)
     key = request.headers.get("Idempotency-Key", "")
     if not IDEMPOTENCY_KEY.match(key):
         raise IngestRequestError("send an Idempotency-Key header: 1 to 255 printable ASCII characters, "
@@ -176,9 +183,9 @@ async def submit_ingest(request: web.Request) -> web.Response:
 async def _reference_request(request: web.Request, settings: Settings, series_id: str, episode_id: str,
                              idempotency_key: str) -> JobRequest:
     try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise IngestRequestError('the body is not JSON; send {"bucket": ..., "key": ...}') from None
+        body = await read_json(request, limit=MAX_REFERENCE_BYTES)
+    except MalformedBody as exc:
+        raise IngestRequestError(f'{exc}; send {{"bucket": ..., "key": ...}}') from None
     if not isinstance(body, dict):
         raise IngestRequestError('the body must be a JSON object: {"bucket": ..., "key": ...}')
     unknown = set(body) - {"bucket", "key", "webhook_url"}

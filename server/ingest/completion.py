@@ -1,37 +1,140 @@
 """Completion webhooks: a finished job POSTed, signed, to the webhook_url its submitter gave.
 
-The host is checked against SERIES_JOB_WEBHOOK_HOSTS again at delivery (the list may have shrunk since
-the job was submitted), and the body is signed with SERIES_JOB_WEBHOOK_SECRET the way the payment
-system signs the webhooks we receive, so a receiver can refuse forgeries and replays.
+One delivery attempt is deliver_once(): it checks the URL against SERIES_JOB_WEBHOOK_HOSTS again (the
+list may have shrunk since the job was submitted), connects only to addresses the policy of
+server/ingest/webhook_address.py allows (checked on the socket itself, after DNS), never follows a
+redirect (a 3xx is a failed delivery: following it would carry the signed body to a host nobody
+listed), and returns a DeliveryOutcome saying whether to try again. CompletionWebhooks.notify() makes
+a few quick attempts and keeps the outcome on the job; a durable queue (deliveries retried for hours,
+redelivered on request) calls deliver_once() the same way, one attempt per run.
+
+Signatures follow Standard Webhooks (standardwebhooks.com): headers `webhook-id` (the same on every
+attempt of one event, for the receiver's de-duplication), `webhook-timestamp` (unix seconds) and
+`webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>." + body)>`, the key being the
+base64 bytes after `whsec_` in SERIES_JOB_WEBHOOK_SECRET. Receivers can verify with any Standard
+Webhooks library. For receivers of the older `Series-Signature: t=…,v1=<hex>` header, setting
+SERIES_JOB_WEBHOOK_LEGACY_SECRET (the secret they verify today) adds that header too, until they move.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import time
+from dataclasses import dataclass
 
 import aiohttp
 
 from drm import purchases
 from server.config import Settings
+from server.config.jobs import JobSettings, webhook_signing_key
 from server.ingest.job_store import JobStore
 from server.ingest.jobs import Job, WebhookNotAllowed, check_webhook_allowed
+from server.ingest.webhook_address import AddressNotAllowed, guarded_socket_factory, listed_networks
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = purchases.SIGNATURE_HEADER
+LEGACY_SIGNATURE_HEADER = purchases.SIGNATURE_HEADER       # "Series-Signature", before Standard Webhooks
 WEBHOOK_TIMEOUT_S = 10.0
 WEBHOOK_ATTEMPTS = 3
+MAX_LOCATION_SHOWN = 200
+# answers worth another attempt: the receiver is down, overloaded or asks us to slow down
+_RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
-def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
-    """The Series-Signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t." + body>`.
+def sign_webhook(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header value (Standard Webhooks v1): `v1,<base64 HMAC-SHA256>` of
+    "<message_id>.<timestamp>." + body under `key`. The id and timestamp are signed with the body so a
+    receiver can refuse replays (an old timestamp) and duplicates (an id it has seen)."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
-    The timestamp is signed with the body so a receiver can refuse replays of old deliveries.
+
+def sign_legacy(secret: str, timestamp: int, body: bytes) -> str:
+    """The older `Series-Signature: t=<unix s>,v1=<hex HMAC-SHA256 of "t." + body>` header value."""
+    return purchases.sign(secret.encode(), timestamp, body)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookMessage:
+    """One event to deliver: the same id and body on every attempt."""
+
+    message_id: str
+    url: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryOutcome:
+    """What one attempt came to. `retryable`: another attempt later may succeed (a 5xx, a timeout, a
+    refused connection); a redirect, a 4xx or an address we may not reach will not change by retrying."""
+
+    delivered: bool
+    retryable: bool
+    status: str                   # for people and the job's webhook.status: "delivered (HTTP 204)", ...
+    http_status: int | None = None
+
+
+def message_for(job: Job) -> WebhookMessage:
+    """The completion event of `job`, identified by job and final state."""
+    body = json.dumps({"event": f"job.{job.state}", "job": job.as_public_dict()}).encode()
+    return WebhookMessage(message_id=f"msg_{job.job_id}_{job.state}", url=job.webhook_url or "", body=body)
+
+
+def open_webhook_session(jobs: JobSettings) -> aiohttp.ClientSession:
+    """An HTTP client whose every connection passes the address policy; no proxies from the environment."""
+    allowed = listed_networks(jobs.webhook_hosts, jobs.webhook_networks)
+    connector = aiohttp.TCPConnector(socket_factory=guarded_socket_factory(allowed), limit=16)
+    return aiohttp.ClientSession(connector=connector, trust_env=False,
+                                 timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S))
+
+
+async def deliver_once(http: aiohttp.ClientSession, message: WebhookMessage, jobs: JobSettings,
+                       *, now: float | None = None) -> DeliveryOutcome:
+    """Make one signed delivery attempt of `message` with a session from open_webhook_session().
+
+    Never raises for a failed delivery: the outcome says what happened and whether to retry.
     """
-    return purchases.sign(secret.encode(), timestamp, body)     # the scheme the payment system signs us with
+    try:
+        check_webhook_allowed(message.url, jobs.webhook_hosts)
+    except WebhookNotAllowed:
+        return DeliveryOutcome(delivered=False, retryable=False, status="refused (host not allowed)")
+    if not jobs.webhook_secret:
+        return DeliveryOutcome(delivered=False, retryable=False,
+                               status="refused (SERIES_JOB_WEBHOOK_SECRET is not set)")
+    timestamp = int(time.time() if now is None else now)
+    headers = {"Content-Type": "application/json", "webhook-id": message.message_id,
+               "webhook-timestamp": str(timestamp),
+               "webhook-signature": sign_webhook(webhook_signing_key(jobs.webhook_secret), message.message_id,
+                                                 timestamp, message.body)}
+    if jobs.webhook_legacy_secret:
+        headers[LEGACY_SIGNATURE_HEADER] = sign_legacy(jobs.webhook_legacy_secret, timestamp, message.body)
+    try:
+        async with http.post(message.url, data=message.body, headers=headers, allow_redirects=False) as response:
+            status = response.status
+            location = response.headers.get("Location", "")
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, AddressNotAllowed):
+            return DeliveryOutcome(delivered=False, retryable=False,
+                                   status=f"refused (address {exc.os_error.address} is {exc.os_error.kind} "
+                                          "and not listed)")
+        return DeliveryOutcome(delivered=False, retryable=True, status=f"failed ({type(exc).__name__})")
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        return DeliveryOutcome(delivered=False, retryable=True, status=f"failed ({type(exc).__name__})")
+    if 200 <= status < 300:
+        return DeliveryOutcome(delivered=True, retryable=False, status=f"delivered (HTTP {status})",
+                               http_status=status)
+    if 300 <= status < 400:
+        shown = location[:MAX_LOCATION_SHOWN] or "no Location"
+        return DeliveryOutcome(delivered=False, retryable=False, http_status=status,
+                               status=f"failed (HTTP {status} redirect to {shown} not followed; "
+                                      "give the final URL as webhook_url)")
+    return DeliveryOutcome(delivered=False, retryable=status >= 500 or status in _RETRYABLE_STATUSES,
+                           status=f"failed (HTTP {status})", http_status=status)
 
 
 class CompletionWebhooks:
@@ -44,37 +147,22 @@ class CompletionWebhooks:
 
     def start(self) -> None:
         """Open the HTTP client (on the event loop that will deliver)."""
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S))
+        self._http = open_webhook_session(self._settings.jobs)
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
 
     async def notify(self, job: Job) -> None:
-        """POST the finished job to its webhook URL, signed; a few tries, the outcome kept on the job."""
+        """POST the finished job to its webhook URL: a few attempts while they may help; the outcome is
+        kept on the job."""
         if not job.webhook_url or self._http is None:
             return
-        try:    # again at delivery: the allow-list may have shrunk since the job was submitted
-            check_webhook_allowed(job.webhook_url, self._settings.jobs.webhook_hosts)
-        except WebhookNotAllowed as exc:
-            log.warning("job %s: webhook not sent: %s", job.job_id, exc)
-            await asyncio.to_thread(self._jobs.set_webhook_status, job.job_id, "refused (host not allowed)")
-            return
-        body = json.dumps({"event": f"job.{job.state}", "job": job.as_public_dict()}).encode()
-        status = "failed"
+        message = message_for(job)
         for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
-            timestamp = int(time.time())
-            headers = {"Content-Type": "application/json",
-                       SIGNATURE_HEADER: sign_webhook(self._settings.jobs.webhook_secret or "", timestamp, body)}
-            try:
-                async with self._http.post(job.webhook_url, data=body, headers=headers) as response:
-                    if response.status < 300:
-                        status = f"delivered (HTTP {response.status})"
-                        break
-                    status = f"failed (HTTP {response.status})"
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                status = f"failed ({type(exc).__name__})"
-            if attempt < WEBHOOK_ATTEMPTS:
-                await asyncio.sleep(0.5 * 2**attempt)
-        log.info("job %s: webhook %s", job.job_id, status)
-        await asyncio.to_thread(self._jobs.set_webhook_status, job.job_id, status)
+            outcome = await deliver_once(self._http, message, self._settings.jobs)
+            if not outcome.retryable or attempt == WEBHOOK_ATTEMPTS:
+                break
+            await asyncio.sleep(0.5 * 2**attempt)
+        (log.info if outcome.delivered else log.warning)("job %s: webhook %s", job.job_id, outcome.status)
+        await asyncio.to_thread(self._jobs.set_webhook_status, job.job_id, outcome.status)

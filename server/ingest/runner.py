@@ -26,6 +26,7 @@ from server.ingest.jobs import (
     QUEUED,
     Job,
     JobStoreUnavailable,
+    describe_duration,
     upload_note,
 )
 from server.ingest.owners import new_owner_id
@@ -195,7 +196,11 @@ class JobRunner:
             # on the loop's thread, not in to_thread: the worker's PDEATHSIG fires when the *thread* that
             # started it ends, and executor threads come and go
             process.start()
-            await _exited(process)
+            try:
+                await asyncio.wait_for(_exited(process), timeout=self.settings.jobs.max_job_s)
+            except asyncio.TimeoutError:
+                await self._stop_overdue(job, process)
+                return
         finally:
             del self._processes[job.job_id]
         if process.exitcode == 0:
@@ -219,6 +224,26 @@ class JobRunner:
         except JobStoreUnavailable as exc:
             log.error("job %s: could not record the crash (%s); once the lease lapses (within %.0f s) recovery re-queues "
                       "or fails the job", job.job_id, exc, self.settings.jobs.lease_s)
+
+
+    async def _stop_overdue(self, job: Job, process: multiprocessing.process.BaseProcess) -> None:
+        # A hostile or pathological upload must not hold a worker for hours: past SERIES_JOB_MAX_S the
+        # worker is killed (its publish, if it had begun, never switched the pointer) and the job failed.
+        limit = describe_duration(self.settings.jobs.max_job_s)
+        process.kill()
+        await asyncio.to_thread(process.join)
+        log.error("job %s: still running after %s (SERIES_JOB_MAX_S); its worker %s was killed",
+                  job.job_id, limit, process.pid)
+        try:
+            await asyncio.to_thread(
+                self.jobs.fail, job.job_id, job.attempt, "job_timed_out",
+                f"the job was stopped after running for {limit}, the limit one job may take (SERIES_JOB_MAX_S); "
+                f"{upload_note(job, self.settings.jobs.failed_upload_retention_s)}: if the upload is a normal "
+                "episode, submit it again with a new Idempotency-Key, else export it at a lower resolution or "
+                "frame rate", owner=self.owner_id)
+        except JobStoreUnavailable as exc:
+            log.error("job %s: could not record the time-out (%s); once the lease lapses (within %.0f s) "
+                      "recovery re-queues or fails the job", job.job_id, exc, self.settings.jobs.lease_s)
 
 
 async def _exited(process: multiprocessing.process.BaseProcess) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from drm.eligibility import CreatorRegistry
 from drm.errors import DrmError
 from drm.keystore import KeyStore
 from packager.errors import PackagerError
@@ -41,6 +43,7 @@ from server.ingest.jobs import (
     JobStoreUnavailable,
     upload_note,
 )
+from server.publishing.admission import SeriesNotSellable
 from server.publishing.episode import ingest_episode
 from server.publishing.versions import EpisodeVersions
 from server.services import open_catalog
@@ -161,15 +164,16 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
                 published = ingest_episode(
                     source, series_id=job.series_id, episode_id=job.episode_id, settings=settings,
                     store=store, keystore=KeyStore(jobs.db, settings.drm), catalog=open_catalog(jobs.db, settings),
-                    progress=progress, versions=EpisodeVersions(jobs.db))
+                    progress=progress, versions=EpisodeVersions(jobs.db), creators=CreatorRegistry(jobs.db))
         except _Superseded as exc:
             log.warning("job %s: %s; stopping", job_id, exc)
             return ""
         except MediaRejected as exc:
-            record(jobs.fail, job_id, attempt, exc.code, str(exc), report=exc.report.as_dict(), owner=owner)
+            record(jobs.fail, job_id, attempt, exc.code, _with_upload_note(str(exc), job, settings),
+                   report=exc.report.as_dict(), owner=owner)
             log.info("job %s: rejected: %s", job_id, exc)
             return FAILED
-        except (PipelineError, PackagerError, DrmError, JobError) as exc:
+        except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable) as exc:
             if exc.code in RETRYABLE_CODES and attempt < settings.jobs.max_attempts:
                 record(jobs.requeue_after_failure, job_id, attempt, exc.code,
                        f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)",
@@ -204,22 +208,39 @@ def _with_upload_note(message: str, job: Job, settings: Settings) -> str:
     return f"{message} ({upload_note(job, settings.jobs.failed_upload_retention_s)}; the job can be submitted again)"
 
 
+def upload_name(job: Job) -> str:
+    """What the uploader sent, as errors and reports name it: the object's name for an uploads-bucket
+    reference ("8812.mp4"), "the upload" for a streamed body; never our spool file's name."""
+    if job.source_kind == SOURCE_BUCKET and job.source_key:
+        name = _UNSAFE_NAME.sub("_", job.source_key.rsplit("/", 1)[-1])[:MAX_UPLOAD_NAME_CHARS].lstrip(".")
+        if name:
+            return name
+    return "the upload"
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+MAX_UPLOAD_NAME_CHARS = 100
+
+
 @contextlib.contextmanager
 def _source_file(settings: Settings, job: Job) -> Iterator[Path]:
-    """The upload as a local file: the spooled body itself, or a temporary copy of the uploads-bucket object."""
-    if job.source_kind != SOURCE_BUCKET:
-        path = Path(job.spool_path or "")
-        if not path.is_file():
-            raise JobError(f"the spooled upload of job {job.job_id} is missing at {path}")
-        yield path
-        return
-    uploads = ObjectStore(replace(settings.store, bucket=job.source_bucket))
+    """The upload as a local file named as the uploader knows it (upload_name): the spooled body itself
+    (through a link of that name), or a temporary copy of the uploads-bucket object."""
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.NamedTemporaryFile(dir=settings.work_dir, prefix="upload-", suffix=".source") as handle:
-            for chunk in uploads.get_stream(job.source_key, chunk_size=1024 * 1024):
-                handle.write(chunk)
-            handle.flush()
-            yield Path(handle.name)
-    finally:
-        uploads.close()
+    with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="upload-") as directory:
+        named = Path(directory) / upload_name(job)
+        if job.source_kind != SOURCE_BUCKET:
+            path = Path(job.spool_path or "")
+            if not path.is_file():
+                raise JobError(f"the spooled upload of job {job.job_id} is missing at {path}")
+            named.symlink_to(path)
+            yield named
+            return
+        uploads = ObjectStore(replace(settings.store, bucket=job.source_bucket))
+        try:
+            with open(named, "wb") as handle:
+                for chunk in uploads.get_stream(job.source_key, chunk_size=1024 * 1024):
+                    handle.write(chunk)
+            yield named
+        finally:
+            uploads.close()

@@ -16,13 +16,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from drm.catalog import Catalog
+from drm.eligibility import CreatorRegistry
 from drm.ids import check_id
 from drm.keystore import ContentKey, KeyStore
 from packager.encrypt import SegmentKey
 from packager.errors import PointerSwitchUncertain
 from packager.publish import EpisodeLocation, PublishedEpisode, next_version, publish
 from packager.store import ObjectStore
-from pipeline.errors import MediaRejected
+from pipeline.errors import MediaOverLimit, MediaRejected
 from pipeline.ladder import plan_ladder
 from pipeline.playback import decode_segment
 from pipeline.transcode import DecodeDamage, TranscodeProgress, TranscodeResult, transcode
@@ -35,6 +36,7 @@ from pipeline.validate import (
     validate,
 )
 from server.config import Settings
+from server.publishing.admission import check_admission
 from server.publishing.garbage import collect_garbage
 from server.publishing.versions import EpisodeVersions
 
@@ -75,6 +77,7 @@ def ingest_episode(
     transcode_progress: Callable[[TranscodeProgress], None] | None = None,
     on_transcoded: Callable[[TranscodeResult], None] | None = None,
     versions: EpisodeVersions | None = None,
+    creators: CreatorRegistry | None = None,
 ) -> PublishedEpisode:
     """Publish `source` as the new live version of the episode and register it in the catalog.
 
@@ -84,13 +87,18 @@ def ingest_episode(
     `versions` allocates the version and guards the pointer switch, so concurrent ingests of one episode
     (other jobs, other service instances, the CLI) never share a prefix; None reads the store (one writer).
 
+    `creators`, when given, must still list the series' creator as eligible (check_admission).
+
     Raises MediaRejected (with the full report) for unacceptable media; UnknownSeries,
-    EpisodeLimitReached or InvalidField (duration) before any transcoding; TranscodeError,
+    EpisodeLimitReached, CreatorNotEligible, SeriesNotSellable or InvalidField (duration) before any
+    transcoding; TranscodeError,
     PublishError, StoreError or DrmError otherwise. Nothing is published unless everything succeeded.
     """
     check_id("series_id", series_id)
     check_id("episode_id", episode_id)
-    catalog.get_series(series_id)   # an unknown series fails fast, before judging the media
+    # every series rule again (the API checked them before queueing; the series may have filled up since),
+    # and before judging the media: an unknown series fails fast
+    check_admission(catalog, creators, series_id, episode_id)
     # no decode pass here: the transcode decodes every frame anyway, and check_decoded judges that
     report = validate(source, settings.rules, decode=False)
     if not report.is_acceptable:
@@ -126,9 +134,14 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
     renditions = plan_ladder(video.display_width, video.display_height, settings.ladder)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
-        encoded = transcode(source, renditions, work, settings.ladder,
-                            progress=(lambda done: progress("transcoding", done)) if progress else None,
-                            on_progress=transcode_progress, segment_format=settings.hls_segment_format)
+        try:
+            encoded = transcode(source, renditions, work, settings.ladder,
+                                progress=(lambda done: progress("transcoding", done)) if progress else None,
+                                on_progress=transcode_progress, segment_format=settings.hls_segment_format,
+                                frame_limits=settings.rules.frame_limits)
+        except MediaOverLimit as exc:   # this decode is the validation decode: a rejection, not a failure
+            raise MediaRejected(replace(report, issues=(
+                Issue(code=exc.code, message=exc.message, how_to_fix=exc.how_to_fix),))) from exc
         if on_transcoded:
             on_transcoded(encoded)
         for warning in encoded.quality_warnings:

@@ -14,8 +14,8 @@ from server.config import Settings
 from server.services import Services
 from tests.conftest import settings_for
 
-OPERATOR_TOKEN = "operator-" + "o" * 32
-WEBHOOK_SECRET = "webhook-" + "w" * 32
+OPERATOR_TOKEN = "operator-7f3Kq9ZtLw2Rb8Vx1Nc4"
+WEBHOOK_SECRET = "webhook-Hn5Yd0Pj6Ms3Ue9Gt2Fa"
 
 
 def catalog_settings(data_dir: Path, s3_store, **overrides: str) -> Settings:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from pipeline.synthetic import generate_clip
 
@@ -35,3 +38,60 @@ def looks_like_plain_ts(data: bytes) -> bool:
     """True when the MPEG-TS sync byte 0x47 sits at every 188-byte stride, i.e. the data is not encrypted."""
     strides = range(0, min(len(data), 188 * 20), 188)
     return len(data) >= 188 and all(data[i] == 0x47 for i in strides)
+
+
+def size_change_clip(directory: Path, name: str, *, first: tuple[int, int] = (320, 240), first_s: float = 35,
+                     then: tuple[int, int] = (8192, 8192), then_frames: int = 1, fps: int = 25) -> Path:
+    """An MP4 whose H.264 stream changes picture size mid-stream through an in-band SPS: `first_s` seconds
+    at `first`, then `then_frames` pictures at `then`. The container header and the first SPS say
+    `first`; only a decoder meets `then`. Made as two Annex-B bitstreams, concatenated, remuxed (cached)."""
+    path = directory / name
+    if path.exists():
+        return path
+    raw = _annex_b(*first, round(first_s * fps), fps) + _annex_b(*then, then_frames, fps)
+    with av.open(io.BytesIO(raw), format="h264") as source, av.open(str(path), "w") as target:
+        stream_in = source.streams.video[0]
+        stream_out = target.add_stream_from_template(stream_in)
+        index = 0
+        for packet in source.demux(stream_in):
+            if packet.size == 0:
+                continue
+            packet.stream = stream_out
+            packet.time_base = Fraction(1, fps)
+            packet.pts = packet.dts = index
+            packet.duration = 1
+            index += 1
+            target.mux(packet)
+    return path
+
+
+def _annex_b(width: int, height: int, frames: int, fps: int) -> bytes:
+    """`frames` pictures of a moving gradient at width x height as a raw H.264 (Annex B) bitstream."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        planes = np.zeros((height * 3 // 2, width), dtype=np.uint8)
+        planes[height:] = 128                                     # neutral chroma
+        ramp = (np.arange(width, dtype=np.uint16) % 256).astype(np.uint8)
+        for index in range(frames):
+            planes[:height] = np.roll(ramp, index * 4)[None, :]
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def truncated_mp4(directory: Path, name: str, source: Path, *, keep_fraction: float = 0.5) -> Path:
+    """The first `keep_fraction` of `source` (an MP4 written moov-last, as phones write them): an upload
+    cut off mid-transfer."""
+    path = directory / name
+    if not path.exists():
+        data = source.read_bytes()
+        assert data[4:8] == b"ftyp" and data.rfind(b"moov") > len(data) * keep_fraction, "moov must be at the end"
+        path.write_bytes(data[: int(len(data) * keep_fraction)])
+    return path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import uuid
 from dataclasses import replace
 
@@ -13,11 +12,10 @@ import pytest
 from packager.publish import EpisodeLocation, read_pointer
 from packager.store import ObjectStore
 from server.app import create_app
-from server.ingest.completion import SIGNATURE_HEADER, sign_webhook
 from server.services import Services
 from tests.conftest import settings_for
 from tests.server.edge.test_metrics import samples, value
-from tests.support.jobs import AUTH, INGEST_TOKEN, ingest_settings, wait_for_job
+from tests.support.jobs import AUTH, ingest_settings, verify_completion_webhook, wait_for_job
 
 SERIES = "s-ingest"
 
@@ -74,9 +72,7 @@ async def test_referenced_upload_ends_with_a_signed_webhook(api, short_clip, web
     finished = await wait_for_job(client, job["job_id"], until=lambda j: j["webhook"]["status"] is not None)
     assert finished["webhook"]["status"].startswith("delivered")
     headers, payload = received[-1]
-    timestamp = int(headers[SIGNATURE_HEADER].split(",")[0].removeprefix("t="))
-    assert headers[SIGNATURE_HEADER] == sign_webhook(INGEST_TOKEN, timestamp, payload)
-    event = json.loads(payload)
+    event = verify_completion_webhook(headers, payload)
     assert event["event"] == "job.failed" and event["job"]["job_id"] == job["job_id"]
     assert event["job"]["validation_report"]["reasons"][0]["code"] == "too_short"
     # recorded before the webhook went out

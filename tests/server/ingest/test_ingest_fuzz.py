@@ -36,7 +36,9 @@ def service(tmp_path_factory, s3_store):
     """(port, uploads bucket) of a running service, with one small object in its uploads bucket."""
     bucket = f"u-{uuid.uuid4().hex[:12]}"
     app_settings = ingest_settings(tmp_path_factory.mktemp("fuzz"), s3_store, series=("s1",), SERIES_UPLOADS_BUCKET=bucket,
-                                   SERIES_MAX_UPLOAD_BYTES="65536")
+                                   SERIES_MAX_UPLOAD_BYTES="65536",
+                                   # hostile input here, not guessing: bad tokens must not get the address throttled
+                                   SERIES_AUTH_FAILURES_BURST="1000000")
     services = Services.open(app_settings)
     services.store.ensure_bucket()
     with ObjectStore(replace(app_settings.store, bucket=bucket)) as uploads:

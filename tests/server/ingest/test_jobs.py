@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 
@@ -121,10 +122,13 @@ def test_job_settings_from_the_environment(tmp_path):
     assert Settings.from_env({"SERIES_DATA_DIR": str(tmp_path)}).jobs.ingest_token == local.jobs.ingest_token
     assert local.jobs.ingest_token not in repr(local)
     assert local.jobs.spool_dir == tmp_path / "uploads"
-    configured = Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_INGEST_TOKEN": "x" * 20,
-                                    "SERIES_INGEST_WORKERS": "2", "SERIES_JOB_WEBHOOK_SECRET": "w" * 20})
+    assert local.jobs.webhook_secret.startswith("whsec_")                 # its own, not the ingest token
+    assert local.jobs.webhook_secret != local.jobs.ingest_token
+    token, hook_secret = "Ingest-0123456789-abcdefghijk", "whsec_" + base64.b64encode(bytes(range(32))).decode()
+    configured = Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_INGEST_TOKEN": token,
+                                    "SERIES_INGEST_WORKERS": "2", "SERIES_JOB_WEBHOOK_SECRET": hook_secret})
     assert (configured.jobs.ingest_token, configured.jobs.workers, configured.jobs.webhook_secret) == (
-        "x" * 20, 2, "w" * 20)
+        token, 2, hook_secret)
     with pytest.raises(SettingsError, match="SERIES_INGEST_WORKERS"):
         Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_INGEST_WORKERS": "0"})
     with pytest.raises(SettingsError, match="SERIES_INGEST_TOKEN") as raised:

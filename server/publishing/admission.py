@@ -1,0 +1,50 @@
+"""check_admission(): whether a series may take an episode now, by every series rule.
+
+Called at the ingest API's boundary, before a job is queued (so an uploader hears 409 at once rather
+than from a failed job minutes later), and again by ingest_episode() itself before transcoding: the
+series may have filled up, or its creator lost eligibility, while the job waited. The count is only
+read here; reserve_episode() takes the slot atomically when the job runs.
+"""
+
+from __future__ import annotations
+
+from drm.catalog import MAX_EPISODES, Catalog, Series, check_currency, check_price
+from drm.eligibility import CreatorRegistry
+from drm.errors import EpisodeLimitReached, InvalidField, UnknownEpisode
+
+
+class SeriesNotSellable(Exception):
+    """The series' price no longer meets the catalog's rules (they changed since it was created)."""
+
+    code = "series_price_invalid"
+    http_status = 409
+
+    def __init__(self, series_id: str, detail: str) -> None:
+        super().__init__(f"series {series_id} cannot take episodes: its {detail}; the creator must set a valid "
+                         "price first (PATCH /v1/series/{series_id})")
+        self.series_id, self.detail = series_id, detail
+
+    def __reduce__(self):
+        return type(self), (self.series_id, self.detail)
+
+
+def check_admission(catalog: Catalog, creators: CreatorRegistry | None, series_id: str, episode_id: str) -> Series:
+    """The series, if it may take episode `episode_id` now. Raises UnknownSeries (404), CreatorNotEligible
+    (403: its creator is no longer eligible or approved), SeriesNotSellable (409) and EpisodeLimitReached
+    (409: a new episode beyond the 80th; a new version of an existing episode takes no slot)."""
+    series = catalog.get_series(series_id)
+    if creators is not None:
+        creators.require_may_publish(series.creator_id)
+    try:
+        check_price(series.price_cents)
+        check_currency(series.currency)
+    except InvalidField as exc:
+        raise SeriesNotSellable(series_id, str(exc)) from None
+    try:
+        catalog.get_episode(series_id, episode_id)
+        return series                   # a new version of an existing episode
+    except UnknownEpisode:
+        pass
+    if len(catalog.list_episodes(series_id, published_only=False)) >= MAX_EPISODES:
+        raise EpisodeLimitReached(series_id, MAX_EPISODES)
+    return series
