@@ -336,6 +336,18 @@ class EpisodeRecords:
         next_cursor = encode_cursor(listing, (series.order_version, items[-1].position)) if len(rows) > limit else None
         return Page(items, next_cursor)
 
+    def watchable_totals(self, series_ids: Sequence[str]) -> dict[str, tuple[int, float]]:
+        """series_id -> (episodes viewers may watch, their total seconds), in one query."""
+        if not series_ids:
+            return {}
+        rows = self._db.query(
+            "SELECT series_id, COUNT(*) AS episodes, SUM(duration_s) AS seconds FROM episodes WHERE series_id IN"
+            f" ({', '.join('?' * len(series_ids))}) AND deleted_at IS NULL{_WATCHABLE} GROUP BY series_id",
+            tuple(series_ids))
+        totals = {series_id: (0, 0.0) for series_id in series_ids}
+        totals.update((row["series_id"], (int(row["episodes"]), float(row["seconds"]))) for row in rows)
+        return totals
+
     def episode_facts(self, series_id: str, episode_id: str) -> EpisodeFacts:
         """What the key path needs to know of one episode, in one query (ORDINARY for one it does not know)."""
         row = self._db.query_one("SELECT is_free_preview, unpublished_at, deleted_at FROM episodes"
