@@ -19,6 +19,7 @@ from server.edge.security import EdgeHeaders
 from server.ingest import api as ingest_api
 from server.keys import endpoint as key_endpoint
 from server.playback import routes as playback
+from server.reference import page as reference
 from server.services import SERVICES, Services
 
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     key_endpoint.add_routes(app, settings)
     catalog.add_routes(app, settings)
     ingest_api.add_routes(app, settings)
+    reference.add_routes(app)
     return app
 
 
