@@ -42,21 +42,23 @@ class ReferenceAssetsMissing(Exception):
 class Assets:
     swagger_version: str | None      # None: not installed
     ours_version: str
+    swagger_dir: Path
 
     @classmethod
-    def find(cls, swagger_dir: Path = SWAGGER_UI) -> Assets:
+    def find(cls, swagger_dir: Path | None = None) -> Assets:
+        swagger_dir = swagger_dir or SWAGGER_UI
         ours = hashlib.sha256(b"".join((STATIC / name).read_bytes() for name in sorted(OUR_FILES))).hexdigest()[:12]
         try:
             version = json.loads((swagger_dir / "package.json").read_text())["version"]
         except (OSError, ValueError, KeyError):
             version = None
-        return cls(version, ours)
+        return cls(version, ours, swagger_dir)
 
     def file(self, version: str, name: str) -> tuple[Path, str] | None:
         """The file and its content type for an asset URL, or None."""
         if self.swagger_version is not None and version == f"swagger-ui-{self.swagger_version}" \
                 and name in SWAGGER_FILES:
-            return SWAGGER_UI / name, SWAGGER_FILES[name]
+            return self.swagger_dir / name, SWAGGER_FILES[name]
         if version == f"ours-{self.ours_version}" and name in OUR_FILES:
             return STATIC / name, OUR_FILES[name]
         return None
