@@ -221,3 +221,90 @@ class SchemaNotMigrated(DrmError):
 
     def __reduce__(self):
         return type(self), (self.where, self.found, self.wanted)
+
+
+class EpisodeUnpublished(DrmError):
+    """The creator unpublished the episode: its keys go only to the operator's test viewers."""
+
+    code = "episode_unpublished"
+
+    def __init__(self, series_id: str, episode_id: str) -> None:
+        super().__init__(f"episode {episode_id} of series {series_id} is unpublished by its creator; "
+                         "it cannot be played until it is published again")
+        self.series_id, self.episode_id = series_id, episode_id
+
+    def __reduce__(self):
+        return type(self), (self.series_id, self.episode_id)
+
+
+class EpisodeDeleted(DrmError):
+    """The episode was deleted; its files and keys are removed after the grace period, then its id is free."""
+
+    code = "episode_deleted"
+
+    def __init__(self, series_id: str, episode_id: str) -> None:
+        super().__init__(f"episode {episode_id} of series {series_id} was deleted; its id can be used again once "
+                         "`series gc` has removed its files (after SERIES_GC_GRACE_S), or choose another id")
+        self.series_id, self.episode_id = series_id, episode_id
+
+    def __reduce__(self):
+        return type(self), (self.series_id, self.episode_id)
+
+
+class EpisodeExists(DrmError):
+    code = "episode_exists"
+
+    def __init__(self, series_id: str, episode_id: str) -> None:
+        super().__init__(f"series {series_id} already has an episode {episode_id}; choose another id or update it")
+        self.series_id, self.episode_id = series_id, episode_id
+
+    def __reduce__(self):
+        return type(self), (self.series_id, self.episode_id)
+
+
+class SeriesStateConflict(DrmError):
+    """A change the series' status does not allow: publishing an archived series, deleting one with
+    buyers, adding episodes to an archived one. The message says what to do instead."""
+
+    code = "series_state_conflict"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code     # series_archived, series_has_buyers
+
+    def __reduce__(self):
+        return type(self), (self.code, str(self))
+
+
+class InvalidCursor(DrmError):
+    """A page cursor that is malformed, from another listing, or outdated by a reorder."""
+
+    code = "invalid_cursor"
+
+
+class IdempotencyKeyReused(DrmError):
+    """The Idempotency-Key was used before with a different request (IETF draft: 422)."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key {key[:80]!r} was already used for a different request; "
+                         "use a new key for a new request")
+        self.key = key
+
+    def __reduce__(self):
+        return type(self), (self.key,)
+
+
+class IdempotencyKeyInFlight(DrmError):
+    """A request with this Idempotency-Key is still being processed (IETF draft: 409)."""
+
+    code = "idempotency_key_in_flight"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"a request with Idempotency-Key {key[:80]!r} is still being processed; "
+                         "retry in a moment to get its answer")
+        self.key = key
+
+    def __reduce__(self):
+        return type(self), (self.key,)

@@ -153,6 +153,65 @@ MIGRATIONS: tuple[Migration, ...] = (
                 FOR EACH ROW EXECUTE FUNCTION entitlement_changes_notify();
         """,
     ),
+    Migration(
+        version=4,
+        summary="the catalog as an API: series status and descriptions, episode positions, titles and status, "
+                "viewers' progress, idempotency keys",
+        # Positions are written through negative values (see drm/episode_order.py) so the unique index
+        # holds at every statement on SQLite, which checks it row by row. Existing episodes are numbered
+        # in the order they were added, as they were listed.
+        script="""
+            ALTER TABLE series ADD COLUMN description {text} NOT NULL DEFAULT '';
+            ALTER TABLE series ADD COLUMN status {text} NOT NULL DEFAULT 'published';
+            ALTER TABLE series ADD COLUMN cover_episode_id {text} NULL;
+            ALTER TABLE series ADD COLUMN published_at {real} NULL;
+            ALTER TABLE series ADD COLUMN deleted_at {real} NULL;
+            ALTER TABLE series ADD COLUMN order_version INTEGER NOT NULL DEFAULT 0;
+            UPDATE series SET published_at = created_at;
+            CREATE INDEX series_creator_page ON series (creator_id, created_at, series_id);
+            CREATE INDEX series_status_page ON series (status, created_at, series_id);
+            ALTER TABLE episodes ADD COLUMN position INTEGER NULL;
+            ALTER TABLE episodes ADD COLUMN title {text} NOT NULL DEFAULT '';
+            ALTER TABLE episodes ADD COLUMN description {text} NOT NULL DEFAULT '';
+            ALTER TABLE episodes ADD COLUMN renditions {text} NOT NULL DEFAULT '[]';
+            ALTER TABLE episodes ADD COLUMN ready_at {real} NULL;
+            ALTER TABLE episodes ADD COLUMN unpublished_at {real} NULL;
+            ALTER TABLE episodes ADD COLUMN deleted_at {real} NULL;
+            ALTER TABLE episodes ADD COLUMN job_id {text} NULL;
+            ALTER TABLE episodes ADD COLUMN stage {text} NULL;
+            ALTER TABLE episodes ADD COLUMN stage_percent {real} NOT NULL DEFAULT 0;
+            ALTER TABLE episodes ADD COLUMN error {text} NULL;
+            UPDATE episodes SET ready_at = updated_at WHERE published_version IS NOT NULL;
+            UPDATE episodes SET title = 'Episode ' || episode_id;
+            UPDATE episodes SET position = (
+                SELECT COUNT(*) FROM episodes other WHERE other.series_id = episodes.series_id
+                AND (other.created_at < episodes.created_at
+                     OR (other.created_at = episodes.created_at AND other.episode_id <= episodes.episode_id)));
+            CREATE UNIQUE INDEX episodes_position ON episodes (series_id, position);
+            CREATE INDEX episodes_job ON episodes (job_id);
+            CREATE TABLE viewer_progress (
+                viewer_id   {text} NOT NULL,
+                series_id   {text} NOT NULL,
+                episode_id  {text} NOT NULL,
+                position_s  {real} NOT NULL,
+                completed   INTEGER NOT NULL DEFAULT 0,
+                updated_at  {real} NOT NULL,
+                PRIMARY KEY (viewer_id, series_id, episode_id)
+            );
+            CREATE TABLE idempotency_keys (
+                scope           {text} NOT NULL,
+                idempotency_key {text} NOT NULL,
+                fingerprint     {text} NOT NULL,
+                status          INTEGER NULL,
+                headers         {text} NOT NULL DEFAULT '{{}}',
+                body            {blob} NULL,
+                locked_until    {real} NOT NULL,
+                expires_at      {real} NOT NULL,
+                PRIMARY KEY (scope, idempotency_key)
+            );
+            CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at)
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 NOTIFY_CHANNEL = "entitlements"     # payload "viewer_id/series_id"; ids cannot contain "/"

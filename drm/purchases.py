@@ -5,7 +5,9 @@ The payment system signs ``timestamp + "." + body`` with HMAC-SHA256 under a sha
 so the secret can rotate). A signature older or newer than the tolerance is refused, so a captured
 request cannot be replayed later; within the window, a replay is harmless because every event is
 idempotent on (payment id, event type). A refunded or charged-back payment never grants again.
-A payment for less than the series' price, or in another currency, is recorded but grants nothing.
+A payment for less than the series' price, or in another currency, or for a series that is not for sale
+(a draft, unpublished, archived or deleted), is recorded but grants nothing; buyers of a series keep it
+whatever happens to it later, and a new price applies to purchases made after the change.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import Catalog, Series, check_currency
+from .catalog import Catalog, Series, check_currency, series_lock
 from .database import Database
 from .entitlements import Entitlement, EntitlementStore, pair_lock
-from .errors import InvalidField, WebhookRejected
+from .errors import InvalidField, UnknownSeries, WebhookRejected
 from .ids import field_id
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,8 @@ EVENT_TYPES = (PURCHASE, REFUND, CHARGEBACK)
 _REVOKED_STATUS = {REFUND: "refunded", CHARGEBACK: "charged_back"}
 # why a genuine purchase grants nothing: code -> the payment's recorded status
 BELOW_PRICE, WRONG_CURRENCY = "payment_below_price", "payment_currency_mismatch"
-_REFUSED_STATUS = {BELOW_PRICE: "underpaid", WRONG_CURRENCY: "wrong_currency"}
+NOT_FOR_SALE = "series_not_for_sale"
+_REFUSED_STATUS = {BELOW_PRICE: "underpaid", WRONG_CURRENCY: "wrong_currency", NOT_FOR_SALE: "not_for_sale"}
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -159,11 +162,11 @@ class PaymentProcessor:
         at several instances at once, so the outcome is that of some order of delivery.
         A purchase that does not pay the series' current price in its currency is recorded (status
         underpaid / wrong_currency) and refused: result "refused" with a code, no entitlement.
+        So is a purchase of a series that is not for sale (code series_not_for_sale: a draft, unpublished,
+        archived or deleted series); its buyers keep it.
         Raises UnknownSeries for a purchase of a series the catalog does not have.
         """
         refusal = None
-        if event.event_type == PURCHASE:
-            refusal = _price_refusal(event, self._catalog.get_series(event.series_id))
         now = self._clock()
         changed_entitlement = False
         with self._db.transaction() as tx:
@@ -184,6 +187,13 @@ class PaymentProcessor:
             if payment is not None and (payment["viewer_id"], payment["series_id"]) != (event.viewer_id, event.series_id):
                 raise InvalidField("data.payment_id", f"payment {event.payment_id} belongs to another viewer or series")
             if event.event_type == PURCHASE:
+                # under the series' lock, which deleting a series takes too: no purchase lands on a series
+                # deleted meanwhile, and the price and status judged are the ones committed now
+                tx.lock(series_lock(event.series_id))
+                series = self._catalog.series_within(tx, event.series_id)
+                if series is None:
+                    raise UnknownSeries(event.series_id)
+                refusal = _sale_refusal(event, series)
                 status = payment["status"] if payment is not None else "paid"
                 if payment is not None and payment["status"] != "paid":
                     outcome = Outcome(result="ignored", entitlement=None,
@@ -235,8 +245,11 @@ class PaymentProcessor:
         return outcome
 
 
-def _price_refusal(event: PaymentEvent, series: Series) -> tuple[str, str] | None:
-    """(code, detail) when `event` does not pay for `series` at its current price, else None."""
+def _sale_refusal(event: PaymentEvent, series: Series) -> tuple[str, str] | None:
+    """(code, detail) when `event` does not buy `series`: not for sale, or not at its current price; else None."""
+    if not series.is_for_sale:
+        return NOT_FOR_SALE, (f"series {series.series_id} is not for sale (it is {series.status}); payment "
+                              f"{event.payment_id} grants nothing and should be refunded")
     if event.currency != series.currency:
         return WRONG_CURRENCY, (f"payment {event.payment_id} is in {event.currency}; series {series.series_id} "
                                 f"is sold in {series.currency}")

@@ -70,3 +70,12 @@ def delete_versions(store: ObjectStore, plan: RetentionPlan) -> int:
         log.info("collected %s v%d: %d objects", plan.location.prefix, version, count)
         deleted += count
     return deleted
+
+
+def delete_episode(store: ObjectStore, location: EpisodeLocation) -> int:
+    """Delete every object of a deleted episode: its pointer first (from then on nothing of it is served),
+    then every version. The number of objects deleted. Raises StoreError (a retry finishes the job)."""
+    deleted = store.delete_prefix(location.pointer_key)
+    deleted += store.delete_prefix(location.prefix + "/")
+    log.info("removed deleted episode %s: %d objects", location.prefix, deleted)
+    return deleted

@@ -11,10 +11,11 @@
     publishing/  one file to a live episode version: validate → transcode → keys → encrypt → publish; gc
     ingest/      the hand-off API, upload spool, jobs and their store, the runner (where a job is retried),
                  worker processes, completion webhooks
+    reference/   the OpenAPI 3.1 description (/openapi.json) and its readable reference page (/docs)
     cli/         `series …`: one module per group of commands
     app.py       create_app(): composes the rooms into the service
 
 Rooms import downwards only (tests/test_layering.py): config → local; edge → config, services; keys and
-playback → edge; catalog → edge, playback; publishing → config; ingest → edge, publishing; cli and app →
+playback → edge; catalog → edge, playback; publishing → config; ingest → edge, publishing; reference → edge; cli and app →
 any room. Nothing imports cli.
 """

@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.catalog import api as catalog_api
-from server.catalog import operator_api, payment_webhook
+from server.catalog import routes as catalog
 from server.config import Settings
 from server.edge import health, metrics
 from server.edge.accesslog import access_log_options
@@ -20,6 +19,7 @@ from server.edge.security import EdgeHeaders
 from server.ingest import api as ingest_api
 from server.keys import endpoint as key_endpoint
 from server.playback import routes as playback
+from server.reference import page as reference
 from server.services import SERVICES, Services
 
 
@@ -35,9 +35,9 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     health.add_routes(app, settings)
     playback.add_routes(app)
     key_endpoint.add_routes(app, settings)
-    for room in (catalog_api, operator_api, payment_webhook):
-        app.router.add_routes(room.routes)
+    catalog.add_routes(app, settings)
     ingest_api.add_routes(app, settings)
+    reference.add_routes(app)
     return app
 
 

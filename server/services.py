@@ -11,7 +11,9 @@ from drm.database import Database
 from drm.eligibility import CreatorRegistry
 from drm.engines import open_database
 from drm.entitlements import EntitlementCache, EntitlementStore
+from drm.idempotency import IdempotencyStore
 from drm.keystore import KeyStore
+from drm.library import Library
 from drm.purchases import PaymentProcessor
 from drm.tokens import TokenSigner
 from packager.store import ObjectStore
@@ -30,6 +32,8 @@ class Services:
     creators: CreatorRegistry
     payments: PaymentProcessor
     entitlement_cache: EntitlementCache      # the key path's view of entitlements (<= 5 s stale)
+    idempotency: IdempotencyStore            # the catalog API's Idempotency-Keys, shared by every instance
+    library: Library                         # what viewers hold, and where they stopped watching
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -49,6 +53,8 @@ class Services:
             creators=CreatorRegistry(db),
             payments=PaymentProcessor(db, entitlements, catalog),
             entitlement_cache=EntitlementCache(entitlements, settings.entitlement_cache_ttl_s),
+            idempotency=IdempotencyStore(db, ttl_s=settings.catalog.idempotency_ttl_s),
+            library=Library(db),
         )
 
     def close(self) -> None:

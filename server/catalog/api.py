@@ -1,7 +1,7 @@
-"""The catalog API for creators (eligibility, series, episode flags) and viewers (what I own, playback).
+"""The catalog API for creators (eligibility) and viewers (what I own, playback tokens); series and
+episodes are in series_api.py and episodes_api.py, a viewer's library and progress in viewer_api.py.
 
-Episodes enter through ingest (CLI or the ingest hand-off); here creators manage what surrounds
-them. Every handler checks who calls (server/edge/auth.py), validates each field, and runs the blocking
+Every handler checks who calls (server/edge/auth.py), validates each field, and runs the blocking
 drm calls off the event loop.
 """
 
@@ -14,12 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
-from drm.catalog import Episode, Series
+from drm.catalog import Series
 from drm.eligibility import CreatorProfile, evaluate
-from drm.errors import InvalidField, NotEntitled, NotSeriesOwner, UnknownEpisode
+from drm.errors import EpisodeUnpublished, NotEntitled, UnknownEpisode
 from drm.ids import check_id
 from server.edge.auth import is_operator, require_account
 from server.edge.bodies import read_object
+from server.catalog.idempotency import idempotent
 from server.playback.playlists import master_url
 from server.services import SERVICES, Services
 
@@ -27,19 +28,20 @@ routes = web.RouteTableDef()
 
 
 def create_series(services: Services, *, creator_id: str, series_id: str, title: Any, price_cents: Any,
-                  currency: Any) -> Series:
-    """Create a series for an eligible (or approved) creator; CreatorNotEligible otherwise.
-
-    Shared by the HTTP API and the CLI so both enforce the eligibility rule.
+                  currency: Any, description: Any = "", status: Any = "published") -> Series:
+    """Create a series (published, or a draft) for an eligible (or approved) creator; CreatorNotEligible
+    otherwise. Shared by the HTTP API and the CLI so both enforce the eligibility rule.
     """
     services.creators.require_may_publish(creator_id)
     return services.catalog.create_series(series_id=series_id, creator_id=creator_id, title=title,
-                                          price_cents=price_cents, currency=currency)
+                                          price_cents=price_cents, currency=currency, description=description,
+                                          status=status)
 
 
 # -- creators --------------------------------------------------------------------------------------
 
 @routes.post("/v1/creators/{creator_id}/eligibility")
+@idempotent
 async def check_eligibility(request: web.Request) -> web.Response:
     """Judge profile facts. From the operator (the account platform's facts) the verdict is
     recorded and decides whether the creator may publish; from the creator it is a dry run."""
@@ -72,6 +74,7 @@ async def eligibility_status(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/creators/{creator_id}/application")
+@idempotent
 async def apply(request: web.Request) -> web.Response:
     """Below 10,000 followers with everything else met: apply with a link to premium content sold elsewhere."""
     services = request.app[SERVICES]
@@ -81,62 +84,6 @@ async def apply(request: web.Request) -> web.Response:
     status = await asyncio.to_thread(services.creators.apply, creator_id, data["premium_content_url"])
     return web.json_response(status.as_json(), status=202)
 
-
-@routes.post("/v1/series")
-async def post_series(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    creator = require_account(request, services, "creator")
-    data = await read_object(request, required={"series_id", "title", "price_cents", "currency"})
-    series = await asyncio.to_thread(create_series, services, creator_id=creator.subject, **data)
-    return web.json_response(_series_json(series), status=201)
-
-
-@routes.patch("/v1/series/{series_id}")
-async def update_series(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    series_id = request.match_info["series_id"]
-    await _require_owner(request, services, series_id)
-    data = await read_object(request, optional={"title", "price_cents", "currency"})
-    for name, value in data.items():
-        if value is None:
-            raise InvalidField(name, "may not be null; leave the field out to keep it")
-    series = await asyncio.to_thread(services.catalog.update_series, series_id, **data)
-    return web.json_response(_series_json(series))
-
-
-@routes.patch("/v1/series/{series_id}/episodes/{episode_id}")
-async def update_episode(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    series_id, episode_id = request.match_info["series_id"], request.match_info["episode_id"]
-    await _require_owner(request, services, series_id)
-    data = await read_object(request, required={"is_free_preview"})
-    episode = await asyncio.to_thread(services.catalog.set_free_preview, series_id, episode_id,
-                                      data["is_free_preview"])
-    return web.json_response(dataclasses.asdict(episode))
-
-
-async def _require_owner(request: web.Request, services: Services, series_id: str) -> None:
-    creator = require_account(request, services, "creator")
-    series = await asyncio.to_thread(services.catalog.get_series, series_id)
-    if series.creator_id != creator.subject:
-        raise NotSeriesOwner(creator.subject, series_id)
-
-# -- anyone ----------------------------------------------------------------------------------------
-
-@routes.get("/v1/series/{series_id}")
-async def get_series(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    series_id = request.match_info["series_id"]
-    series = await asyncio.to_thread(services.catalog.get_series, series_id)
-    episodes = await asyncio.to_thread(services.catalog.list_episodes, series_id)
-    return web.json_response({**_series_json(series), "episodes": [_episode_json(e) for e in episodes]})
-
-
-@routes.get("/v1/series/{series_id}/episodes")
-async def list_episodes(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    episodes = await asyncio.to_thread(services.catalog.list_episodes, request.match_info["series_id"])
-    return web.json_response({"episodes": [_episode_json(e) for e in episodes]})
 
 # -- viewers ---------------------------------------------------------------------------------------
 
@@ -157,6 +104,8 @@ async def playback(request: web.Request) -> web.Response:
     episode = await asyncio.to_thread(services.catalog.get_episode, series_id, episode_id)
     if not episode.is_published:
         raise UnknownEpisode(series_id, episode_id)
+    if episode.unpublished_at is not None and viewer.subject not in services.settings.catalog.test_viewer_ids:
+        raise EpisodeUnpublished(series_id, episode_id)
     if episode.is_free_preview:
         access = "free_preview"
     elif await asyncio.to_thread(services.entitlements.is_entitled, viewer.subject, series_id):
@@ -169,12 +118,3 @@ async def playback(request: web.Request) -> web.Response:
         "access": access, "token": token, "expires_at": grant.expires_at,
         "master_url": master_url(services.settings.public_url, series_id, episode_id, token),
     }, headers={"Cache-Control": "no-store"})
-
-def _series_json(series: Series) -> dict[str, Any]:
-    return dataclasses.asdict(series)
-
-
-def _episode_json(episode: Episode) -> dict[str, Any]:
-    return {"episode_id": episode.episode_id, "duration_s": episode.duration_s,
-            "is_free_preview": episode.is_free_preview, "version": episode.published_version}
-

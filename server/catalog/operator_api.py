@@ -15,6 +15,7 @@ from aiohttp import web
 from drm.eligibility import PENDING
 from drm.errors import InvalidField
 from drm.ids import check_id, field_id
+from server.catalog.idempotency import idempotent
 from server.edge.auth import require_operator
 from server.edge.bodies import read_object
 from server.services import SERVICES
@@ -35,6 +36,7 @@ async def issue_account_token(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/operator/entitlements")
+@idempotent
 async def grant(request: web.Request) -> web.Response:
     """A comp or gift (purchases come from the payment webhook)."""
     services = request.app[SERVICES]
@@ -51,6 +53,7 @@ async def grant(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/operator/entitlements/revoke")
+@idempotent
 async def revoke(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     actor = require_operator(request, services)
@@ -85,6 +88,7 @@ async def applications(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/operator/creators/{creator_id}/decision")
+@idempotent
 async def decide(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     actor = require_operator(request, services)

@@ -60,6 +60,7 @@ def cmd_demo(args, settings: Settings) -> int:
                                        services.tokens.mint(DEMO_VIEWER, DEMO_SERIES)),
             "unentitled_url": master_url(settings.public_url, DEMO_SERIES, DEMO_EPISODE,
                                          services.tokens.mint(DEMO_GUEST, DEMO_SERIES)),
+            "api_reference_url": f"{settings.public_url}/docs",
         }
 
         def announce() -> None:
@@ -69,7 +70,8 @@ def cmd_demo(args, settings: Settings) -> int:
                 print(f"Serving on {settings.public_url} — Ctrl+C stops everything this demo started.\n"
                       f"  {DEMO_VIEWER} (bought the series): {urls['entitled_url']}\n"
                       f"  {DEMO_GUEST} (did not buy, key refused): {urls['unentitled_url']}\n"
-                      f"Try: ffmpeg -i \"{urls['entitled_url']}\" -f null -", flush=True)
+                      f"Try: ffmpeg -i \"{urls['entitled_url']}\" -f null -\n"
+                      f"API reference: {urls['api_reference_url']}", flush=True)
 
         asyncio.run(serve_until_signalled(settings, services, on_ready=announce))
     return EXIT_OK

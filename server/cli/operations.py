@@ -10,7 +10,7 @@ from server.config import Settings
 from server.ingest.job_store import JobStore
 from server.ingest.jobs import STATES
 from server.ingest.spool import sweep_spool
-from server.publishing.garbage import collect_garbage
+from server.publishing.garbage import collect_deleted, collect_garbage
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -22,7 +22,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     jobs.set_defaults(handler=cmd_jobs)
 
     gc_help = ("delete superseded and orphaned episode versions and their keys (the live version, and the "
-               "previous one for SERIES_GC_GRACE_S, stay), and spooled uploads of jobs that failed more than "
+               "previous one for SERIES_GC_GRACE_S, stay), everything of episodes and series deleted more than "
+               "SERIES_GC_GRACE_S ago, and spooled uploads of jobs that failed more than "
                "SERIES_FAILED_UPLOAD_RETENTION_S ago or that no job names (never a queued or running job's)")
     gc = commands.add_parser("gc", help=gc_help, description=gc_help)
     gc.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
@@ -58,6 +59,8 @@ def cmd_gc(args, settings: Settings) -> int:
     with running_services(settings) as services:
         collected = collect_garbage(services.store, services.keystore, grace_s=settings.gc_grace_s,
                                     dry_run=args.dry_run)
+        removed, removed_series = collect_deleted(services.store, services.keystore, services.catalog,
+                                                  grace_s=settings.gc_grace_s, dry_run=args.dry_run)
         uploads = sweep_spool(JobStore(services.db), settings.jobs.spool_dir,
                               retention_s=settings.jobs.failed_upload_retention_s, dry_run=args.dry_run)
     rows = [{"series": c.plan.location.series_id, "episode": c.plan.location.episode_id,
@@ -65,12 +68,22 @@ def cmd_gc(args, settings: Settings) -> int:
              "objects_deleted": c.objects_deleted, "keys_deleted": c.keys_deleted} for c in collected]
     if args.json:
         print(json.dumps({"dry_run": args.dry_run, "episodes": rows,
+                          "deleted_episodes": [{"series": r.location.series_id, "episode": r.location.episode_id,
+                                                "objects_deleted": r.objects_deleted, "keys_deleted": r.keys_deleted}
+                                               for r in removed],
+                          "deleted_series": removed_series,
                           "uploads": [upload.as_dict() for upload in uploads]}))
         return EXIT_OK
     verb = "would delete" if args.dry_run else "deleted"
     for upload in uploads:
         print(f"spooled upload {upload.path} ({upload.reason.replace('_', ' ')}"
               f"{' ' + upload.job_id if upload.job_id else ''}, {upload.size_bytes} bytes): {verb}")
+    for episode in removed:
+        done = "" if args.dry_run else f" ({episode.objects_deleted} objects, {episode.keys_deleted} keys)"
+        print(f"series {episode.location.series_id} episode {episode.location.episode_id}: deleted by its creator, "
+              f"{verb} everything{done}")
+    for series_id in removed_series:
+        print(f"series {series_id}: deleted by its creator, forgotten")
     for row in rows:
         versions = ", ".join(f"v{v}" for v in row["delete"]) or "nothing"
         done = "" if args.dry_run or not row["delete"] else \

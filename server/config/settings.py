@@ -20,6 +20,7 @@ from pipeline.ladder import LadderSettings
 from pipeline.validate import ValidationRules
 from drm.errors import InvalidId
 from drm.ids import check_id
+from server.config.catalog import CatalogSettings
 from server.config.credentials import (
     check_bearer_secret,
     check_distinct,
@@ -70,6 +71,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     metrics_token: Secret | None = None         # Bearer secret for /metrics; None: loopback scrapers only
     auth_failures: AuthFailureSettings = field(default_factory=AuthFailureSettings)
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)   # the catalog API's own
 
     @property
     def work_dir(self) -> Path:
@@ -139,6 +141,7 @@ class Settings:
             http=_http(env),
             metrics_token=metrics_token,
             auth_failures=_auth_failures(env),
+            catalog=_catalog_api(env),
         )
 
 
@@ -190,6 +193,26 @@ def _catalog_settings(env: Environment, generated: dict) -> dict:
     if not 1 <= tolerance_s <= 3600:
         raise SettingsError(f"{PREFIX}WEBHOOK_TOLERANCE_S has value {tolerance_s!r}; expected 1 to 3600 seconds")
     return {**tokens, "entitlement_cache_ttl_s": ttl_s, "webhook_tolerance_s": tolerance_s}
+
+
+def _catalog_api(env: Environment) -> CatalogSettings:
+    """The operator's test viewers (ids, comma-separated), idempotency retention, progress report rate."""
+    viewers = []
+    for item in (part.strip() for part in env.str("TEST_VIEWER_IDS", "").split(",")):
+        if item and not _is_id(item):
+            raise SettingsError(f"{PREFIX}TEST_VIEWER_IDS has entry {item[:40]!r}; viewer ids are a letter or digit, "
+                                "then letters, digits, '-' or '_'")
+        if item:
+            viewers.append(item)
+    default = CatalogSettings()
+    ttl_s = env.float("IDEMPOTENCY_TTL_S", default.idempotency_ttl_s, minimum=60.0)
+    per_s = env.float("PROGRESS_PER_S", default.progress_per_s)
+    burst = env.int("PROGRESS_BURST", default.progress_burst)
+    if not per_s > 0 or burst < 1:
+        raise SettingsError(f"{PREFIX}PROGRESS_PER_S and {PREFIX}PROGRESS_BURST must be positive "
+                            f"(got {per_s!r} and {burst!r})")
+    return CatalogSettings(test_viewer_ids=frozenset(viewers), idempotency_ttl_s=ttl_s, progress_per_s=per_s,
+                           progress_burst=burst)
 
 
 def _job_settings(env: Environment, data_dir: Path, generated: dict, max_upload_bytes: int) -> JobSettings:

@@ -36,8 +36,14 @@ class MalformedBody(Exception):
     http_status = 400
 
 
+READ_BODY = web.RequestKey("read_body", bytes)    # a body already read (to fingerprint it): read once
+
+
 async def read_bytes(request: web.Request, limit: int = MAX_JSON_BYTES) -> bytes:
-    """The whole body, refusing (BodyTooLarge) as soon as it passes ``limit`` bytes, chunked or not."""
+    """The whole body, refusing (BodyTooLarge) as soon as it passes ``limit`` bytes, chunked or not.
+    Read once per request: a second call returns what the first read."""
+    if READ_BODY in request:
+        return request[READ_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(limit)
     body = bytearray()
@@ -45,7 +51,8 @@ async def read_bytes(request: web.Request, limit: int = MAX_JSON_BYTES) -> bytes
         body += chunk
         if len(body) > limit:
             raise BodyTooLarge(limit)
-    return bytes(body)
+    request[READ_BODY] = bytes(body)
+    return request[READ_BODY]
 
 
 def parse_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:

@@ -35,6 +35,13 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     drm_errors.SeriesExists: 409,
     drm_errors.EpisodeLimitReached: 409,
     drm_errors.ApplicationRefused: 409,
+    drm_errors.EpisodeUnpublished: 403,    # a key of an episode its creator unpublished
+    drm_errors.EpisodeDeleted: 410,        # gone: its keys, and its id until gc removes its files
+    drm_errors.EpisodeExists: 409,
+    drm_errors.SeriesStateConflict: 409,   # series_archived, series_has_buyers
+    drm_errors.InvalidCursor: 400,
+    drm_errors.IdempotencyKeyReused: 422,  # the IETF Idempotency-Key draft's answers
+    drm_errors.IdempotencyKeyInFlight: 409,
 }
 RETRY_AFTER_S = "2"             # on 503: the store or database is expected back soon
 

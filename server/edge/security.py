@@ -12,8 +12,8 @@ from multidict import CIMultiDict
 from server.config.http import HttpSettings, IpNetwork
 from server.edge.problems import problem
 
-# players GET and HEAD; viewer and creator apps also POST and PATCH the catalog API
-CORS_ALLOWED_METHODS = ("GET", "HEAD", "POST", "PATCH")
+# players GET and HEAD; viewer and creator apps also POST, PATCH, PUT and DELETE in the catalog API
+CORS_ALLOWED_METHODS = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
 CORS_METHODS = ", ".join(CORS_ALLOWED_METHODS + ("OPTIONS",))
 CORS_REQUEST_HEADERS = "Authorization, Range, Content-Type, Idempotency-Key"
 CORS_EXPOSED_HEADERS = "Retry-After, Content-Length, Content-Range"

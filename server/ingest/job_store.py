@@ -9,6 +9,11 @@ gets the runner's `owner_id` and a lease the runner renews while it lives. Recov
 jobs whose lease ran out (their instance died), never another live instance's work; and a job is
 not claimed while another job of the same episode is held, so re-ingests of one episode run one
 after the other, in submission order, whichever instance took them.
+
+Every change of a job's state is mirrored, in the same transaction, onto its episode in the catalog
+(drm's record_stage_within): the catalog API shows an episode's status (processing with stage and
+percent, errored with reasons) without reading this table, and the two never disagree. A job is
+created together with its episode (register_upload_within), so the 80-episode limit holds at once.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from drm.database import Database
+from drm.catalog import SqlCatalog
+from drm.database import Database, Transaction
+from drm.errors import UnknownSeries
 from drm.engines import open_database
 from server.ingest.jobs import (
     FAILED,
@@ -77,6 +84,7 @@ class JobStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._catalog = SqlCatalog(db)      # only to mirror job states onto episodes (see the docstring)
         with self._translated(), db.transaction() as conn:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -100,7 +108,8 @@ class JobStore:
         """Insert a queued job, or return the one this Idempotency-Key already made: (job, created).
 
         Raises IdempotencyConflict when the key was used for a different request, JobStoreUnavailable
-        when the database is locked or full.
+        when the database is locked or full, and the catalog's refusals of a new episode (UnknownSeries,
+        EpisodeLimitReached, EpisodeDeleted, SeriesStateConflict): then nothing is recorded.
         """
         job_id = job_id or new_job_id()
         now = time.time()
@@ -120,6 +129,12 @@ class JobStore:
                  request.source_key, request.spool_path, request.size_bytes, request.idempotency_key,
                  request.fingerprint, request.webhook_url, now, now),
             )
+            try:
+                self._catalog.register_upload_within(conn, request.series_id, request.episode_id, job_id)
+            except UnknownSeries:
+                # refused before writing anything: the API checks the series first (a 404), and a job for a
+                # series the catalog does not know fails when it runs, as it always has
+                pass
         return self.get(job_id), True
 
     def get(self, job_id: str) -> Job:
@@ -208,10 +223,12 @@ class JobStore:
         if state not in RUNNING_STATES:
             raise ValueError(f"advance() takes a running state, not {state!r}")
         now = time.time()
+        fraction = max(0.0, min(1.0, fraction))
         return self._update_owned(
             job_id, attempt, owner,
             "state = ?, stage_fraction = ?, updated_at = ?, started_at = COALESCE(started_at, ?)",
-            (state, max(0.0, min(1.0, fraction)), now, now),
+            (state, fraction, now, now),
+            mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, state, fraction * 100),
         )
 
     def finish_published(self, job_id: str, attempt: int, version: int, *, owner: str | None = None) -> bool:
@@ -221,6 +238,7 @@ class JobStore:
             "state = ?, stage_fraction = 1, version = ?, error_code = NULL, error_message = NULL,"
             " updated_at = ?, finished_at = ?, owner_id = NULL, lease_expires_at = NULL",
             (PUBLISHED, version, now, now),
+            mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, "published"),
         )
 
     def fail(self, job_id: str, attempt: int, code: str, message: str, report: dict | None = None, *,
@@ -231,6 +249,8 @@ class JobStore:
             "state = ?, error_code = ?, error_message = ?, report = ?, updated_at = ?, finished_at = ?,"
             " owner_id = NULL, lease_expires_at = NULL",
             (FAILED, code, message, json.dumps(report) if report is not None else None, now, now),
+            mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, "failed",
+                                                                error=episode_error(code, message, report)),
         )
 
     def requeue_after_failure(self, job_id: str, attempt: int, code: str, message: str, *,
@@ -243,6 +263,7 @@ class JobStore:
             "state = ?, stage_fraction = 0, attempt = attempt + 1, error_code = ?, error_message = ?, updated_at = ?,"
             " lease_expires_at = CASE WHEN owner_id IS NULL THEN NULL ELSE MAX(lease_expires_at, ?) END",
             (QUEUED, code, message, time.time(), time.time() + hold_s),
+            mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, QUEUED),
         )
 
     def set_webhook_status(self, job_id: str, status: str) -> None:
@@ -273,20 +294,22 @@ class JobStore:
                     conn.execute("UPDATE ingest_jobs SET state = ?, stage_fraction = 0, attempt = attempt + 1,"
                                  " owner_id = NULL, lease_expires_at = NULL, updated_at = ? WHERE job_id = ?",
                                  (QUEUED, now, job.job_id))
+                    self._catalog.record_stage_within(conn, job.job_id, QUEUED)
                     requeued.append(job.job_id)
                 else:
+                    message = (f"the service stopped while the job was {job.state}, {job.attempt} times; "
+                               f"{upload_note(job, upload_retention_s)}: submit it again with a new Idempotency-Key")
                     conn.execute(
                         "UPDATE ingest_jobs SET state = ?, error_code = ?, error_message = ?, updated_at = ?,"
                         " finished_at = ?, owner_id = NULL, lease_expires_at = NULL WHERE job_id = ?",
-                        (FAILED, "interrupted",
-                         f"the service stopped while the job was {job.state}, {job.attempt} times; "
-                         f"{upload_note(job, upload_retention_s)}: submit it again with a new Idempotency-Key",
-                         now, now, job.job_id))
+                        (FAILED, "interrupted", message, now, now, job.job_id))
+                    self._catalog.record_stage_within(conn, job.job_id, "failed",
+                                                      error=episode_error("interrupted", message, None))
                     failed.append(job.job_id)
         return requeued, failed
 
     def _update_owned(self, job_id: str, attempt: int, owner: str | None, assignments: str,
-                      parameters: tuple) -> bool:
+                      parameters: tuple, *, mirror: Callable[[Transaction], None] | None = None) -> bool:
         terminal = ",".join("?" * len(TERMINAL_STATES))
         owned = " AND owner_id = ?" if owner is not None else ""
         with self._translated(), self.db.transaction() as conn:
@@ -295,6 +318,8 @@ class JobStore:
                 f" AND state NOT IN ({terminal}){owned}",
                 (*parameters, job_id, attempt, *TERMINAL_STATES, *((owner,) if owner is not None else ())),
             )
+            if cursor.rowcount == 1 and mirror is not None:
+                mirror(conn)            # the episode's status, in this same transaction
             return cursor.rowcount == 1
 
     @contextmanager
@@ -308,6 +333,11 @@ class JobStore:
                 raise JobStoreUnavailable(f"the jobs database cannot be written right now ({exc}); "
                                           "retry in a few seconds") from exc
             raise
+
+
+def episode_error(code: str, message: str, report: dict | None) -> dict:
+    """What an episode shows of its failed ingest: the job's error and each rejection reason."""
+    return {"code": code, "message": message, "reasons": list((report or {}).get("reasons", []))}
 
 
 def _job(row: sqlite3.Row) -> Job:

@@ -1,5 +1,6 @@
 """What the key path keeps in memory so most key requests need no database and no signature check:
-the entitlement snapshot (who bought what, which episodes are free previews) and verified tokens."""
+the entitlement snapshot (who bought what, which episodes are free previews, unpublished or deleted)
+and verified tokens."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from drm.catalog import ORDINARY, EpisodeFacts, key_needs_entitlement
 from drm.errors import TokenInvalid
 from drm.tokens import PlaybackToken, TokenSigner
 from server.services import Services
@@ -28,9 +30,10 @@ class EntitlementSnapshot:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        # (active pairs, free-preview episodes, when checked, this process's own change count when loaded)
-        self._state: tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]], float, int] = (
-            frozenset(), frozenset(), -math.inf, -1)
+        # (active pairs, facts of the episodes with a rule of their own (free preview, unpublished, deleted),
+        # when checked, this process's own change count when loaded)
+        self._state: tuple[frozenset[tuple[str, str]], dict[tuple[str, str], EpisodeFacts], float, int] = (
+            frozenset(), {}, -math.inf, -1)
         self._marker: tuple[int, int] | None = None
         self._refreshing = threading.Lock()       # one refresh at a time keeps marker and pairs matched
 
@@ -40,17 +43,19 @@ class EntitlementSnapshot:
             marker = services.db.change_marker()     # read first: a write racing the load forces the next one
             if marker != self._marker:
                 pairs = services.entitlements.active_pairs()
-                previews = services.catalog.free_preview_episodes()
+                previews = services.catalog.special_episode_facts()
                 self._marker = marker
                 self._state = (pairs, previews, self._clock(), marker[1])
-                log.debug("entitlement snapshot reloaded: %d active, %d previews", len(pairs), len(previews))
+                log.debug("entitlement snapshot reloaded: %d active, %d episodes with rules", len(pairs), len(previews))
             else:
                 self._state = (self._state[0], self._state[1], self._clock(), marker[1])
 
-    def decide(self, viewer_id: str, series_id: str, episode_id: str | None, own_changes: int) -> bool | None:
+    def decide(self, viewer_id: str, series_id: str, episode_id: str | None, own_changes: int,
+               test_viewer_ids: frozenset[str] = frozenset()) -> bool | None:
         """release_key()'s verdict from memory: True (entitled, or a free-preview episode), False
         (neither), or None when the snapshot cannot be trusted: False means "not entitled", None
-        means "ask the database".
+        means "ask the database". Raises what the catalog's rule raises (key_needs_entitlement:
+        EpisodeUnpublished, EpisodeDeleted), as release_key() does.
 
         `own_changes` is the database's current own_changes: if this process wrote since the load (a
         refund through this instance's API, say), the snapshot is not trusted until reloaded, so a
@@ -59,7 +64,10 @@ class EntitlementSnapshot:
         pairs, previews, checked_at, loaded_changes = self._state
         if own_changes != loaded_changes or self._clock() - checked_at >= SNAPSHOT_STALE_S:
             return None
-        return (viewer_id, series_id) in pairs or (series_id, episode_id) in previews
+        facts = previews.get((series_id, episode_id), ORDINARY)
+        if not key_needs_entitlement(facts, series_id, episode_id or "", viewer_id, test_viewer_ids):
+            return True
+        return (viewer_id, series_id) in pairs
 
 
 class VerifiedTokens:

@@ -8,9 +8,9 @@ read here; reserve_episode() takes the slot atomically when the job runs.
 
 from __future__ import annotations
 
-from drm.catalog import MAX_EPISODES, Catalog, Series, check_currency, check_price
+from drm.catalog import ARCHIVED, MAX_EPISODES, Catalog, Series, check_currency, check_price
 from drm.eligibility import CreatorRegistry
-from drm.errors import EpisodeLimitReached, InvalidField, UnknownEpisode
+from drm.errors import EpisodeDeleted, EpisodeLimitReached, InvalidField, SeriesStateConflict, UnknownEpisode
 
 
 class SeriesNotSellable(Exception):
@@ -30,8 +30,10 @@ class SeriesNotSellable(Exception):
 
 def check_admission(catalog: Catalog, creators: CreatorRegistry | None, series_id: str, episode_id: str) -> Series:
     """The series, if it may take episode `episode_id` now. Raises UnknownSeries (404), CreatorNotEligible
-    (403: its creator is no longer eligible or approved), SeriesNotSellable (409) and EpisodeLimitReached
-    (409: a new episode beyond the 80th; a new version of an existing episode takes no slot)."""
+    (403: its creator is no longer eligible or approved), SeriesNotSellable (409), EpisodeLimitReached
+    (409: a new episode beyond the 80th; a new version of an existing episode takes no slot),
+    SeriesStateConflict (409: an archived series takes no new episodes) and EpisodeDeleted (410: the id
+    of a deleted episode, until gc has removed it)."""
     series = catalog.get_series(series_id)
     if creators is not None:
         creators.require_may_publish(series.creator_id)
@@ -41,10 +43,16 @@ def check_admission(catalog: Catalog, creators: CreatorRegistry | None, series_i
     except InvalidField as exc:
         raise SeriesNotSellable(series_id, str(exc)) from None
     try:
-        catalog.get_episode(series_id, episode_id)
-        return series                   # a new version of an existing episode
+        episode = catalog.get_episode(series_id, episode_id, include_deleted=True)
     except UnknownEpisode:
         pass
+    else:
+        if episode.deleted_at is not None:
+            raise EpisodeDeleted(series_id, episode_id)
+        return series                   # a new version of an existing episode
+    if series.status == ARCHIVED:
+        raise SeriesStateConflict("series_archived", f"series {series_id} is archived and takes no new episodes; "
+                                  "its buyers keep the ones it has")
     if len(catalog.list_episodes(series_id, published_only=False)) >= MAX_EPISODES:
         raise EpisodeLimitReached(series_id, MAX_EPISODES)
     return series

@@ -118,7 +118,8 @@ def ingest_episode(
     # live from here on: a failure to record it must not give its slot back
     if published.is_live:   # else a newer ingest went live first and recorded itself
         catalog.mark_published(series_id, episode_id, version=published.version,
-                               duration_s=float(published.duration_s), is_free_preview=is_free_preview)
+                               duration_s=float(published.duration_s), is_free_preview=is_free_preview,
+                               renditions=published.renditions)
     if progress:
         progress("published", 1.0)
     return published

@@ -1,4 +1,6 @@
-"""collect_garbage(): delete old and orphaned episode versions from the store, and their content keys.
+"""collect_garbage(): delete old and orphaned episode versions from the store, and their content keys;
+collect_deleted(): remove what is left of episodes (and series) the creator deleted, once the grace period
+has passed since the deletion: every object, then the keys, then the catalog's row (the id is free again).
 
 Runs after every successful publish (for that episode) and from `series gc` (for every episode, found
 episode by episode with delimiter listings: never one listing of the whole bucket).
@@ -13,8 +15,9 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from drm.catalog import Catalog
 from drm.keystore import KeyStore
-from packager.retention import RetentionPlan, delete_versions, plan_retention
+from packager.retention import RetentionPlan, delete_episode, delete_versions, plan_retention
 from packager.store import ObjectStore
 from packager.versions import EpisodeLocation, stored_episodes
 
@@ -53,6 +56,40 @@ def collect_garbage(
                        for version in plan.delete)
         results.append(CollectedEpisode(plan=plan, objects_deleted=objects, keys_deleted=keys))
     return results
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemovedEpisode:
+    location: EpisodeLocation
+    objects_deleted: int
+    keys_deleted: int
+
+
+def collect_deleted(
+    store: ObjectStore,
+    keystore: KeyStore,
+    catalog: Catalog,
+    *,
+    grace_s: float,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> tuple[list[RemovedEpisode], list[str]]:
+    """Remove the episodes deleted more than `grace_s` ago: objects (pointer first), keys, then the row.
+    Then the rows of deleted series with no episode left. Returns (episodes, series ids) removed, or with
+    `dry_run` those that would be (counts 0). A failure leaves the row, so the next run finishes the job.
+    Raises StoreError or DrmError."""
+    now = time.time() if now is None else now
+    removed = []
+    for series_id, episode_id in catalog.deleted_episodes(before=now - grace_s):
+        location = EpisodeLocation(series_id=series_id, episode_id=episode_id)
+        objects = keys = 0
+        if not dry_run:
+            objects = delete_episode(store, location)
+            keys = keystore.delete_episode_keys(series_id, episode_id)
+            catalog.purge_episode(series_id, episode_id)
+        removed.append(RemovedEpisode(location=location, objects_deleted=objects, keys_deleted=keys))
+    series = [] if dry_run else catalog.purge_deleted_series(before=now - grace_s)
+    return removed, series
 
 
 def _episodes(store: ObjectStore, keystore: KeyStore) -> Iterator[EpisodeLocation]:

@@ -14,7 +14,8 @@ from drm.errors import SchemaNotMigrated, SchemaTooNew
 from drm.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate, schema_version
 
 TABLES = {"schema_version", "content_keys", "content_key_versions", "entitlements", "series", "episodes",
-          "creators", "payments", "payment_events", "entitlement_events", "entitlement_changes"}
+          "creators", "payments", "payment_events", "entitlement_events", "entitlement_changes",
+          "viewer_progress", "idempotency_keys"}
 
 # What the code before versioned migrations wrote to a new file, verbatim: files in the field look like this.
 LEGACY_V2_FILE = """
@@ -129,13 +130,14 @@ def test_a_newer_schema_is_refused_even_when_asked_to_migrate(db, db_target):
 def test_a_failed_migration_leaves_the_previous_version_whole(empty_target, monkeypatch):
     with connect_database(empty_target) as db:
         migrate(db, to_version=SCHEMA_VERSION - 1)
+        tables_before = table_names(db)
         last = MIGRATIONS[-1]
         broken = Migration(version=last.version, summary="broken", script=last.script + "; THIS IS NOT SQL")
         monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS[:-1], broken))
         with pytest.raises(Exception):
             migrate(db)
         assert schema_version(db) == SCHEMA_VERSION - 1
-        assert "entitlement_changes" not in table_names(db)      # DDL rolled back with the rest
+        assert table_names(db) == tables_before      # DDL rolled back with the rest
         monkeypatch.undo()
         assert migrate(db).to_version == SCHEMA_VERSION
 
@@ -165,3 +167,20 @@ def test_migrations_are_numbered_in_order():
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
     with pytest.raises(ValueError):
         migrate(None, to_version=SCHEMA_VERSION + 1)  # type: ignore[arg-type]
+
+
+def test_episodes_from_before_positions_are_numbered_in_the_order_they_were_added(empty_target):
+    with connect_database(empty_target) as db:
+        migrate(db, to_version=3)
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO series (series_id, creator_id, title, price_cents, currency, created_at,"
+                       " updated_at) VALUES ('s1', 'c1', 'T', 499, 'USD', 1, 1)")
+            for episode_id, created_at in (("b", 20.0), ("a", 10.0), ("c", 20.0), ("d", 5.0)):
+                tx.execute("INSERT INTO episodes (series_id, episode_id, duration_s, is_free_preview,"
+                           " published_version, created_at, updated_at) VALUES ('s1', ?, 60, 0, 1, ?, ?)",
+                           (episode_id, created_at, created_at))
+        migrate(db)
+        rows = db.query("SELECT episode_id, position, title, ready_at FROM episodes ORDER BY position")
+        assert [(row["episode_id"], row["position"]) for row in rows] == [("d", 1), ("a", 2), ("b", 3), ("c", 4)]
+        assert rows[0]["title"] == "Episode d" and rows[0]["ready_at"] == 5.0
+        assert db.query_one("SELECT status FROM series")["status"] == "published"

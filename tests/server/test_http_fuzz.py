@@ -2,7 +2,7 @@
 queries, credentials and bodies (garbage, JSON of every shape, deeply nested) never get a 5xx or crash it.
 
 The routes are read from the app itself, so an endpoint added later is fuzzed without touching this file.
-(An OpenAPI description and schemathesis come with the catalog API work.)
+(The OpenAPI description is checked by schemathesis in tests/server/reference/test_schemathesis.py.)
 """
 
 from __future__ import annotations

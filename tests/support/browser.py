@@ -9,6 +9,7 @@ PID at the end [same rule as s3_server.py: never by name].
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -92,6 +93,7 @@ class Page:
         self._ids = itertools.count(1)
         self._new_sessions: list[str] = []
         self.console: list[str] = []
+        self.requested: list[str] = []      # every URL the page asked for (with Network enabled)
 
     async def call(self, method: str, *, session_id: str | None = None, timeout_s: float = 10.0,
                    **params: Any) -> dict:
@@ -122,7 +124,12 @@ class Page:
     def _event(self, data: dict) -> None:
         method, params = data.get("method"), data.get("params", {})
         source = "worker" if data.get("sessionId") else "page"
-        if method == "Target.attachedToTarget":
+        if method == "Network.requestWillBeSent":
+            self.requested.append(params.get("request", {}).get("url", ""))
+        elif method == "Log.entryAdded":
+            entry = params.get("entry", {})
+            self._keep(f"{source} log {entry.get('level')}: {entry.get('text', '')[:300]}")
+        elif method == "Target.attachedToTarget":
             self._new_sessions.append(params["sessionId"])
         elif method == "Runtime.consoleAPICalled":
             text = " ".join(str(arg.get("value", arg.get("description", ""))) for arg in params.get("args", []))
@@ -233,6 +240,34 @@ class Chromium:
             state.setdefault("aesPath", []).extend(line for line in page.console if "AES decrypt" in line)
             await page.call("Page.close")
         return state
+
+
+async def open_page(browser: Chromium, url: str, *, ready: str, screenshot: Path, timeout_s: float = 30.0) -> dict:
+    """Open `url` in a new tab, wait until the JavaScript expression `ready` is true, save a PNG screenshot.
+
+    Returns {"ready": bool, "requested": [every URL asked for], "console": [console and log lines]}.
+    """
+    assert browser._http is not None, "use Chromium as an async context manager"
+    async with browser._http.put(f"{browser._endpoint}/json/new?about:blank") as response:
+        response.raise_for_status()
+        target = await response.json()
+    async with browser._http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+        page = Page(ws)
+        for domain in ("Runtime", "Page", "Network", "Log"):
+            await page.call(f"{domain}.enable")
+        await page.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1,
+                        mobile=False)
+        await page.call("Page.navigate", url=url)
+        deadline, is_ready = time.monotonic() + timeout_s, False
+        while time.monotonic() < deadline and not is_ready:
+            await asyncio.sleep(0.25)
+            is_ready = bool(await page.evaluate(f"Boolean({ready})"))
+        await asyncio.sleep(0.5)        # let the last paint land before the picture
+        shot = await page.call("Page.captureScreenshot", format="png", timeout_s=20.0)
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
+        await page.call("Page.close")
+    return {"ready": is_ready, "requested": page.requested, "console": page.console}
 
 
 def _stop_group(process: subprocess.Popen) -> None:

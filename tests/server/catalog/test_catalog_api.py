@@ -220,7 +220,9 @@ async def test_free_preview_flag_is_set_by_the_owner(api, creator):
     missing = await api.client.patch("/v1/series/s1/episodes/e9", headers=creator, json={"is_free_preview": True})
     assert missing.status == 404 and await problem_code(missing) == "unknown_episode"
     listing = await (await api.client.get("/v1/series/s1")).json()
-    assert listing["episodes"] == [{"episode_id": "e1", "duration_s": 60.0, "is_free_preview": True, "version": 1}]
+    shown = [{name: episode[name] for name in ("episode_id", "duration_s", "is_free_preview", "version", "status")}
+             for episode in listing["episodes"]]
+    assert shown == [{"episode_id": "e1", "duration_s": 60.0, "is_free_preview": True, "version": 1, "status": "ready"}]
 
 
 @pytest.mark.parametrize("headers, status, code", [

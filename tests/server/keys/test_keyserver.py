@@ -114,3 +114,36 @@ def test_the_snapshot_decides_like_release_key_or_declines(tmp_path):
         assert snapshot.decide("alice", "s1", "e1", db.own_changes) is False
     finally:
         db.close()
+
+
+def test_the_snapshot_refuses_unpublished_and_deleted_episodes_as_release_key_does(tmp_path):
+    """The catalog's rule from memory: an unpublished episode only for a test viewer, a deleted one for no one."""
+    from drm.catalog import SqliteCatalog
+    from drm.entitlements import EntitlementStore
+    from drm.errors import EpisodeDeleted, EpisodeUnpublished
+    from server.keys.endpoint import EntitlementSnapshot
+
+    db = open_database(tmp_path / "drm.sqlite")
+    try:
+        catalog, entitlements = SqliteCatalog(db), EntitlementStore(db)
+        catalog.create_series(series_id="s1", creator_id="c1", title="Knots", price_cents=499, currency="USD")
+        for episode_id in ("e1", "e2", "trailer"):
+            catalog.reserve_episode("s1", episode_id, duration_s=40.0, is_free_preview=episode_id == "trailer")
+            catalog.mark_published("s1", episode_id, version=1, duration_s=40.0)
+        for viewer_id in ("alice", "qa"):
+            entitlements.grant(viewer_id, "s1")
+        catalog.set_episode_published("s1", "e1", False)
+        catalog.set_episode_published("s1", "trailer", False)
+        catalog.delete_episode("s1", "e2")
+        parts = SimpleNamespace(db=db, catalog=catalog, entitlements=entitlements)
+        snapshot = EntitlementSnapshot()
+        snapshot.refresh(parts)
+        own, qa = db.own_changes, frozenset({"qa"})
+        for episode_id in ("e1", "trailer"):
+            with pytest.raises(EpisodeUnpublished):
+                snapshot.decide("alice", "s1", episode_id, own, qa)
+            assert snapshot.decide("qa", "s1", episode_id, own, qa) is True
+        with pytest.raises(EpisodeDeleted):
+            snapshot.decide("qa", "s1", "e2", own, qa)
+    finally:
+        db.close()
