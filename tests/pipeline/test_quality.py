@@ -13,7 +13,8 @@ from av.video.reformatter import VideoReformatter
 from pipeline.fmp4 import SegmentFormat
 from pipeline.ladder import LadderSettings, plan_ladder
 from pipeline.errors import TranscodeError
-from pipeline.quality import QualitySample, check_sample, decoded_luma, luma, plan_samples, psnr_db, summarize
+from pipeline.quality import (QualitySample, SampleScore, check_sample, decoded_luma, luma, plan_samples, psnr_db,
+                              ssim, summarize)
 from pipeline.transcode import transcode
 from tests.support.media import clip
 
@@ -68,13 +69,14 @@ def test_samples_give_the_values_of_the_check_after_encoding(tmp_path, landscape
         assert len(samples) == 4
         rung = encoded.rendition
         references = source_references(landscape_30fps, {s.frame_index for s in samples}, rung.width, rung.height)
-        scores = [psnr_db(references[sample.frame_index],
-                          fully_decoded_luma(encoded.segments[sample.segment_index].path, sample.offset_in_segment,
-                                             encoded.init_path))
-                  for sample in samples]
+        decoded = [fully_decoded_luma(encoded.segments[sample.segment_index].path, sample.offset_in_segment,
+                                      encoded.init_path) for sample in samples]
+        scores = [SampleScore(psnr_db(references[sample.frame_index], picture), ssim(references[sample.frame_index], picture))
+                  for sample, picture in zip(samples, decoded)]
         after = summarize(rung.name, scores, FAST.min_psnr_db)
         assert after is not None and after.sample_count == 4
-        assert encoded.quality == after          # same samples, bit-for-bit the same PSNR values
+        assert encoded.quality == after          # same samples, bit-for-bit the same PSNR and SSIM values
+        assert 0.5 < after.min_ssim <= after.ssim < 1
 
 
 @pytest.fixture(scope="module")
