@@ -15,8 +15,10 @@ Per-title (LadderMode.PER_TITLE) starts from the fixed ladder's candidates for t
    (HLS authoring 1.30). x264's CRF, not the prediction, holds the quality where the cap allows.
 2. Rungs that add too little are dropped, smallest first: a rung whose quality at display size (upscaled
    as a player shows it) is less than `min_gain_db` above the kept rung below it costs bits for nothing.
-   The lowest rung is always kept (iOS cellular needs a variant under 192 kbit/s, Apple 9.21), and so is
-   the largest when it alone would be left (a master needs several bit rates, Apple 9.9).
+   Then, largest first, a rung predicted to need DOMINATED_FRACTION of the next larger kept rung's rate
+   is dropped too: for about the same bits that one shows more. The lowest rung is always kept (iOS
+   cellular needs a variant under 192 kbit/s, Apple 9.21), and so is the largest when it alone would
+   be left (a master needs several bit rates, Apple 9.9).
 
 BANDWIDTH and AVERAGE-BANDWIDTH are still measured from the segments written (packager/publish.py), so
 they match whatever rate control a rung got. If the analysis fails, the episode gets the fixed ladder
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 CRF_RANGE = (12.0, 40.0)        # CRFs a rung may get: the probes' fit is trusted no further
 IDR_HEADROOM = 2.0              # IDR pictures a capped rung's VBV buffer holds
 MIN_PEAK_BPS = 16_000           # the lowest VBV cap a capped rung gets
+DOMINATED_FRACTION = 0.8        # a rung needing this share of the next larger kept rung's rate is dropped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +56,8 @@ class RungDecision:
     width: int
     height: int
     is_kept: bool
-    reason: str                        # stable: fixed, lowest_rung, adds_quality, adds_too_little, only_other_rung
+    reason: str                        # stable: fixed, lowest_rung, adds_quality, adds_too_little, dominated,
+                                       # only_other_rung
     rate_control: str                  # stable: average_bitrate (the fixed rung's), capped_crf
     message: str                       # one sentence a person can read
     fixed_bitrate_bps: int             # what the fixed ladder gives this rung
@@ -176,6 +180,18 @@ def decide_ladder(candidates: list[Rendition], analysis: ComplexityAnalysis, set
             decisions[rung.name] = replace(rung, reason="adds_quality", gain_db=gain,
                                            message=f"{rung.message}; {gain:+.1f} {unit} over {below.name}")
             below = rung
+    above = None
+    for rung in rated:                              # largest first: a rung nearly as dear as the one above
+        decision = decisions[rung.name]             # it shows less for the same bits (a player would
+        if not decision.is_kept or decision.name == lowest.name:   # switch between equals)
+            above = decision if decision.is_kept else above
+            continue
+        if above is not None and decision.bitrate_bps >= DOMINATED_FRACTION * above.bitrate_bps:
+            decisions[rung.name] = replace(decision, is_kept=False, reason="dominated", message=(
+                f"dropped: ~{decision.bitrate_bps // 1000} kbit/s, {decision.bitrate_bps / above.bitrate_bps:.0%} "
+                f"of {above.name}'s, which shows more"))
+        else:
+            above = decision
     if len(candidates) > 1 and not any(d.is_kept for name, d in decisions.items() if name != lowest.name):
         largest = decisions[rated[0].name]
         decisions[largest.name] = replace(largest, is_kept=True, reason="only_other_rung", message=(

@@ -100,6 +100,17 @@ def test_a_rung_that_adds_too_little_at_display_size_is_dropped_and_the_next_com
     assert decisions["234p"].reason == "lowest_rung"
 
 
+def test_a_rung_nearly_as_dear_as_the_larger_one_above_it_is_dropped():
+    curves = easy()     # 540p would need 90 % of 720p's rate: 720p shows more for those bits
+    curves["540p"] = tuple(point(p.crf, 0.9 * q.bitrate_bps, p.quality_db, p.display_quality_db)
+                           for p, q in zip(curves["540p"], curves["720p"]))
+    plan = decide_ladder(CANDIDATES, analysis(curves), SETTINGS)
+    decisions = {d.name: d for d in plan.decisions}
+    assert [r.name for r in plan.renditions] == ["1080p", "720p", "360p", "234p"]
+    assert decisions["540p"].reason == "dominated"
+    assert decisions["540p"].message.startswith("dropped: ~") and "90% of 720p's" in decisions["540p"].message
+
+
 def test_when_nothing_adds_enough_the_lowest_and_the_largest_rungs_stay():
     plan = decide_ladder(CANDIDATES, analysis(easy(display_step=0.1)), SETTINGS)
     assert [r.name for r in plan.renditions] == ["1080p", "234p"]
