@@ -53,7 +53,7 @@ class PerTitleSettings:
 
     metric: QualityMetric = QualityMetric.PSNR
     enough_db: float = 50.0         # a rung's quality (at its own size) past which no more bits are spent
-    max_loss_db: float = 0.5        # how far below the fixed rung's predicted quality a rung may go to save bits
+    max_loss_db: float = 0.3        # how far below the fixed rung's predicted quality a rung may go to save bits
     min_gain_db: float = 0.5        # a larger rung must add this much at display size over the kept rung below
     max_crf: float = 22.0           # no rung is encoded at a lower constant quality than this x264 CRF
     full_rate_fraction: float = 0.85  # a rung predicted to need this share of its fixed rate keeps the fixed rung

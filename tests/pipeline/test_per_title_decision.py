@@ -14,7 +14,7 @@ from pipeline.per_title import decide_ladder, fixed_plan
 
 CANDIDATES = plan_ladder(1920, 1080)          # 1080p, 720p, 540p, 360p, 234p
 # the figures below are made for these thresholds, whatever the calibrated defaults are
-SETTINGS = PerTitleSettings(enough_db=45.0, min_gain_db=1.0, max_crf=30.0, probe_crfs=(20.0, 28.0))
+SETTINGS = PerTitleSettings(enough_db=45.0, max_loss_db=0.5, min_gain_db=1.0, max_crf=30.0, probe_crfs=(20.0, 28.0))
 
 
 def point(crf: float, bitrate_bps: float, quality_db: float, display_quality_db: float,
