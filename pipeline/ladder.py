@@ -46,13 +46,15 @@ class PerTitleSettings:
     """How a per-title ladder is decided (pipeline/per_title.py). Quality thresholds are in dB of `metric`.
 
     Defaults come from bench/per_title_calibrate.py (VMAF against x264 CRF and probe PSNR, on clips
-    other than the benchmark's): PSNR does not see lost grain or texture, so x264's own psychovisual
-    constant quality (`max_crf`) is the guard where the metric is blind, and the metric the guard
-    where CRF alone would spend too little on a small rung that players upscale.
+    other than the benchmark's) and one benchmark run (README): PSNR does not see lost grain or
+    texture, so x264's own psychovisual constant quality (`max_crf`) is the guard where the metric is
+    blind, and the metric, relative to the fixed rung, the guard where CRF alone would spend too
+    little on a small rung that players upscale (there 1 dB of PSNR cost 1.3-1.4 VMAF, so no absolute
+    "enough" below near-lossless 55 dB held).
     """
 
     metric: QualityMetric = QualityMetric.PSNR
-    enough_db: float = 50.0         # a rung's quality (at its own size) past which no more bits are spent
+    enough_db: float = 55.0         # a rung's quality (at its own size) past which no more bits are spent
     max_loss_db: float = 0.3        # how far below the fixed rung's predicted quality a rung may go to save bits
     min_gain_db: float = 0.5        # a larger rung must add this much at display size over the kept rung below
     max_crf: float = 22.0           # no rung is encoded at a lower constant quality than this x264 CRF
