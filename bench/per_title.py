@@ -3,10 +3,10 @@
     flock /tmp/bench.lock .venv/bin/python bench/per_title.py [--seconds 30] [--rounds 3] [--titles ...]
 
 For each title of the corpus (bench/per_title_corpus.py), each in its own process: our per-title ladder
-(analysis + transcode) `--rounds` times, our fixed ladder and the ffmpeg CLI encoding the fixed ladder
-with the same x264 settings (bench/transcode_vs_ffmpeg.py's command) once, in the first round. CPU time
-of the analysis and of each transcode comes from the process itself (time.process_time(), all threads)
-and the kernel (wait4); the machine is shared, so medians of CPU time are what to read, wall beside.
+(the analysis `--rounds` times, for its median, then the transcode), our fixed ladder, and the ffmpeg
+CLI encoding the fixed ladder with the same x264 settings (bench/transcode_vs_ffmpeg.py's command).
+CPU time of the analysis and of each transcode comes from the process itself (time.process_time(),
+all threads) and the kernel (wait4); the machine is shared, so CPU time is what to read, wall beside.
 
 Then the first round's outputs are measured against the source over the whole episode with the ffmpeg
 CLI's libvmaf (the imageio-ffmpeg wheel's build): VMAF (v0.6.1 model), PSNR-Y and SSIM with every rung
@@ -45,23 +45,26 @@ import json, sys, time
 from pipeline.ladder import LadderMode, LadderSettings
 from pipeline.per_title import plan_ladder_for
 from pipeline.transcode import transcode
-source, out, width, height, preset, mode, report = sys.argv[1:8]
+source, out, width, height, preset, mode, report, analyses = sys.argv[1:9]
 settings = LadderSettings(preset=preset, mode=LadderMode(mode))
+analysis_cpu, analysis_wall = [], []
+for _ in range(int(analyses)):
+    cpu, wall = time.process_time(), time.perf_counter()
+    plan = plan_ladder_for(source, int(width), int(height), settings)
+    analysis_cpu.append(time.process_time() - cpu)
+    analysis_wall.append(time.perf_counter() - wall)
 cpu, wall = time.process_time(), time.perf_counter()
-plan = plan_ladder_for(source, int(width), int(height), settings)
-planned_cpu, planned_wall = time.process_time(), time.perf_counter()
 result = transcode(source, list(plan.renditions), out, settings)
-done_cpu, done_wall = time.process_time(), time.perf_counter()
 json.dump({"plan": plan.as_dict(), "renditions": [r.rendition.name for r in result.renditions],
-           "analysis_cpu_s": planned_cpu - cpu, "analysis_wall_s": planned_wall - wall,
-           "transcode_cpu_s": done_cpu - planned_cpu, "transcode_wall_s": done_wall - planned_wall},
+           "analysis_cpu_s": analysis_cpu, "analysis_wall_s": analysis_wall,
+           "transcode_cpu_s": time.process_time() - cpu, "transcode_wall_s": time.perf_counter() - wall},
           open(report, "w"))
 """
 
 LADDERS = ("per-title", "fixed", "ffmpeg")
 
 
-def run_ladder(ladder: str, source: Path, out: Path, settings: LadderSettings) -> dict:
+def run_ladder(ladder: str, source: Path, out: Path, settings: LadderSettings, analyses: int) -> dict:
     """One measured run of `ladder` into `out`; returns its timings and where each rung's segments are."""
     info = probe(source).video
     width, height = info.display_width, info.display_height
@@ -76,7 +79,7 @@ def run_ladder(ladder: str, source: Path, out: Path, settings: LadderSettings) -
     report = out / "report.json"
     mode = LadderMode.PER_TITLE if ladder == "per-title" else LadderMode.FIXED
     result = measure([sys.executable, "-c", OURS, str(source), str(out), str(width), str(height), settings.preset,
-                      mode.value, str(report)])
+                      mode.value, str(report), str(analyses if ladder == "per-title" else 1)])
     result.update(json.loads(report.read_text()))
     result["directories"] = {name: out / name for name in result["renditions"]}
     return result
@@ -84,27 +87,19 @@ def run_ladder(ladder: str, source: Path, out: Path, settings: LadderSettings) -
 
 def bench_title(title: str, source: Path, settings: LadderSettings, rounds: int, subsample: int) -> dict:
     print(f"\n== {title}: {source.name}", flush=True)
-    runs: dict[str, list[dict]] = {ladder: [] for ladder in LADDERS}
     kept: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
-        for round_ in range(rounds):
-            # the fixed ladders are deterministic and slow: measured once; per-title every round, for the
-            # median of its analysis and transcode CPU
-            order = LADDERS if round_ == 0 else ("per-title",)
-            for ladder in order:
-                out = Path(scratch) / f"{ladder}-{round_}"
-                out.mkdir()
-                result = run_ladder(ladder, source, out, settings)
-                runs[ladder].append(result)
-                analysis = (f"  analysis cpu {result['analysis_cpu_s']:5.1f} s wall {result['analysis_wall_s']:5.1f} s"
-                            if ladder == "per-title" else "")
-                print(f"  round {round_ + 1} {ladder:9s} wall {result['wall_s']:6.1f} s  cpu {result['cpu_s']:6.1f} s"
-                      f"  peak RSS {result['peak_rss_mb']:5.0f} MB  others {result['others_cores']:.2f} cores"
-                      + analysis, flush=True)
-                if round_ == 0:
-                    kept[ladder] = result
-                else:
-                    subprocess.run(["rm", "-rf", str(out)], check=True)
+        for ladder in LADDERS:
+            out = Path(scratch) / ladder
+            out.mkdir()
+            result = run_ladder(ladder, source, out, settings, rounds)
+            kept[ladder] = result
+            analysis = (f"  analysis cpu {statistics.median(result['analysis_cpu_s']):5.1f} s (median of "
+                        f"{rounds}: {' '.join(f'{v:.1f}' for v in result['analysis_cpu_s'])}) wall "
+                        f"{statistics.median(result['analysis_wall_s']):5.1f} s" if ladder == "per-title" else "")
+            print(f"  {ladder:9s} wall {result['wall_s']:6.1f} s  cpu {result['cpu_s']:6.1f} s"
+                  f"  peak RSS {result['peak_rss_mb']:5.0f} MB  others {result['others_cores']:.2f} cores"
+                  + analysis, flush=True)
         print("  measuring quality (VMAF, PSNR, SSIM against the source) ...", flush=True)
         info = probe(source).video
         display = (info.display_width, info.display_height)
@@ -113,10 +108,10 @@ def bench_title(title: str, source: Path, settings: LadderSettings, rounds: int,
         for ladder in LADDERS:
             for name, rung in rungs[ladder].items():
                 rung.update(rung_bytes(kept[ladder]["directories"][name]))
-    return summarize_title(title, source, runs, kept, rungs)
+    return summarize_title(title, source, kept, rungs)
 
 
-def summarize_title(title: str, source: Path, runs: dict, kept: dict, rungs: dict) -> dict:
+def summarize_title(title: str, source: Path, kept: dict, rungs: dict) -> dict:
     decisions = {d["name"]: d for d in kept["per-title"]["plan"]["rungs"]}
     print(f"  {'rung':6s} {'ladder':9s} {'MB':>7s} {'video kbit/s':>12s} {'peak/avg':>8s} {'VMAF':>6s} "
           f"{'PSNR-Y':>7s} {'SSIM':>6s} {'own PSNR':>8s}  per-title decision")
@@ -146,22 +141,21 @@ def summarize_title(title: str, source: Path, runs: dict, kept: dict, rungs: dic
     on_hull = hull(points)
     print("  convex hull (video kbit/s, VMAF): " + ", ".join(
         f"{ladder} {name} {rate / 1000:.0f}/{vmaf:.1f}" for ladder, name, rate, vmaf in on_hull))
-    median = {key: {ladder: statistics.median(r[key] for r in runs[ladder]) for ladder in ("per-title", "fixed")}
-              for key in ("cpu_s", "wall_s")}
-    analysis_cpu = statistics.median(r["analysis_cpu_s"] for r in runs["per-title"])
-    analysis_wall = statistics.median(r["analysis_wall_s"] for r in runs["per-title"])
-    transcode_cpu = statistics.median(r["transcode_cpu_s"] for r in runs["per-title"])
-    fixed_cpu = statistics.median(r["transcode_cpu_s"] for r in runs["fixed"])
-    print(f"  time (medians of {len(runs['per-title'])} per-title runs): analysis cpu {analysis_cpu:.2f} s = {analysis_cpu / transcode_cpu:.1%} "
-          f"of the per-title transcode's cpu ({transcode_cpu:.1f} s), {analysis_cpu / fixed_cpu:.1%} of the fixed "
-          f"transcode's ({fixed_cpu:.1f} s); analysis wall {analysis_wall:.2f} s; whole process cpu per-title "
-          f"{median['cpu_s']['per-title']:.1f} s vs fixed {median['cpu_s']['fixed']:.1f} s", flush=True)
+    runs = kept["per-title"]
+    analysis_cpu = statistics.median(runs["analysis_cpu_s"])
+    analysis_wall = statistics.median(runs["analysis_wall_s"])
+    transcode_cpu, fixed_cpu = runs["transcode_cpu_s"], kept["fixed"]["transcode_cpu_s"]
+    print(f"  time: analysis cpu {analysis_cpu:.2f} s (median of {len(runs['analysis_cpu_s'])}) = "
+          f"{analysis_cpu / transcode_cpu:.1%} of the per-title transcode's cpu ({transcode_cpu:.1f} s), "
+          f"{analysis_cpu / fixed_cpu:.1%} of the fixed transcode's ({fixed_cpu:.1f} s); analysis wall "
+          f"{analysis_wall:.2f} s; per-title analysis + transcode {analysis_cpu + transcode_cpu:.1f} s cpu vs fixed "
+          f"{fixed_cpu:.1f} s", flush=True)
     return {"title": title, "source": source.name, "rungs": rungs, "deltas": deltas, "total_bytes": totals,
             "video_bytes": video, "bytes_ratio": ratio, "hull": on_hull, "plan": kept["per-title"]["plan"],
             "analysis_cpu_s": analysis_cpu, "analysis_wall_s": analysis_wall,
             "per_title_transcode_cpu_s": transcode_cpu, "fixed_transcode_cpu_s": fixed_cpu,
-            "runs": {ladder: [{k: v for k, v in r.items() if k not in ("directories", "plan")} for r in rs]
-                     for ladder, rs in runs.items()}}
+            "runs": {ladder: {k: v for k, v in r.items() if k not in ("directories", "plan")}
+                     for ladder, r in kept.items()}}
 
 
 def verdict(results: list[dict]) -> None:
@@ -184,19 +178,24 @@ def verdict(results: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30, help="length of each corpus title")
-    parser.add_argument("--rounds", type=int, default=3, help="per-title runs per title (the fixed ladders run once)")
+    parser.add_argument("--rounds", type=int, default=3, help="analyses per title, for the median (transcodes run once)")
     parser.add_argument("--titles", default=",".join(TITLES))
     parser.add_argument("--preset", default="veryfast")
-    parser.add_argument("--subsample", type=int, default=5, help="VMAF on every n-th frame")
+    parser.add_argument("--subsample", type=int, default=6, help="VMAF on every n-th frame")
     args = parser.parse_args()
     corpus = build_corpus(args.seconds)
     settings = LadderSettings(preset=args.preset)
-    results = [bench_title(title, corpus[title], settings, args.rounds, args.subsample)
-               for title in args.titles.split(",") if title]
-    if len(results) > 1:
-        verdict(results)
-    RESULTS.write_text(json.dumps({"seconds": args.seconds, "rounds": args.rounds, "preset": args.preset,
-                                   "subsample": args.subsample, "titles": results}, indent=1, default=str))
+    results = {title: bench_title(title, corpus[title], settings, args.rounds, args.subsample)
+               for title in args.titles.split(",") if title}
+    # titles measured in an earlier run with the same settings stay (a run may redo one title)
+    same = {"seconds": args.seconds, "rounds": args.rounds, "preset": args.preset, "subsample": args.subsample}
+    earlier = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if {k: earlier.get(k) for k in same} == same:
+        results = {**{t["title"]: t for t in earlier["titles"]}, **results}
+    ordered = [results[title] for title in TITLES if title in results]
+    if len(ordered) > 1:
+        verdict(ordered)
+    RESULTS.write_text(json.dumps({**same, "titles": ordered}, indent=1, default=str))
     print(f"\nwritten to {RESULTS}")
 
 

@@ -22,6 +22,10 @@ import av
 from per_title_corpus import ffmpeg_exe
 
 SEGMENT_TARGET_S = 6       # peak windows of 0.5x to 1.5x this (RFC 8216 4.1), as packager/playlist.py measures
+# The same colour tags on both sides of every comparison, pixels untouched. Our renditions are untagged
+# (players take them as limited-range BT.709, as they are), while Big Buck Bunny says so: FFmpeg 9 would
+# otherwise insert a range conversion between the two, and every rung of ours measured ~35 dB.
+SAME_TAGS = "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709"
 
 
 def segments_of(directory: Path) -> list[Path]:
@@ -38,12 +42,12 @@ def ladder_quality(source: Path, directories: dict[str, Path], display: tuple[in
         command = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-i", str(source)]
         for name in names:
             command += ["-i", "concat:" + "|".join(str(p) for p in segments_of(directories[name]))]
-        graph = [f"[0:v]setpts=PTS-STARTPTS,format=yuv420p,split={2 * len(names)}"
+        graph = [f"[0:v]setpts=PTS-STARTPTS,{SAME_TAGS},format=yuv420p,split={2 * len(names)}"
                  + "".join(f"[rf{i}][ro{i}]" for i in range(len(names)))]
         for i, name in enumerate(names):
             w, h = sizes[name]
             graph += [
-                f"[{i + 1}:v]setpts=PTS-STARTPTS,split=2[df{i}][do{i}]",
+                f"[{i + 1}:v]setpts=PTS-STARTPTS,{SAME_TAGS},split=2[df{i}][do{i}]",
                 f"[df{i}]scale={width}:{height}:flags=bicubic,format=yuv420p[up{i}]",
                 f"[up{i}][rf{i}]libvmaf=n_threads=2:n_subsample={subsample}:feature='name=psnr|name=float_ssim'"
                 f":log_fmt=json:log_path={logs}/vmaf{i}.json[vo{i}]",
