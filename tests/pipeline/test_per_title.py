@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import av
@@ -12,7 +13,7 @@ import pytest
 from packager.conformance import check_parsed_episode, parse_playlist
 from packager.publish import EpisodeLocation, publish, read_pointer
 from pipeline.complexity import analyze_complexity, plan_windows
-from pipeline.ladder import LadderMode, LadderSettings, plan_ladder
+from pipeline.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric, plan_ladder
 from pipeline.per_title import plan_ladder_for
 from pipeline.playback import decode_segment
 from pipeline.transcode import transcode
@@ -203,3 +204,12 @@ def test_windows_cover_a_share_of_the_episode_within_bounds(duration_s, windows)
     assert frames == 12 and len(starts) == windows
     if duration_s:
         assert starts == sorted(starts) and starts[-1] + 0.4 <= duration_s
+
+
+def test_probes_measure_in_ssim_when_asked(portrait_clip):
+    settings = replace(PER_TITLE, per_title=PerTitleSettings.for_metric(QualityMetric.SSIM))
+    analysis = analyze_complexity(portrait_clip, plan_ladder(360, 640), settings)
+    assert analysis.metric == QualityMetric.SSIM
+    for probe in analysis.rungs:
+        better, worse = probe.points
+        assert 40 > better.quality_db > worse.quality_db > 5         # dB of SSIM: 0.9 is 10 dB, 0.9999 is 40

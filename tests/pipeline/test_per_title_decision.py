@@ -197,3 +197,10 @@ def test_any_probes_keep_the_lowest_rung_two_bit_rates_and_the_fixed_caps(values
 
 def test_ladder_settings_default_to_the_fixed_ladder():
     assert LadderSettings().mode == LadderMode.FIXED
+
+
+def test_each_metric_has_its_own_thresholds():
+    assert PerTitleSettings.for_metric(QualityMetric.PSNR) == PerTitleSettings()
+    ssim = PerTitleSettings.for_metric(QualityMetric.SSIM)
+    assert ssim.metric == QualityMetric.SSIM and ssim.enough_db == 30.0      # SSIM 0.999
+    assert ssim.max_crf == PerTitleSettings().max_crf
