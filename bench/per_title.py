@@ -31,7 +31,7 @@ from pathlib import Path
 
 from common import CACHE, measure  # noqa: E402  (bench/common.py also puts the project on sys.path)
 from per_title_corpus import TITLES, build_corpus, ffmpeg_exe  # noqa: E402
-from per_title_quality import hull, ladder_quality, rung_bytes  # noqa: E402
+from per_title_quality import hull, ladder_quality, rung_bytes, source_tags  # noqa: E402
 from transcode_vs_ffmpeg import ffmpeg_command  # noqa: E402
 
 from pipeline.ladder import LadderMode, LadderSettings, plan_ladder  # noqa: E402
@@ -103,7 +103,9 @@ def bench_title(title: str, source: Path, settings: LadderSettings, rounds: int,
         print("  measuring quality (VMAF, PSNR, SSIM against the source) ...", flush=True)
         info = probe(source).video
         display = (info.display_width, info.display_height)
-        rungs = {ladder: ladder_quality(source, kept[ladder]["directories"], display, subsample)
+        ours = source_tags(source)
+        rungs = {ladder: ladder_quality(source, kept[ladder]["directories"], display, subsample,
+                                        retag="" if ladder == "ffmpeg" else ours)
                  for ladder in LADDERS}
         for ladder in LADDERS:
             for name, rung in rungs[ladder].items():

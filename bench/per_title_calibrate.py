@@ -21,7 +21,7 @@ from pathlib import Path
 from common import CACHE  # noqa: E402
 from per_title_corpus import CORPUS, build_corpus, ffmpeg_exe  # noqa: E402
 import per_title_corpus  # noqa: E402
-from per_title_quality import ladder_quality, rung_bytes  # noqa: E402
+from per_title_quality import ladder_quality, rung_bytes, source_tags  # noqa: E402
 
 from pipeline.complexity import analyze_complexity  # noqa: E402
 from pipeline.ladder import LadderSettings, PerTitleSettings, plan_ladder  # noqa: E402
@@ -82,7 +82,8 @@ def calibrate(name: str, source: Path, crfs: list[float], settings: LadderSettin
     with tempfile.TemporaryDirectory(dir=CACHE) as out:
         transcode(source, encodes, out, settings)
         directories = {r.name: Path(out) / r.name for r in encodes}
-        quality = ladder_quality(source, directories, (info.display_width, info.display_height), subsample=2)
+        quality = ladder_quality(source, directories, (info.display_width, info.display_height), subsample=2,
+                                 retag=source_tags(source))
         print(f"\n{name}")
         for encode in encodes:
             rung_name, _, mode = encode.name.partition("-")

@@ -22,10 +22,24 @@ import av
 from per_title_corpus import ffmpeg_exe
 
 SEGMENT_TARGET_S = 6       # peak windows of 0.5x to 1.5x this (RFC 8216 4.1), as packager/playlist.py measures
-# The same colour tags on both sides of every comparison, pixels untouched. Our renditions are untagged
-# (players take them as limited-range BT.709, as they are), while Big Buck Bunny says so: FFmpeg 9 would
-# otherwise insert a range conversion between the two, and every rung of ours measured ~35 dB.
-SAME_TAGS = "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709"
+# Our renditions carry no colour tags (their pixels keep the source's range and matrix); a tagged source
+# (Big Buck Bunny: limited range, BT.709) against an untagged rung makes FFmpeg 9 insert a range
+# conversion, and every rung of ours measured ~35 dB. So our rungs are given the source's tags, pixels
+# untouched; the ffmpeg CLI's renditions carry their own tags, which FFmpeg converts by when they differ.
+RANGES = {1: "tv", 2: "pc"}
+COLORSPACES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
+
+
+def source_tags(source: Path) -> str:
+    """A setparams filter giving a frame the source's colour range and matrix, or "" for an untagged source."""
+    with av.open(str(source)) as container:
+        frame = next(container.decode(video=0))
+    tags = []
+    if frame.color_range in RANGES:
+        tags.append(f"range={RANGES[frame.color_range]}")
+    if frame.colorspace in COLORSPACES:
+        tags.append(f"colorspace={COLORSPACES[frame.colorspace]}")
+    return "setparams=" + ":".join(tags) + "," if tags else ""
 
 
 def segments_of(directory: Path) -> list[Path]:
@@ -33,8 +47,10 @@ def segments_of(directory: Path) -> list[Path]:
 
 
 def ladder_quality(source: Path, directories: dict[str, Path], display: tuple[int, int],
-                   subsample: int) -> dict[str, dict]:
-    """rung name -> {vmaf, vmaf_min, psnr_y, ssim, own_psnr_y, width, height} over the whole episode."""
+                   subsample: int, retag: str = "") -> dict[str, dict]:
+    """rung name -> {vmaf, vmaf_min, psnr_y, ssim, own_psnr_y, width, height} over the whole episode.
+
+    `retag` (source_tags()) is put on every rung before comparing: for our untagged renditions."""
     names = list(directories)
     sizes = {name: _frame_size(segments_of(directories[name])[0]) for name in names}
     width, height = display
@@ -42,12 +58,12 @@ def ladder_quality(source: Path, directories: dict[str, Path], display: tuple[in
         command = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-i", str(source)]
         for name in names:
             command += ["-i", "concat:" + "|".join(str(p) for p in segments_of(directories[name]))]
-        graph = [f"[0:v]setpts=PTS-STARTPTS,{SAME_TAGS},format=yuv420p,split={2 * len(names)}"
+        graph = [f"[0:v]setpts=PTS-STARTPTS,format=yuv420p,split={2 * len(names)}"
                  + "".join(f"[rf{i}][ro{i}]" for i in range(len(names)))]
         for i, name in enumerate(names):
             w, h = sizes[name]
             graph += [
-                f"[{i + 1}:v]setpts=PTS-STARTPTS,{SAME_TAGS},split=2[df{i}][do{i}]",
+                f"[{i + 1}:v]setpts=PTS-STARTPTS,{retag}split=2[df{i}][do{i}]",
                 f"[df{i}]scale={width}:{height}:flags=bicubic,format=yuv420p[up{i}]",
                 f"[up{i}][rf{i}]libvmaf=n_threads=2:n_subsample={subsample}:feature='name=psnr|name=float_ssim'"
                 f":log_fmt=json:log_path={logs}/vmaf{i}.json[vo{i}]",
