@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 from common import CACHE, measure  # noqa: E402  (bench/common.py also puts the project on sys.path)

@@ -90,14 +90,14 @@ def test_a_static_input_gets_lower_bit_rates_than_a_noisy_one_of_the_same_size(s
     assert {d.rate_control for d in noisy_plan.decisions} == {"average_bitrate"}
     assert all(rendition == fixed[rendition.name] for rendition in noisy_plan.renditions)
     static = {d.name: d for d in static_plan.decisions}
-    for decision in noisy_plan.decisions:
-        if static[decision.name].is_kept:
-            assert static[decision.name].rate_control == "capped_crf"
-            assert static[decision.name].bitrate_bps < decision.bitrate_bps / 2
-    assert len(static_plan.renditions) <= len(noisy_plan.renditions) or all(
-        static[d.name].bitrate_bps < d.bitrate_bps / 2 for d in noisy_plan.decisions)
+    both = [d for d in noisy_plan.decisions if d.is_kept and static[d.name].is_kept]
+    assert all(static[d.name].bitrate_bps <= d.bitrate_bps for d in both)
+    # the larger rungs at constant quality for a fraction of the rate (the 80 kbit/s one may stay fixed)
+    assert static["540p"].rate_control == "capped_crf" and static["540p"].bitrate_bps < 2_000_000 / 4
+    assert len(static_plan.renditions) < len(noisy_plan.renditions) or sum(
+        static[d.name].bitrate_bps for d in both) < sum(d.bitrate_bps for d in both) / 2
     noisy_result = transcode(noisy_clip, list(noisy_plan.renditions), tmp_path, PER_TITLE)
-    assert total_bytes(static_result) < total_bytes(noisy_result) / 4
+    assert total_bytes(static_result) < total_bytes(noisy_result) / 2     # with a rung more, even
     for encoded in static_result.renditions:         # CRF held the quality: nothing below the flag
         assert encoded.quality.psnr_db > 40 and encoded.quality.ssim > 0.98
 
@@ -105,6 +105,7 @@ def test_a_static_input_gets_lower_bit_rates_than_a_noisy_one_of_the_same_size(s
 def test_per_title_renditions_stay_idr_aligned_and_encode_as_planned(static_encoded):
     plan, result = static_encoded
     assert [r.rendition for r in result.renditions] == list(plan.renditions)
+    assert any(r.is_constant_quality for r in plan.renditions)
     assert result.renditions[-1].rendition.name == "234p"            # the lowest rung is never dropped
     starts = []
     for encoded in result.renditions:
@@ -117,7 +118,10 @@ def test_per_title_renditions_stay_idr_aligned_and_encode_as_planned(static_enco
         starts.append(rendition_starts)
         options = x264_options(encoded.segments[0].path)
         rendition = encoded.rendition
-        assert options["rc"] == "crf" and float(options["crf"]) == pytest.approx(rendition.crf)
+        if rendition.is_constant_quality:
+            assert options["rc"] == "crf" and float(options["crf"]) == pytest.approx(rendition.crf)
+        else:
+            assert options["rc"] == "abr" and int(options["bitrate"]) == rendition.video_bitrate_bps // 1000
         assert int(options["vbv_maxrate"]) == rendition.maxrate_bps // 1000
         assert int(options["vbv_bufsize"]) == rendition.bufsize_bits // 1000
         assert options["scenecut"] == "0"                                # IDRs only where forced
