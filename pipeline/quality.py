@@ -1,4 +1,4 @@
-"""Quality check of each encoded rendition: luma PSNR of a few sampled frames.
+"""Quality check of each encoded rendition: luma PSNR and SSIM of a few sampled frames.
 
 Each rendition thread keeps the luma plane of the source frame *as scaled for that rung* at a handful of
 output frame numbers; those frames are decoded back from the segments and compared. Only the sampled
@@ -24,7 +24,7 @@ import statistics
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import av
 
@@ -48,6 +48,11 @@ class QualitySample:
     offset_in_segment: int    # frames after the segment's first (IDR) frame
 
 
+class SampleScore(NamedTuple):
+    psnr_db: float            # luma, inf when identical
+    ssim: float               # luma, 0..1
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RenditionQuality:
     rendition: str            # Rendition.name
@@ -56,11 +61,14 @@ class RenditionQuality:
     sample_count: int
     is_below_threshold: bool
     threshold_db: float
+    ssim: float = math.nan    # mean luma SSIM over the same samples
+    min_ssim: float = math.nan
 
     def as_dict(self) -> dict:
-        def finite(value: float) -> float | None:   # JSON has no infinity
-            return round(value, 2) if math.isfinite(value) else None
+        def finite(value: float, digits: int = 2) -> float | None:   # JSON has no infinity
+            return round(value, digits) if math.isfinite(value) else None
         return {"rendition": self.rendition, "psnr_db": finite(self.psnr_db), "min_psnr_db": finite(self.min_psnr_db),
+                "ssim": finite(self.ssim, 4), "min_ssim": finite(self.min_ssim, 4),
                 "sample_count": self.sample_count, "is_below_threshold": self.is_below_threshold,
                 "threshold_db": self.threshold_db}
 
@@ -106,6 +114,43 @@ def psnr_db(reference: np.ndarray, decoded: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+def ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """Structural similarity of two 8-bit planes, 0..1 (1 when identical).
+
+    As FFmpeg's ssim filter and x264 compute it, so figures compare with theirs: 8x8 windows every 4
+    pixels, built from 4x4 block sums, with the constants of Wang et al. (2004). Sums are exact integers
+    and the formula float64: its variance terms are differences of numbers near 2^28, which float32
+    would round to noise.
+    """
+    import numpy as np
+
+    height, width = (side - side % 4 for side in reference.shape)
+    a = reference[:height, :width].astype(np.uint16)
+    b = decoded[:height, :width].astype(np.uint16)
+
+    def windows(plane: np.ndarray) -> np.ndarray:
+        # sums of 4x4 blocks by adding strided views (several times faster than reshape().sum()), then
+        # of 2x2 neighbouring blocks; products of two 8-bit samples fit uint16, their sums need uint32
+        row = plane.reshape(height, width // 4, 4)
+        row = row[..., 0].astype(np.uint32) + row[..., 1] + row[..., 2] + row[..., 3]
+        column = row.reshape(height // 4, 4, width // 4)
+        blocks = column[:, 0] + column[:, 1] + column[:, 2] + column[:, 3]
+        return (blocks[:-1, :-1] + blocks[1:, :-1] + blocks[:-1, 1:] + blocks[1:, 1:]).astype(np.float64)
+
+    s1, s2, s12 = windows(a), windows(b), windows(a * b)
+    ss = windows(a * a) + windows(b * b)
+    c1, c2 = (0.01 * 255) ** 2 * 64, (0.03 * 255) ** 2 * 64 * 63
+    variances, covariance = ss * 64 - s1 * s1 - s2 * s2, s12 * 64 - s1 * s2
+    values = (2 * s1 * s2 + c1) * (2 * covariance + c2) / ((s1 * s1 + s2 * s2 + c1) * (variances + c2))
+    return float(values.mean())
+
+
+def ssim_db(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """SSIM on a dB scale, -10 log10(1 - SSIM), as FFmpeg prints it (inf when identical): 0.99 is 20 dB."""
+    value = ssim(reference, decoded)
+    return math.inf if value >= 1 else -10 * math.log10(1 - value)
+
+
 def decoded_luma(segment_path: Path, offset_in_segment: int, init_path: Path | None = None) -> np.ndarray | None:
     """Decode the frame `offset_in_segment` frames after the segment's first (display order); None if too short.
 
@@ -147,8 +192,8 @@ def decoded_luma(segment_path: Path, offset_in_segment: int, init_path: Path | N
 
 
 def check_sample(sample: QualitySample, reference: np.ndarray, segment_path: Path,
-                 init_path: Path | None = None) -> float | None:
-    """Luma PSNR of `sample` decoded from its segment against `reference`, in dB; None if it cannot be
+                 init_path: Path | None = None) -> SampleScore | None:
+    """Luma PSNR and SSIM of `sample` decoded from its segment against `reference`; None if it cannot be
     compared. Raises TranscodeError naming the segment if it does not decode."""
     try:
         decoded = decoded_luma(segment_path, sample.offset_in_segment, init_path)
@@ -157,16 +202,19 @@ def check_sample(sample: QualitySample, reference: np.ndarray, segment_path: Pat
                              f"back: {exc}") from exc
     if decoded is None or decoded.shape != reference.shape:
         return None
-    return psnr_db(reference, decoded)
+    return SampleScore(psnr_db(reference, decoded), ssim(reference, decoded))
 
 
-def summarize(name: str, scores: list[float], threshold_db: float) -> RenditionQuality | None:
-    """The rendition's quality from its samples' PSNR values, in sample order; None without any."""
+def summarize(name: str, scores: list[SampleScore], threshold_db: float) -> RenditionQuality | None:
+    """The rendition's quality from its samples' scores, in sample order; None without any."""
     if not scores:
         return None
-    mean = statistics.fmean(scores) if all(math.isfinite(s) for s in scores) else math.inf
-    return RenditionQuality(rendition=name, psnr_db=mean, min_psnr_db=min(scores), sample_count=len(scores),
-                            is_below_threshold=min(scores) < threshold_db, threshold_db=threshold_db)
+    psnrs = [score.psnr_db for score in scores]
+    mean = statistics.fmean(psnrs) if all(math.isfinite(s) for s in psnrs) else math.inf
+    return RenditionQuality(rendition=name, psnr_db=mean, min_psnr_db=min(psnrs), sample_count=len(scores),
+                            ssim=statistics.fmean(score.ssim for score in scores),
+                            min_ssim=min(score.ssim for score in scores),
+                            is_below_threshold=min(psnrs) < threshold_db, threshold_db=threshold_db)
 
 
 class QualityCheck:
@@ -187,7 +235,7 @@ class QualityCheck:
         self._by_frame = {sample.frame_index: sample for sample in samples}
         self._by_segment = {sample.segment_index: sample for sample in samples}
         self._references: dict[int, np.ndarray] = {}    # segment index -> reference waiting for its segment
-        self._scores: dict[int, Future | float | None] = {}   # segment index -> PSNR, or the check computing it
+        self._scores: dict[int, Future | SampleScore | None] = {}   # segment index -> score, or the check computing it
 
     def keep(self, frame_index: int, frame) -> None:
         """Keep the reference luma if `frame_index` is sampled (`frame`: the scaled yuv420p frame)."""

@@ -101,11 +101,15 @@ class RenditionOutput:
         self.video.codec_context.thread_count = threads.count
         self.video.time_base = 1 / fps
         self.video.codec_context.time_base = 1 / fps
-        self.video.bit_rate = rendition.video_bitrate_bps
+        # average bit rate (the fixed ladder), or constant quality under the same kind of VBV cap (per-title)
+        rate_control = {"crf": f"{rendition.crf:g}"} if rendition.is_constant_quality else {}
+        if not rendition.is_constant_quality:
+            self.video.bit_rate = rendition.video_bitrate_bps
         self.video.options = {
             "preset": settings.preset,
             "profile": "high",
             "forced-idr": "1",
+            **rate_control,
             # GOPs are closed and only where we force them: no scene-cut IDRs, no open GOP
             "x264-params": (
                 f"keyint={gop + 1}:min-keyint={gop + 1}:scenecut=0:open-gop=0:"

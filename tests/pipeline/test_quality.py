@@ -13,7 +13,8 @@ from av.video.reformatter import VideoReformatter
 from pipeline.fmp4 import SegmentFormat
 from pipeline.ladder import LadderSettings, plan_ladder
 from pipeline.errors import TranscodeError
-from pipeline.quality import QualitySample, check_sample, decoded_luma, luma, plan_samples, psnr_db, summarize
+from pipeline.quality import (QualitySample, SampleScore, check_sample, decoded_luma, luma, plan_samples, psnr_db,
+                              ssim, ssim_db, summarize)
 from pipeline.transcode import transcode
 from tests.support.media import clip
 
@@ -68,13 +69,14 @@ def test_samples_give_the_values_of_the_check_after_encoding(tmp_path, landscape
         assert len(samples) == 4
         rung = encoded.rendition
         references = source_references(landscape_30fps, {s.frame_index for s in samples}, rung.width, rung.height)
-        scores = [psnr_db(references[sample.frame_index],
-                          fully_decoded_luma(encoded.segments[sample.segment_index].path, sample.offset_in_segment,
-                                             encoded.init_path))
-                  for sample in samples]
+        decoded = [fully_decoded_luma(encoded.segments[sample.segment_index].path, sample.offset_in_segment,
+                                      encoded.init_path) for sample in samples]
+        scores = [SampleScore(psnr_db(references[sample.frame_index], picture), ssim(references[sample.frame_index], picture))
+                  for sample, picture in zip(samples, decoded)]
         after = summarize(rung.name, scores, FAST.min_psnr_db)
         assert after is not None and after.sample_count == 4
-        assert encoded.quality == after          # same samples, bit-for-bit the same PSNR values
+        assert encoded.quality == after          # same samples, bit-for-bit the same PSNR and SSIM values
+        assert 0.5 < after.min_ssim <= after.ssim < 1
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +113,30 @@ def test_a_sampled_segment_that_does_not_decode_is_named_in_the_error(tmp_path):
     sample = QualitySample(frame_index=90, segment_index=3, offset_in_segment=15)
     with pytest.raises(TranscodeError, match="quality check: 720p/seg_00003.ts does not decode back"):
         check_sample(sample, np.zeros((720, 1280), np.uint8), broken)
+
+
+def naive_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """SSIM as FFmpeg's ssim filter defines it, one 8x8 window (every 4 pixels) at a time."""
+    a, b = reference.astype(np.float64), decoded.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2 * 64, (0.03 * 255) ** 2 * 64 * 63
+    values = []
+    for y in range(0, a.shape[0] - 7, 4):
+        for x in range(0, a.shape[1] - 7, 4):
+            wa, wb = a[y:y + 8, x:x + 8], b[y:y + 8, x:x + 8]
+            s1, s2 = wa.sum(), wb.sum()
+            ss, s12 = (wa * wa).sum() + (wb * wb).sum(), (wa * wb).sum()
+            variances, covariance = ss * 64 - s1 * s1 - s2 * s2, s12 * 64 - s1 * s2
+            values.append((2 * s1 * s2 + c1) * (2 * covariance + c2) / ((s1 * s1 + s2 * s2 + c1) * (variances + c2)))
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize("shape", [(36, 64), (38, 67)])      # whole blocks, and a remainder that is left out
+def test_ssim_is_the_windowed_definition_and_ssim_db_its_log_scale(shape):
+    rng = np.random.default_rng(5)
+    picture = rng.integers(0, 256, shape, dtype=np.uint8)
+    blurred = ((picture.astype(np.int32) + np.roll(picture, 1, axis=1)) // 2).astype(np.uint8)
+    assert ssim(picture, picture) == 1.0 and ssim_db(picture, picture) == float("inf")
+    value = ssim(picture, blurred)
+    assert value == pytest.approx(naive_ssim(picture, blurred), abs=1e-12)
+    assert 0 < value < 0.9
+    assert ssim_db(picture, blurred) == pytest.approx(-10 * np.log10(1 - value))
