@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from drm.errors import InvalidId
+from drm.ids import check_id
 from drm.keystore import DrmSettings
 from packager.store import StoreSettings
 from pipeline.fmp4 import SegmentFormat
-from pipeline.ladder import LadderSettings
+from pipeline.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric
 from pipeline.validate import ValidationRules
-from drm.errors import InvalidId
-from drm.ids import check_id
 from server.config.catalog import CatalogSettings
 from server.config.credentials import (
     check_bearer_secret,
@@ -121,11 +121,7 @@ class Settings:
             drm=drm,
             token_public_keys=parse_public_keys("TOKEN_PUBLIC_KEYS", env.str("TOKEN_PUBLIC_KEYS", ""),
                                                 drm.token_signing_keys),
-            ladder=LadderSettings(
-                max_renditions=env.int("LADDER_MAX_RENDITIONS", 5),
-                preset=env.str("X264_PRESET", "veryfast"),
-                min_psnr_db=env.float("MIN_PSNR_DB", 30.0),
-            ),
+            ladder=_ladder(env),
             rules=rules,
             listen_host=host,
             listen_port=port,
@@ -146,12 +142,28 @@ class Settings:
 
 
 def _segment_format(env: Environment) -> SegmentFormat:
-    raw = env.str("HLS_SEGMENT_FORMAT", SegmentFormat.TS.value).strip().lower()
-    try:
-        return SegmentFormat(raw)
-    except ValueError:
-        choices = " or ".join(f.value for f in SegmentFormat)
-        raise SettingsError(f"{PREFIX}HLS_SEGMENT_FORMAT has value {raw!r}; expected {choices}") from None
+    return env.choice("HLS_SEGMENT_FORMAT", SegmentFormat, SegmentFormat.TS)
+
+
+def _ladder(env: Environment) -> LadderSettings:
+    """The ladder: fixed (every episode the same rungs) or per-title (SERIES_LADDER), and the per-title
+    thresholds in the chosen metric's dB (pipeline/ladder.py PerTitleSettings says what each does)."""
+    metric = env.choice("LADDER_METRIC", QualityMetric, QualityMetric.PSNR)
+    defaults = PerTitleSettings.for_metric(metric)
+    per_title = replace(
+        defaults,
+        enough_db=env.float("LADDER_ENOUGH_DB", defaults.enough_db, minimum=20, maximum=99),
+        max_loss_db=env.float("LADDER_MAX_LOSS_DB", defaults.max_loss_db, minimum=0, maximum=3),
+        min_gain_db=env.float("LADDER_MIN_GAIN_DB", defaults.min_gain_db, minimum=0, maximum=10),
+        max_crf=env.float("LADDER_MAX_CRF", defaults.max_crf, minimum=12, maximum=40),
+    )
+    return LadderSettings(
+        mode=env.choice("LADDER", LadderMode, LadderMode.FIXED),
+        per_title=per_title,
+        max_renditions=env.int("LADDER_MAX_RENDITIONS", 5),
+        preset=env.str("X264_PRESET", "veryfast"),
+        min_psnr_db=env.float("MIN_PSNR_DB", 30.0),
+    )
 
 
 def _validation_rules(env: Environment) -> ValidationRules:
