@@ -172,6 +172,13 @@ async def test_a_portrait_free_preview_plays_portrait_on_a_phone(site):
         width = await tab.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], "the page scrolls sideways on a phone"
         await tab.screenshot(ARTIFACTS / "8-portrait-phone.png")
+        # the quality menu lists the renditions (and automatic); the captions button is there for tracks to come
+        await tab.click("media-rendition-menu-button")
+        await tab.wait_for("!document.querySelector('media-rendition-menu').hidden", what="the quality menu open")
+        items = await tab.evaluate("[...document.querySelector('media-rendition-menu').shadowRoot"
+                                   ".querySelectorAll('media-chrome-menu-item')].map(item => item.textContent.trim())")
+        assert {"360p", "234p"} <= set(items) and any(item.startswith("Auto") for item in items), items
+        assert await tab.evaluate("Boolean(document.querySelector('media-captions-menu-button'))")
         assert not console_errors(tab), tab.console
         assert loopback_only(tab) == {"127.0.0.1"}, tab.requested
 

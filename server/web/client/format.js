@@ -15,7 +15,8 @@ export function clock(seconds) {
 
 /** A series' total, in words: 95 -> "2 min"; 3725 -> "1 h 2 min". */
 export function total(seconds) {
-  const minutes = Math.max(1, Math.round((seconds || 0) / 60));
+  if (!seconds) return "no episodes yet";
+  const minutes = Math.max(1, Math.round(seconds / 60));
   const h = Math.floor(minutes / 60), m = minutes % 60;
   return h ? `${h} h ${m} min` : `${m} min`;
 }

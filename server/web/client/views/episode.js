@@ -45,7 +45,8 @@ export async function episodePage(view) {
       ${episode.description ? html`<p class="description">${episode.description}</p>` : nothing}
       ${next ? html`<p class=${`next${ended ? " up-next" : ""}`}>
         <a id="next-episode" href=${`${seriesPath}/episodes/${encodeURIComponent(next.episode_id)}`}>
-          ${ended ? "Up next: " : "Next episode: "}${next.position}. ${next.title || `Episode ${next.episode_id}`}</a></p>`
+          ${ended ? "Up next: " : "Next episode: "}${next.position}. ${next.title || `Episode ${next.episode_id}`}</a>
+          ${next.is_free_preview ? badge("Free preview", "free") : nothing}</p>`
         : html`<p class="next">This is the last episode. <a href=${seriesPath}>Back to the series</a></p>`}
     </article>`);
 
