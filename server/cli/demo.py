@@ -73,9 +73,10 @@ def cmd_demo(args, settings: Settings) -> int:
             if args.json:
                 print(json.dumps(urls), flush=True)
             else:
+                sign_in = (f"sign in as {DEMO_VIEWER} (owns the series), or as a new viewer and buy it with a test "
+                           "purchase" if settings.web.local_sign_in else "local sign-in is off (SERIES_LOCAL_SIGN_IN)")
                 print(f"Storefront: {urls['storefront_url']}\n"
-                      f"  Watch: {urls['watch_url']} — sign in as {DEMO_VIEWER} (owns the series), or as a new "
-                      f"viewer and buy it with a test purchase{'' if settings.web.local_sign_in else ' (local sign-in is off: SERIES_LOCAL_SIGN_IN)'}\n"
+                      f"  Watch: {urls['watch_url']} — {sign_in}\n"
                       f"Serving on {settings.public_url} — Ctrl+C stops everything this demo started.\n"
                       f"  {DEMO_VIEWER} (bought the series): {urls['entitled_url']}\n"
                       f"  {DEMO_GUEST} (did not buy, key refused): {urls['unentitled_url']}\n"

@@ -30,6 +30,7 @@ SHELL = Path(__file__).with_name("shell.html")
 ASSETS = web.AppKey("web_assets", WebAssets)
 PAGE_POLICY = web.AppKey("web_page_policy", str)
 PAGE_CONFIG = web.AppKey("web_page_config", str)
+SHELL_TEMPLATE = web.AppKey("web_shell", str)
 
 PAGE_ROUTES = ("/", "/series/{series_id}", "/series/{series_id}/episodes/{episode_id}")
 
@@ -54,6 +55,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app[ASSETS] = assets = WebAssets.find()
     app[PAGE_POLICY] = page_policy(settings.web.host_origins)
     app[PAGE_CONFIG] = page_config(settings, assets)
+    app[SHELL_TEMPLATE] = SHELL.read_text()
     for route in PAGE_ROUTES:
         app.router.add_get(route, page)
     app.router.add_get("/assets/{name}", asset)
@@ -65,7 +67,7 @@ async def page(request: web.Request) -> web.StreamResponse:
         if name in request.match_info:
             check_id(name, request.match_info[name])
     assets = request.app[ASSETS]
-    html = SHELL.read_text().format(script=escape(assets.url("app.js")), style=escape(assets.url("app.css")),
+    html = request.app[SHELL_TEMPLATE].format(script=escape(assets.url("app.js")), style=escape(assets.url("app.css")),
                                     config=request.app[PAGE_CONFIG])
     return with_page_policy(request, web.Response(text=html, content_type="text/html",
                                                   headers={hdrs.CACHE_CONTROL: "no-cache"}))

@@ -22,6 +22,7 @@ import time
 import aiohttp
 from aiohttp import hdrs, web
 
+from drm.errors import NotEntitled
 from drm.ids import field_id
 from drm.purchases import PURCHASE, REFUND, SIGNATURE_HEADER, Outcome, PaymentEvent, sign
 from server.edge.auth import require_account
@@ -92,7 +93,10 @@ async def simulate_purchase(request: web.Request) -> web.Response:
 
 async def _send_webhook(request: web.Request, services: Services, body: bytes) -> tuple[int, dict]:
     """POST `body`, signed, to /v1/webhooks/payments on the address and port this request arrived on."""
-    host, port = request.transport.get_extra_info("sockname")[:2]
+    transport = request.transport
+    if transport is None:               # the viewer left: nobody to buy for
+        raise ConnectionResetError("the client closed the connection before the test purchase was sent")
+    host, port = transport.get_extra_info("sockname")[:2]
     address = f"[{host}]" if ":" in host else host
     stamp = int(time.time())
     headers = {SIGNATURE_HEADER: sign(services.settings.webhook_secret.reveal().encode(), stamp, body),
@@ -108,8 +112,6 @@ def refund_test_purchase(services: Services, viewer_id: str, series_id: str) -> 
 
     Raises NotATestPurchase when the viewer holds it otherwise (a real payment, a comp), UnknownSeries or
     NotEntitled (drm) when there is nothing to refund."""
-    from drm.errors import NotEntitled
-
     held = [e for e in services.entitlements.list_for_viewer(viewer_id) if e.series_id == series_id and e.is_active]
     if not held:
         raise NotEntitled(viewer_id, series_id)

@@ -84,6 +84,8 @@ async def test_storefront_paywall_purchase_watch_refund(site, web_env):
         # the series page: episodes in order with lengths and the free preview badge, and the paywall
         await tab.click(".card-link")
         await tab.wait_for("document.querySelector('.paywall')", what="the paywall")
+        # a client-side navigation moves focus to the new page's heading, as a page load would for a screen reader
+        assert await tab.evaluate("document.activeElement.id") == "series-title"
         episodes = await tab.evaluate("[...document.querySelectorAll('.episode')].map(e => e.innerText)")
         assert "The bowline" in episodes[0] and "1:00" in episodes[0] and "locked" in episodes[0].lower(), episodes
         assert "Reef knot" in episodes[1] and "free preview" in episodes[1].lower(), episodes
