@@ -33,7 +33,7 @@ from server.config.credentials import (
 from server.config.environment import PREFIX, Environment, Secret, SettingsError
 from server.config.http import AuthFailureSettings, HttpSettings, RateLimitSettings, parse_networks, parse_origins
 from server.config.jobs import MIN_JOB_S, JobSettings
-from server.config.web import WebSettings
+from server.config.web import WebSettings, web_settings
 from server.local.object_store import LocalStoreSettings
 from server.local.secrets import local_secrets
 
@@ -140,7 +140,7 @@ class Settings:
             metrics_token=metrics_token,
             auth_failures=_auth_failures(env),
             catalog=_catalog_api(env),
-            web=_web(env, is_embedded=local_store is not None, has_webhook_secret=catalog["webhook_secret"] is not None),
+            web=web_settings(env, is_embedded=local_store is not None, has_webhook_secret=catalog["webhook_secret"] is not None),
         )
 
 
@@ -228,24 +228,6 @@ def _catalog_api(env: Environment) -> CatalogSettings:
                             f"(got {per_s!r} and {burst!r})")
     return CatalogSettings(test_viewer_ids=frozenset(viewers), idempotency_ttl_s=ttl_s, progress_per_s=per_s,
                            progress_burst=burst)
-
-
-def _web(env: Environment, *, is_embedded: bool, has_webhook_secret: bool) -> WebSettings:
-    """The web app's switches: local sign-in (default: on with the embedded set-up only), test payments
-    (default off; they need the payment webhook's secret to sign with), host origins."""
-    test_payments = env.bool("TEST_PAYMENTS", False)
-    if test_payments and not has_webhook_secret:
-        raise SettingsError(f"{PREFIX}TEST_PAYMENTS is on, but {PREFIX}WEBHOOK_SECRET is not set: test purchases are "
-                            "signed webhooks like a payment system's; set the secret or turn test payments off")
-    try:
-        host_origins = parse_origins(env.str("WEB_HOST_ORIGINS", ""))
-    except ValueError as exc:
-        raise SettingsError(f"{PREFIX}WEB_HOST_ORIGINS: {exc}") from None
-    if "*" in host_origins:
-        raise SettingsError(f"{PREFIX}WEB_HOST_ORIGINS may not be '*': name each host application's origin, "
-                            "since those origins may hand the pages a viewer's token")
-    return WebSettings(local_sign_in=env.bool("LOCAL_SIGN_IN", is_embedded), test_payments=test_payments,
-                       host_origins=host_origins)
 
 
 def _job_settings(env: Environment, data_dir: Path, generated: dict, max_upload_bytes: int) -> JobSettings:
