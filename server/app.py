@@ -1,5 +1,6 @@
 """create_app(): the service, composed from its rooms — the edge every request passes, then the key
-server, playback, the catalog API and payment webhook, and the ingest hand-off with its jobs."""
+server, playback, the catalog API and payment webhook, the ingest hand-off with its jobs, the API reference
+and the viewer web app."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from server.keys import endpoint as key_endpoint
 from server.playback import routes as playback
 from server.reference import page as reference
 from server.services import SERVICES, Services
+from server.web import routes as web_app
 
 
 def create_app(settings: Settings, services: Services | None = None) -> web.Application:
@@ -38,6 +40,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     catalog.add_routes(app, settings)
     ingest_api.add_routes(app, settings)
     reference.add_routes(app)
+    web_app.add_routes(app, settings)
     return app
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,10 @@ def test_demo_prints_urls_that_play_and_stops_what_it_started(tmp_path, media_di
         assert first_line, process.stderr.read()
         urls = json.loads(first_line)
         assert set(urls) >= {"entitled_url", "unentitled_url"}
+        assert next(iter(urls)) == "storefront_url" and urls["storefront_url"] == f"http://127.0.0.1:{port}/"
+        with urllib.request.urlopen(urls["watch_url"]) as page:        # the web app's page (built by ./run tests)
+            assert page.headers["Content-Type"].startswith("text/html")
+            assert '"test_payments": true' in page.read().decode()      # the demo sells with test purchases
         frames, _ = count_frames(urls["entitled_url"])
         assert frames == 32 * 25
         with pytest.raises(Exception):
