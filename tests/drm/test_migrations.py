@@ -15,7 +15,7 @@ from drm.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate, schem
 
 TABLES = {"schema_version", "content_keys", "content_key_versions", "entitlements", "series", "episodes",
           "creators", "payments", "payment_events", "entitlement_events", "entitlement_changes",
-          "viewer_progress", "idempotency_keys"}
+          "viewer_progress", "idempotency_keys", "resumable_uploads"}
 
 # What the code before versioned migrations wrote to a new file, verbatim: files in the field look like this.
 LEGACY_V2_FILE = """
