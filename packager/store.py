@@ -391,7 +391,11 @@ class ObjectStore:
         return True
 
     def list_multipart(self, prefix: str) -> list[OpenMultipart]:
-        """Every multipart upload open under `prefix` (for finding abandoned ones). Raises StoreError."""
+        """The multipart uploads open under `prefix` (for finding abandoned ones). Raises StoreError.
+
+        Pages are followed with S3's markers (key, then upload id), as MinIO and AWS order them. SeaweedFS
+        orders a page by upload id instead and gives nothing after its first 1000: callers that abort what
+        they find get the rest on their next call."""
 
         def uploads() -> list[OpenMultipart]:
             found: list[OpenMultipart] = []
@@ -407,6 +411,8 @@ class ObjectStore:
                     return found
                 # the markers of the last upload listed (minio mislays NextUploadIdMarker)
                 key_marker, upload_id_marker = page.uploads[-1].object_name, page.uploads[-1].upload_id
+                if any(item.upload_id == upload_id_marker for item in found[:-1]):
+                    return found            # a store that pages back to where it was: stop, not loop
 
         return self._call("listing multipart uploads under", prefix, uploads)
 

@@ -3,6 +3,7 @@ uploads bucket's objects and open multipart uploads as a test sees them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import uuid
@@ -48,3 +49,17 @@ def stored_traces(bucket: ObjectStore, upload_id: str | None = None) -> tuple[li
     """(object keys, open multipart uploads' keys) under tus/ (or one upload's prefix)."""
     prefix = UPLOADS_PREFIX + (f"{upload_id}/" if upload_id else "")
     return bucket.list_keys(prefix), [item.key for item in bucket.list_multipart(prefix)]
+
+
+async def cut_off_patch(host: str, port: int, path: str, headers: dict[str, str], offset: int, chunk: bytes, *,
+                        sent_bytes: int) -> None:
+    """A PATCH whose connection dies after `sent_bytes` of `chunk`: the headers and part of the body on a raw
+    socket, then a reset, as a phone losing its network mid-chunk."""
+    reader, writer = await asyncio.open_connection(host, port)
+    lines = [f"PATCH {path} HTTP/1.1", f"Host: {host}:{port}", "Tus-Resumable: 1.0.0", f"Upload-Offset: {offset}",
+             "Content-Type: application/offset+octet-stream", f"Content-Length: {len(chunk)}",
+             *(f"{name}: {value}" for name, value in headers.items())]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + chunk[:sent_bytes])
+    await writer.drain()
+    await asyncio.sleep(0.5)                            # the server has read what was sent
+    writer.transport.abort()                            # RST, no goodbye

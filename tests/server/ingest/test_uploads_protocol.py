@@ -19,6 +19,7 @@ from tests.support.uploads import (
     TUS,
     checksum,
     creation_headers,
+    cut_off_patch,
     patch_headers,
     stored_traces,
     upload_settings,
@@ -229,17 +230,8 @@ async def test_creation_with_upload_takes_the_first_bytes(service):
         assert response.headers["Series-Job-Id"].startswith("job_")
 
 
-async def send_cut_off(client, url: str, offset: int, chunk: bytes, *, sent_bytes: int, extra: str = "") -> None:
-    """A PATCH whose connection dies after `sent_bytes` of `chunk`: headers and part of the body on a raw
-    socket, then the socket closed, as a phone losing its network mid-chunk."""
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    head = (f"PATCH {url} HTTP/1.1\r\nHost: {client.host}:{client.port}\r\n"
-            f"Authorization: {AUTH['Authorization']}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\n"
-            f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(chunk)}\r\n{extra}\r\n")
-    writer.write(head.encode() + chunk[:sent_bytes])
-    await writer.drain()
-    await asyncio.sleep(0.3)                            # the server has read what was sent
-    writer.transport.abort()                            # RST, no goodbye
+async def send_cut_off(client, url: str, offset: int, chunk: bytes, *, sent_bytes: int, **extra: str) -> None:
+    await cut_off_patch(client.host, client.port, url, {**AUTH, **extra}, offset, chunk, sent_bytes=sent_bytes)
 
 
 async def resume_offset(client, url: str) -> int:
@@ -271,5 +263,5 @@ async def test_a_chunk_with_a_checksum_cut_off_midway_keeps_nothing(service):
     data = os.urandom(PART_BYTES + 2_000_000)
     url = await created(client, len(data))
     await send_cut_off(client, url, 0, data, sent_bytes=PART_BYTES + 700_000,
-                       extra=f"Upload-Checksum: {checksum('sha256', data)}\r\n")
+                       **{"Upload-Checksum": checksum("sha256", data)})
     assert await resume_offset(client, url) == 0
