@@ -221,6 +221,21 @@ class UploadGone(UploadError):
         return type(self), (self.upload_id, self.state)
 
 
+class UploadRejected(UploadError):
+    """The upload arrived whole, but the series refused its episode at the end (e.g. it filled up meanwhile)."""
+
+    code = "upload_rejected"
+    http_status = 410
+
+    def __init__(self, upload_id: str, error: dict) -> None:
+        super().__init__(f"upload {upload_id} arrived whole but was refused: {error.get('message', '')} "
+                         f"[{error.get('code', '')}]")
+        self.upload_id, self.error = upload_id, error
+
+    def __reduce__(self):
+        return type(self), (self.upload_id, self.error)
+
+
 class OffsetMismatch(UploadError):
     code = "upload_offset_mismatch"
     http_status = 409

@@ -58,6 +58,7 @@ from server.ingest.resumable import (
     UploadGone,
     UploadLocked,
     UploadNotFound,
+    UploadRejected,
     UploadRequestError,
     creator_owner,
     parse_checksum,
@@ -274,25 +275,13 @@ async def head_upload(request: web.Request) -> web.Response:
     if upload.state in (TERMINATED, EXPIRED) or upload.is_expired(now):
         raise UploadGone(upload.upload_id, TERMINATED if upload.state == TERMINATED else EXPIRED)
     if upload.state == REJECTED:
-        raise Rejected(upload)
+        raise UploadRejected(upload.upload_id, upload.error or {})
     if upload.state == COMPLETING and not upload.is_held(now):
         upload = await _complete_left_over(request, upload)
     headers = _headers(upload, **{"Upload-Length": str(upload.length_bytes)})
     if upload.metadata:
         headers["Upload-Metadata"] = upload.metadata
     return web.Response(status=200, headers=headers)
-
-
-class Rejected(UploadError):
-    """The upload arrived whole, but the series refused its episode (e.g. filled up meanwhile)."""
-
-    code = "upload_rejected"
-    http_status = 410
-
-    def __init__(self, upload: Upload) -> None:
-        error = upload.error or {}
-        super().__init__(f"upload {upload.upload_id} arrived whole but was refused: {error.get('message', '')} "
-                         f"[{error.get('code', '')}]")
 
 
 async def patch_upload(request: web.Request) -> web.Response:

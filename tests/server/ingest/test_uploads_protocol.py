@@ -265,3 +265,21 @@ async def test_a_chunk_with_a_checksum_cut_off_midway_keeps_nothing(service):
     await send_cut_off(client, url, 0, data, sent_bytes=PART_BYTES + 700_000,
                        **{"Upload-Checksum": checksum("sha256", data)})
     assert await resume_offset(client, url) == 0
+
+
+async def test_a_browser_may_speak_tus_across_origins(service):
+    """The studio's tus-js-client: its preflight allows the tus headers, and the answers expose them."""
+    client, *_ = service
+    preflight = {"Origin": "https://studio.example", "Access-Control-Request-Method": "PATCH",
+                 "Access-Control-Request-Headers": "authorization,tus-resumable,upload-offset,content-type"}
+    async with client.options("/v1/uploads/up_000000000000000000000000", headers=preflight) as response:
+        assert response.status == 204
+        allowed = response.headers["Access-Control-Allow-Headers"].lower()
+        assert all(name in allowed for name in ("tus-resumable", "upload-offset", "upload-length",
+                                                "upload-metadata", "upload-checksum"))
+    async with await create(client, 10, episode="cors") as response:
+        pass
+    async with client.head(response.headers["Location"], headers={**AUTH, **TUS, "Origin": "https://studio.example"}) \
+            as response:
+        exposed = response.headers["Access-Control-Expose-Headers"]
+        assert all(name in exposed for name in ("Upload-Offset", "Location", "Tus-Resumable", "Upload-Expires"))
