@@ -251,7 +251,14 @@ async def create_upload(request: web.Request) -> web.Response:
              length, episode_id, series_id)
     location = f"{UPLOADS_PATH}/{upload.upload_id}"
     if has_body:
-        upload = await _write_chunk(request, upload.upload_id, 0, checksum)
+        try:
+            upload = await _write_chunk(request, upload.upload_id, 0, checksum)
+        except ConnectionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the upload exists: its refusal names it, to resume
+            response = problem_for(exc, request)
+            response.headers.update({"Location": location, "Tus-Resumable": TUS_VERSION})
+            return response
     else:
         upload = await asyncio.to_thread(context.uploads.get, upload.upload_id)
     return web.Response(status=201, headers=_headers(upload, Location=location))

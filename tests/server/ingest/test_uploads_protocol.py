@@ -283,3 +283,13 @@ async def test_a_browser_may_speak_tus_across_origins(service):
             as response:
         exposed = response.headers["Access-Control-Expose-Headers"]
         assert all(name in exposed for name in ("Upload-Offset", "Location", "Tus-Resumable", "Upload-Expires"))
+
+
+async def test_a_creation_whose_data_fails_its_checksum_still_names_the_upload(service):
+    client, *_ = service
+    headers = {**creation_headers(AUTH, 12, series=SERIES, episode="4"),
+               "Content-Type": "application/offset+octet-stream", "Upload-Checksum": checksum("sha1", b"other")}
+    async with client.post("/v1/uploads", data=b"hello", headers=headers) as response:
+        assert response.status == 460
+        url = response.headers["Location"]
+    assert await offset_of(client, url) == 0                # created, nothing of the chunk kept: resume from 0
