@@ -324,17 +324,22 @@ class JobStore:
                 mirror(conn)            # the episode's status, in this same transaction
             return cursor.rowcount == 1
 
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        # sqlite3 errors enter here and leave as ours: a locked or full database is a 503, not a 500
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if "locked" in text or "busy" in text or "full" in text or "disk" in text:
-                raise JobStoreUnavailable(f"the jobs database cannot be written right now ({exc}); "
-                                          "retry in a few seconds") from exc
-            raise
+    def _translated(self):
+        return translated_errors("jobs")
+
+
+@contextmanager
+def translated_errors(table: str) -> Iterator[None]:
+    """sqlite3 errors enter here and leave as ours: a locked or full database is JobStoreUnavailable (a 503
+    with Retry-After), not a 500. `table` names what could not be written, for the message."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text or "full" in text or "disk" in text:
+            raise JobStoreUnavailable(f"the {table} database cannot be written right now ({exc}); "
+                                      "retry in a few seconds") from exc
+        raise
 
 
 def episode_error(code: str, message: str, report: dict | None) -> dict:

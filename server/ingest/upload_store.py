@@ -11,14 +11,12 @@ claims it, the other gets 409.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 from drm.database import Database, Row
 from packager.store import StoredPart
-from server.ingest.jobs import JobStoreUnavailable
+from server.ingest.job_store import translated_errors
 from server.ingest.resumable import (
     ACTIVE,
     COMPLETED,
@@ -227,17 +225,8 @@ class UploadStore:
                 f" AND state IN ({','.join('?' * len(states))})",
                 (*parameters, upload_id, holder, *states)).rowcount == 1
 
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        # a locked or full SQLite file is a 503 with Retry-After, as for the jobs table
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if "locked" in text or "busy" in text or "full" in text or "disk" in text:
-                raise JobStoreUnavailable(f"the uploads table cannot be written right now ({exc}); "
-                                          "retry in a few seconds") from exc
-            raise
+    def _translated(self):
+        return translated_errors("uploads")
 
 
 def _parts_json(parts: Sequence[StoredPart]) -> str:

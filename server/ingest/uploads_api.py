@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,7 +35,15 @@ from drm.ids import field_id
 from server.config import Settings
 from server.edge.auth import bearer, bearer_matches, checked_credentials, require_account
 from server.edge.problems import problem_for
-from server.ingest.api import JOBS, RUNNER, UPLOADS, IngestUnauthorized, UploadTooLarge, _check_webhook
+from server.ingest.api import (
+    JOBS,
+    RUNNER,
+    UPLOADS,
+    IngestUnauthorized,
+    UploadTooLarge,
+    _check_webhook,
+    query_limit,
+)
 from server.ingest.resumable import (
     ACTIVE,
     CHECKSUM_ALGORITHMS,
@@ -54,7 +61,6 @@ from server.ingest.resumable import (
     TusVersionUnsupported,
     UnsupportedMediaType,
     Upload,
-    UploadError,
     UploadGone,
     UploadLocked,
     UploadNotFound,
@@ -383,12 +389,9 @@ async def list_uploads(request: web.Request) -> web.Response:
     state = request.query.get("state") or None
     if state is not None and state not in STATES:
         raise UploadRequestError(f"state must be one of {', '.join(STATES)}")
-    raw_limit = request.query.get("limit", "50")
-    if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 500:
-        raise UploadRequestError("limit must be an integer from 1 to 500")
     uploads = request.app[UPLOAD_CONTEXT].uploads
     listed = await asyncio.to_thread(uploads.list, owner=None if uploader.creator_id is None else uploader.owner,
-                                     states=(state,) if state else (), limit=int(raw_limit))
+                                     states=(state,) if state else (), limit=query_limit(request))
     now = uploads.now()
     return web.json_response({"uploads": [upload.as_public_dict(now) for upload in listed]},
                              headers={"Cache-Control": "no-store"})
