@@ -293,3 +293,37 @@ async def test_a_creation_whose_data_fails_its_checksum_still_names_the_upload(s
         assert response.status == 460
         url = response.headers["Location"]
     assert await offset_of(client, url) == 0                # created, nothing of the chunk kept: resume from 0
+
+
+async def test_answers_match_the_description(service):
+    """Real answers of every uploads route, each checked against the OpenAPI description's schemas."""
+    from server.reference.document import openapi_document
+    from tests.server.reference.openapi_support import ResponseValidator
+
+    client, *_ = service
+    validator = ResponseValidator(openapi_document())
+
+    async def check(response) -> None:
+        body = await response.read()
+        validator.check(response.method, response.url.path, response.status,
+                        response.headers.get("Content-Type", ""), body)
+
+    async with client.options("/v1/uploads") as response:
+        await check(response)
+    async with await create(client, 20, episode="9") as response:
+        await check(response)
+        url = response.headers["Location"]
+    for method, path, kwargs in (
+            ("PATCH", url, {"data": b"0123456789", "headers": patch_headers(AUTH, 0)}),
+            ("PATCH", url, {"data": b"x", "headers": patch_headers(AUTH, 3)}),
+            ("PATCH", url, {"data": b"abcdefghij",
+                            "headers": patch_headers(AUTH, 10, **{"Upload-Checksum": checksum("sha1", b"no")})}),
+            ("HEAD", url, {"headers": {**AUTH, **TUS}}),
+            ("GET", url, {"headers": AUTH}),
+            ("GET", "/v1/uploads?state=active&limit=5", {"headers": AUTH}),
+            ("GET", "/v1/uploads?limit=0", {"headers": AUTH}),
+            ("DELETE", url, {"headers": {**AUTH, **TUS}}),
+            ("DELETE", url, {"headers": {**AUTH, **TUS}}),
+            ("POST", "/v1/uploads", {"headers": {**AUTH, "Upload-Length": "1"}})):
+        async with client.request(method, path, **kwargs) as response:
+            await check(response)
