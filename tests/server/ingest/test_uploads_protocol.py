@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import sqlite3
 
 import pytest
 
@@ -327,3 +328,32 @@ async def test_answers_match_the_description(service):
             ("POST", "/v1/uploads", {"headers": {**AUTH, "Upload-Length": "1"}})):
         async with client.request(method, path, **kwargs) as response:
             await check(response)
+
+
+async def test_completing_again_queues_no_second_job(service):
+    """A completion that ran again (a crash after the job was queued, before the upload said so; the next
+    HEAD or sweep completes it) finds the same job: queued exactly once."""
+    client, settings, services, bucket = service
+    url = await created(client, 10, episode="5")
+    async with client.patch(url, data=b"0123456789", headers=patch_headers(AUTH, 0)) as response:
+        job_id = response.headers["Series-Job-Id"]
+    with sqlite3.connect(settings.db_path) as db:
+        db.execute("UPDATE resumable_uploads SET state = 'completing', job_id = NULL, holder = NULL")
+    async with client.head(url, headers={**AUTH, **TUS}) as response:
+        assert response.status == 200 and response.headers["Series-Job-Id"] == job_id
+    async with client.get("/v1/jobs", headers=AUTH) as response:
+        assert [job["job_id"] for job in (await response.json())["jobs"]] == [job_id]
+
+
+async def test_an_episode_deleted_during_its_upload_rejects_the_upload_at_the_end(service):
+    client, settings, services, bucket = service
+    url = await created(client, 10, episode="6")
+    await asyncio.to_thread(services.catalog.delete_episode, SERIES, "6")
+    async with client.patch(url, data=b"0123456789", headers=patch_headers(AUTH, 0)) as response:
+        assert response.status == 410 and (await response.json())["code"] == "episode_deleted"
+    async with client.get(url, headers=AUTH) as response:
+        shown = await response.json()
+    assert (shown["state"], shown["error"]["code"], shown["job_id"]) == ("rejected", "episode_deleted", None)
+    async with client.head(url, headers={**AUTH, **TUS}) as response:
+        assert response.status == 410
+    assert await asyncio.to_thread(stored_traces, bucket, url.rsplit("/", 1)[1]) == ([], [])
