@@ -1,5 +1,6 @@
 """Fixtures for server tests: a key server with real parts and no media (keys made through KeyStore,
-viewers granted in SQLite), and a loopback receiver for job webhooks."""
+viewers granted in the database: SQLite, or PostgreSQL with DATABASE_URL=...), and a loopback receiver
+for job webhooks."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ class KeyWorld:
 
     def token(self, viewer_id: str = BUYER, series_id: str = SERIES) -> str:
         return self.services.tokens.mint(viewer_id, series_id)
+
+
+@pytest.fixture
+def engine_overrides(engine, request) -> dict[str, str]:
+    """key_world() overrides that put the world on the test's engine (tests that ask run on both)."""
+    return {} if engine == "sqlite" else {"DATABASE_URL": request.getfixturevalue("postgres_url")}
 
 
 @pytest.fixture
