@@ -88,7 +88,15 @@ async def webhook_receiver(aiohttp_server):
 
 @pytest.fixture
 def jobs(tmp_path):
-    """A job table of its own, quick to report a locked database."""
+    """A job table of its own in a SQLite file (tmp_path / "series.db"), quick to report a locked database."""
     store = JobStore.open(tmp_path / "series.db", busy_timeout_ms=100)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def job_store(db_target):
+    """A job table on the test's engine: tests asking for it run on SQLite and on PostgreSQL."""
+    store = JobStore.open(db_target, busy_timeout_ms=100)
     yield store
     store.close()
