@@ -39,6 +39,7 @@ from server.services import Services
 log = logging.getLogger(__name__)
 
 LOOKUP_TIMEOUT_S = 3.0          # a database that does not answer a point lookup in this long is "unavailable"
+RETRY_DOWN_AFTER_S = 1.0        # after a failed lookup, refuse at once for this long instead of queueing on it
 UNAVAILABLE_LOG_EVERY_S = 10.0  # one warning per outage and then this often, not one per refused request
 T = TypeVar("T")
 
@@ -85,6 +86,7 @@ class Access:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         self._unavailable_logged_at = -float("inf")
+        self._down_until = -float("inf")     # until then, lookups are refused without trying (see in_lookup_thread)
 
     async def start(self) -> None:
         """Subscribe to this process's writes, take the change feed's watermark and follow it.
@@ -153,7 +155,11 @@ class Access:
     async def in_lookup_thread(self, what: str, function: Callable[..., T], *args: Any) -> T:
         """Run a database read of the key path (`what` names it in the query count) in the access room's
         threads, bounded by LOOKUP_TIMEOUT_S. Raises AccessUnavailable (503) when the database is
-        unavailable or too slow; the cause is logged here, at most every UNAVAILABLE_LOG_EVERY_S."""
+        unavailable or too slow (the cause is logged here, at most every UNAVAILABLE_LOG_EVERY_S), and for
+        RETRY_DOWN_AFTER_S after that without trying: during an outage requests get their 503 at once
+        instead of each waiting out the pool."""
+        if self._clock() < self._down_until:
+            raise AccessUnavailable()        # failed a moment ago: answer now, not after another wait
         loop = asyncio.get_running_loop()
         self.count_query(what)
         try:
@@ -164,6 +170,7 @@ class Access:
         except DatabaseUnavailable as exc:
             cause = exc
         now = self._clock()
+        self._down_until = now + RETRY_DOWN_AFTER_S
         if now - self._unavailable_logged_at >= UNAVAILABLE_LOG_EVERY_S:
             self._unavailable_logged_at = now
             log.warning("key requests are refused with 503 while the database is unavailable: %s", cause)
