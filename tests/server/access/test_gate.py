@@ -11,6 +11,7 @@ import pytest
 
 from drm.engines import open_database
 from drm.entitlements import EntitlementStore
+from drm.errors import DatabaseUnavailable
 from server.access import Access, AccessUnavailable, Verdict
 from server.access.feed import FRESHNESS_S
 from server.config import AccessSettings
@@ -126,10 +127,18 @@ async def test_past_the_freshness_bound_memory_is_not_trusted(services, make_acc
     assert await access.verdict("alice", "s1", "e1") is Verdict.GRANTED
     assert access.decide_from_memory("alice", "s1", "e1") is Verdict.GRANTED
     calls = counting(monkeypatch, services.entitlements)
-    clock.offset += FRESHNESS_S + 1                        # as if no poll had succeeded for over 5 s
+    feed_reader = access.feed._feed
+
+    def failing_poll(watermark, **options):
+        raise DatabaseUnavailable("the change feed cannot be read (a test)")
+
+    monkeypatch.setattr(feed_reader, "changes_since", failing_poll)
+    clock.offset += FRESHNESS_S + 1                        # no poll has succeeded for over 5 s
     assert access.decide_from_memory("alice", "s1", "e1") is None
     assert await access.verdict("alice", "s1", "e1") is Verdict.GRANTED
     assert calls == [("alice", "s1")]                      # asked the database, as every request now would
+    assert access.decide_from_memory("alice", "s1", "e1") is None       # and remembered nothing meanwhile
+    monkeypatch.undo()
     await eventually(lambda: access.decide_from_memory("alice", "s1", "e1") is not None)   # the next poll
 
 
