@@ -39,17 +39,20 @@ class DatabaseUrl:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccessSettings:
     """How much the key path remembers (per process) and for how long. Memory is bounded by these
-    numbers, not by how many viewers bought something (~0.1 KB per remembered answer)."""
+    numbers, not by how many viewers bought something: about 0.2 KB per remembered answer, 0.35 KB per
+    token, 0.3 KB per key, so ~45 MB with every default bound full."""
 
     entitled_entries: int = 100_000      # (viewer, series) pairs remembered as entitled (SERIES_ACCESS_CACHE_ENTRIES)
     refused_entries: int = 20_000        # remembered as not entitled, apart, so scrapers cannot evict buyers
     episode_entries: int = 20_000        # per-episode facts (free preview, ...) (SERIES_ACCESS_EPISODE_ENTRIES)
     max_age_s: float = 300.0             # a remembered answer is asked again after this (SERIES_ACCESS_CACHE_MAX_AGE_S)
     key_entries: int = 20_000            # unwrapped content keys (SERIES_KEY_CACHE_ENTRIES)
+    token_entries: int = 50_000          # verified playback tokens (SERIES_TOKEN_CACHE_ENTRIES)
     lookup_threads: int = 2              # the key path's own threads for database lookups (SERIES_KEY_LOOKUP_THREADS)
 
     def __post_init__(self) -> None:
-        for name in ("entitled_entries", "refused_entries", "episode_entries", "key_entries", "lookup_threads"):
+        for name in ("entitled_entries", "refused_entries", "episode_entries", "key_entries", "token_entries",
+                     "lookup_threads"):
             if type(getattr(self, name)) is not int or getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)!r}; expected a positive integer")
         if not 1.0 <= self.max_age_s <= 3600.0:

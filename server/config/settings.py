@@ -257,6 +257,7 @@ def _access(env: Environment, *, is_postgresql: bool) -> AccessSettings:
         "episode_entries": env.positive_int("ACCESS_EPISODE_ENTRIES", default.episode_entries),
         "max_age_s": env.float("ACCESS_CACHE_MAX_AGE_S", default.max_age_s),
         "key_entries": env.positive_int("KEY_CACHE_ENTRIES", default.key_entries),
+        "token_entries": env.positive_int("TOKEN_CACHE_ENTRIES", default.token_entries),
         "lookup_threads": env.positive_int("KEY_LOOKUP_THREADS", default.lookup_threads),
     }
     if not 1 <= values["max_age_s"] <= 3600:

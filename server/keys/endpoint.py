@@ -59,7 +59,7 @@ class KeyEdge:
     def bind(self, services: Services, access: Access) -> None:
         """Serve from `services` and `access` (called once they are open)."""
         self._services, self._access = services, access
-        self._tokens = VerifiedTokens(services.tokens)
+        self._tokens = VerifiedTokens(services.tokens, max_entries=services.settings.access.token_entries)
 
     def from_memory(self, request: web.Request, token: str | None, key_id: str) -> bytes | PlaybackToken:
         """The key, when memory can decide; else the verified viewer, for from_database(). Raises what
