@@ -90,7 +90,7 @@ class Access:
 
     async def start(self) -> None:
         """Subscribe to this process's writes, take the change feed's watermark and follow it.
-        Raises DatabaseUnavailable when the database cannot be read."""
+        Raises DatabaseUnavailable when the database cannot be read (the service does not start)."""
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = [
             self._services.entitlements.on_change(lambda viewer_id, series_id: self._call_on_loop(
@@ -132,7 +132,7 @@ class Access:
     async def verdict(self, viewer_id: str, series_id: str, episode_id: str) -> Verdict:
         """The verdict, from memory where it is fresh and from the database for the rest.
 
-        Raises DatabaseUnavailable (503) when the database is needed and does not answer within
+        Raises AccessUnavailable (503) when the database is needed and does not answer within
         LOOKUP_TIMEOUT_S."""
         facts = await self._remembered_or_looked_up(("episode", series_id, episode_id), self._episodes)
         verdict = may_watch(facts, series_id, episode_id, viewer_id, None, test_viewer_ids=self._test_viewer_ids)

@@ -91,7 +91,7 @@ def _serve_one(settings: Settings, index: int, count: int) -> None:
     """One service process: the whole service on the shared port; ingest jobs only in the first."""
     import asyncio
 
-    from server.cli.service import serve_until_signalled
+    from server.cli.serving import serve_until_signalled
     from server.services import Services
 
     if sys.platform == "linux":      # die with the parent: a killed supervisor must not leave servers behind

@@ -28,7 +28,7 @@ def test_a_verified_token_is_remembered_only_until_it_expires():
             calls.append(token)
             return signer.verify(token)
 
-    tokens = VerifiedTokens(CountingSigner(), max_entries=2, clock=clock)
+    tokens = VerifiedTokens(CountingSigner(), max_entries=2, max_refused=2, clock=clock)
     token = signer.mint("alice", "s1", ttl_s=60)
     assert tokens.verify(token).viewer_id == "alice"
     assert tokens.verify(token).viewer_id == "alice"
