@@ -93,3 +93,24 @@ def test_postgresql_away_is_unavailable_and_changes_nothing(job_store, postgres_
     finally:
         postgres_cluster.start()
     assert [listed.job_id for listed in job_store.list()] == [job.job_id]       # the pool reconnects by itself
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_job_progress_never_notifies(job_store, postgres_url, engine):
+    """Progress is written every half second per job (and mirrored onto the episode): a NOTIFY there would
+    serialise every commit on PostgreSQL's notification lock and wake every key server for nothing."""
+    import psycopg
+
+    from drm.migrations import NOTIFY_CHANNEL
+
+    job_store._catalog.create_series(series_id="s1", creator_id="c1", title="Knots", price_cents=499,
+                                     currency="USD")
+    job, _ = job_store.create(request("noisy"))
+    with psycopg.connect(postgres_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        assert job_store.claim(job.job_id, 1, "runner", lease_s=60)
+        for step in range(20):
+            assert job_store.advance(job.job_id, 1, TRANSCODING, step / 20, owner="runner")
+        assert job_store.renew("runner", 60, job_ids=[job.job_id]) == 1
+        assert job_store.finish_published(job.job_id, 1, version=1, owner="runner")
+        assert [notify.payload for notify in listener.notifies(timeout=0.5, stop_after=1)] == []
