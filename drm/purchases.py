@@ -245,6 +245,17 @@ class PaymentProcessor:
         return outcome
 
 
+def how_access_ended(entitlement: Entitlement) -> str | None:
+    """Why an entitlement stopped: "refunded", "charged_back" (the payment system said so) or "revoked"
+    (an operator took it away); None while it is active. Read from the reason handle() writes on revoking."""
+    if entitlement.is_active:
+        return None
+    for event_type, status in _REVOKED_STATUS.items():
+        if entitlement.reason.startswith(f"{status.replace('_', ' ')}: payment "):
+            return status
+    return "revoked"
+
+
 def _sale_refusal(event: PaymentEvent, series: Series) -> tuple[str, str] | None:
     """(code, detail) when `event` does not buy `series`: not for sale, or not at its current price; else None."""
     if not series.is_for_sale:

@@ -13,10 +13,12 @@
     ingest/      the hand-off API, upload spool, jobs and their store, the runner (where a job is retried),
                  worker processes, completion webhooks
     reference/   the OpenAPI 3.1 description (/openapi.json) and its readable reference page (/docs)
+    web/         the viewer web app: storefront, paywall, test purchase, player (static files built with
+                 esbuild, served under their own CSP); the local sign-in and test payments, each off by default
     cli/         `series …`: one module per group of commands
     app.py       create_app(): composes the rooms into the service
 
 Rooms import downwards only (tests/test_layering.py): config → local; edge → config, services; access →
 edge; keys and playback → access, edge; catalog → access, edge, playback; publishing → config; ingest →
-edge, publishing; reference → edge; cli and app → any room. Nothing imports cli.
+edge, publishing; reference → edge; web → edge; cli and app → any room. Nothing imports cli.
 """

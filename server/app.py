@@ -1,6 +1,6 @@
 """create_app(): the service, composed from its rooms — the edge every request passes, who may watch what
-(access), then the key server, playback, the catalog API and payment webhook, and the ingest hand-off
-with its jobs."""
+(access), then the key server, playback, the catalog API and payment webhook, the ingest hand-off with its
+jobs, the API reference and the viewer web app."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from server.keys import endpoint as key_endpoint
 from server.playback import routes as playback
 from server.reference import page as reference
 from server.services import SERVICES, Services
+from server.web import routes as web_app
 
 
 def create_app(settings: Settings, services: Services | None = None, *, run_jobs: bool = True) -> web.Application:
@@ -42,6 +43,7 @@ def create_app(settings: Settings, services: Services | None = None, *, run_jobs
     catalog.add_routes(app, settings)
     ingest_api.add_routes(app, settings, run_jobs=run_jobs)
     reference.add_routes(app)
+    web_app.add_routes(app, settings)
     return app
 
 

@@ -26,7 +26,7 @@ CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"ser
             "psycopg": {"drm/postgres.py"}, "psycopg_pool": {"drm/postgres.py"}}
 
 # server's rooms and the rooms each may import; a module directly in server/ is a room of its own name
-_FEATURE_ROOMS = {"access", "keys", "playback", "catalog", "publishing", "ingest", "reference"}
+_FEATURE_ROOMS = {"access", "keys", "playback", "catalog", "publishing", "ingest", "reference", "web"}
 SERVER_ROOMS: dict[str, set[str]] = {
     "local": set(),
     "config": {"local"},
@@ -39,6 +39,7 @@ SERVER_ROOMS: dict[str, set[str]] = {
     "publishing": {"config"},
     "ingest": {"edge", "publishing", "config", "services"},
     "reference": {"edge", "config"},
+    "web": {"edge", "config", "services"},
     "app": {"config", "services", "edge"} | _FEATURE_ROOMS,
     "cli": {"local", "config", "services", "edge", "app"} | _FEATURE_ROOMS,
     "__main__": {"cli"},

@@ -16,8 +16,9 @@ from aiohttp import web
 
 from drm.catalog import Series
 from drm.eligibility import CreatorProfile, evaluate
-from drm.errors import UnknownEpisode
+from drm.errors import InvalidField, UnknownEpisode
 from drm.ids import check_id
+from drm.purchases import how_access_ended
 from server.access import ACCESS
 from server.edge.auth import is_operator, require_account
 from server.edge.bodies import read_object
@@ -90,10 +91,17 @@ async def apply(request: web.Request) -> web.Response:
 
 @routes.get("/v1/me/entitlements")
 async def my_entitlements(request: web.Request) -> web.Response:
+    """Active entitlements; with ?include=ended, ended ones too, each saying how it ended (`ended_by`:
+    refunded, charged_back or revoked), so that a player refused a key can tell the viewer why."""
     services = request.app[SERVICES]
     viewer = require_account(request, services, "viewer")
+    include = request.query.get("include")
+    if include not in (None, "ended"):
+        raise InvalidField("include", f"expected 'ended' or nothing, got {include[:20]!r}")
     owned = await asyncio.to_thread(services.entitlements.list_for_viewer, viewer.subject)
-    return web.json_response({"entitlements": [dataclasses.asdict(e) for e in owned if e.is_active]})
+    shown = [{**dataclasses.asdict(e), "ended_by": how_access_ended(e)} for e in owned
+             if e.is_active or include == "ended"]
+    return web.json_response({"entitlements": shown}, headers={"Cache-Control": "private, no-store"})
 
 
 @routes.post("/v1/series/{series_id}/episodes/{episode_id}/playback")

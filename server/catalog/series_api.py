@@ -9,7 +9,7 @@ delete; and the paywall a purchase link leads to.
     DELETE /v1/series/{S}                                    owner or operator; only without buyers
     GET    /v1/series/{S}/paywall                            anyone: what a buyer is offered
     GET    /v1/series/{S}/purchase-link?ref=                 owner: the deep link to the paywall
-    GET    /buy/{S}?ref=                                     the deep link itself (303 to the paywall)
+    GET    /buy/{S}?ref=                                     the deep link itself (303 to the web app's paywall page)
 """
 
 from __future__ import annotations
@@ -188,12 +188,10 @@ async def purchase_link(request: web.Request) -> web.Response:
 
 @routes.get("/buy/{series_id}")
 async def buy(request: web.Request) -> web.Response:
-    """The deep link. The viewer web app will answer it with the paywall page; until then it sends the
-    client to the paywall's JSON (303), keeping `ref`."""
+    """The deep link: to the web app's series page (303), which shows the paywall, keeping `ref`."""
     series_id = check_id("series_id", request.match_info["series_id"])
     ref = _ref(request)
-    target = f"/v1/series/{series_id}/paywall" + (f"?ref={ref}" if ref else "")
-    raise web.HTTPSeeOther(target)
+    raise web.HTTPSeeOther(f"/series/{series_id}" + (f"?ref={ref}" if ref else ""))
 
 
 def _ref(request: web.Request) -> str | None:

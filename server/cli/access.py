@@ -1,4 +1,5 @@
-"""`series grant`, `series revoke` and `series token`: who may watch a series, and a token to try it with."""
+"""`series grant`, `series revoke`, `series refund` (of a test purchase) and `series token`: who may watch a
+series, and a token to try it with."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import argparse
 import sys
 
 from drm.errors import UnknownSeries
-from server.cli.common import EXIT_OK
+from server.cli.common import EXIT_FAILED, EXIT_OK
 from server.config import Settings
 from server.playback.playlists import master_url
 from server.services import Services
+from server.web.payment_simulator import NotATestPurchase, refund_test_purchase
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -22,6 +24,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         if name == "grant":
             sub.add_argument("--source", choices=("comp", "gift"), default="comp", help="default: comp")
         sub.set_defaults(handler=handler)
+
+    refund = commands.add_parser(
+        "refund", help="refund a viewer's test-mode purchase of a series, as the payment system's refund webhook "
+                       "would (a real payment is refunded in the payment system)")
+    refund.add_argument("--viewer", required=True, help="the viewer who bought the series with a test purchase")
+    refund.add_argument("--series", required=True, help="the series' id")
+    refund.set_defaults(handler=cmd_refund)
 
     token = commands.add_parser("token", help="mint a playback token and print the episode's URL for it")
     token.add_argument("--viewer", required=True, help="the viewer the token names")
@@ -44,6 +53,17 @@ def cmd_revoke(args, settings: Settings) -> int:
         revoked = services.entitlements.revoke(args.viewer, args.series, reason=args.reason or "revoked by operator",
                                                actor="cli")
     print(f"viewer {args.viewer} " + ("can no longer watch" if revoked else "had no access to") + f" series {args.series}")
+    return EXIT_OK
+
+
+def cmd_refund(args, settings: Settings) -> int:
+    with Services.open(settings) as services:
+        try:
+            outcome = refund_test_purchase(services, args.viewer, args.series)
+        except NotATestPurchase as exc:
+            print(f"series: {exc.code}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    print(f"{outcome.result}: {outcome.detail}; viewer {args.viewer}'s player is refused its next key")
     return EXIT_OK
 
 

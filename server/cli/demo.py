@@ -1,10 +1,12 @@
 """`series demo`: everything locally — the embedded store, a sample episode published, the service
-serving it — and two playable URLs, one for a viewer who bought the series and one who did not."""
+serving it with the web app (test purchases on) — and its URLs: the storefront first, the episode's page,
+and two master playlists, one for a viewer who bought the series and one who did not."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -45,6 +47,8 @@ def _sample_file(text: str) -> Path:
 
 def cmd_demo(args, settings: Settings) -> int:
     settings = with_segment_format(settings, args.segment_format)
+    if settings.webhook_secret is not None:        # the demo sells with test purchases (clearly labelled)
+        settings = dataclasses.replace(settings, web=dataclasses.replace(settings.web, test_payments=True))
     with running_services(settings) as services:
         if not args.sample.exists():
             log.info("generating a 40 s 720p sample episode at %s", args.sample)
@@ -56,6 +60,8 @@ def cmd_demo(args, settings: Settings) -> int:
             ingest_with_progress(services, args.sample, DEMO_SERIES, DEMO_EPISODE, show_bar=args.progress)
         services.entitlements.grant(DEMO_VIEWER, DEMO_SERIES, source="comp", reason="demo")
         urls = {
+            "storefront_url": f"{settings.public_url}/",
+            "watch_url": f"{settings.public_url}/series/{DEMO_SERIES}/episodes/{DEMO_EPISODE}",
             "entitled_url": master_url(settings.public_url, DEMO_SERIES, DEMO_EPISODE,
                                        services.tokens.mint(DEMO_VIEWER, DEMO_SERIES)),
             "unentitled_url": master_url(settings.public_url, DEMO_SERIES, DEMO_EPISODE,
@@ -67,7 +73,11 @@ def cmd_demo(args, settings: Settings) -> int:
             if args.json:
                 print(json.dumps(urls), flush=True)
             else:
-                print(f"Serving on {settings.public_url} — Ctrl+C stops everything this demo started.\n"
+                sign_in = (f"sign in as {DEMO_VIEWER} (owns the series), or as a new viewer and buy it with a test "
+                           "purchase" if settings.web.local_sign_in else "local sign-in is off (SERIES_LOCAL_SIGN_IN)")
+                print(f"Storefront: {urls['storefront_url']}\n"
+                      f"  Watch: {urls['watch_url']} — {sign_in}\n"
+                      f"Serving on {settings.public_url} — Ctrl+C stops everything this demo started.\n"
                       f"  {DEMO_VIEWER} (bought the series): {urls['entitled_url']}\n"
                       f"  {DEMO_GUEST} (did not buy, key refused): {urls['unentitled_url']}\n"
                       f"Try: ffmpeg -i \"{urls['entitled_url']}\" -f null -\n"

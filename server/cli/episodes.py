@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
 from pipeline.validate import validate
 from server.cli.common import (
     EXIT_OK,
@@ -25,7 +26,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ingest.add_argument("--series", required=True, help="series id, e.g. my-series")
     ingest.add_argument("--episode", required=True, help="episode id, e.g. 1")
     ingest.add_argument("--json", action="store_true",
-                        help="print the result as JSON, with each rung's sampled PSNR and quality warnings")
+                        help="print the result as JSON: the ladder chosen and why each candidate rung was kept or dropped, "
+                             "each rung's sampled PSNR/SSIM and quality warnings")
     ingest.add_argument("--free-preview", action=argparse.BooleanOptionalAction, default=None,
                         help="mark (or unmark) the episode as a free preview; default: unchanged")
     ingest.set_defaults(handler=cmd_ingest)
@@ -52,17 +54,16 @@ def cmd_validate(args, settings: Settings) -> int:
 
 def cmd_ingest(args, settings: Settings) -> int:
     settings = with_segment_format(settings, args.segment_format)
-    transcoded = []
+    reports = []
     with running_services(settings) as services:
         published = ingest_with_progress(services, args.file, args.series, args.episode,
                                          is_free_preview=args.free_preview, show_bar=args.progress,
-                                         on_transcoded=transcoded.append)
+                                         on_report=reports.append)
     result = {"series": args.series, "episode": args.episode, "version": published.version,
               "renditions": list(published.renditions), "segments": published.segment_count,
               "duration_s": published.duration_s}
-    if transcoded:
-        result["quality"] = [r.quality.as_dict() for r in transcoded[0].renditions if r.quality is not None]
-        result["quality_warnings"] = list(transcoded[0].quality_warnings)
+    if reports:
+        result.update(reports[0])
     print(json.dumps(result) if args.json else
           f"published series {args.series} episode {args.episode} as v{published.version}: "
           f"{', '.join(published.renditions)}, {published.segment_count} segments, {published.duration_s:.1f} s")

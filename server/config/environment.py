@@ -6,8 +6,11 @@ import base64
 import binascii
 import math
 from collections.abc import Mapping
+from enum import StrEnum
+from typing import TypeVar
 
 PREFIX = "SERIES_"
+E = TypeVar("E", bound=StrEnum)
 
 
 class SettingsError(ValueError):
@@ -61,7 +64,8 @@ class Environment:
             raise SettingsError(f"{PREFIX}{name} has value {value!r}; expected a positive integer")
         return value
 
-    def float(self, name: str, default: float, *, minimum: float | None = None) -> float:
+    def float(self, name: str, default: float, *, minimum: float | None = None,
+              maximum: float | None = None) -> float:
         raw = self.environ.get(PREFIX + name)
         if raw is None or raw == "":
             return default
@@ -69,9 +73,22 @@ class Environment:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{PREFIX}{name} has value {raw!r}; expected a number") from None
+        if maximum is not None and not (math.isfinite(value) and (minimum or -math.inf) <= value <= maximum):
+            raise SettingsError(f"{PREFIX}{name} has value {raw!r}; expected a number from {minimum or 0:g} to {maximum:g}")
         if minimum is not None and not (math.isfinite(value) and value >= minimum):
             raise SettingsError(f"{PREFIX}{name} has value {raw!r}; expected a number of at least {minimum:g}")
         return value
+
+    def choice(self, name: str, choices: type[E], default: E) -> E:
+        """One of a StrEnum's values, any case."""
+        raw = self.environ.get(PREFIX + name, "").strip().lower()
+        if not raw:
+            return default
+        try:
+            return choices(raw)
+        except ValueError:
+            expected = " or ".join(choice.value for choice in choices)
+            raise SettingsError(f"{PREFIX}{name} has value {raw!r}; expected {expected}") from None
 
     def bool(self, name: str, default: bool) -> bool:
         raw = self.environ.get(PREFIX + name, "").strip().lower()

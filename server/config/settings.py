@@ -10,17 +10,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from drm.errors import InvalidId
+from drm.ids import check_id
 from drm.keystore import DrmSettings
 from packager.store import StoreSettings
 from pipeline.fmp4 import SegmentFormat
-from pipeline.ladder import LadderSettings
+from pipeline.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric
 from pipeline.validate import ValidationRules
-from drm.errors import InvalidId
-from drm.ids import check_id
 from server.config.catalog import CatalogSettings
 from server.config.credentials import (
     check_bearer_secret,
@@ -35,6 +35,7 @@ from server.config.access import AccessSettings, DatabaseUrl
 from server.config.environment import PREFIX, Environment, Secret, SettingsError
 from server.config.http import AuthFailureSettings, HttpSettings, RateLimitSettings, parse_networks, parse_origins
 from server.config.jobs import MIN_JOB_S, JobSettings
+from server.config.web import WebSettings, web_settings
 from server.local.object_store import LocalStoreSettings
 from server.local.secrets import local_secrets
 
@@ -76,6 +77,7 @@ class Settings:
     metrics_token: Secret | None = None         # Bearer secret for /metrics; None: loopback scrapers only
     auth_failures: AuthFailureSettings = field(default_factory=AuthFailureSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)   # the catalog API's own
+    web: WebSettings = field(default_factory=WebSettings)               # the viewer web app's
 
     @property
     def work_dir(self) -> Path:
@@ -140,11 +142,7 @@ class Settings:
             drm=drm,
             token_public_keys=parse_public_keys("TOKEN_PUBLIC_KEYS", env.str("TOKEN_PUBLIC_KEYS", ""),
                                                 drm.token_signing_keys),
-            ladder=LadderSettings(
-                max_renditions=env.int("LADDER_MAX_RENDITIONS", 5),
-                preset=env.str("X264_PRESET", "veryfast"),
-                min_psnr_db=env.float("MIN_PSNR_DB", 30.0),
-            ),
+            ladder=_ladder(env),
             rules=rules,
             listen_host=host,
             listen_port=port,
@@ -161,16 +159,33 @@ class Settings:
             metrics_token=metrics_token,
             auth_failures=_auth_failures(env),
             catalog=_catalog_api(env),
+            web=web_settings(env, is_embedded=local_store is not None, has_webhook_secret=catalog["webhook_secret"] is not None),
         )
 
 
 def _segment_format(env: Environment) -> SegmentFormat:
-    raw = env.str("HLS_SEGMENT_FORMAT", SegmentFormat.TS.value).strip().lower()
-    try:
-        return SegmentFormat(raw)
-    except ValueError:
-        choices = " or ".join(f.value for f in SegmentFormat)
-        raise SettingsError(f"{PREFIX}HLS_SEGMENT_FORMAT has value {raw!r}; expected {choices}") from None
+    return env.choice("HLS_SEGMENT_FORMAT", SegmentFormat, SegmentFormat.TS)
+
+
+def _ladder(env: Environment) -> LadderSettings:
+    """The ladder: fixed (every episode the same rungs) or per-title (SERIES_LADDER), and the per-title
+    thresholds in the chosen metric's dB (pipeline/ladder.py PerTitleSettings says what each does)."""
+    metric = env.choice("LADDER_METRIC", QualityMetric, QualityMetric.PSNR)
+    defaults = PerTitleSettings.for_metric(metric)
+    per_title = replace(
+        defaults,
+        enough_db=env.float("LADDER_ENOUGH_DB", defaults.enough_db, minimum=20, maximum=99),
+        max_loss_db=env.float("LADDER_MAX_LOSS_DB", defaults.max_loss_db, minimum=0, maximum=3),
+        min_gain_db=env.float("LADDER_MIN_GAIN_DB", defaults.min_gain_db, minimum=0, maximum=10),
+        max_crf=env.float("LADDER_MAX_CRF", defaults.max_crf, minimum=12, maximum=40),
+    )
+    return LadderSettings(
+        mode=env.choice("LADDER", LadderMode, LadderMode.FIXED),
+        per_title=per_title,
+        max_renditions=env.int("LADDER_MAX_RENDITIONS", 5),
+        preset=env.str("X264_PRESET", "veryfast"),
+        min_psnr_db=env.float("MIN_PSNR_DB", 30.0),
+    )
 
 
 def _validation_rules(env: Environment) -> ValidationRules:

@@ -204,13 +204,15 @@ class JobStore:
             mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, state, fraction * 100),
         )
 
-    def finish_published(self, job_id: str, attempt: int, version: int, *, owner: str | None = None) -> bool:
+    def finish_published(self, job_id: str, attempt: int, version: int, *, owner: str | None = None,
+                         report: dict | None = None) -> bool:
+        """Record the job published as `version`, with its ingest report (the ladder, each rung's quality)."""
         now = time.time()
         return self._update_owned(
             job_id, attempt, owner,
-            "state = ?, stage_fraction = 1, version = ?, error_code = NULL, error_message = NULL,"
+            "state = ?, stage_fraction = 1, version = ?, error_code = NULL, error_message = NULL, report = ?,"
             " updated_at = ?, finished_at = ?, owner_id = NULL, lease_expires_at = NULL",
-            (PUBLISHED, version, now, now),
+            (PUBLISHED, version, json.dumps(report) if report is not None else None, now, now),
             mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, "published"),
         )
 

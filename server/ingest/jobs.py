@@ -141,7 +141,9 @@ class Job:
             "source": ({"bucket": self.source_bucket, "key": self.source_key} if self.source_kind == SOURCE_BUCKET
                        else {"upload_bytes": self.size_bytes}),
             "version": self.version,
-            "validation_report": self.report,
+            # a rejected upload's reasons; a published job's ladder and quality (one column holds either)
+            "validation_report": self.report if self.state != PUBLISHED else None,
+            "ingest_report": self.report if self.state == PUBLISHED else None,
             "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
             "webhook": {"url": self.webhook_url, "status": self.webhook_status} if self.webhook_url else None,
             "created_at": self.created_at,

@@ -159,13 +159,15 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
             return ""
         started = time.monotonic()
         progress = _ProgressWriter(jobs, job, owner)
+        reports: list[dict] = []
         try:
             progress(VALIDATING, 0.0)
             with ObjectStore(settings.store) as store, _source_file(settings, job) as source:
                 published = ingest_episode(
                     source, series_id=job.series_id, episode_id=job.episode_id, settings=settings,
                     store=store, keystore=KeyStore(jobs.db, settings.drm), catalog=open_catalog(jobs.db, settings),
-                    progress=progress, versions=EpisodeVersions(jobs.db), creators=CreatorRegistry(jobs.db))
+                    progress=progress, on_report=reports.append, versions=EpisodeVersions(jobs.db),
+                    creators=CreatorRegistry(jobs.db))
         except _Superseded as exc:
             log.warning("job %s: %s; stopping", job_id, exc)
             return ""
@@ -189,7 +191,8 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
             record(jobs.fail, job_id, attempt, "internal_error",
                    _with_upload_note(f"{type(exc).__name__}: {exc}", job, settings), owner=owner)
             return FAILED
-        recorded = record(jobs.finish_published, job_id, attempt, published.version, owner=owner)
+        recorded = record(jobs.finish_published, job_id, attempt, published.version, owner=owner,
+                          report=reports[0] if reports else None)
         log.info("job %s: published %s v%d in %.1f s", job_id, published.location.prefix, published.version,
                  time.monotonic() - started)
         if job.spool_path and recorded:     # not recorded: superseded, and the next attempt needs the upload

@@ -24,7 +24,8 @@ from packager.errors import PointerSwitchUncertain
 from packager.publish import EpisodeLocation, PublishedEpisode, next_version, publish
 from packager.store import ObjectStore
 from pipeline.errors import MediaOverLimit, MediaRejected
-from pipeline.ladder import plan_ladder
+from pipeline.ladder import LadderMode
+from pipeline.per_title import LadderPlan, plan_ladder_for
 from pipeline.playback import decode_segment
 from pipeline.transcode import DecodeDamage, TranscodeProgress, TranscodeResult, transcode
 from pipeline.validate import (
@@ -59,6 +60,16 @@ class EpisodeKeys:
         return SegmentKey(key_id=key.key_id, key=key.key)
 
 
+def transcode_report(plan: LadderPlan, encoded: TranscodeResult) -> dict:
+    """The ladder and quality part of an ingest's report (`series ingest --json`, a published job's report):
+    the ladder's decision (fixed, or per-title with each candidate rung kept or dropped and what each kept
+    rung measured), each rung's sampled PSNR/SSIM, and quality warnings. Reads the encoded segments' sizes,
+    so it is made while they exist."""
+    return {"ladder": plan.as_dict(encoded),
+            "quality": [r.quality.as_dict() for r in encoded.renditions if r.quality is not None],
+            "quality_warnings": list(encoded.quality_warnings)}
+
+
 def key_uri(key_id: str) -> str:
     return KEY_URI_PATH.format(key_id=key_id)
 
@@ -75,7 +86,7 @@ def ingest_episode(
     is_free_preview: bool | None = None,
     progress: Callable[[str, float], None] | None = None,
     transcode_progress: Callable[[TranscodeProgress], None] | None = None,
-    on_transcoded: Callable[[TranscodeResult], None] | None = None,
+    on_report: Callable[[dict], None] | None = None,
     versions: EpisodeVersions | None = None,
     creators: CreatorRegistry | None = None,
 ) -> PublishedEpisode:
@@ -83,7 +94,7 @@ def ingest_episode(
 
     `is_free_preview` sets the episode's flag (None keeps it; a new episode is not a preview).
     `progress` gets (stage, fraction); `transcode_progress` the transcode's speed and ETA as well;
-    `on_transcoded` the TranscodeResult, with each rung's sampled PSNR and quality warnings.
+    `on_report` gets transcode_report(): the ladder chosen and why, and each rung's sampled quality.
     `versions` allocates the version and guards the pointer switch, so concurrent ingests of one episode
     (other jobs, other service instances, the CLI) never share a prefix; None reads the store (one writer).
 
@@ -108,7 +119,7 @@ def ingest_episode(
                                      is_free_preview=is_free_preview)
     try:
         published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
-                                           progress, transcode_progress, on_transcoded, versions)
+                                           progress, transcode_progress, on_report, versions)
     except PointerSwitchUncertain:
         raise       # the episode may be live: it keeps its slot
     except BaseException:
@@ -129,22 +140,24 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                            settings: Settings, store: ObjectStore, keystore: KeyStore,
                            progress: Callable[[str, float], None] | None,
                            transcode_progress: Callable[[TranscodeProgress], None] | None,
-                           on_transcoded: Callable[[TranscodeResult], None] | None,
+                           on_report: Callable[[dict], None] | None,
                            versions: EpisodeVersions | None) -> PublishedEpisode:
     video = report.info.video
-    renditions = plan_ladder(video.display_width, video.display_height, settings.ladder)
+    if progress and settings.ladder.mode == LadderMode.PER_TITLE:
+        progress("validating", 0.5)     # the per-title analysis: a few probe encodes before the transcode
+    plan = plan_ladder_for(source, video.display_width, video.display_height, settings.ladder)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
         try:
-            encoded = transcode(source, renditions, work, settings.ladder,
+            encoded = transcode(source, list(plan.renditions), work, settings.ladder,
                                 progress=(lambda done: progress("transcoding", done)) if progress else None,
                                 on_progress=transcode_progress, segment_format=settings.hls_segment_format,
                                 frame_limits=settings.rules.frame_limits)
         except MediaOverLimit as exc:   # this decode is the validation decode: a rejection, not a failure
             raise MediaRejected(replace(report, issues=(
                 Issue(code=exc.code, message=exc.message, how_to_fix=exc.how_to_fix),))) from exc
-        if on_transcoded:
-            on_transcoded(encoded)
+        if on_report:
+            on_report(transcode_report(plan, encoded))
         for warning in encoded.quality_warnings:
             log.warning("%s/%s: %s", series_id, episode_id, warning)
         if progress:

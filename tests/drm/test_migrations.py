@@ -172,7 +172,7 @@ def test_a_failed_migration_leaves_the_previous_version_whole(empty_target, monk
 
 def test_concurrent_migrators_wait_for_each_other(empty_target):
     results, errors = [], []
-    start = threading.Barrier(4)
+    start = threading.Barrier(4, timeout=60)
 
     def run() -> None:
         try:
@@ -180,6 +180,7 @@ def test_concurrent_migrators_wait_for_each_other(empty_target):
                 start.wait()
                 results.append(migrate(db))
         except BaseException as exc:  # pragma: no cover - reported below
+            start.abort()             # the others must not wait at the barrier for this one forever
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(4)]

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,10 @@ def test_demo_prints_urls_that_play_and_stops_what_it_started(tmp_path, media_di
         assert first_line, process.stderr.read()
         urls = json.loads(first_line)
         assert set(urls) >= {"entitled_url", "unentitled_url"}
+        assert next(iter(urls)) == "storefront_url" and urls["storefront_url"] == f"http://127.0.0.1:{port}/"
+        with urllib.request.urlopen(urls["watch_url"]) as page:        # the web app's page (built by ./run tests)
+            assert page.headers["Content-Type"].startswith("text/html")
+            assert '"test_payments": true' in page.read().decode()      # the demo sells with test purchases
         frames, _ = count_frames(urls["entitled_url"])
         assert frames == 32 * 25
         with pytest.raises(Exception):
@@ -186,3 +191,29 @@ def test_ingest_segment_format_flag_overrides_the_setting_and_help_tells(tmp_pat
     for command in ("ingest", "demo"):
         usage = series(env, command, "--help").stdout
         assert "--segment-format {ts,fmp4}" in usage and "SERIES_HLS_SEGMENT_FORMAT" in usage
+
+
+def test_ingest_json_says_which_ladder_and_why_each_rung(tmp_path, s3_store, landscape_clip):
+    """SERIES_LADDER=per-title: the report names every candidate rung, kept or dropped, with its reason,
+    and what each kept rung measured; the lowest rung is always kept."""
+    env = settings_env(tmp_path, s3_store, SERIES_LADDER="per-title")
+    add_series_for(Settings.from_env(env), "s1")
+    result = series(env, "ingest", str(landscape_clip), "--series", "s1", "--episode", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    published = json.loads(result.stdout)
+    ladder = published["ladder"]
+    assert ladder["mode"] == "per-title" and ladder["fallback_reason"] is None and ladder["metric"] == "psnr"
+    assert [rung["name"] for rung in ladder["rungs"]] == ["360p", "234p"]      # the candidates for 640x360
+    kept = [rung for rung in ladder["rungs"] if rung["kept"]]
+    assert [rung["name"] for rung in kept] == published["renditions"] and kept[-1]["name"] == "234p"
+    assert all(rung["reason"] and rung["message"] for rung in ladder["rungs"])
+    assert all(rung["measured"]["bytes"] > 0 and rung["measured"]["psnr_db"] > 0 for rung in kept)
+    assert ladder["analysis"]["windows"] >= 3 and ladder["analysis"]["cpu_s"] > 0
+    assert [q["rendition"] for q in published["quality"]] == published["renditions"]
+
+
+def test_a_ladder_setting_out_of_range_stops_the_command_naming_it(tmp_path, s3_store, short_clip):
+    env = settings_env(tmp_path, s3_store, SERIES_LADDER="best")
+    result = series(env, "ingest", str(short_clip), "--series", "s1", "--episode", "1")
+    assert result.returncode == 1
+    assert "SERIES_LADDER has value 'best'; expected fixed or per-title" in result.stderr
