@@ -14,9 +14,9 @@ counted apart (rate limits are raised for the bench) and anything else is a wron
 Variants, measured in the same run one after another:
     bare         aiohttp, one handler returning 16 bytes, no middleware, no access log: the ceiling
     bare-thread  the same, the 16 bytes fetched through asyncio.to_thread: the cost of a thread hop
-    key-db       the key endpoint with the memory path off: every request through release_key() in a
-                 thread (token verify + SQLite entitlement + KeyStore), i.e. the key path before this bench
-    key          the key endpoint as shipped: grants that memory proves are answered on the loop
+    key-db       the key endpoint with the access room's memory off: every answer read from the database in
+                 the key path's threads (episode facts and entitlement), i.e. a key path without memory
+    key          the key endpoint as shipped: answers memory holds are given on the loop
 
 Each round starts every variant's server, then drives them in turn in --slices short slices (aiohttp
 client, then wrk, per slice): this VM's speed drifts by ±20 % over tens of seconds, and fine interleaving
@@ -138,17 +138,17 @@ def serve(variant: str, env_file: Path, log_file: Path) -> None:
             from server.app import create_app, start_runner
             from server.config import Settings
             from server.edge.accesslog import configure_access_log
-            from server.keys.endpoint import EntitlementSnapshot
+            from server.access.memory import MISSING, AnswerCache
 
             configure_access_log(log_file.open("a"))      # as `series serve` does, to a file instead of stderr
             if variant == "key-db":
-                EntitlementSnapshot.decide = lambda self, *args: None    # memory path off: every request to release_key()
+                AnswerCache.get = lambda self, key, now: MISSING     # memory off: every answer from the database
             settings = Settings.from_env(json.loads(env_file.read_text()))
             runner = await start_runner(create_app(settings))      # as `series serve` runs it
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
-        await asyncio.sleep(1.5 if not variant.startswith("bare") else 0)   # first entitlement snapshot
+        await asyncio.sleep(1.5 if not variant.startswith("bare") else 0)   # settle: the first change-feed polls
         print(f"PORT {port}", flush=True)
         await asyncio.Event().wait()
 

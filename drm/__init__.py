@@ -5,7 +5,7 @@ from .database import Database, Dialect, Transaction
 from .engines import connect_database, open_database
 from .entitlement_changes import EntitlementChanges, EntitlementFeed
 from .eligibility import CreatorProfile, CreatorRegistry, CreatorStatus, Verdict, evaluate
-from .entitlements import Entitlement, EntitlementCache, EntitlementEvent, EntitlementStore
+from .entitlements import Entitlement, EntitlementEvent, EntitlementStore
 from .errors import (
     ApplicationRefused,
     CreatorNotEligible,
@@ -50,7 +50,6 @@ __all__ = [
     "DrmError",
     "DrmSettings",
     "Entitlement",
-    "EntitlementCache",
     "EntitlementChanges",
     "EntitlementEvent",
     "EntitlementFeed",

@@ -96,21 +96,27 @@ class Catalog(Protocol):
                       limit: int = 100) -> Page[Episode]: ...
     def watchable_totals(self, series_ids: Sequence[str]) -> dict[str, tuple[int, float]]: ...
     def episode_facts(self, series_id: str, episode_id: str) -> EpisodeFacts: ...
-    def special_episode_facts(self) -> dict[tuple[str, str], EpisodeFacts]: ...
     def is_free_preview(self, series_id: str, episode_id: str) -> bool: ...
-    def free_preview_episodes(self) -> frozenset[tuple[str, str]]: ...
+    def on_episode_change(self, listener: Callable[[str, str], None]) -> Callable[[], None]: ...
     def deleted_episodes(self, before: float) -> list[tuple[str, str]]: ...
     def purge_episode(self, series_id: str, episode_id: str) -> bool: ...
 
 
 class SqlCatalog(SeriesRecords, EpisodeRecords):
-    """The catalog in the drm database, SQLite or PostgreSQL. Thread-safe; synchronous."""
+    """The catalog in the drm database, SQLite or PostgreSQL. Thread-safe; synchronous.
+
+    A write that changes what decides access to an episode (its existence, free preview, unpublished,
+    deleted) also appends an episode change to the change feed in its transaction
+    (drm/entitlement_changes.py), so key servers caching an episode's facts forget them; a new write of
+    that kind must do the same (EpisodeRecords._episode_changed).
+    """
 
     def __init__(self, db: Database, clock: Callable[[], float] = time.time, *,
                  episode_bounds_s: tuple[float, float] = (MIN_EPISODE_S, MAX_EPISODE_S)) -> None:
         self._db = db
         self._clock = clock
         self._episode_bounds_s = episode_bounds_s
+        self._episode_listeners: tuple[Callable[[str, str], None], ...] = ()
 
 
 SqliteCatalog = SqlCatalog   # its name from when only SQLite held it; server/ still uses it

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 
@@ -119,6 +120,34 @@ class Transaction(ABC):
         return self.execute(sql, parameters).fetchall()
 
 
+class ChangeListener(ABC):
+    """One connection of its own (never a pooled one) LISTENing on a channel; used by one thread.
+
+    ``listen()`` (re)connects and subscribes; ``wait()`` returns the payloads that arrived. Both raise
+    DatabaseUnavailable when the server cannot be reached or the connection is lost: notifications
+    sent meanwhile are gone, so a reader polls what it may have missed after every ``listen()``.
+    A context manager: leaving it closes the connection.
+    """
+
+    def __enter__(self) -> ChangeListener:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def listen(self) -> None:
+        """Connect (again, if the connection was lost) and subscribe to the channel."""
+
+    @abstractmethod
+    def wait(self, timeout_s: float) -> list[str]:
+        """The payloads received within ``timeout_s`` seconds (returns at the first batch, or empty)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection (from the thread that uses it). Idempotent; listen() opens a new one."""
+
+
 class Database(ABC):
     """A drm database: write transactions and single reads, safe to share between threads."""
 
@@ -141,6 +170,11 @@ class Database(ABC):
     def describe(self) -> str:
         """Where the database is, for messages: a file path, or a URL without its password."""
 
+    def listener(self, channel: str) -> ChangeListener | None:
+        """A dedicated connection that receives this database's notifications on ``channel``, or None
+        for an engine without notifications (SQLite: readers poll instead)."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Release connections; the Database is unusable afterwards. Idempotent."""
@@ -150,3 +184,20 @@ class Database(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password (in the user part or a ``password=`` parameter), for messages
+    and reprs. Anything that does not parse as a URL comes back as a placeholder, never as given."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode([(name, "***" if name == "password" else value) for name, value in pairs], safe="*")
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:
+        return "(a database URL that does not parse)"

@@ -10,10 +10,11 @@ from .database import POSTGRESQL_SCHEMES, Database
 from .errors import DrmError
 from .migrations import check_schema
 from .migrations import migrate as apply_migrations
+from .sqlite import BUSY_TIMEOUT_MS
 
 
 def open_database(target: str | os.PathLike[str], *, migrate: bool | None = None,
-                  pool_max_size: int = 10) -> Database:
+                  pool_max_size: int = 10, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
     """Open the database ``target`` names (see connect_database()) and check its schema.
 
     ``migrate`` decides what happens at an older schema: True upgrades it, False refuses with
@@ -23,7 +24,7 @@ def open_database(target: str | os.PathLike[str], *, migrate: bool | None = None
     when they happen (``series db migrate``). A schema newer than this code raises
     SchemaTooNew either way.
     """
-    db = connect_database(target, pool_max_size=pool_max_size)
+    db = connect_database(target, pool_max_size=pool_max_size, busy_timeout_ms=busy_timeout_ms)
     try:
         if migrate or (migrate is None and db.dialect.name == "sqlite"):
             apply_migrations(db)
@@ -35,11 +36,14 @@ def open_database(target: str | os.PathLike[str], *, migrate: bool | None = None
     return db
 
 
-def connect_database(target: str | os.PathLike[str], *, pool_max_size: int = 10) -> Database:
+def connect_database(target: str | os.PathLike[str], *, pool_max_size: int = 10,
+                     busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
     """Connect to ``target`` without looking at its schema (for migrate()): a ``postgresql://``
     URL, or else a SQLite file path (created if missing).
 
-    ``pool_max_size`` bounds PostgreSQL connections; threads beyond it wait. Raises
+    ``pool_max_size`` bounds PostgreSQL connections; threads beyond it wait. ``busy_timeout_ms`` is
+    how long a SQLite statement waits for another process's write lock (PostgreSQL waits for row
+    and advisory locks as long as they are held). Raises
     DatabaseUnavailable when PostgreSQL cannot be reached, DrmError for an unsupported URL,
     sqlite3.Error when the file cannot be opened.
     """
@@ -53,4 +57,4 @@ def connect_database(target: str | os.PathLike[str], *, pool_max_size: int = 10)
         raise DrmError(f"database URL scheme {scheme!r} is not supported; use postgresql://… or a file path")
     from .sqlite import SqliteDatabase
 
-    return SqliteDatabase.connect_file(location)
+    return SqliteDatabase.connect_file(location, busy_timeout_ms=busy_timeout_ms)

@@ -7,12 +7,12 @@ what, when, why, and on which reference (a payment id for purchases).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .database import Database, Row, Transaction
+from .entitlement_changes import record_entitlement_change
 from .errors import InvalidField, NotEntitled
 from .ids import check_id
 
@@ -21,8 +21,6 @@ log = logging.getLogger(__name__)
 _COLUMNS = "viewer_id, series_id, source, granted_at, revoked_at, reason, reference"
 SOURCES = frozenset({"purchase", "comp", "gift"})
 MAX_REASON_CHARS = 500
-MAX_CACHE_TTL_S = 5.0  # the product promise: a revocation stops key release within seconds
-_CACHE_ENTRIES = 100_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,14 +59,21 @@ class EntitlementStore:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._clock = clock
-        self._listeners: list[Callable[[str, str], None]] = []
+        # a tuple replaced whole, so a writer thread iterates a stable one while another adds or removes
+        self._listeners: tuple[Callable[[str, str], None], ...] = ()
 
-    def on_change(self, listener: Callable[[str, str], None]) -> None:
-        """Call ``listener(viewer_id, series_id)`` after each grant or revoke made through this store.
+    def on_change(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call ``listener(viewer_id, series_id)`` after each grant or revoke made through this store
+        (in the writer's thread, after the commit); returns what removes the listener again.
 
-        Caches in this process use it to forget at once; other processes' writes reach them by TTL.
+        Caches in this process use it to forget at once; other processes' writes reach them through
+        the change feed (drm/entitlement_changes.py).
         """
-        self._listeners.append(listener)
+        self._listeners = (*self._listeners, listener)
+
+        def remove() -> None:
+            self._listeners = tuple(other for other in self._listeners if other is not listener)
+        return remove
 
     def grant(
         self, viewer_id: str, series_id: str, *, source: str = "comp", reason: str = "",
@@ -203,8 +208,7 @@ class EntitlementStore:
             (entitlement.viewer_id, entitlement.series_id, action, entitlement.source, entitlement.reason,
              actor, entitlement.reference, now),
         )
-        tx.execute("INSERT INTO entitlement_changes (viewer_id, series_id, at) VALUES (?, ?, ?)",
-                   (entitlement.viewer_id, entitlement.series_id, now))
+        record_entitlement_change(tx, entitlement.viewer_id, entitlement.series_id, now)
 
     def notify_changed(self, viewer_id: str, series_id: str) -> None:
         """Tell this process's caches that the pair changed (after the change committed)."""
@@ -237,11 +241,6 @@ class EntitlementStore:
             (viewer_id, series_id),
         )
         return _entitlement(rows[0]) if rows else None
-
-    def active_pairs(self) -> frozenset[tuple[str, str]]:
-        """Every active (viewer_id, series_id): the data of a server's in-memory snapshot."""
-        rows = self._db.query("SELECT viewer_id, series_id FROM entitlements WHERE revoked_at IS NULL")
-        return frozenset((row["viewer_id"], row["series_id"]) for row in rows)
 
     def list_for_viewer(self, viewer_id: str) -> list[Entitlement]:
         """All of a viewer's entitlements, revoked ones included, by series_id.
@@ -281,52 +280,3 @@ def _check_source(source: object) -> None:
 def _check_reason(reason: object) -> None:
     if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS or not reason.isprintable():
         raise InvalidField("reason", f"expected printable text of at most {MAX_REASON_CHARS} characters")
-
-
-class EntitlementCache:
-    """``is_entitled`` answers remembered for at most ``ttl_s`` seconds, for the key path.
-
-    A player fetches a key per rendition and period, so a view is many key requests for one
-    (viewer, series); the cache keeps those off the database. Changes made through the given
-    store are forgotten at once; changes by other processes (CLI, other instances) are seen
-    within ``ttl_s``, which is why it may not exceed 5 s. ``ttl_s`` = 0 disables caching.
-    """
-
-    def __init__(
-        self, store: EntitlementStore, ttl_s: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if type(ttl_s) not in (int, float) or not 0 <= ttl_s <= MAX_CACHE_TTL_S:
-            raise ValueError(f"entitlement cache ttl_s is {ttl_s!r}; expected 0..{MAX_CACHE_TTL_S} seconds")
-        self._store = store
-        self._ttl_s = float(ttl_s)
-        self._clock = clock
-        self._answers: dict[tuple[str, str], tuple[bool, float]] = {}
-        self._lock = threading.Lock()
-        store.on_change(self.forget)
-
-    def is_entitled(self, viewer_id: str, series_id: str) -> bool:
-        """Like EntitlementStore.is_entitled, at most ``ttl_s`` seconds stale."""
-        pair = (viewer_id, series_id)
-        now = self._clock()
-        with self._lock:
-            remembered = self._answers.get(pair)
-        if remembered is not None and remembered[1] > now:
-            return remembered[0]
-        answer = self._store.is_entitled(viewer_id, series_id)
-        if self._ttl_s > 0:
-            with self._lock:
-                if len(self._answers) >= _CACHE_ENTRIES:
-                    self._answers = {k: v for k, v in self._answers.items() if v[1] > now}
-                    if len(self._answers) >= _CACHE_ENTRIES:
-                        self._answers.clear()
-                self._answers[pair] = (answer, now + self._ttl_s)
-        return answer
-
-    def require(self, viewer_id: str, series_id: str) -> None:
-        """Return quietly if entitled (per the cache); raise NotEntitled otherwise."""
-        if not self.is_entitled(viewer_id, series_id):
-            raise NotEntitled(viewer_id, series_id)
-
-    def forget(self, viewer_id: str, series_id: str) -> None:
-        with self._lock:
-            self._answers.pop((viewer_id, series_id), None)

@@ -31,6 +31,7 @@ from .catalog_records import (
 )
 from .cursors import Page, decode_cursor, encode_cursor
 from .database import Database, Row, Transaction
+from .entitlement_changes import record_episode_change
 from .errors import (
     EpisodeDeleted,
     EpisodeExists,
@@ -53,6 +54,29 @@ class EpisodeRecords:
     _clock: Callable[[], float]
     _episode_bounds_s: tuple[float, float]
     _lock_series: Callable[[Transaction, str], Row]
+    _episode_listeners: tuple[Callable[[str, str], None], ...]
+
+    # -- who must hear of a change ------------------------------------------------------------------
+
+    def on_episode_change(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call ``listener(series_id, episode_id)`` after each committed write through this catalog that
+        changes what decides access to an episode (in the writer's thread); returns what removes it.
+        Other processes' writes arrive through the change feed."""
+        self._episode_listeners = (*self._episode_listeners, listener)
+
+        def remove() -> None:
+            self._episode_listeners = tuple(other for other in self._episode_listeners if other is not listener)
+        return remove
+
+    def _episode_changed(self, tx: Transaction, series_id: str, episode_id: str) -> None:
+        """Inside the writer's transaction: the change feed learns that this episode's facts changed."""
+        record_episode_change(tx, series_id, episode_id, self._clock())
+
+    def _notify_episode(self, *episodes: tuple[str, str]) -> None:
+        """After the commit: this process's caches forget these episodes' facts."""
+        for series_id, episode_id in episodes:
+            for listener in self._episode_listeners:
+                listener(series_id, episode_id)
 
     # -- creating ---------------------------------------------------------------------------------
 
@@ -79,6 +103,7 @@ class EpisodeRecords:
                          is_free_preview=is_free_preview)
             order.insert((position or len(order) + 1) - 1, episode_id)
             self._write_order(tx, series_id, order)
+        self._notify_episode((series_id, episode_id))
         log.info("episode %s/%s created at %d", series_id, episode_id, position or len(order))
         return self.get_episode(series_id, episode_id)
 
@@ -119,6 +144,7 @@ class EpisodeRecords:
             self._insert(tx, series_id, episode_id, title=f"Episode {episode_id}", description="",
                          stage="validating", is_free_preview=bool(is_free_preview), duration_s=float(duration_s))
             self._write_order(tx, series_id, [*order, episode_id])
+        self._notify_episode((series_id, episode_id))
         return True
 
     def _admit(self, tx: Transaction, series_id: str, episode_id: str) -> list[str] | None:
@@ -146,6 +172,7 @@ class EpisodeRecords:
             "INSERT INTO episodes (series_id, episode_id, duration_s, is_free_preview, published_version, created_at,"
             " updated_at, title, description, stage, job_id) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
             (series_id, episode_id, duration_s, int(is_free_preview), now, now, title, description, stage, job_id))
+        self._episode_changed(tx, series_id, episode_id)
 
     # -- ingest's writes ----------------------------------------------------------------------------
 
@@ -174,6 +201,10 @@ class EpisodeRecords:
                 " WHERE series_id = ? AND episode_id = ?",
                 (version, float(duration_s), now, now, json.dumps(list(renditions)),
                  None if is_free_preview is None else int(is_free_preview), "validating", series_id, episode_id))
+            if is_free_preview is not None:
+                self._episode_changed(tx, series_id, episode_id)
+        if is_free_preview is not None:
+            self._notify_episode((series_id, episode_id))
         log.info("catalog: %s/%s is live as v%d", series_id, episode_id, version)
         return self.get_episode(series_id, episode_id)
 
@@ -186,6 +217,9 @@ class EpisodeRecords:
                               (series_id, episode_id, "validating")).rowcount
             if gone:
                 self._write_order(tx, series_id, self._order(tx, series_id))
+                self._episode_changed(tx, series_id, episode_id)
+        if gone:
+            self._notify_episode((series_id, episode_id))
 
     def withdraw_episode(self, series_id: str, episode_id: str) -> bool:
         """Remove an episode that never received its media (status uploading: no job, never published),
@@ -248,6 +282,10 @@ class EpisodeRecords:
                 assignments = ", ".join(f"{column} = ?" for column in changes)
                 tx.execute(f"UPDATE episodes SET {assignments}, updated_at = ? WHERE series_id = ? AND episode_id = ?",
                            (*changes.values(), self._clock(), series_id, episode_id))
+            if "is_free_preview" in changes:
+                self._episode_changed(tx, series_id, episode_id)
+        if "is_free_preview" in changes:
+            self._notify_episode((series_id, episode_id))
         return self.get_episode(series_id, episode_id)
 
     def set_free_preview(self, series_id: str, episode_id: str, is_free_preview: bool) -> Episode:
@@ -290,8 +328,13 @@ class EpisodeRecords:
             self._lock_series(tx, series_id)
             self._require_episode(tx, series_id, episode_id)
             condition = "IS NOT NULL" if is_published else "IS NULL"     # a repeat keeps the first time
-            tx.execute(f"UPDATE episodes SET unpublished_at = ?, updated_at = ? WHERE series_id = ? AND episode_id = ?"
-                       f" AND unpublished_at {condition}", (None if is_published else now, now, series_id, episode_id))
+            changed = tx.execute(
+                f"UPDATE episodes SET unpublished_at = ?, updated_at = ? WHERE series_id = ? AND episode_id = ?"
+                f" AND unpublished_at {condition}", (None if is_published else now, now, series_id, episode_id)).rowcount
+            if changed:
+                self._episode_changed(tx, series_id, episode_id)
+        if changed:
+            self._notify_episode((series_id, episode_id))
         log.info("episode %s/%s %s", series_id, episode_id, "published" if is_published else "unpublished")
         return self.get_episode(series_id, episode_id)
 
@@ -310,6 +353,8 @@ class EpisodeRecords:
                        (series_id, episode_id))
             order.remove(episode_id)
             self._write_order(tx, series_id, order)
+            self._episode_changed(tx, series_id, episode_id)
+        self._notify_episode((series_id, episode_id))
         log.info("episode %s/%s deleted", series_id, episode_id)
         return self.get_episode(series_id, episode_id, include_deleted=True)
 
@@ -372,21 +417,9 @@ class EpisodeRecords:
                                  " WHERE series_id = ? AND episode_id = ?", (series_id, episode_id))
         return _facts(row) if row is not None else ORDINARY
 
-    def special_episode_facts(self) -> dict[tuple[str, str], EpisodeFacts]:
-        """Facts of every episode with a rule of its own (free preview, unpublished, deleted): the key
-        path holds them in memory; every other episode is ORDINARY."""
-        rows = self._db.query("SELECT series_id, episode_id, is_free_preview, unpublished_at, deleted_at FROM episodes"
-                              " WHERE is_free_preview = 1 OR unpublished_at IS NOT NULL OR deleted_at IS NOT NULL")
-        return {(row["series_id"], row["episode_id"]): _facts(row) for row in rows}
-
     def is_free_preview(self, series_id: str, episode_id: str) -> bool:
         """Whether the episode is a free preview; False for an episode the catalog does not know."""
         return self.episode_facts(series_id, episode_id).is_free_preview
-
-    def free_preview_episodes(self) -> frozenset[tuple[str, str]]:
-        """Every (series_id, episode_id) marked as a free preview."""
-        rows = self._db.query("SELECT series_id, episode_id FROM episodes WHERE is_free_preview = 1")
-        return frozenset((row["series_id"], row["episode_id"]) for row in rows)
 
     def deleted_episodes(self, before: float) -> list[tuple[str, str]]:
         """(series_id, episode_id) of episodes deleted before `before` (unix s): for gc to remove."""
@@ -398,8 +431,13 @@ class EpisodeRecords:
         """Forget a deleted episode whose files and keys are gone (its id is free again); False if it is
         not deleted."""
         with self._db.transaction() as tx:
-            return tx.execute("DELETE FROM episodes WHERE series_id = ? AND episode_id = ? AND deleted_at IS NOT NULL",
-                              (series_id, episode_id)).rowcount == 1
+            purged = tx.execute("DELETE FROM episodes WHERE series_id = ? AND episode_id = ? AND deleted_at IS NOT NULL",
+                                (series_id, episode_id)).rowcount == 1
+            if purged:
+                self._episode_changed(tx, series_id, episode_id)
+        if purged:
+            self._notify_episode((series_id, episode_id))
+        return purged
 
     # -- the order ----------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ MIN_SIGNING_KEY_SIZE_BYTES = 32
 _NONCE_SIZE_BYTES = 12
 _WRAPPED_SIZE_BYTES = _NONCE_SIZE_BYTES + CONTENT_KEY_SIZE_BYTES + 16  # nonce, ciphertext, GCM tag
 _AAD_PREFIX = b"drm.content_key.v1"
-_CACHE_ENTRIES = 4096
+DEFAULT_CACHE_ENTRIES = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,17 +93,20 @@ class ContentKey:
 class KeyStore:
     """Creates, wraps, stores and unwraps content keys. Thread-safe; synchronous.
 
-    Unwrapped keys are kept in a bounded in-memory LRU (4096 entries): rows never
-    change their key, but a row deleted by another process stays servable here
-    until evicted.
+    Unwrapped keys are kept in a bounded in-memory LRU (``cache_entries``, ~0.3 KB each): rows
+    never change their key, but a row deleted by another process stays servable here until evicted.
     """
 
     def __init__(
-        self, db: Database, settings: DrmSettings, clock: Callable[[], float] = time.time
+        self, db: Database, settings: DrmSettings, clock: Callable[[], float] = time.time, *,
+        cache_entries: int = DEFAULT_CACHE_ENTRIES,
     ) -> None:
+        if type(cache_entries) is not int or cache_entries < 1:
+            raise ValueError(f"cache_entries is {cache_entries!r}; expected a positive integer")
         self._db = db
         self._settings = settings
         self._clock = clock
+        self._cache_entries = cache_entries
         self._cache: OrderedDict[str, ContentKey] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -317,7 +320,7 @@ class KeyStore:
         with self._cache_lock:
             self._cache[key.key_id] = key
             self._cache.move_to_end(key.key_id)
-            while len(self._cache) > _CACHE_ENTRIES:
+            while len(self._cache) > self._cache_entries:
                 self._cache.popitem(last=False)
 
 

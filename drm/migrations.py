@@ -13,6 +13,7 @@ A migration is appended, never edited once released: files and databases in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ class Migration:
     summary: str
     script: str            # for both engines; {text} {real} {blob} {identity} filled in by the dialect
     postgresql: str = ""   # PostgreSQL only, run as written after `script` (functions, triggers)
+    # run last, in the same transaction, for what SQL alone cannot say on both engines
+    upgrade: Callable[[Transaction], None] | None = None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -214,6 +217,77 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         version=5,
+        summary="ingest jobs and episode version numbers join the versioned schema",
+        # Owned by server/ (server/ingest/job_store.py, server/publishing/versions.py), kept here because
+        # the database has one schema version. SQLite files in the field may hold both tables already
+        # (the service created them itself before): IF NOT EXISTS, and _add_job_columns. spool_host: the
+        # host whose disk holds a streamed upload (instances on other hosts cannot run that job).
+        script="""
+            CREATE TABLE IF NOT EXISTS ingest_jobs (
+                job_id           {text} PRIMARY KEY,
+                series_id        {text} NOT NULL,
+                episode_id       {text} NOT NULL,
+                state            {text} NOT NULL,
+                stage_fraction   {real} NOT NULL DEFAULT 0,
+                source_kind      {text} NOT NULL,
+                source_bucket    {text} NULL,
+                source_key       {text} NULL,
+                spool_path       {text} NULL,
+                spool_host       {text} NULL,
+                size_bytes       BIGINT NULL,
+                idempotency_key  {text} NOT NULL UNIQUE,
+                fingerprint      {text} NOT NULL,
+                webhook_url      {text} NULL,
+                webhook_status   {text} NULL,
+                attempt          INTEGER NOT NULL DEFAULT 1,
+                version          INTEGER NULL,
+                report           {text} NULL,
+                error_code       {text} NULL,
+                error_message    {text} NULL,
+                created_at       {real} NOT NULL,
+                updated_at       {real} NOT NULL,
+                started_at       {real} NULL,
+                finished_at      {real} NULL,
+                owner_id         {text} NULL,
+                lease_expires_at {real} NULL
+            );
+            CREATE INDEX IF NOT EXISTS ingest_jobs_state ON ingest_jobs (state, created_at);
+            CREATE INDEX IF NOT EXISTS ingest_jobs_episode ON ingest_jobs (series_id, episode_id);
+            CREATE TABLE IF NOT EXISTS episode_versions (
+                series_id     {text} NOT NULL,
+                episode_id    {text} NOT NULL,
+                last_version  INTEGER NOT NULL,
+                switch_holder {text} NULL,
+                switch_until  {real} NULL,
+                PRIMARY KEY (series_id, episode_id)
+            )
+        """,
+        upgrade=lambda tx: _add_job_columns(tx),
+    ),
+    Migration(
+        version=6,
+        summary="episode changes in the change feed: what key servers cache per episode is invalidated too",
+        # A row with episode_id set says an episode's facts changed (free preview, and whatever else the
+        # key path caches per episode); its viewer_id is '' (no id is empty). Entitlement rows keep
+        # episode_id NULL. The trigger's payload: 'viewer/series', or '/series/episode'.
+        script="""
+            ALTER TABLE entitlement_changes ADD COLUMN episode_id {text} NULL
+        """,
+        postgresql="""
+            CREATE OR REPLACE FUNCTION entitlement_changes_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.episode_id IS NULL THEN
+                    PERFORM pg_notify('entitlements', NEW.viewer_id || '/' || NEW.series_id);
+                ELSE
+                    PERFORM pg_notify('entitlements', '/' || NEW.series_id || '/' || NEW.episode_id);
+                END IF;
+                RETURN NULL;
+            END
+            $$;
+        """,
+    ),
+    Migration(
+        version=7,
         summary="resumable (tus) uploads: offset, S3 multipart parts and tail, owner, expiry, the PATCH lease",
         # Owned by server/ingest/upload_store.py; here so that every engine and instance has it before the
         # first upload. `parts` is JSON [[number, etag, size], ...]: read and written whole under the lease.
@@ -253,7 +327,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
-NOTIFY_CHANNEL = "entitlements"     # payload "viewer_id/series_id"; ids cannot contain "/"
+# payload "viewer_id/series_id" for an entitlement, "/series_id/episode_id" for an episode; ids contain no "/"
+NOTIFY_CHANNEL = "entitlements"
 
 _VERSION_TABLE = """
     CREATE TABLE IF NOT EXISTS schema_version (
@@ -292,6 +367,8 @@ def migrate(db: Database, *, to_version: int = SCHEMA_VERSION) -> MigrationResul
             tx.execute_script(db.dialect.render(migration.script))
             if db.dialect.name == "postgresql" and migration.postgresql:
                 tx.execute_script(migration.postgresql)
+            if migration.upgrade is not None:
+                migration.upgrade(tx)
         target = max(found, to_version)
         tx.execute("INSERT INTO schema_version (id, version) VALUES (1, ?)"
                    " ON CONFLICT (id) DO UPDATE SET version = excluded.version", (target,))
@@ -321,6 +398,17 @@ _EXISTS = {
     "postgresql": "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = 'schema_version'"
                   " AND schemaname = ANY (current_schemas(false))",
 }
+
+
+def _add_job_columns(tx: Transaction) -> None:
+    """SQLite files whose ingest_jobs table the service made itself get the columns it lacks (a new table
+    has them all): the lease columns (older files), and spool_host."""
+    if tx.dialect.name != "sqlite":
+        return
+    columns = {row["name"] for row in tx.fetch_all("PRAGMA table_info(ingest_jobs)")}
+    for column in ("owner_id TEXT NULL", "lease_expires_at REAL NULL", "spool_host TEXT NULL"):
+        if column.split()[0] not in columns:
+            tx.execute(f"ALTER TABLE ingest_jobs ADD COLUMN {column}")
 
 
 def _version_within(tx: Transaction) -> int:

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
 
-from .database import POSTGRESQL, Database, Transaction
+from .database import POSTGRESQL, ChangeListener, Database, Transaction, redact_url
 from .errors import DatabaseUnavailable, DrmError
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
                  acquire_timeout_s: float = ACQUIRE_TIMEOUT_S) -> None:
-        self._where = redacted(url)
+        self._url = url
+        self._where = redact_url(url)
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=min(min_size, max_size), max_size=max_size, open=False, name="drm",
             timeout=acquire_timeout_s,
@@ -105,6 +106,9 @@ class PostgresDatabase(Database):
 
     def describe(self) -> str:
         return self._where
+
+    def listener(self, channel: str) -> PostgresListener:
+        return PostgresListener(self._url, channel)
 
     def close(self) -> None:
         self._pool.close()
@@ -148,14 +152,57 @@ class PostgresDatabase(Database):
         raise AssertionError("unreachable")
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+redacted = redact_url     # the name this module gave it first
+
+
+class PostgresListener(ChangeListener):
+    """LISTEN on a connection of its own, outside the pool: a pooled connection is handed to other work
+    between uses (and a transaction-mode PgBouncer would drop the subscription), while notifications
+    arrive only on the session that listens.
+
+    Its application_name is ``series-listen-<pid>``, so an operator (or a test) can find it in
+    pg_stat_activity. Used by one thread: wait() in short slices and check for shutdown in between
+    (closing a connection another thread is waiting on would race on its socket).
+    """
+
+    def __init__(self, url: str, channel: str) -> None:
+        if not channel.isidentifier():
+            raise ValueError(f"channel {channel!r} is not a plain identifier")
+        self._url, self._channel = url, channel
+        self._where = redact_url(url)
+        self._connection: psycopg.Connection | None = None
+
+    @property
+    def application_name(self) -> str:
+        return f"series-listen-{os.getpid()}"
+
+    def listen(self) -> None:
+        self.close()
+        with _translated(self._where):
+            connection = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                         application_name=self.application_name)
+            try:
+                connection.execute(f"LISTEN {self._channel}")
+            except BaseException:
+                connection.close()
+                raise
+        self._connection = connection
+
+    def wait(self, timeout_s: float) -> list[str]:
+        connection = self._connection
+        if connection is None:
+            raise DatabaseUnavailable(f"{self._where}: not listening; call listen() first")
+        with _translated(self._where):
+            # the first notification ends the wait; others that came in the same packet come with it
+            payloads = [notify.payload for notify in connection.notifies(timeout=timeout_s, stop_after=1)]
+            if connection.broken:
+                raise psycopg.OperationalError("the listening connection was lost")
+        return payloads
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
 
 @contextmanager

@@ -48,10 +48,13 @@ def series_lock(series_id: str) -> str:
 
 
 class SeriesRecords:
-    """Series operations; mixed into SqlCatalog, which sets `_db` and `_clock`."""
+    """Series operations; mixed into SqlCatalog, which sets `_db` and `_clock` (and EpisodeRecords gives
+    `_episode_changed` and `_notify_episode`: deleting a series changes its episodes' facts)."""
 
     _db: Database
     _clock: Callable[[], float]
+    _episode_changed: Callable[[Transaction, str, str], None]
+    _notify_episode: Callable[..., None]
 
     def create_series(
         self, *, series_id: str, creator_id: str, title: str, price_cents: int, currency: str,
@@ -194,8 +197,13 @@ class SeriesRecords:
             now = self._clock()
             tx.execute("UPDATE series SET status = ?, deleted_at = ?, updated_at = ? WHERE series_id = ?",
                        (DELETED, now, now, series_id))
+            episodes = [(series_id, row["episode_id"]) for row in tx.fetch_all(
+                "SELECT episode_id FROM episodes WHERE series_id = ? AND deleted_at IS NULL", (series_id,))]
             tx.execute("UPDATE episodes SET deleted_at = ?, position = NULL, updated_at = ?"
                        " WHERE series_id = ? AND deleted_at IS NULL", (now, now, series_id))
+            for _, episode_id in episodes:
+                self._episode_changed(tx, series_id, episode_id)
+        self._notify_episode(*episodes)
         log.info("series %s deleted", series_id)
         return self.get_series(series_id, include_deleted=True)
 

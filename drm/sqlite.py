@@ -63,11 +63,7 @@ class SqliteTransaction(Transaction):
 
 
 class SqliteDatabase(Database):
-    """One SQLite connection plus the lock that serializes its use across threads.
-
-    Also offers what server/ code written for SQLite still uses: ``connection``, ``own_changes``
-    and ``change_marker()``.
-    """
+    """One SQLite connection plus the lock that serializes its use across threads."""
 
     dialect = SQLITE
 
@@ -78,8 +74,12 @@ class SqliteDatabase(Database):
         self._lock = threading.RLock()
 
     @classmethod
-    def connect_file(cls, path: str | os.PathLike[str]) -> SqliteDatabase:
-        """Open (creating if needed) the file with the connection settings, without touching the schema."""
+    def connect_file(cls, path: str | os.PathLike[str], *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SqliteDatabase:
+        """Open (creating if needed) the file with the connection settings, without touching the schema.
+
+        ``busy_timeout_ms``: how long a statement waits for another connection's write lock before
+        sqlite3.OperationalError ("database is locked").
+        """
         target = os.fspath(path)
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ class SqliteDatabase(Database):
             conn.row_factory = sqlite3.Row
             # busy_timeout first: switching to WAL needs a lock another process may hold.
             # The pragmas precede BEGIN because journal_mode cannot change inside a transaction.
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -123,22 +123,6 @@ class SqliteDatabase(Database):
 
     def describe(self) -> str:
         return self._path or "(sqlite)"
-
-    @property
-    def own_changes(self) -> int:
-        """Rows changed through this connection so far (sqlite3_total_changes): a counter read
-        without the lock or any I/O, cheap enough to check on every request."""
-        return self.connection.total_changes
-
-    def change_marker(self) -> tuple[int, int]:
-        """A value that differs whenever any committed write happened since it was last read.
-
-        PRAGMA data_version moves on commits by other connections (other processes), and
-        total_changes on this connection's own writes; neither alone sees both.
-        """
-        with self._lock:
-            (data_version,) = self.connection.execute("PRAGMA data_version").fetchone()
-            return data_version, self.connection.total_changes
 
     def close(self) -> None:
         """Close the connection; the Database is unusable afterwards. Idempotent."""

@@ -5,6 +5,7 @@
     services.py  Services: the long-lived objects (database, object store, drm stores) built from settings
     edge/        what every request passes: middleware, problem+json, CORS and headers, rate limits,
                  request bodies, who is calling (auth), access log, metrics, /healthz
+    access/      who may watch what: the rule, per-viewer and per-episode memory, the change feed
     keys/        GET /v1/keys/{id}: where a content key is released (release.py), and its fast path
     playback/    per-viewer master and media playlists, and the encrypted segments they list
     catalog/     the creator, viewer and operator APIs, and the payment webhook (verified there)
@@ -17,7 +18,7 @@
     cli/         `series …`: one module per group of commands
     app.py       create_app(): composes the rooms into the service
 
-Rooms import downwards only (tests/test_layering.py): config → local; edge → config, services; keys and
-playback → edge; catalog → edge, playback; publishing → config; ingest → edge, publishing; reference → edge; web → edge; cli and app →
-any room. Nothing imports cli.
+Rooms import downwards only (tests/test_layering.py): config → local; edge → config, services; access →
+edge; keys and playback → access, edge; catalog → access, edge, playback; publishing → config; ingest →
+edge, publishing; reference → edge; web → edge; cli and app → any room. Nothing imports cli.
 """

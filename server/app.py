@@ -1,6 +1,6 @@
-"""create_app(): the service, composed from its rooms — the edge every request passes, then the key
-server, playback, the catalog API and payment webhook, the ingest hand-off with its jobs and resumable
-uploads, the API reference and the viewer web app."""
+"""create_app(): the service, composed from its rooms — the edge every request passes, who may watch what
+(access), then the key server, playback, the catalog API and payment webhook, the ingest hand-off with its
+jobs and resumable uploads, the API reference and the viewer web app."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from server import access
 from server.catalog import routes as catalog
 from server.config import Settings
 from server.edge import health, metrics
@@ -26,8 +27,9 @@ from server.services import SERVICES, Services
 from server.web import routes as web_app
 
 
-def create_app(settings: Settings, services: Services | None = None) -> web.Application:
-    """The service. Without `services`, it opens its own from settings and closes them on cleanup."""
+def create_app(settings: Settings, services: Services | None = None, *, run_jobs: bool = True) -> web.Application:
+    """The service. Without `services`, it opens its own from settings and closes them on cleanup. With
+    `run_jobs` False it accepts ingest jobs but leaves running them to another process sharing the database."""
     app_metrics, edge_headers = metrics.Metrics(), EdgeHeaders(settings.http)
     app = web.Application(middlewares=[edge_middleware(app_metrics, edge_headers)],
                           client_max_size=settings.http.max_request_bytes)
@@ -35,11 +37,12 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app[AUTH_FAILURES] = AuthFailureLimiter(settings.auth_failures, settings.http.trusted_proxies)
     app.cleanup_ctx.append(_services_ctx(settings, services))
     metrics.add_routes(app, app_metrics, token=settings.metrics_token)
+    access.install(app, settings)          # who may watch what, for keys and playback
     health.add_routes(app, settings)
     playback.add_routes(app)
     key_endpoint.add_routes(app, settings)
     catalog.add_routes(app, settings)
-    ingest_api.add_routes(app, settings)
+    ingest_api.add_routes(app, settings, run_jobs=run_jobs)
     uploads_api.add_routes(app, settings)         # resumable (tus) uploads, on the ingest jobs
     reference.add_routes(app)
     web_app.add_routes(app, settings)

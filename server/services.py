@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from drm.catalog import Catalog, SqliteCatalog
+from drm.catalog import Catalog, SqlCatalog
 from drm.database import Database
 from drm.eligibility import CreatorRegistry
 from drm.engines import open_database
-from drm.entitlements import EntitlementCache, EntitlementStore
+from drm.entitlements import EntitlementStore
 from drm.idempotency import IdempotencyStore
 from drm.keystore import KeyStore
 from drm.library import Library
@@ -23,36 +23,42 @@ from server.config import Settings
 @dataclass(frozen=True, kw_only=True)
 class Services:
     settings: Settings
-    db: Database
+    db: Database                  # SERIES_DATABASE_URL's PostgreSQL, or the embedded SQLite file
     store: ObjectStore
     keystore: KeyStore
     entitlements: EntitlementStore
     tokens: TokenSigner
-    catalog: Catalog                         # SQLite here; a PostgreSQL one satisfies the same Protocol
+    catalog: Catalog
     creators: CreatorRegistry
     payments: PaymentProcessor
-    entitlement_cache: EntitlementCache      # the key path's view of entitlements (<= 5 s stale)
     idempotency: IdempotencyStore            # the catalog API's Idempotency-Keys, shared by every instance
     library: Library                         # what viewers hold, and where they stopped watching
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
-        """Open the database and the object store client (the store itself must be running)."""
-        db = open_database(settings.db_path)
-        store = ObjectStore(settings.store)
+        """Open the database and the object store client (the store itself must be running).
+
+        Raises SchemaNotMigrated when a PostgreSQL database is not at this code's schema (run `series db
+        migrate`), SchemaTooNew when it is ahead, DatabaseUnavailable when it cannot be reached.
+        """
+        db = open_database(settings.database_target, pool_max_size=settings.database_pool_size)
+        try:
+            store = ObjectStore(settings.store)
+        except BaseException:
+            db.close()
+            raise
         entitlements = EntitlementStore(db)
         catalog = open_catalog(db, settings)
         return cls(
             settings=settings,
             db=db,
             store=store,
-            keystore=KeyStore(db, settings.drm),
+            keystore=KeyStore(db, settings.drm, cache_entries=settings.access.key_entries),
             entitlements=entitlements,
             tokens=TokenSigner(settings.drm, public_keys=settings.token_public_keys),
             catalog=catalog,
             creators=CreatorRegistry(db),
             payments=PaymentProcessor(db, entitlements, catalog),
-            entitlement_cache=EntitlementCache(entitlements, settings.entitlement_cache_ttl_s),
             idempotency=IdempotencyStore(db, ttl_s=settings.catalog.idempotency_ttl_s),
             library=Library(db),
         )
@@ -71,6 +77,6 @@ class Services:
 SERVICES = web.AppKey("services", Services)     # where the app keeps them, for every room's handlers
 
 
-def open_catalog(db: Database, settings: Settings) -> SqliteCatalog:
+def open_catalog(db: Database, settings: Settings) -> SqlCatalog:
     """The catalog on `db`, holding episodes to the validator's length bounds (SERIES_*_DURATION_S)."""
-    return SqliteCatalog(db, episode_bounds_s=(settings.rules.min_duration_s, settings.rules.max_duration_s))
+    return SqlCatalog(db, episode_bounds_s=(settings.rules.min_duration_s, settings.rules.max_duration_s))

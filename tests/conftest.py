@@ -82,6 +82,23 @@ def empty_postgres_url(postgres_cluster) -> str:
     postgres_cluster.drop_database(name)
 
 
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """Each test asking for it runs twice: on the embedded SQLite file and on PostgreSQL ([sqlite], [postgresql])."""
+    return request.param
+
+
+@pytest.fixture
+def db_target(engine, tmp_path, request) -> str:
+    """Where the test's database is: a fresh SQLite file path, or the URL of a fresh PostgreSQL database."""
+    if engine == "sqlite":
+        return str(tmp_path / "var" / "drm.sqlite")
+    return request.getfixturevalue("postgres_url")
+
+
 def settings_env(data_dir: Path, s3_store, *, bucket: str | None = None, **overrides: str) -> dict[str, str]:
     env = {
         "SERIES_DATA_DIR": str(data_dir),

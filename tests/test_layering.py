@@ -26,15 +26,16 @@ CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"ser
             "psycopg": {"drm/postgres.py"}, "psycopg_pool": {"drm/postgres.py"}}
 
 # server's rooms and the rooms each may import; a module directly in server/ is a room of its own name
-_FEATURE_ROOMS = {"keys", "playback", "catalog", "publishing", "ingest", "reference", "web"}
+_FEATURE_ROOMS = {"access", "keys", "playback", "catalog", "publishing", "ingest", "reference", "web"}
 SERVER_ROOMS: dict[str, set[str]] = {
     "local": set(),
     "config": {"local"},
     "services": {"config"},
     "edge": {"config", "services"},
-    "keys": {"edge", "config", "services"},
-    "playback": {"edge", "config", "services"},
-    "catalog": {"edge", "playback", "config", "services"},
+    "access": {"edge", "config", "services"},
+    "keys": {"access", "edge", "config", "services"},
+    "playback": {"access", "edge", "config", "services"},
+    "catalog": {"access", "edge", "playback", "config", "services"},
     "publishing": {"config"},
     "ingest": {"edge", "publishing", "config", "services"},
     "reference": {"edge", "config"},

@@ -67,9 +67,9 @@ def ingest_with_progress(services: Services, file: Path, series_id: str, episode
 
 
 @contextlib.contextmanager
-def running_services(settings: Settings) -> Iterator[Services]:
-    """Services with a reachable store: the embedded one is started if needed, and stopped again
-    on exit only if this command started it."""
+def running_store(settings: Settings) -> Iterator[None]:
+    """The embedded object store running for the block when it is the store: started if needed, and
+    stopped again on exit only if this command started it. Nothing to do with an external store."""
     local = LocalObjectStore(settings.local_store) if settings.local_store else None
     started_here = False
     if local is not None and not local.is_running():
@@ -78,10 +78,16 @@ def running_services(settings: Settings) -> Iterator[Services]:
         if started_here:
             log.info("started the local object store at http://%s", local.endpoint)
     try:
-        with Services.open(settings) as services:
-            services.store.ensure_bucket()
-            yield services
+        yield
     finally:
         if started_here:
             local.stop()
             log.info("stopped the local object store")
+
+
+@contextlib.contextmanager
+def running_services(settings: Settings) -> Iterator[Services]:
+    """Services with a reachable store (see running_store) and its bucket."""
+    with running_store(settings), Services.open(settings) as services:
+        services.store.ensure_bucket()
+        yield services

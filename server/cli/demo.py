@@ -21,7 +21,7 @@ from server.cli.common import (
     running_services,
     with_segment_format,
 )
-from server.cli.service import serve_until_signalled
+from server.cli.serving import serve_until_signalled
 from server.config import Settings
 from server.playback.playlists import master_url
 

@@ -39,7 +39,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_jobs(args, settings: Settings) -> int:
-    jobs = JobStore.open(settings.db_path)
+    jobs = JobStore.open(settings.database_target)
     try:
         listed = [jobs.get(args.job_id)] if args.job_id else jobs.list(state=args.state, limit=args.limit)
     finally:

@@ -1,24 +1,26 @@
-"""`series serve` and `series store`: the HTTP service, and the embedded object store it may run on."""
+"""`series serve` and `series store`: the HTTP service (one process, or several sharing one port), and the
+embedded object store it may run on."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
-from collections.abc import Callable
 
-from aiohttp import web
-
-from server.cli.common import EXIT_FAILED, EXIT_OK, log, running_services
+from server.cli.common import EXIT_FAILED, EXIT_OK, log, running_services, running_store
+from server.cli.processes import serve_processes
+from server.cli.serving import serve_until_signalled
 from server.config import Settings
-from server.edge.accesslog import configure_access_log
 from server.local.object_store import LocalObjectStore
-from server.services import Services
+
+MAX_PROCESSES = 64
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser("serve", help="run the HTTP service (playlists, segments, keys)")
+    serve = commands.add_parser("serve", help="run the HTTP service (playlists, segments, keys, APIs)")
+    serve.add_argument("--processes", type=_process_count, default=1, metavar="N",
+                       help="serve from N processes sharing SERIES_LISTEN_PORT (SO_REUSEPORT: the kernel spreads "
+                            "connections); the first also runs ingest jobs. Default 1")
     serve.set_defaults(handler=cmd_serve)
 
     store = commands.add_parser("store", help="start, stop or inspect the embedded local object store")
@@ -27,7 +29,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     store.set_defaults(handler=cmd_store)
 
 
+def _process_count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PROCESSES:
+        raise argparse.ArgumentTypeError(f"--processes must be a whole number from 1 to {MAX_PROCESSES}, not {text!r}")
+    return int(text)
+
+
 def cmd_serve(args, settings: Settings) -> int:
+    if args.processes > 1:
+        with running_store(settings):
+            with running_services(settings):
+                pass        # every process would refuse the same schema or store: say so once, here
+            return serve_processes(settings, args.processes)
     with running_services(settings) as services:
         asyncio.run(serve_until_signalled(settings, services, on_ready=lambda: log.info(
             "serving on %s (Ctrl+C stops)", settings.public_url)))
@@ -49,22 +62,3 @@ def cmd_store(args, settings: Settings) -> int:
         running = local.is_running()
         print(f"local object store: {'running at http://' + local.endpoint if running else 'stopped'}")
     return EXIT_OK
-
-
-async def serve_until_signalled(settings: Settings, services: Services, on_ready: Callable[[], None]) -> None:
-    """Serve the app on SERIES_LISTEN_HOST:PORT until SIGINT or SIGTERM; `on_ready` once it listens."""
-    from server.app import create_app, start_runner  # the whole service: imported only by commands that serve
-
-    configure_access_log(sys.stderr)      # JSON lines, tokens redacted, written off the event loop
-    runner = await start_runner(create_app(settings, services))
-    site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        on_ready()
-        await stop.wait()
-    finally:
-        await runner.cleanup()

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from drm.errors import InvalidId
 from drm.ids import check_id
@@ -30,6 +31,7 @@ from server.config.credentials import (
     parse_public_keys,
     parse_token_keys,
 )
+from server.config.access import AccessSettings, DatabaseUrl
 from server.config.environment import PREFIX, Environment, Secret, SettingsError
 from server.config.http import AuthFailureSettings, HttpSettings, RateLimitSettings, parse_networks, parse_origins
 from server.config.jobs import MIN_JOB_S, JobSettings
@@ -48,7 +50,9 @@ MIN_FAILED_UPLOAD_RETENTION_S = 3600.0
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     data_dir: Path
-    db_path: Path
+    db_path: Path                               # the embedded SQLite file, used when database_url is None
+    database_url: DatabaseUrl | None = None     # SERIES_DATABASE_URL: the PostgreSQL every instance shares
+    database_pool_size: int = 10                # connections one process may hold (SERIES_DATABASE_POOL_SIZE)
     store: StoreSettings
     local_store: LocalStoreSettings | None      # set when the embedded store is the store
     drm: DrmSettings
@@ -64,7 +68,7 @@ class Settings:
     operator_token: Secret | None = None        # Bearer secret of the operator API
     webhook_secret: Secret | None = None        # HMAC secret shared with the payment system
     webhook_tolerance_s: int = 300              # replay window for signed webhooks
-    entitlement_cache_ttl_s: float = 2.0        # how stale a key-path entitlement answer may be (<= 5 s)
+    access: AccessSettings = field(default_factory=AccessSettings)   # what the key path remembers
     hls_session_key: bool = False               # EXT-X-SESSION-KEY in masters: key prefetch; some old players choke
     hls_segment_format: SegmentFormat = SegmentFormat.TS   # ts: widest support; fmp4: EXT-X-MAP + .m4s segments
     gc_grace_s: float = 6 * 3600                # superseded versions outlive a playback token (default TTL 6 h)
@@ -80,6 +84,15 @@ class Settings:
     @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+    @property
+    def database_target(self) -> str:
+        """What drm.open_database() opens: the PostgreSQL URL (password included), else the SQLite file."""
+        return self.database_url.reveal() if self.database_url is not None else str(self.db_path)
+
+    def describe_database(self) -> str:
+        """Where the database is, for messages: the URL without its password, or the file."""
+        return str(self.database_url) if self.database_url is not None else str(self.db_path)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -117,9 +130,15 @@ class Settings:
                         "JOB_WEBHOOK_LEGACY_SECRET": jobs.webhook_legacy_secret})
         host = env.str("LISTEN_HOST", "127.0.0.1")
         port = env.int("LISTEN_PORT", 8080)
+        database_url = _database_url(env)
+        access = _access(env, is_postgresql=database_url is not None)
+        pool_size = _pool_size(env, access.lookup_threads)
         return cls(
             data_dir=data_dir,
             db_path=Path(env.str("DB_PATH", str(data_dir / "series.db"))).absolute(),
+            database_url=database_url,
+            database_pool_size=pool_size,
+            access=access,
             store=store,
             local_store=local_store,
             drm=drm,
@@ -204,13 +223,67 @@ def _catalog_settings(env: Environment, generated: dict) -> dict:
     for field_name, variable in (("operator_token", "OPERATOR_TOKEN"), ("webhook_secret", "WEBHOOK_SECRET")):
         value = env.str(variable, "") or generated.get(field_name, "")
         tokens[field_name] = Secret(check_bearer_secret(variable, value)) if value else None
-    ttl_s = env.float("ENTITLEMENT_CACHE_TTL_S", 2.0)
-    if not 0 <= ttl_s <= 5:
-        raise SettingsError(f"{PREFIX}ENTITLEMENT_CACHE_TTL_S has value {ttl_s!r}; expected 0 to 5 seconds")
+    if env.str("ENTITLEMENT_CACHE_TTL_S", ""):
+        log.warning("%sENTITLEMENT_CACHE_TTL_S is no longer read: key servers follow the entitlement change feed "
+                    "(a refund is enforced everywhere within about a second); see %sACCESS_CACHE_MAX_AGE_S",
+                    PREFIX, PREFIX)
     tolerance_s = env.int("WEBHOOK_TOLERANCE_S", 300)
     if not 1 <= tolerance_s <= 3600:
         raise SettingsError(f"{PREFIX}WEBHOOK_TOLERANCE_S has value {tolerance_s!r}; expected 1 to 3600 seconds")
-    return {**tokens, "entitlement_cache_ttl_s": ttl_s, "webhook_tolerance_s": tolerance_s}
+    return {**tokens, "webhook_tolerance_s": tolerance_s}
+
+
+def _database_url(env: Environment) -> DatabaseUrl | None:
+    """SERIES_DATABASE_URL: unset (or empty) keeps the embedded SQLite file. Its value may hold a password,
+    so no message echoes it."""
+    raw = env.str("DATABASE_URL", "").strip()
+    if not raw:
+        return None
+    if not DatabaseUrl.is_postgresql(raw):
+        scheme = raw.split("://", 1)[0] if "://" in raw else ""
+        shown = f"scheme {scheme[:20]!r}" if scheme.isalnum() else "a value that is not a URL"
+        raise SettingsError(f"{PREFIX}DATABASE_URL has {shown}; expected postgresql://user:password@host:port/database "
+                            f"(or unset it to use the embedded SQLite file, {PREFIX}DB_PATH)")
+    try:
+        parts = urlsplit(raw)
+        parts.port      # raises ValueError for a port that is not a number
+    except ValueError:
+        raise SettingsError(f"{PREFIX}DATABASE_URL does not parse as a URL; expected "
+                            "postgresql://user:password@host:port/database (percent-encode special characters "
+                            "in the password)") from None
+    return DatabaseUrl(raw)
+
+
+def _pool_size(env: Environment, lookup_threads: int) -> int:
+    """SERIES_DATABASE_POOL_SIZE: PostgreSQL connections per process (the LISTEN connection is one more)."""
+    least = lookup_threads + 2
+    size = env.positive_int("DATABASE_POOL_SIZE", max(10, least))
+    if size < least:
+        raise SettingsError(f"{PREFIX}DATABASE_POOL_SIZE has value {size}; expected at least {least}: one connection "
+                            f"per key lookup thread ({PREFIX}KEY_LOOKUP_THREADS = {lookup_threads}), plus the change "
+                            "feed's poll and the API's requests")
+    return size
+
+
+def _access(env: Environment, *, is_postgresql: bool) -> AccessSettings:
+    # SQLite serializes a process's reads on one connection: more lookup threads would only queue;
+    # PostgreSQL answers several lookups at once, each a network round trip.
+    default = AccessSettings(lookup_threads=4 if is_postgresql else 2)
+    values = {
+        "entitled_entries": env.positive_int("ACCESS_CACHE_ENTRIES", default.entitled_entries),
+        "refused_entries": env.positive_int("ACCESS_CACHE_REFUSALS", default.refused_entries),
+        "episode_entries": env.positive_int("ACCESS_EPISODE_ENTRIES", default.episode_entries),
+        "max_age_s": env.float("ACCESS_CACHE_MAX_AGE_S", default.max_age_s),
+        "key_entries": env.positive_int("KEY_CACHE_ENTRIES", default.key_entries),
+        "token_entries": env.positive_int("TOKEN_CACHE_ENTRIES", default.token_entries),
+        "lookup_threads": env.positive_int("KEY_LOOKUP_THREADS", default.lookup_threads),
+    }
+    if not 1 <= values["max_age_s"] <= 3600:
+        raise SettingsError(f"{PREFIX}ACCESS_CACHE_MAX_AGE_S has value {values['max_age_s']!r}; "
+                            "expected 1 to 3600 seconds")
+    if values["lookup_threads"] > 64:
+        raise SettingsError(f"{PREFIX}KEY_LOOKUP_THREADS has value {values['lookup_threads']}; expected 1 to 64")
+    return AccessSettings(**values)
 
 
 def _catalog_api(env: Environment) -> CatalogSettings:

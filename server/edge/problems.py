@@ -42,6 +42,12 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     drm_errors.InvalidCursor: 400,
     drm_errors.IdempotencyKeyReused: 422,  # the IETF Idempotency-Key draft's answers
     drm_errors.IdempotencyKeyInFlight: 409,
+    drm_errors.DatabaseUnavailable: 503,
+}
+# What a client is told instead of the error's own message, which names internals (a database's host);
+# by exact type: looked up on every denied key request
+PUBLIC_DETAIL: dict[type[Exception], str] = {
+    drm_errors.DatabaseUnavailable: "the database is unavailable; retry in a few seconds",
 }
 RETRY_AFTER_S = "2"             # on 503: the store or database is expected back soon
 
@@ -81,15 +87,16 @@ def problem_for(exc: Exception, request: web.BaseRequest) -> web.Response:
     if status is None:
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         return problem(500, "internal_error", "the server failed; the error is logged")
-    if status >= 500:
+    if status >= 500 and not getattr(exc, "is_logged", False):     # is_logged: its raiser logs it, once
         log.warning("%s %s: %s", request.method, request.path, exc)
     code = getattr(exc, "code", "error")
+    detail = PUBLIC_DETAIL.get(type(exc)) or str(exc)
     retry_after_s = getattr(exc, "retry_after_s", None)
     if retry_after_s is not None:
-        return problem(status, code, str(exc), **{"Retry-After": str(retry_after_s)})
+        return problem(status, code, detail, **{"Retry-After": str(retry_after_s)})
     if status == 401:
         realm = getattr(exc, "auth_realm", "playback")
-        return problem(status, code, str(exc), **{"WWW-Authenticate": f'Bearer realm="{realm}"'})
+        return problem(status, code, detail, **{"WWW-Authenticate": f'Bearer realm="{realm}"'})
     if status == 503:
-        return problem(status, code, str(exc), **{"Retry-After": RETRY_AFTER_S})
-    return problem(status, code, str(exc))
+        return problem(status, code, detail, **{"Retry-After": RETRY_AFTER_S})
+    return problem(status, code, detail)

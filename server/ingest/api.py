@@ -44,6 +44,7 @@ from server.ingest.jobs import (
     fingerprint,
     new_job_id,
 )
+from server.ingest.owners import local_host
 from server.ingest.runner import JobRunner
 from server.publishing.admission import check_admission
 from server.services import SERVICES
@@ -91,18 +92,19 @@ class UploadNotFound(Exception):
     http_status = 422
 
 
-def add_routes(app: web.Application, settings: Settings) -> None:
+def add_routes(app: web.Application, settings: Settings, *, run_jobs: bool = True) -> None:
     """Register the hand-off API and the job machinery (jobs table, worker pool) on `app`; the app's
-    Services must be at app[SERVICES]."""
-    app.cleanup_ctx.append(_jobs_ctx(settings))
+    Services must be at app[SERVICES]. With `run_jobs` False this process accepts jobs but runs none
+    (another process or instance sharing the database does)."""
+    app.cleanup_ctx.append(_jobs_ctx(settings, run_jobs))
     app.router.add_post(INGEST_PATH, submit_ingest)
     app.router.add_get(JOB_PATH, get_job)
     app.router.add_get("/v1/jobs", list_jobs)
 
 
-def _jobs_ctx(settings: Settings):
+def _jobs_ctx(settings: Settings, run_jobs: bool):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        jobs = await asyncio.to_thread(JobStore.open, settings.db_path,
+        jobs = await asyncio.to_thread(JobStore.open, settings.database_target,
                                        busy_timeout_ms=settings.jobs.db_busy_timeout_ms)
         uploads = ObjectStore(_uploads_settings(settings))
         if settings.local_store is not None:     # the embedded setup: make the uploads bucket ready to use
@@ -110,7 +112,7 @@ def _jobs_ctx(settings: Settings):
                 await asyncio.to_thread(uploads.ensure_bucket)
             except StoreError as exc:
                 log.warning("could not create the uploads bucket: %s", exc)
-        runner = JobRunner(settings, jobs)
+        runner = JobRunner(settings, jobs, runs_jobs=run_jobs)
         runner.metrics.on_finished.append(lambda job: _observe_job(app[METRICS], job))
         app[JOBS], app[RUNNER], app[UPLOADS] = jobs, runner, uploads
         await runner.start()
@@ -235,7 +237,7 @@ async def _spooled_job(request: web.Request, settings: Settings, series_id: str,
             series_id=series_id, episode_id=episode_id, source_kind=SOURCE_SPOOL, idempotency_key=idempotency_key,
             fingerprint=fingerprint({"series": series_id, "episode": episode_id, "sha256": digest, "size": size,
                                      "webhook": webhook_url}),
-            spool_path=str(path), size_bytes=size, webhook_url=webhook_url,
+            spool_path=str(path), spool_host=local_host(), size_bytes=size, webhook_url=webhook_url,
         )
         job, created = await asyncio.to_thread(request.app[JOBS].create, job_request, job_id=job_id)
         keep = created

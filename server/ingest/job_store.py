@@ -1,14 +1,16 @@
-"""The ingest_jobs table: jobs persisted in SQLite so a hand-off survives a restart, and fenced so a
-stale worker cannot overwrite the work of the attempt that replaced it.
+"""The ingest_jobs table: jobs persisted in the service's database (the SQLite file, or the PostgreSQL
+every instance shares) so a hand-off survives a restart, and fenced so a stale worker cannot overwrite
+the work of the attempt that replaced it.
 
-The table lives in the service's database file beside drm's tables, but is owned here: drm knows
-nothing of jobs.
+The table is owned here; its schema is one of drm/migrations.py's steps, because the database has one
+schema version. Progress writes are plain UPDATEs of this table: nothing here notifies anyone.
 
-Several service instances may share the file. A runner claims a job before running it: the row
+Several service instances may share the database. A runner claims a job before running it: the row
 gets the runner's `owner_id` and a lease the runner renews while it lives. Recovery re-queues only
 jobs whose lease ran out (their instance died), never another live instance's work; and a job is
 not claimed while another job of the same episode is held, so re-ingests of one episode run one
-after the other, in submission order, whichever instance took them.
+after the other, in submission order, whichever instance took them. On PostgreSQL (READ COMMITTED)
+the writes that read before they decide take a lock first (claim: the episode's; recover: the rows).
 
 Every change of a job's state is mirrored, in the same transaction, onto its episode in the catalog
 (drm's record_stage_within): the catalog API shows an episode's status (processing with stage and
@@ -26,9 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from drm.catalog import SqlCatalog
-from drm.database import Database, Transaction
+from drm.database import Database, Row, Transaction
 from drm.engines import open_database
-from drm.errors import UnknownSeries
+from drm.errors import DatabaseUnavailable, UnknownSeries
 from server.ingest.jobs import (
     FAILED,
     PUBLISHED,
@@ -43,41 +45,9 @@ from server.ingest.jobs import (
     new_job_id,
     upload_note,
 )
-from server.ingest.owners import local_owner_prefix, owner_is_gone
+from server.ingest.owners import local_host, local_owner_prefix, owner_is_gone
 
 _IN_BATCH = 500             # values per "IN (...)": well under SQLite's limit on parameters
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ingest_jobs (
-    job_id          TEXT PRIMARY KEY,
-    series_id       TEXT NOT NULL,
-    episode_id      TEXT NOT NULL,
-    state           TEXT NOT NULL,
-    stage_fraction  REAL NOT NULL DEFAULT 0,
-    source_kind     TEXT NOT NULL,
-    source_bucket   TEXT NULL,
-    source_key      TEXT NULL,
-    spool_path      TEXT NULL,
-    size_bytes      INTEGER NULL,
-    idempotency_key TEXT NOT NULL UNIQUE,
-    fingerprint     TEXT NOT NULL,
-    webhook_url     TEXT NULL,
-    webhook_status  TEXT NULL,
-    attempt         INTEGER NOT NULL DEFAULT 1,
-    version         INTEGER NULL,
-    report          TEXT NULL,
-    error_code      TEXT NULL,
-    error_message   TEXT NULL,
-    created_at      REAL NOT NULL,
-    updated_at      REAL NOT NULL,
-    started_at      REAL NULL,
-    finished_at     REAL NULL,
-    owner_id        TEXT NULL,
-    lease_expires_at REAL NULL
-);
-CREATE INDEX IF NOT EXISTS ingest_jobs_state ON ingest_jobs (state, created_at);
-"""
-
 
 class JobStore:
     """The ingest_jobs table. Safe to share between threads (Database serializes); each process opens its own."""
@@ -85,21 +55,14 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._catalog = SqlCatalog(db)      # only to mirror job states onto episodes (see the docstring)
-        with self._translated(), db.transaction() as conn:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            columns = {row["name"] for row in conn.execute("PRAGMA table_info(ingest_jobs)")}
-            for column in ("owner_id TEXT NULL", "lease_expires_at REAL NULL"):   # tables from before leases
-                if column.split()[0] not in columns:
-                    conn.execute(f"ALTER TABLE ingest_jobs ADD COLUMN {column}")
 
     @classmethod
-    def open(cls, path: str | Path, *, busy_timeout_ms: int = 2000) -> JobStore:
-        """A JobStore on its own connection: a slow jobs write never holds the key server's lock."""
-        db = open_database(path)
-        db.connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        return cls(db)
+    def open(cls, target: str | Path, *, busy_timeout_ms: int = 2000, pool_max_size: int = 4) -> JobStore:
+        """A JobStore on a database of its own (`target`: a SQLite file or a postgresql:// URL, see
+        Settings.database_target): on SQLite a slow jobs write never holds the key server's connection,
+        and waits `busy_timeout_ms` for a locked file before JobStoreUnavailable. Raises what
+        drm.open_database raises (SchemaNotMigrated, DatabaseUnavailable, ...)."""
+        return cls(open_database(target, busy_timeout_ms=busy_timeout_ms, pool_max_size=pool_max_size))
 
     def close(self) -> None:
         self.db.close()
@@ -114,28 +77,29 @@ class JobStore:
         job_id = job_id or new_job_id()
         now = time.time()
         with self._translated(), self.db.transaction() as conn:
-            existing = conn.execute("SELECT * FROM ingest_jobs WHERE idempotency_key = ?",
-                                    (request.idempotency_key,)).fetchone()
-            if existing is not None:
-                job = _job(existing)
-                if job.fingerprint != request.fingerprint:
-                    raise IdempotencyConflict(request.idempotency_key, job.job_id)
-                return job, False
-            conn.execute(
+            # insert-or-nothing, then read: two requests with one key racing on two instances both end
+            # with the row the first committed (a read-then-insert would let the second fail on UNIQUE)
+            inserted = conn.execute(
                 "INSERT INTO ingest_jobs (job_id, series_id, episode_id, state, source_kind, source_bucket,"
-                " source_key, spool_path, size_bytes, idempotency_key, fingerprint, webhook_url, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " source_key, spool_path, spool_host, size_bytes, idempotency_key, fingerprint, webhook_url,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (idempotency_key) DO NOTHING",
                 (job_id, request.series_id, request.episode_id, QUEUED, request.source_kind, request.source_bucket,
-                 request.source_key, request.spool_path, request.size_bytes, request.idempotency_key,
-                 request.fingerprint, request.webhook_url, now, now),
-            )
-            try:
-                self._catalog.register_upload_within(conn, request.series_id, request.episode_id, job_id)
-            except UnknownSeries:
-                # refused before writing anything: the API checks the series first (a 404), and a job for a
-                # series the catalog does not know fails when it runs, as it always has
-                pass
-        return self.get(job_id), True
+                 request.source_key, request.spool_path, request.spool_host, request.size_bytes,
+                 request.idempotency_key, request.fingerprint, request.webhook_url, now, now),
+            ).rowcount
+            if inserted:
+                try:
+                    self._catalog.register_upload_within(conn, request.series_id, request.episode_id, job_id)
+                except UnknownSeries:
+                    # refused before writing anything: the API checks the series first (a 404), and a job for a
+                    # series the catalog does not know fails when it runs, as it always has
+                    pass
+            job = _job(conn.fetch_one("SELECT * FROM ingest_jobs WHERE idempotency_key = ?",
+                                      (request.idempotency_key,)))
+        if not inserted and job.fingerprint != request.fingerprint:
+            raise IdempotencyConflict(request.idempotency_key, job.job_id)
+        return job, bool(inserted)
 
     def get(self, job_id: str) -> Job:
         with self._translated():
@@ -167,12 +131,13 @@ class JobStore:
         return list(found.values())
 
     def queued(self, *, claimable_only: bool = False) -> list[Job]:
-        """Jobs waiting for a worker, oldest first; with `claimable_only`, not those another runner holds."""
+        """Jobs waiting for a worker, oldest first; with `claimable_only`, not those another runner holds nor
+        those whose streamed upload is on another host's disk."""
         sql = "SELECT * FROM ingest_jobs WHERE state = ?"
         parameters: tuple = (QUEUED,)
         if claimable_only:
-            sql += " AND (owner_id IS NULL OR lease_expires_at < ?)"
-            parameters += (time.time(),)
+            sql += " AND (owner_id IS NULL OR lease_expires_at < ?) AND (spool_host IS NULL OR spool_host = ?)"
+            parameters += (time.time(), local_host())
         with self._translated():
             rows = self.db.query(sql + " ORDER BY created_at", parameters)
         return [_job(row) for row in rows]
@@ -180,20 +145,28 @@ class JobStore:
     def claim(self, job_id: str, attempt: int, owner: str, lease_s: float) -> bool:
         """Take queued `attempt` of `job_id` for `owner` for `lease_s` seconds; False if it is not free.
 
-        Not free: another live runner holds it, it moved on, or another job of the same episode is held
-        (or is older and still waiting: episodes' jobs run in submission order).
+        Not free: another live runner holds it, it moved on, its streamed upload is on another host, or
+        another job of the same episode is held (or is older and still waiting: episodes' jobs run in
+        submission order).
         """
-        now = time.time()
         with self._translated(), self.db.transaction() as conn:
+            episode = conn.fetch_one("SELECT series_id, episode_id FROM ingest_jobs WHERE job_id = ?", (job_id,))
+            if episode is None:
+                return False
+            # One claimer per episode at a time: at READ COMMITTED two claims of two jobs of one episode
+            # would each see the other's row still free. Read the clock after the lock: the wait counts.
+            conn.lock(f"episode:{episode['series_id']}/{episode['episode_id']}")
+            now = time.time()
             cursor = conn.execute(
                 "UPDATE ingest_jobs SET owner_id = ?, lease_expires_at = ?"
                 " WHERE job_id = ? AND attempt = ? AND state = ?"
                 " AND (owner_id IS NULL OR owner_id = ? OR lease_expires_at < ?)"
+                " AND (spool_host IS NULL OR spool_host = ?)"
                 " AND NOT EXISTS (SELECT 1 FROM ingest_jobs other WHERE other.series_id = ingest_jobs.series_id"
                 "   AND other.episode_id = ingest_jobs.episode_id AND other.job_id != ingest_jobs.job_id"
                 "   AND ((other.owner_id IS NOT NULL AND other.lease_expires_at >= ?)"
                 "        OR (other.state = ? AND other.created_at < ingest_jobs.created_at)))",
-                (owner, now + lease_s, job_id, attempt, QUEUED, owner, now, now, QUEUED))
+                (owner, now + lease_s, job_id, attempt, QUEUED, owner, now, local_host(), now, QUEUED))
             return cursor.rowcount == 1
 
     def renew(self, owner: str, lease_s: float, *, job_ids: Collection[str]) -> int:
@@ -260,10 +233,11 @@ class JobStore:
         """Record why `attempt` failed and queue the next attempt in one step, so no reader ever sees a
         job fail that is about to run again; the error stays visible until a later attempt publishes.
         The owner keeps the job for `hold_s` more seconds (its retry delay): other runners wait too."""
+        greatest = self.db.dialect.greatest
         return self._update_owned(
             job_id, attempt, owner,
             "state = ?, stage_fraction = 0, attempt = attempt + 1, error_code = ?, error_message = ?, updated_at = ?,"
-            " lease_expires_at = CASE WHEN owner_id IS NULL THEN NULL ELSE MAX(lease_expires_at, ?) END",
+            f" lease_expires_at = CASE WHEN owner_id IS NULL THEN NULL ELSE {greatest}(lease_expires_at, ?) END",
             (QUEUED, code, message, time.time(), time.time() + hold_s),
             mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, QUEUED),
         )
@@ -281,10 +255,12 @@ class JobStore:
         now = time.time()
         placeholders = ",".join("?" * len(RUNNING_STATES))
         with self._translated(), self.db.transaction() as conn:
-            rows = conn.execute(f"SELECT * FROM ingest_jobs WHERE state IN ({placeholders}, ?) AND"
-                                " (owner_id IS NULL OR lease_expires_at < ? OR owner_id LIKE ?)",
-                                (*RUNNING_STATES, QUEUED, now, local_owner_prefix() + "%"))
-            for job in [_job(row) for row in rows.fetchall()]:
+            # the rows locked while decided: a renewal or a second recoverer waits, then finds them changed
+            rows = conn.fetch_all(f"SELECT * FROM ingest_jobs WHERE state IN ({placeholders}, ?) AND"
+                                  " (owner_id IS NULL OR lease_expires_at < ? OR owner_id LIKE ?)"
+                                  f" ORDER BY job_id{conn.dialect.for_update}",
+                                  (*RUNNING_STATES, QUEUED, now, local_owner_prefix() + "%"))
+            for job in [_job(row) for row in rows]:
                 is_orphan = job.owner_id is None or (job.lease_expires_at or 0) < now or owner_is_gone(job.owner_id)
                 if not is_orphan:
                     continue
@@ -330,8 +306,8 @@ class JobStore:
 
 @contextmanager
 def translated_errors(table: str) -> Iterator[None]:
-    """sqlite3 errors enter here and leave as ours: a locked or full database is JobStoreUnavailable (a 503
-    with Retry-After), not a 500. `table` names what could not be written, for the message."""
+    """The engines' errors enter here and leave as ours: a locked, full or unreachable database is
+    JobStoreUnavailable (a 503 with Retry-After), not a 500. `table` names what could not be written."""
     try:
         yield
     except sqlite3.OperationalError as exc:
@@ -340,6 +316,9 @@ def translated_errors(table: str) -> Iterator[None]:
             raise JobStoreUnavailable(f"the {table} database cannot be written right now ({exc}); "
                                       "retry in a few seconds") from exc
         raise
+    except DatabaseUnavailable as exc:
+        raise JobStoreUnavailable(f"the {table} database cannot be reached right now ({exc}); "
+                                  "retry in a few seconds") from exc
 
 
 def episode_error(code: str, message: str, report: dict | None) -> dict:
@@ -347,7 +326,7 @@ def episode_error(code: str, message: str, report: dict | None) -> dict:
     return {"code": code, "message": message, "reasons": list((report or {}).get("reasons", []))}
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: Row) -> Job:
     values = dict(row)
     values["report"] = json.loads(values["report"]) if values["report"] else None
     return Job(**values)

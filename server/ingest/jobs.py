@@ -89,6 +89,7 @@ class JobRequest:
     source_bucket: str | None = None
     source_key: str | None = None
     spool_path: str | None = None
+    spool_host: str | None = None     # the host whose disk holds spool_path
     size_bytes: int | None = None
     webhook_url: str | None = None
 
@@ -120,6 +121,7 @@ class Job:
     finished_at: float | None
     owner_id: str | None = None             # the runner holding the job, while its lease lasts
     lease_expires_at: float | None = None
+    spool_host: str | None = None           # the host whose disk holds a streamed upload (None: any host)
 
     @property
     def is_finished(self) -> bool:

@@ -19,6 +19,11 @@ def new_owner_id() -> str:
     return f"{socket.gethostname()}:{pid}:{_process_start_ticks(pid)}:{secrets.token_hex(4)}"
 
 
+def local_host() -> str:
+    """This host's name, as jobs record where a streamed upload was spooled."""
+    return socket.gethostname()
+
+
 def local_owner_prefix() -> str:
     """What every owner id of this host starts with (for a LIKE over the jobs table)."""
     return f"{socket.gethostname()}:"

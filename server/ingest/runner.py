@@ -35,6 +35,7 @@ from server.ingest.worker import EXIT_END_NOT_RECORDED, retry_delay_s, work_proc
 
 log = logging.getLogger(__name__)
 
+DISPATCH_POLL_S = 2.0       # how often a runner looks for jobs queued by other processes (API-only ones, say)
 
 
 @dataclass
@@ -54,11 +55,16 @@ class JobMetrics:
 
 class JobRunner:
     """Runs queued jobs, each in a worker process of its own, at most `workers` at once and one at a time
-    per episode; claims them in the database under a lease it renews, so instances can share the table."""
+    per episode; claims them in the database under a lease it renews, so instances can share the table.
 
-    def __init__(self, settings: Settings, jobs: JobStore) -> None:
+    With `runs_jobs` False (the other processes of `series serve --processes N`) it runs nothing: jobs
+    submitted there stay queued in the database until a running runner's dispatch poll takes them.
+    """
+
+    def __init__(self, settings: Settings, jobs: JobStore, *, runs_jobs: bool = True) -> None:
         self.settings = settings
         self.jobs = jobs
+        self.runs_jobs = runs_jobs
         self.metrics = JobMetrics()
         self.owner_id = new_owner_id()
         self._slots = asyncio.Semaphore(settings.jobs.workers)
@@ -72,14 +78,19 @@ class JobRunner:
 
     async def start(self) -> None:
         """Recover jobs a dead runner left behind, dispatch every queued job, and start the heartbeat."""
+        if not self.runs_jobs:
+            return
         self.webhooks.start()
         await self._recover_and_dispatch()
         self._spawn(self._heartbeat())
+        self._spawn(self._dispatch_queued())
         self._spawn(self._sweep_spool())
 
     async def close(self) -> None:
         # A running transcode would hold shutdown for minutes: its worker is killed, and its job released
         # for the next start (or another instance) to run again.
+        if not self.runs_jobs:
+            return
         processes = list(self._processes.values())     # before the tasks that track them are cancelled
         for task in list(self._tasks):
             task.cancel()
@@ -97,8 +108,9 @@ class JobRunner:
         await self.webhooks.close()
 
     def submit(self, job: Job) -> None:
-        """Run `job` (queued in the database) when a worker slot and its episode are free."""
-        if job.job_id in self._running:
+        """Run `job` (queued in the database) when a worker slot and its episode are free; a runner that
+        runs no jobs leaves it to the one that does."""
+        if job.job_id in self._running or not self.runs_jobs:
             return
         self._running.add(job.job_id)
         self._spawn(self._run(job))
@@ -120,6 +132,19 @@ class JobRunner:
                 log.warning("job heartbeat: %s", exc)     # leases are long enough to miss a beat or two
             except Exception:  # noqa: BLE001 - the heartbeat must outlive one bad round
                 log.exception("job heartbeat failed")
+
+    async def _dispatch_queued(self) -> None:
+        # jobs queued by processes that run none (series serve --processes N), or by another instance
+        # whose runner is busy: one indexed read every DISPATCH_POLL_S, no progress writes involved
+        while True:
+            await asyncio.sleep(DISPATCH_POLL_S)
+            try:
+                for job in await asyncio.to_thread(self.jobs.queued, claimable_only=True):
+                    self.submit(job)
+            except JobStoreUnavailable as exc:
+                log.debug("job dispatch poll: %s", exc)       # the heartbeat reports a database that stays away
+            except Exception:  # noqa: BLE001 - the poll must outlive one bad round
+                log.exception("job dispatch poll failed")
 
     async def _sweep_spool(self) -> None:
         # failed jobs' uploads past their retention, and orphans; a directory walk, so off the loop
@@ -162,7 +187,7 @@ class JobRunner:
                                                   self.settings.jobs.lease_s)
                 if not claimed:
                     # another runner holds it or its episode; the heartbeat offers it again once free
-                    log.info("job %s is not free to run here yet", job.job_id)
+                    log.debug("job %s is not free to run here yet", job.job_id)
                     return
                 await self._execute(job)
             # A job still running here matches neither case below: its end could not be written (database

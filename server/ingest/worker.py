@@ -147,7 +147,8 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
     Only a crash of the process itself is left to the caller to record. Raises EndNotRecorded when
     the database refused the final write for a whole lease term (see record_end).
     """
-    jobs = JobStore.open(settings.db_path, busy_timeout_ms=max(5000, settings.jobs.db_busy_timeout_ms))
+    jobs = JobStore.open(settings.database_target, busy_timeout_ms=max(5000, settings.jobs.db_busy_timeout_ms),
+                         pool_max_size=2)
 
     def record(write: Callable[..., bool], *args, **kwargs) -> bool:
         return record_end(job_id, lambda: write(*args, **kwargs), within_s=settings.jobs.lease_s)

@@ -1,7 +1,7 @@
-"""The key server. release.py's release_key() is where a content key is released: only for a valid
-playback token whose viewer bought the series (or for a free-preview episode). endpoint.py serves
-GET /v1/keys/{key_id}: rate limits, the fast path that answers plain key GETs ahead of the router, and
-an answer from memory when memory suffices (memory.py: the entitlement snapshot and verified tokens).
+"""The key server. GET /v1/keys/{key_id} releases a content key only for a valid playback token whose
+viewer may watch the key's episode (server/access/ decides). endpoint.py: rate limits, the fast path
+that answers plain key GETs ahead of the router, and the answer from memory when memory suffices;
+release.py: release_key(), what memory could not decide; tokens.py: verified tokens, remembered.
 
-May import: server.edge, server.config, server.services, and drm.
+May import: server.access, server.edge, server.config, server.services, and drm.
 """

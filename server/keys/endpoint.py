@@ -1,15 +1,13 @@
 """GET /v1/keys/{key_id} at the edge: rate limits, an answer from memory when memory suffices, metrics.
 
-release_key() (server/keys/release.py) stays the one place that decides; it runs in one of the key path's
-own threads because it may read SQLite. Most grants need no database at all, though: the token check
-is CPU only (and remembered), content keys never change once created (KeyStore keeps them unwrapped),
-and which viewers bought which series, and which episodes are free previews, are held in memory
-(server/keys/memory.py) as a snapshot refreshed every second. So while the snapshot is fresh a request is answered on the event
-loop, granted or refused by the same two rules release_key() applies; anything else (a key not yet
-cached, a stale snapshot) goes to release_key(). A new rule in release_key() must be mirrored in
-EntitlementSnapshot.decide().
-A revocation made through this process is enforced on the next request (any write of ours makes the
-snapshot untrusted until reloaded); one made by another process, within about ENTITLEMENT_REFRESH_S.
+Most grants need no database and no await: the token check is CPU only (and remembered, tokens.py),
+content keys never change once created (KeyStore keeps them unwrapped), and who may watch what is
+remembered per viewer and per episode by the access room (server/access/), which the change feed keeps
+true. So a request whose key and answer are in memory is decided on the event loop by the same rule
+(server/access/rule.py) the database path applies; anything else (a key not yet in memory, an answer
+memory does not hold or no longer trusts) goes to release_key() (release.py), which reads what is
+missing in the access room's own threads. A revocation anywhere is enforced within the change feed's
+bound (milliseconds on PostgreSQL, about a second on SQLite, at once through this process).
 
 The service answers plain key GETs ahead of aiohttp's router and middleware chain
 (answer_keys_first): on a request that costs ~150 µs of CPU in all, routing and the middleware
@@ -20,19 +18,18 @@ the fast path adds the one thing the edge would (the request metric).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
-from drm.errors import NotEntitled, WrongSeries
+from drm.errors import WrongSeries
+from drm.tokens import PlaybackToken
+from server.access import ACCESS, Access, Verdict
+from server.access.rule import refusal
 from server.config import Settings
 from server.edge.accesslog import VIEWER_ID
 from server.edge.auth import token_of
@@ -41,67 +38,52 @@ from server.edge.middleware import EDGE_HEADERS
 from server.edge.problems import problem_for
 from server.edge.ratelimit import KeyRequestLimits
 from server.edge.security import client_address
-from server.keys.memory import EntitlementSnapshot, VerifiedTokens
 from server.keys.release import release_key
+from server.keys.tokens import VerifiedTokens
 from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
 
-ENTITLEMENT_REFRESH_S = 1.0      # how stale the in-memory entitlements may be (revocation latency)
-SNAPSHOT_STALE_S = 10.0          # older than this (the refresh is failing): stop trusting it
 KEY_ROUTE = "/v1/keys/{key_id}"
-KEY_LOOKUP_THREADS = 2
 KEY_RESPONSE_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/octet-stream", hdrs.CACHE_CONTROL: "no-store"})
 
 
 class KeyEdge:
     def __init__(self, settings: Settings) -> None:
         self.limits = KeyRequestLimits(settings.rate_limits)
-        self.snapshot = EntitlementSnapshot()
         self._trusted_proxies = settings.http.trusted_proxies
-        self._test_viewer_ids = settings.catalog.test_viewer_ids
         self._services: Services | None = None          # set by bind() once the app's Services are open
+        self._access: Access | None = None
         self._tokens: VerifiedTokens | None = None
-        self._release_services: Services | None = None
-        # Its own threads: segment and playlist reads share the default pool and can wait on the
-        # store for seconds; key lookups must not queue behind them. Two suffice: SQLite access is
-        # serialized by the Database lock anyway.
-        self.lookups = ThreadPoolExecutor(max_workers=KEY_LOOKUP_THREADS, thread_name_prefix="key-lookup")
 
-    def bind(self, services: Services) -> None:
-        """Serve from `services` (called once they are open). release_key() gets the same remembered
-        tokens, so a denial does not pay PyJWT twice."""
-        self._services = services
-        self._tokens = VerifiedTokens(services.tokens)
-        self._release_services = dataclasses.replace(services, tokens=self._tokens)
+    def bind(self, services: Services, access: Access) -> None:
+        """Serve from `services` and `access` (called once they are open)."""
+        self._services, self._access = services, access
+        self._tokens = VerifiedTokens(services.tokens, max_entries=services.settings.access.token_entries)
 
-    def from_memory(self, request: web.Request, token: str | None, key_id: str) -> bytes | None:
-        """The key, when memory can decide; None when release_key() must (see from_database). Raises what
+    def from_memory(self, request: web.Request, token: str | None, key_id: str) -> bytes | PlaybackToken:
+        """The key, when memory can decide; else the verified viewer, for from_database(). Raises what
         release_key raises, or RateLimited. Synchronous: most key requests end here, without an await."""
         self.limits.by_address.take(client_address(request, self._trusted_proxies))
         viewer = self._tokens.verify(token)   # CPU only, and mostly a dict lookup
         request[VIEWER_ID] = viewer.viewer_id
         self.limits.by_viewer.take(viewer.viewer_id)
-        services = self._services
-        key = services.keystore.cached(key_id)
+        key = self._services.keystore.cached(key_id)
         if key is None:
-            return None
-        # the same order and errors as release_key(): series first (token and key never change, so memory
-        # may say it), then the episode's rule, then entitlement or preview
+            return viewer
+        # the same order and errors as release_key(): series first, then the access rule
         if key.series_id != viewer.series_id:
             raise WrongSeries(viewer.series_id, key.series_id)
-        verdict = self.snapshot.decide(viewer.viewer_id, key.series_id, key.episode_id, services.db.own_changes,
-                                       self._test_viewer_ids)
+        verdict = self._access.decide_from_memory(viewer.viewer_id, key.series_id, key.episode_id)
         if verdict is None:
-            return None
-        if not verdict:
-            raise NotEntitled(viewer.viewer_id, key.series_id)
+            return viewer
+        if verdict is not Verdict.GRANTED:
+            raise refusal(verdict, viewer.viewer_id, key.series_id, key.episode_id)
         return key.key
 
-    async def from_database(self, token: str | None, key_id: str) -> bytes:
-        """release_key() in one of the key path's own threads (it may read SQLite); the limits were taken."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.lookups, release_key, self._release_services, token, key_id)
+    async def from_database(self, viewer: PlaybackToken, key_id: str) -> bytes:
+        """release_key(): what memory could not decide, read in the access room's threads; limits were taken."""
+        return await release_key(self._access, self._services.keystore, viewer, key_id)
 
 
 KEY_EDGE = web.AppKey("key_edge", KeyEdge)
@@ -112,28 +94,14 @@ KEY_ANSWER = web.AppKey[KeyAnswer]("key_answer")     # (request, key_id) -> the 
 _PLAIN_KEY_TARGET = re.compile(r"/v1/keys/([A-Za-z0-9_-]+)(?:\?|\Z)")
 
 
-async def _refresh_forever(snapshot: EntitlementSnapshot, services: Services) -> None:
-    while True:
-        try:
-            await asyncio.to_thread(snapshot.refresh, services)
-        except Exception as exc:  # noqa: BLE001 - a failed refresh only sends requests to the database
-            log.warning("entitlement snapshot refresh failed: %s", exc)
-        await asyncio.sleep(ENTITLEMENT_REFRESH_S)
-
-
 def add_routes(app: web.Application, settings: Settings) -> None:
     """Add the key endpoint to `app`. Call after metrics.add_routes(app), after app[EDGE_HEADERS] is set,
-    and after the cleanup_ctx that puts Services at app[SERVICES]."""
+    and after the cleanup_ctxs that put Services at app[SERVICES] and Access at app[ACCESS]."""
     app[KEY_EDGE] = KeyEdge(settings)
 
-    async def snapshot_refresher(app: web.Application) -> AsyncIterator[None]:
-        app[KEY_EDGE].bind(app[SERVICES])
-        task = asyncio.create_task(_refresh_forever(app[KEY_EDGE].snapshot, app[SERVICES]))
+    async def bind_key_edge(app: web.Application) -> AsyncIterator[None]:
+        app[KEY_EDGE].bind(app[SERVICES], app[ACCESS])
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        app[KEY_EDGE].lookups.shutdown(wait=True)
 
     edge, metrics = app[KEY_EDGE], app[METRICS]     # looked up once, not on every request
     edge_headers = app[EDGE_HEADERS]
@@ -145,8 +113,8 @@ def add_routes(app: web.Application, settings: Settings) -> None:
         origin, token = request.headers.get(hdrs.ORIGIN), token_of(request)
         try:
             body, path = edge.from_memory(request, token, key_id), "memory"
-            if body is None:
-                body, path = await edge.from_database(token, key_id), "database"
+            if type(body) is not bytes:
+                body, path = await edge.from_database(body, key_id), "database"
         except Exception as exc:  # noqa: BLE001 - answered here: no unwinding through the edge
             metrics.key_denied(getattr(exc, "code", "error"))
             denied = problem_for(exc, request)
@@ -171,7 +139,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
 
     app[KEY_ANSWER] = answer_directly
 
-    app.cleanup_ctx.append(snapshot_refresher)
+    app.cleanup_ctx.append(bind_key_edge)
     app.router.add_get(KEY_ROUTE, get_key)
 
 

@@ -1,10 +1,11 @@
-"""Version numbers for episode publishes, allocated in the service's SQLite database.
+"""Version numbers for episode publishes, allocated in the service's database (SQLite or PostgreSQL).
 
 Two publishes of one episode at once (two jobs on two service instances, or the CLI beside the
 service) used to read the store, see the same highest version, and write into the same prefix.
-Here the number comes from one row per episode, bumped inside a write transaction: every caller
-sharing the database file gets a number nobody else got. The store is still read first, as a
-floor, so versions written before this table existed (or by a tool without it) are never reused.
+Here the number comes from one row per episode, bumped by one atomic upsert: every caller sharing
+the database gets a number nobody else got. The store is still read first, as a floor, so versions
+written before this table existed (or by a tool without it) are never reused. The table's schema is a
+step of drm/migrations.py.
 
 The same row serves as a short lease for the pointer switch, so two publishers that finish at the
 same moment read and replace `published.json` one after the other (see packager.publish).
@@ -29,18 +30,6 @@ log = logging.getLogger(__name__)
 SWITCH_LEASE_S = 30.0
 _SWITCH_POLL_S = 0.05
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS episode_versions (
-    series_id       TEXT NOT NULL,
-    episode_id      TEXT NOT NULL,
-    last_version    INTEGER NOT NULL,
-    switch_holder   TEXT NULL,
-    switch_until    REAL NULL,
-    PRIMARY KEY (series_id, episode_id)
-)
-"""
-
-
 class SwitchLockTimeout(Exception):
     code = "pointer_switch_busy"
 
@@ -50,23 +39,24 @@ class EpisodeVersions:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        with db.transaction() as conn:
-            conn.execute(_SCHEMA)
 
     def allocate(self, store: ObjectStore, location: EpisodeLocation) -> int:
         """A version of `location` no other caller was given, above every version in the store. Raises StoreError."""
         # read outside the transaction: a slow listing must not hold the database's write lock
         floor = next_version(store, location) - 1
+        greatest = self._db.dialect.greatest
         with self._db.transaction() as conn:
-            row = conn.execute("SELECT last_version FROM episode_versions WHERE series_id = ? AND episode_id = ?",
-                               (location.series_id, location.episode_id)).fetchone()
-            version = max(floor, row["last_version"] if row else 0) + 1
-            conn.execute(
+            # One statement reads and bumps the row: at READ COMMITTED a SELECT then an UPDATE would let
+            # two allocators read the same last_version; the upsert's row lock makes the second wait and
+            # bump what the first wrote.
+            (version,) = conn.fetch_one(
                 "INSERT INTO episode_versions (series_id, episode_id, last_version) VALUES (?, ?, ?)"
-                " ON CONFLICT (series_id, episode_id) DO UPDATE SET last_version = excluded.last_version",
-                (location.series_id, location.episode_id, version))
+                " ON CONFLICT (series_id, episode_id) DO UPDATE"
+                f" SET last_version = {greatest}(episode_versions.last_version, excluded.last_version - 1) + 1"
+                " RETURNING last_version",
+                (location.series_id, location.episode_id, floor + 1))
         log.info("allocated %s v%d", location.prefix, version)
-        return version
+        return int(version)
 
     @contextmanager
     def switch_lock(self, location: EpisodeLocation, *, timeout_s: float = 2 * SWITCH_LEASE_S) -> Iterator[None]:

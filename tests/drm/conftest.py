@@ -1,4 +1,5 @@
-"""The drm contract suite runs every store test against both engines: `db` is parametrized.
+"""The drm contract suite runs every store test against both engines: `db` is parametrized (`engine` and
+`db_target` come from tests/conftest.py, which server stores' contract tests share).
 
 Test ids end in [sqlite] or [postgresql]; `-k postgresql` runs one engine's half.
 """
@@ -9,21 +10,6 @@ import pytest
 
 from drm.database import Database
 from drm.engines import open_database
-
-ENGINES = ("sqlite", "postgresql")
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def db_target(engine, tmp_path, request) -> str:
-    """Where the test's database is: a fresh SQLite file path, or the URL of a fresh PostgreSQL database."""
-    if engine == "sqlite":
-        return str(tmp_path / "var" / "drm.sqlite")
-    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

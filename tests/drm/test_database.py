@@ -79,8 +79,10 @@ def test_a_lock_is_held_until_the_unit_of_work_ends(open_db):
 
 
 def test_describe_never_shows_a_password():
-    from drm.postgres import redacted
+    from drm.database import redact_url
 
-    assert redacted("postgresql://series:hunter2@db.internal:5432/series") == \
+    assert redact_url("postgresql://series:hunter2@db.internal:5432/series") == \
         "postgresql://series:***@db.internal:5432/series"
-    assert redacted("postgresql://db.internal/series") == "postgresql://db.internal/series"
+    assert redact_url("postgresql://db.internal/series") == "postgresql://db.internal/series"
+    assert "hunter2" not in redact_url("postgresql://db.internal/series?user=series&password=hunter2")
+    assert "hunter2" not in redact_url("postgresql://series:hunter2@[::1/series")     # does not parse

@@ -91,3 +91,40 @@ def test_is_entitled_is_one_lookup_that_follows_grants_and_revokes(store):
     assert store.is_entitled("v1", "s1") and not store.is_entitled("v1", "s2")
     store.revoke("v1", "s1")
     assert not store.is_entitled("v1", "s1")
+
+
+def test_every_catalog_write_that_changes_an_episodes_facts_is_in_the_feed(db, clock, feed):
+    """Key servers cache each episode's facts (free preview, unpublished, deleted) and forget them when
+    the feed says so: every write that changes them must be there, in the writer's transaction."""
+    from drm.catalog import SqlCatalog
+
+    catalog = SqlCatalog(db, clock=clock)
+    heard: list[tuple[str, str]] = []
+    catalog.on_episode_change(lambda series_id, episode_id: heard.append((series_id, episode_id)))
+    catalog.create_series(series_id="s1", creator_id="c1", title="Knots", price_cents=499, currency="USD")
+
+    def changed(write) -> frozenset:
+        mark = feed.changes_since(feed.watermark()).watermark
+        heard.clear()
+        write()
+        found = feed.changes_since(mark)
+        assert found.pairs == frozenset()
+        assert set(heard) == found.episodes          # this process's listeners heard the same, after the commit
+        return found.episodes
+
+    a, b = ("s1", "a"), ("s1", "b")
+    assert changed(lambda: catalog.create_episode("s1", "a")) == {a}
+    assert changed(lambda: catalog.reserve_episode("s1", "b", duration_s=60.0, is_free_preview=True)) == {b}
+    assert changed(lambda: catalog.mark_published("s1", "b", version=1, duration_s=60.0)) == frozenset()
+    assert changed(lambda: catalog.mark_published("s1", "a", version=1, duration_s=60.0,
+                                                  is_free_preview=True)) == {a}
+    assert changed(lambda: catalog.update_episode("s1", "a", title="A new title", position=2)) == frozenset()
+    assert changed(lambda: catalog.set_free_preview("s1", "a", False)) == {a}
+    assert changed(lambda: catalog.set_episode_published("s1", "a", False)) == {a}
+    assert changed(lambda: catalog.set_episode_published("s1", "a", False)) == frozenset()   # already
+    assert changed(lambda: catalog.set_episode_published("s1", "a", True)) == {a}
+    assert changed(lambda: catalog.delete_episode("s1", "a")) == {a}
+    assert changed(lambda: catalog.purge_episode("s1", "a")) == {a}
+    catalog.reserve_episode("s1", "c", duration_s=60.0)
+    assert changed(lambda: catalog.release_episode("s1", "c")) == {("s1", "c")}
+    assert changed(lambda: catalog.delete_series("s1")) == {b}

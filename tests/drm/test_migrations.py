@@ -15,7 +15,24 @@ from drm.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate, schem
 
 TABLES = {"schema_version", "content_keys", "content_key_versions", "entitlements", "series", "episodes",
           "creators", "payments", "payment_events", "entitlement_events", "entitlement_changes",
-          "viewer_progress", "idempotency_keys", "resumable_uploads"}
+          "viewer_progress", "idempotency_keys", "ingest_jobs", "episode_versions",
+          "resumable_uploads"}
+
+# The jobs tables as the service created them itself before they joined the schema (before job leases).
+LEGACY_JOB_TABLES = """
+CREATE TABLE IF NOT EXISTS ingest_jobs (job_id TEXT PRIMARY KEY, series_id TEXT NOT NULL, episode_id TEXT NOT NULL,
+    state TEXT NOT NULL, stage_fraction REAL NOT NULL DEFAULT 0, source_kind TEXT NOT NULL, source_bucket TEXT NULL,
+    source_key TEXT NULL, spool_path TEXT NULL, size_bytes INTEGER NULL, idempotency_key TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL, webhook_url TEXT NULL, webhook_status TEXT NULL, attempt INTEGER NOT NULL DEFAULT 1,
+    version INTEGER NULL, report TEXT NULL, error_code TEXT NULL, error_message TEXT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, started_at REAL NULL, finished_at REAL NULL);
+CREATE INDEX IF NOT EXISTS ingest_jobs_state ON ingest_jobs (state, created_at);
+CREATE TABLE IF NOT EXISTS episode_versions (series_id TEXT NOT NULL, episode_id TEXT NOT NULL,
+    last_version INTEGER NOT NULL, switch_holder TEXT NULL, switch_until REAL NULL, PRIMARY KEY (series_id, episode_id));
+INSERT INTO ingest_jobs (job_id, series_id, episode_id, state, source_kind, idempotency_key, fingerprint, created_at,
+    updated_at) VALUES ('job_1', 's1', 'e1', 'published', 'spool', 'k1', 'f1', 1.0, 2.0);
+INSERT INTO episode_versions VALUES ('s1', 'e1', 7, NULL, NULL);
+"""
 
 # What the code before versioned migrations wrote to a new file, verbatim: files in the field look like this.
 LEGACY_V2_FILE = """
@@ -113,6 +130,18 @@ def test_sqlite_upgrades_itself_when_a_service_opens_it(tmp_path):
         assert schema_version(db) == SCHEMA_VERSION
 
 
+def test_a_sqlite_file_with_the_services_own_job_tables_keeps_them(tmp_path):
+    path = tmp_path / "jobs.sqlite"
+    raw = sqlite3.connect(path)
+    raw.executescript(LEGACY_V2_FILE + LEGACY_JOB_TABLES)
+    raw.close()
+    with open_database(path) as db:
+        assert schema_version(db) == SCHEMA_VERSION
+        job = db.query_one("SELECT state, owner_id, lease_expires_at FROM ingest_jobs WHERE job_id = 'job_1'")
+        assert tuple(job) == ("published", None, None)          # lease columns added, the row kept
+        assert db.query_one("SELECT last_version FROM episode_versions")[0] == 7
+
+
 def test_postgresql_services_refuse_an_empty_database(empty_postgres_url):
     with pytest.raises(SchemaNotMigrated, match="at schema version 0"):
         open_database(empty_postgres_url)
@@ -129,15 +158,15 @@ def test_a_newer_schema_is_refused_even_when_asked_to_migrate(db, db_target):
 
 def test_a_failed_migration_leaves_the_previous_version_whole(empty_target, monkeypatch):
     with connect_database(empty_target) as db:
-        migrate(db, to_version=SCHEMA_VERSION - 1)
-        tables_before = table_names(db)
-        last = MIGRATIONS[-1]
-        broken = Migration(version=last.version, summary="broken", script=last.script + "; THIS IS NOT SQL")
+        migrate(db, to_version=1)
+        before = table_names(db)
+        later = MIGRATIONS[1:]
+        broken = Migration(version=later[-1].version, summary="broken", script=later[-1].script + "; THIS IS NOT SQL")
         monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS[:-1], broken))
         with pytest.raises(Exception):
             migrate(db)
-        assert schema_version(db) == SCHEMA_VERSION - 1
-        assert table_names(db) == tables_before      # DDL rolled back with the rest
+        assert schema_version(db) == 1
+        assert table_names(db) == before                          # DDL of every step rolled back with the rest
         monkeypatch.undo()
         assert migrate(db).to_version == SCHEMA_VERSION
 

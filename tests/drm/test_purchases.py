@@ -2,7 +2,6 @@ import pytest
 
 from drm import EntitlementStore
 from drm.catalog import SqlCatalog
-from drm.entitlements import EntitlementCache
 from drm.errors import InvalidField, WebhookRejected
 from drm.purchases import PURCHASE, REFUND, PaymentEvent, PaymentProcessor, sign, verify_signature
 from tests.drm.fixtures import FakeClock
@@ -76,25 +75,3 @@ def test_a_payment_cannot_change_hands(parts):
     with pytest.raises(InvalidField):
         processor.handle(event(REFUND, viewer_id="v2"))
     assert store.is_entitled("v1", "s1")
-
-
-def test_cache_ttl_bounds_staleness_of_other_writers(parts):
-    _, store, db = parts
-    clock = FakeClock(0.0)
-    cache = EntitlementCache(store, ttl_s=5, clock=clock)
-    other_writer = EntitlementStore(db)            # e.g. the CLI in another process: no listener here
-    other_writer.grant("v1", "s1", source="comp")
-    assert cache.is_entitled("v1", "s1")
-    other_writer.revoke("v1", "s1")
-    clock.advance(4.9)
-    assert cache.is_entitled("v1", "s1")           # stale, but never for longer than the TTL
-    clock.advance(0.2)
-    assert not cache.is_entitled("v1", "s1")
-    store.grant("v1", "s1", source="gift")         # through the cache's own store: forgotten at once
-    assert cache.is_entitled("v1", "s1")
-
-
-@pytest.mark.parametrize("ttl_s", [-1, 5.1, "2"])
-def test_cache_ttl_is_at_most_five_seconds(parts, ttl_s):
-    with pytest.raises(ValueError):
-        EntitlementCache(parts[1], ttl_s=ttl_s)

@@ -68,16 +68,9 @@ def test_transaction_rolls_back_on_error(sqlite_db):
     assert not sqlite_db.connection.in_transaction
 
 
-def test_the_change_marker_moves_on_writes_by_any_connection(sqlite_db, db_path):
-    before = sqlite_db.change_marker()
-    with open_database(db_path) as other:              # another process, as far as SQLite can tell
-        with other.transaction() as tx:
-            tx.execute("INSERT INTO entitlement_changes (viewer_id, series_id, at) VALUES ('v', 's', 0)")
-    assert sqlite_db.change_marker() != before
-    own = sqlite_db.own_changes
-    with sqlite_db.transaction() as tx:
-        tx.execute("DELETE FROM entitlement_changes")
-    assert sqlite_db.own_changes == own + 1
+def test_the_busy_timeout_is_the_callers_choice(db_path):
+    with open_database(db_path, busy_timeout_ms=250) as quick:
+        assert quick.connection.execute("PRAGMA busy_timeout").fetchone()[0] == 250
 
 
 def test_an_unsupported_url_is_refused(tmp_path):

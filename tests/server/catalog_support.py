@@ -19,8 +19,7 @@ WEBHOOK_SECRET = "webhook-Hn5Yd0Pj6Ms3Ue9Gt2Fa"
 
 
 def catalog_settings(data_dir: Path, s3_store, **overrides: str) -> Settings:
-    values = {"SERIES_OPERATOR_TOKEN": OPERATOR_TOKEN, "SERIES_WEBHOOK_SECRET": WEBHOOK_SECRET,
-              "SERIES_ENTITLEMENT_CACHE_TTL_S": "1"}
+    values = {"SERIES_OPERATOR_TOKEN": OPERATOR_TOKEN, "SERIES_WEBHOOK_SECRET": WEBHOOK_SECRET}
     values.update(overrides)
     return settings_for(data_dir, s3_store, **values)
 

@@ -1,5 +1,6 @@
 """Fixtures for server tests: a key server with real parts and no media (keys made through KeyStore,
-viewers granted in SQLite), and a loopback receiver for job webhooks."""
+viewers granted in the database: SQLite, or PostgreSQL with DATABASE_URL=...), and a loopback receiver
+for job webhooks."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ class KeyWorld:
 
     def token(self, viewer_id: str = BUYER, series_id: str = SERIES) -> str:
         return self.services.tokens.mint(viewer_id, series_id)
+
+
+@pytest.fixture
+def engine_overrides(engine, request) -> dict[str, str]:
+    """key_world() overrides that put the world on the test's engine (tests that ask run on both)."""
+    return {} if engine == "sqlite" else {"DATABASE_URL": request.getfixturevalue("postgres_url")}
 
 
 @pytest.fixture
@@ -81,7 +88,15 @@ async def webhook_receiver(aiohttp_server):
 
 @pytest.fixture
 def jobs(tmp_path):
-    """A job table of its own, quick to report a locked database."""
+    """A job table of its own in a SQLite file (tmp_path / "series.db"), quick to report a locked database."""
     store = JobStore.open(tmp_path / "series.db", busy_timeout_ms=100)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def job_store(db_target):
+    """A job table on the test's engine: tests asking for it run on SQLite and on PostgreSQL."""
+    store = JobStore.open(db_target, busy_timeout_ms=100)
     yield store
     store.close()

@@ -31,8 +31,11 @@ def test_an_older_local_secrets_file_gains_the_new_secrets(tmp_path):
 
 
 @pytest.mark.parametrize("name, value, expected", [
-    ("SERIES_ENTITLEMENT_CACHE_TTL_S", "6", "0 to 5 seconds"),
-    ("SERIES_ENTITLEMENT_CACHE_TTL_S", "soon", "expected a number"),
+    ("SERIES_ACCESS_CACHE_MAX_AGE_S", "0", "1 to 3600 seconds"),
+    ("SERIES_ACCESS_CACHE_ENTRIES", "lots", "expected an integer"),
+    ("SERIES_DATABASE_POOL_SIZE", "2", "at least 4"),
+    ("SERIES_DATABASE_URL", "mysql://series:hunter2-SECRET@db/series", "expected postgresql://"),
+    ("SERIES_DATABASE_URL", "postgresql://series:hunter2-SECRET@db:port/series", "does not parse"),
     ("SERIES_WEBHOOK_TOLERANCE_S", "0", "1 to 3600"),
     ("SERIES_OPERATOR_TOKEN", "hunter2", "too short"),
     ("SERIES_WEBHOOK_SECRET", "short-secret", "too short"),
@@ -42,5 +45,16 @@ def test_bad_values_name_the_variable_and_hide_secrets(tmp_path, name, value, ex
         Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), name: value})
     message = str(caught.value)
     assert name in message and expected in message
-    if "TOKEN" in name or "SECRET" in name:
-        assert value not in message
+    if "TOKEN" in name or "SECRET" in name or "DATABASE_URL" in name:
+        assert value not in message and "hunter2" not in message
+
+
+def test_the_database_url_never_shows_its_password(tmp_path):
+    settings = Settings.from_env({"SERIES_DATA_DIR": str(tmp_path),
+                                  "SERIES_DATABASE_URL": "postgresql://series:hunter2@db.internal:5432/series"})
+    assert settings.database_target == "postgresql://series:hunter2@db.internal:5432/series"
+    assert "hunter2" not in repr(settings) and "hunter2" not in settings.describe_database()
+    assert "series:***@db.internal:5432" in repr(settings)
+    assert settings.access.lookup_threads == 4 and settings.database_pool_size >= 6
+    embedded = Settings.from_env({"SERIES_DATA_DIR": str(tmp_path)})
+    assert embedded.database_url is None and embedded.database_target == str(tmp_path / "series.db")

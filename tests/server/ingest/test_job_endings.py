@@ -44,18 +44,18 @@ def request(key: str, episode_id: str = "1", spool_path: str | None = None) -> J
                       fingerprint=fingerprint({"key": key}), spool_path=spool_path or f"/spool/{key}", size_bytes=3)
 
 
-def test_renew_extends_only_the_jobs_named(jobs):
-    running, _ = jobs.create(request("k1"))
-    ended, _ = jobs.create(request("k2", episode_id="2"))
+def test_renew_extends_only_the_jobs_named(job_store):
+    running, _ = job_store.create(request("k1"))
+    ended, _ = job_store.create(request("k2", episode_id="2"))
     for job in (running, ended):
-        assert jobs.claim(job.job_id, 1, "host-a:1:1:a", lease_s=0.3)
-        assert jobs.advance(job.job_id, 1, TRANSCODING, 0.5, owner="host-a:1:1:a")
-    before = jobs.get(ended.job_id).lease_expires_at
-    assert jobs.renew("host-a:1:1:a", 60, job_ids=[running.job_id]) == 1
-    assert jobs.renew("host-b:1:1:b", 60, job_ids=[ended.job_id]) == 0       # not its job
-    assert jobs.renew("host-a:1:1:a", 60, job_ids=[]) == 0
-    assert jobs.get(running.job_id).lease_expires_at > time.time() + 30
-    assert jobs.get(ended.job_id).lease_expires_at == before
+        assert job_store.claim(job.job_id, 1, "host-a:1:1:a", lease_s=0.3)
+        assert job_store.advance(job.job_id, 1, TRANSCODING, 0.5, owner="host-a:1:1:a")
+    before = job_store.get(ended.job_id).lease_expires_at
+    assert job_store.renew("host-a:1:1:a", 60, job_ids=[running.job_id]) == 1
+    assert job_store.renew("host-b:1:1:b", 60, job_ids=[ended.job_id]) == 0       # not its job
+    assert job_store.renew("host-a:1:1:a", 60, job_ids=[]) == 0
+    assert job_store.get(running.job_id).lease_expires_at > time.time() + 30
+    assert job_store.get(ended.job_id).lease_expires_at == before
 
 
 async def test_a_job_whose_end_was_not_recorded_is_recovered_not_kept_running(tmp_path, s3_store):

@@ -1,5 +1,6 @@
 """Two service instances on one jobs table: claims with an owner and a lease, recovery that leaves a live
-instance's jobs alone, and one job at a time per episode across instances. Real SQLite, real processes."""
+instance's jobs alone, and one job at a time per episode across instances. SQLite and PostgreSQL, real
+processes."""
 
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ def request(key: str, episode_id: str = "1", spool_path: str = "/spool/x") -> Jo
 
 
 @pytest.fixture
-def two_instances(tmp_path):
-    """Two JobStores on one database file, as two service processes would open it."""
-    first, second = (JobStore.open(tmp_path / "series.db", busy_timeout_ms=2000) for _ in range(2))
+def two_instances(db_target):
+    """Two JobStores on one database (SQLite file or PostgreSQL), as two service processes would open it."""
+    first, second = (JobStore.open(db_target, busy_timeout_ms=2000) for _ in range(2))
     yield first, second
     first.close()
     second.close()

@@ -1,4 +1,5 @@
-"""The jobs table on its own: idempotency, attempt fencing, restart recovery, a locked database."""
+"""The jobs table on its own, on both engines: idempotency, attempt fencing, restart recovery; a locked
+SQLite file (test_job_store_races.py: writers racing, and PostgreSQL going away)."""
 
 from __future__ import annotations
 
@@ -34,52 +35,52 @@ def request(key: str = "k1", *, series_id: str = "s1") -> JobRequest:
                       fingerprint=fingerprint({"series": series_id, "key": key}), spool_path="/spool/x", size_bytes=3)
 
 
-def test_an_idempotency_key_names_one_job_for_one_request(jobs):
-    job, created = jobs.create(request())
-    again, created_again = jobs.create(request())
+def test_an_idempotency_key_names_one_job_for_one_request(job_store):
+    job, created = job_store.create(request())
+    again, created_again = job_store.create(request())
     assert (created, created_again) == (True, False)
     assert again == job and job.state == QUEUED and job.attempt == 1
     with pytest.raises(IdempotencyConflict) as raised:
-        jobs.create(request(series_id="other"))
+        job_store.create(request(series_id="other"))
     assert raised.value.job_id == job.job_id
     with pytest.raises(JobNotFound):
-        jobs.get("job_" + "0" * 24)
+        job_store.get("job_" + "0" * 24)
 
 
-def test_a_superseded_attempt_cannot_write(jobs):
-    job, _ = jobs.create(request())
-    assert jobs.advance(job.job_id, 1, TRANSCODING, 0.5)
-    assert jobs.recover(max_attempts=3, upload_retention_s=3600) == ([job.job_id], [])       # the service restarted mid-job
-    recovered = jobs.get(job.job_id)
+def test_a_superseded_attempt_cannot_write(job_store):
+    job, _ = job_store.create(request())
+    assert job_store.advance(job.job_id, 1, TRANSCODING, 0.5)
+    assert job_store.recover(max_attempts=3, upload_retention_s=3600) == ([job.job_id], [])       # the service restarted mid-job
+    recovered = job_store.get(job.job_id)
     assert (recovered.state, recovered.attempt, recovered.stage_fraction) == (QUEUED, 2, 0.0)
-    assert not jobs.advance(job.job_id, 1, TRANSCODING, 0.9)         # the old worker is ignored
-    assert not jobs.finish_published(job.job_id, 1, version=7)
-    assert jobs.finish_published(job.job_id, 2, version=1)
-    assert not jobs.fail(job.job_id, 2, "late", "a finished job stays finished")
-    finished = jobs.get(job.job_id)
+    assert not job_store.advance(job.job_id, 1, TRANSCODING, 0.9)         # the old worker is ignored
+    assert not job_store.finish_published(job.job_id, 1, version=7)
+    assert job_store.finish_published(job.job_id, 2, version=1)
+    assert not job_store.fail(job.job_id, 2, "late", "a finished job stays finished")
+    finished = job_store.get(job.job_id)
     assert (finished.state, finished.version, finished.error_code) == (PUBLISHED, 1, None)
 
 
-def test_a_failure_worth_retrying_queues_the_next_attempt_in_one_step(jobs):
-    job, _ = jobs.create(request())
-    assert jobs.advance(job.job_id, 1, TRANSCODING, 0.7)
-    assert jobs.requeue_after_failure(job.job_id, 1, "store_unavailable", "S3 at 127.0.0.1:1 is unreachable")
-    waiting = jobs.get(job.job_id)
+def test_a_failure_worth_retrying_queues_the_next_attempt_in_one_step(job_store):
+    job, _ = job_store.create(request())
+    assert job_store.advance(job.job_id, 1, TRANSCODING, 0.7)
+    assert job_store.requeue_after_failure(job.job_id, 1, "store_unavailable", "S3 at 127.0.0.1:1 is unreachable")
+    waiting = job_store.get(job.job_id)
     assert (waiting.state, waiting.attempt, waiting.stage_fraction, waiting.error_code) == (
         QUEUED, 2, 0.0, "store_unavailable")
-    assert not jobs.requeue_after_failure(job.job_id, 1, "store_unavailable", "a stale worker again")
-    assert jobs.finish_published(job.job_id, 2, version=1)
-    assert jobs.get(job.job_id).error_code is None
+    assert not job_store.requeue_after_failure(job.job_id, 1, "store_unavailable", "a stale worker again")
+    assert job_store.finish_published(job.job_id, 2, version=1)
+    assert job_store.get(job.job_id).error_code is None
 
 
-def test_a_job_interrupted_too_often_fails_with_a_reason(jobs):
-    job, _ = jobs.create(request())
+def test_a_job_interrupted_too_often_fails_with_a_reason(job_store):
+    job, _ = job_store.create(request())
     for attempt in (1, 2):
-        assert jobs.advance(job.job_id, attempt, TRANSCODING, 0.1)
-        jobs.recover(max_attempts=3, upload_retention_s=3600)
-    assert jobs.advance(job.job_id, 3, TRANSCODING, 0.1)
-    assert jobs.recover(max_attempts=3, upload_retention_s=7 * 24 * 3600) == ([], [job.job_id])
-    failed = jobs.get(job.job_id)
+        assert job_store.advance(job.job_id, attempt, TRANSCODING, 0.1)
+        job_store.recover(max_attempts=3, upload_retention_s=3600)
+    assert job_store.advance(job.job_id, 3, TRANSCODING, 0.1)
+    assert job_store.recover(max_attempts=3, upload_retention_s=7 * 24 * 3600) == ([], [job.job_id])
+    failed = job_store.get(job.job_id)
     assert (failed.state, failed.error_code) == (FAILED, "interrupted")
     assert "the upload is kept for 7 days" in failed.error_message      # then the spool sweep deletes it
 
@@ -92,9 +93,9 @@ def test_a_retention_window_is_said_the_way_people_say_it(seconds, said):
     assert describe_duration(seconds) == said
 
 
-def test_an_upload_in_the_uploads_bucket_is_not_said_to_expire(jobs):
-    spooled, _ = jobs.create(request("spooled"))
-    named, _ = jobs.create(JobRequest(series_id="s1", episode_id="2", source_kind=SOURCE_BUCKET,
+def test_an_upload_in_the_uploads_bucket_is_not_said_to_expire(job_store):
+    spooled, _ = job_store.create(request("spooled"))
+    named, _ = job_store.create(JobRequest(series_id="s1", episode_id="2", source_kind=SOURCE_BUCKET,
                                       idempotency_key="named", fingerprint=fingerprint({"key": "named"}),
                                       source_bucket="uploads", source_key="ep2.mp4"))
     assert upload_note(spooled, 2 * 86400) == "the upload is kept for 2 days"

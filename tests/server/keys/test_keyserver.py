@@ -1,19 +1,20 @@
-"""The key path's memory: verified tokens until they expire, entitlements as a refreshed snapshot."""
+"""The key path's memory: verified tokens until they expire, and who may watch what remembered by the
+access room, kept true by the change feed (on both engines)."""
 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 
-from drm.engines import open_database
 from drm.errors import TokenExpired, TokenInvalid
 from drm.tokens import TokenSigner
-from server.keys.endpoint import KEY_EDGE, VerifiedTokens
+from server.access import ACCESS
+from server.keys.tokens import VerifiedTokens
 from server.services import Services
 from tests.drm.fixtures import FakeClock
 from tests.drm.fixtures import settings_for as drm_settings_for
+from tests.server.conftest import BUYER, SERIES, STRANGER
 from tests.server.edge.test_metrics import samples, value
 
 
@@ -27,7 +28,7 @@ def test_a_verified_token_is_remembered_only_until_it_expires():
             calls.append(token)
             return signer.verify(token)
 
-    tokens = VerifiedTokens(CountingSigner(), max_entries=2, clock=clock)
+    tokens = VerifiedTokens(CountingSigner(), max_entries=2, max_refused=2, clock=clock)
     token = signer.mint("alice", "s1", ttl_s=60)
     assert tokens.verify(token).viewer_id == "alice"
     assert tokens.verify(token).viewer_id == "alice"
@@ -48,102 +49,106 @@ def test_a_verified_token_is_remembered_only_until_it_expires():
     assert len(tokens._tokens) == 2 and len(tokens._refused) == 2
 
 
-async def test_grants_move_to_memory_and_a_revocation_reaches_the_key_path(key_world):
-    world = await key_world()
-    edge = world.client.server.app[KEY_EDGE]
-    token = world.token()
-    await asyncio.to_thread(edge.snapshot.refresh, world.services)   # the background task does this each second
+async def key_status(world, token: str) -> int:
     async with world.client.get(world.url(token)) as response:
-        assert response.status == 200
-    async with world.client.get("/metrics") as response:
-        assert value(samples(await response.text()), "series_key_grants_by_path_total", path="memory") == 1
+        await response.read()
+        return response.status
 
-    # revoked from another process (the CLI): seen through SQLite's data_version
-    other = Services.open(world.services.settings)
+
+async def grants_by_path(world) -> dict[str, float]:
+    async with world.client.get("/metrics") as response:
+        found = samples(await response.text())
+    return {path: value(found, "series_key_grants_by_path_total", path=path) for path in ("memory", "database")}
+
+
+async def test_the_first_grant_reads_the_database_and_the_next_ones_memory(key_world, engine_overrides):
+    world = await key_world(**engine_overrides)
+    token = world.token()
+    assert [await key_status(world, token) for _ in range(3)] == [200, 200, 200]
+    assert await grants_by_path(world) == {"memory": 2, "database": 1}
+    assert await key_status(world, world.token(STRANGER)) == 403     # a refusal is remembered too, apart
+    assert await key_status(world, world.token(STRANGER)) == 403
+    access = world.client.server.app[ACCESS]
+    assert access.remembered() == {"entitled": 1, "refused": 1, "episodes": 1}
+    assert {what: n for what, n in access.database_queries.items() if what != "feed"} == {"entitlement": 2, "episode": 1}
+
+
+async def test_a_revocation_through_this_process_is_enforced_on_the_next_request(key_world, engine_overrides):
+    world = await key_world(**engine_overrides)
+    token = world.token()
+    assert await key_status(world, token) == 200
+    assert await key_status(world, token) == 200                   # answered from memory
+    await asyncio.to_thread(world.services.entitlements.revoke, BUYER, SERIES)   # a refund webhook here, say
+    assert await key_status(world, token) == 403                   # no poll in between
+
+
+async def test_a_revocation_by_another_process_reaches_the_key_path(key_world, engine_overrides):
+    world = await key_world(**engine_overrides)
+    token = world.token()
+    assert await key_status(world, token) == 200
+    assert await key_status(world, token) == 200
+    other = await asyncio.to_thread(Services.open, world.services.settings)     # the CLI, or another instance
     try:
-        other.entitlements.revoke("alice", "s1")
+        await asyncio.to_thread(other.entitlements.revoke, BUYER, SERIES)
     finally:
         other.close()
-    await asyncio.to_thread(edge.snapshot.refresh, world.services)
-    async with world.client.get(world.url(token)) as response:
-        assert response.status == 403
-    # re-granted through this process's own connection: seen through total_changes
-    world.services.entitlements.grant("alice", "s1")
-    await asyncio.to_thread(edge.snapshot.refresh, world.services)
-    own = world.services.db.own_changes
-    assert edge.snapshot.decide("alice", "s1", None, own) is True
-
-
-async def test_a_revocation_through_this_process_is_enforced_on_the_next_request(key_world):
-    world = await key_world()
-    edge = world.client.server.app[KEY_EDGE]
-    token = world.token()
-    await asyncio.to_thread(edge.snapshot.refresh, world.services)
-    async with world.client.get(world.url(token)) as response:
-        assert response.status == 200                      # answered from memory
-    world.services.entitlements.revoke("alice", "s1")      # e.g. a refund webhook on this instance
-    async with world.client.get(world.url(token)) as response:
-        assert response.status == 403                      # no refresh in between
-
-
-def test_the_snapshot_decides_like_release_key_or_declines(tmp_path):
-    """Entitled or free preview → grant, neither → refuse, a write of this process since the load → ask SQLite."""
-    from drm.catalog import SqliteCatalog
-    from drm.entitlements import EntitlementStore
-    from server.keys.endpoint import EntitlementSnapshot
-
-    db = open_database(tmp_path / "drm.sqlite")
+    # PostgreSQL: the NOTIFY evicts within milliseconds; SQLite: the next poll, within about a second
+    for _ in range(100):
+        if await key_status(world, token) == 403:
+            break
+        await asyncio.sleep(0.05)
+    assert await key_status(world, token) == 403
+    other = await asyncio.to_thread(Services.open, world.services.settings)
     try:
-        catalog, entitlements = SqliteCatalog(db), EntitlementStore(db)
-        catalog.create_series(series_id="s1", creator_id="c1", title="Knots", price_cents=499, currency="USD")
-        for episode_id, is_preview in (("trailer", True), ("e1", False)):
-            catalog.reserve_episode("s1", episode_id, duration_s=40.0, is_free_preview=is_preview)
-            catalog.mark_published("s1", episode_id, version=1, duration_s=40.0)
-        entitlements.grant("alice", "s1")
-
-        parts = SimpleNamespace(db=db, catalog=catalog, entitlements=entitlements)   # what refresh() reads
-        snapshot = EntitlementSnapshot()
-        snapshot.refresh(parts)
-        own = db.own_changes
-        assert snapshot.decide("alice", "s1", "e1", own) is True
-        assert snapshot.decide("bob", "s1", "trailer", own) is True
-        assert snapshot.decide("bob", "s1", "e1", own) is False
-        entitlements.revoke("alice", "s1")
-        assert snapshot.decide("alice", "s1", "e1", db.own_changes) is None     # our own write: not trusted
-        snapshot.refresh(parts)
-        assert snapshot.decide("alice", "s1", "e1", db.own_changes) is False
+        await asyncio.to_thread(other.entitlements.grant, BUYER, SERIES)       # bought again
     finally:
-        db.close()
+        other.close()
+    for _ in range(100):
+        if await key_status(world, token) == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert await key_status(world, token) == 200
 
 
-def test_the_snapshot_refuses_unpublished_and_deleted_episodes_as_release_key_does(tmp_path):
-    """The catalog's rule from memory: an unpublished episode only for a test viewer, a deleted one for no one."""
-    from drm.catalog import SqliteCatalog
-    from drm.entitlements import EntitlementStore
-    from drm.errors import EpisodeDeleted, EpisodeUnpublished
-    from server.keys.endpoint import EntitlementSnapshot
-
-    db = open_database(tmp_path / "drm.sqlite")
+async def test_a_free_preview_set_elsewhere_opens_the_episode_to_everyone(key_world, engine_overrides):
+    world = await key_world(**engine_overrides)
+    world.services.catalog.create_series(series_id=SERIES, creator_id="c1", title="Knots", price_cents=499,
+                                         currency="USD")
+    world.services.catalog.reserve_episode(SERIES, "1", duration_s=40.0)
+    world.services.catalog.mark_published(SERIES, "1", version=1, duration_s=40.0)
+    stranger = world.token(STRANGER)
+    assert await key_status(world, stranger) == 403
+    assert await key_status(world, stranger) == 403                 # the episode's facts are remembered
+    other = await asyncio.to_thread(Services.open, world.services.settings)
     try:
-        catalog, entitlements = SqliteCatalog(db), EntitlementStore(db)
-        catalog.create_series(series_id="s1", creator_id="c1", title="Knots", price_cents=499, currency="USD")
-        for episode_id in ("e1", "e2", "trailer"):
-            catalog.reserve_episode("s1", episode_id, duration_s=40.0, is_free_preview=episode_id == "trailer")
-            catalog.mark_published("s1", episode_id, version=1, duration_s=40.0)
-        for viewer_id in ("alice", "qa"):
-            entitlements.grant(viewer_id, "s1")
-        catalog.set_episode_published("s1", "e1", False)
-        catalog.set_episode_published("s1", "trailer", False)
-        catalog.delete_episode("s1", "e2")
-        parts = SimpleNamespace(db=db, catalog=catalog, entitlements=entitlements)
-        snapshot = EntitlementSnapshot()
-        snapshot.refresh(parts)
-        own, qa = db.own_changes, frozenset({"qa"})
-        for episode_id in ("e1", "trailer"):
-            with pytest.raises(EpisodeUnpublished):
-                snapshot.decide("alice", "s1", episode_id, own, qa)
-            assert snapshot.decide("qa", "s1", episode_id, own, qa) is True
-        with pytest.raises(EpisodeDeleted):
-            snapshot.decide("qa", "s1", "e2", own, qa)
+        await asyncio.to_thread(other.catalog.set_free_preview, SERIES, "1", True)
     finally:
-        db.close()
+        other.close()
+    for _ in range(100):
+        if await key_status(world, stranger) == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert await key_status(world, stranger) == 200
+    await asyncio.to_thread(world.services.catalog.set_free_preview, SERIES, "1", False)   # through this process
+    assert await key_status(world, stranger) == 403
+
+
+async def test_unpublished_and_deleted_episodes_are_refused_from_memory_as_from_the_database(key_world,
+                                                                                             engine_overrides):
+    """The catalog's rule, applied by the access room: an unpublished episode only for a test viewer (who
+    still needs what anyone needs), a deleted one for no one; refused the same way from memory."""
+    world = await key_world(TEST_VIEWER_IDS="qa", **engine_overrides)
+    catalog = world.services.catalog
+    catalog.create_series(series_id=SERIES, creator_id="c1", title="Knots", price_cents=499, currency="USD")
+    catalog.reserve_episode(SERIES, "1", duration_s=40.0)
+    catalog.mark_published(SERIES, "1", version=1, duration_s=40.0)
+    world.services.entitlements.grant("qa", SERIES)
+    await asyncio.to_thread(catalog.set_episode_published, SERIES, "1", False)
+    for _ in range(2):                                     # from the database, then from memory
+        async with world.client.get(world.url(world.token())) as response:
+            assert response.status == 403 and (await response.json())["code"] == "episode_unpublished"
+        assert await key_status(world, world.token("qa")) == 200
+    await asyncio.to_thread(catalog.delete_episode, SERIES, "1")
+    for _ in range(2):
+        async with world.client.get(world.url(world.token("qa"))) as response:
+            assert response.status == 410 and (await response.json())["code"] == "episode_deleted"

@@ -1,6 +1,6 @@
 """Concurrent publishers of one episode: distinct versions from the shared database, and a pointer
-that only ever moves forward, even when the publishes finish out of order. Real SeaweedFS, real SQLite,
-one database connection per publisher (as two processes would have)."""
+that only ever moves forward, even when the publishes finish out of order. Real SeaweedFS, on SQLite and
+on PostgreSQL, one database per publisher (as two processes would have)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,8 @@ class Keys(RandomKeys):
         return super().key_for(period)
 
 
-def test_concurrent_allocations_never_share_a_version(tmp_path, store):
-    path = tmp_path / "series.db"
-    databases = [open_database(path) for _ in range(6)]
+def test_concurrent_allocations_never_share_a_version(db_target, store):
+    databases = [open_database(db_target) for _ in range(6)]
     try:
         allocators = [EpisodeVersions(db) for db in databases]
         with ThreadPoolExecutor(max_workers=6) as pool:
@@ -47,15 +46,18 @@ def test_concurrent_allocations_never_share_a_version(tmp_path, store):
     assert flat == list(range(1, 31))
 
 
-def test_allocation_starts_above_versions_already_in_the_store(tmp_path, store):
+def test_allocation_starts_above_versions_already_in_the_store(db_target, store):
     store.put_bytes(LOCATION.version_prefix(7) + "/master.m3u8", b"#EXTM3U\n")   # written before the table existed
-    with open_database(tmp_path / "series.db") as db:
-        assert EpisodeVersions(db).allocate(store, LOCATION) == 8
+    with open_database(db_target) as db:
+        versions = EpisodeVersions(db)
+        assert versions.allocate(store, LOCATION) == 8
+        assert versions.allocate(store, LOCATION) == 9                      # the row, above the store's floor
+        store.put_bytes(LOCATION.version_prefix(20) + "/master.m3u8", b"#EXTM3U\n")   # a tool without the table
+        assert versions.allocate(store, LOCATION) == 21
 
 
-def test_out_of_order_publishes_leave_the_pointer_on_the_higher_version(tmp_path, store, small_encoded):
-    path = tmp_path / "series.db"
-    with open_database(path) as db_a, open_database(path) as db_b:
+def test_out_of_order_publishes_leave_the_pointer_on_the_higher_version(db_target, store, small_encoded):
+    with open_database(db_target) as db_a, open_database(db_target) as db_b:
         versions_a, versions_b = EpisodeVersions(db_a), EpisodeVersions(db_b)
         lower = versions_a.allocate(store, LOCATION)
         higher = versions_b.allocate(store, LOCATION)
@@ -88,10 +90,10 @@ def test_out_of_order_publishes_leave_the_pointer_on_the_higher_version(tmp_path
                        keys_by_uri=keys.by_uri(), duration_s=float(small_encoded.duration_s), decode_segment=None)
 
 
-def test_the_switch_lease_of_a_dead_holder_runs_out(tmp_path):
+def test_the_switch_lease_of_a_dead_holder_runs_out(db_target):
     import server.publishing.versions as module
 
-    with open_database(tmp_path / "series.db") as db:
+    with open_database(db_target) as db:
         versions = EpisodeVersions(db)
         with db.transaction() as conn:      # a holder whose process died mid-switch
             conn.execute("INSERT INTO episode_versions (series_id, episode_id, last_version, switch_holder,"
@@ -101,3 +103,23 @@ def test_the_switch_lease_of_a_dead_holder_runs_out(tmp_path):
                 pass
         with versions.switch_lock(LOCATION, timeout_s=5.0):     # taken over once the lease ran out
             pass
+
+
+def test_two_publishers_racing_for_the_switch_take_it_one_after_the_other(db_target):
+    with open_database(db_target) as db_a, open_database(db_target) as db_b:
+        holders, inside, start = [], threading.Lock(), threading.Barrier(2)
+
+        def switch(versions: EpisodeVersions, name: str) -> None:
+            start.wait()
+            for _ in range(5):
+                with versions.switch_lock(LOCATION, timeout_s=30):
+                    assert inside.acquire(blocking=False), "two holders of one episode's switch at once"
+                    holders.append(name)
+                    time.sleep(0.01)
+                    inside.release()
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            done = [pool.submit(switch, EpisodeVersions(db), name) for db, name in ((db_a, "a"), (db_b, "b"))]
+            for future in done:
+                future.result()
+        assert sorted(holders) == ["a"] * 5 + ["b"] * 5

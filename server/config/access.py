@@ -1,0 +1,59 @@
+"""Settings of the access room (who may watch what) and of the database every instance shares
+(SERIES_DATABASE_URL, SERIES_DATABASE_POOL_SIZE, SERIES_ACCESS_*): here, below the rooms that read them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drm.database import POSTGRESQL_SCHEMES, redact_url
+
+
+class DatabaseUrl:
+    """A postgresql:// URL, which may hold a password: its repr and str show it without one."""
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def reveal(self) -> str:
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"DatabaseUrl({redact_url(self._url)!r})"
+
+    def __str__(self) -> str:
+        return redact_url(self._url)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DatabaseUrl) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+    @staticmethod
+    def is_postgresql(raw: str) -> bool:
+        return raw.startswith(POSTGRESQL_SCHEMES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessSettings:
+    """How much the key path remembers (per process) and for how long. Memory is bounded by these
+    numbers, not by how many viewers bought something: about 0.2 KB per remembered answer, 0.35 KB per
+    token, 0.3 KB per key, so ~45 MB with every default bound full."""
+
+    entitled_entries: int = 100_000      # (viewer, series) pairs remembered as entitled (SERIES_ACCESS_CACHE_ENTRIES)
+    refused_entries: int = 20_000        # remembered as not entitled, apart, so scrapers cannot evict buyers
+    episode_entries: int = 20_000        # per-episode facts (free preview, ...) (SERIES_ACCESS_EPISODE_ENTRIES)
+    max_age_s: float = 300.0             # a remembered answer is asked again after this (SERIES_ACCESS_CACHE_MAX_AGE_S)
+    key_entries: int = 20_000            # unwrapped content keys (SERIES_KEY_CACHE_ENTRIES)
+    token_entries: int = 50_000          # verified playback tokens (SERIES_TOKEN_CACHE_ENTRIES)
+    lookup_threads: int = 2              # the key path's own threads for database lookups (SERIES_KEY_LOOKUP_THREADS)
+
+    def __post_init__(self) -> None:
+        for name in ("entitled_entries", "refused_entries", "episode_entries", "key_entries", "token_entries",
+                     "lookup_threads"):
+            if type(getattr(self, name)) is not int or getattr(self, name) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)!r}; expected a positive integer")
+        if not 1.0 <= self.max_age_s <= 3600.0:
+            raise ValueError(f"max_age_s is {self.max_age_s!r}; expected 1 to 3600 seconds")
