@@ -461,12 +461,18 @@ async def revocation(env, work, keys, cluster, args) -> dict:
             import psycopg
 
             async def kill_listener() -> None:
-                with psycopg.connect(env["SERIES_DATABASE_URL"], autocommit=True) as connection:
-                    killed = connection.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                        (f"series-listen-{b.process.pid}",)).fetchall()
-                if not killed:
-                    raise RuntimeError("B's LISTEN connection was not found")
+                # B reconnects on its own (0.2 s, doubling to 5 s): wait for the previous trial's kill to heal
+                deadline = time.perf_counter() + 15
+                while True:
+                    with psycopg.connect(env["SERIES_DATABASE_URL"], autocommit=True) as connection:
+                        killed = connection.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                            (f"series-listen-{b.process.pid}",)).fetchall()
+                    if killed:
+                        return
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError("B's LISTEN connection was not back within 15 s of the last kill")
+                    await asyncio.sleep(0.1)
 
             results["listen_killed"] = summary(await trials(args.listen_killed, "k", kill_listener))
 
@@ -552,6 +558,10 @@ def main() -> int:
         results["churn"] = churn(env, work, plan(env, keys, viewers=churners, size=args.churn, seed=3), args)
         print("revocation across instances ...", file=sys.stderr, flush=True)
         results["revocation"] = asyncio.run(revocation(env, work, keys, cluster, args))
+    except BaseException:
+        # a part that fails late must not take the earlier parts' figures with it
+        print(json.dumps({"partial_results": results}, indent=2, default=str), file=sys.stderr)
+        raise
     finally:
         store.stop()
         cluster.stop()
