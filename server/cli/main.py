@@ -20,7 +20,7 @@ from pipeline.errors import MediaRejected, PipelineError
 from server.cli import access, catalog, database, demo, episode_catalog, episodes, operations, service, uploads
 from server.cli.common import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE
 from server.config import Settings, SettingsError
-from server.ingest.jobs import JobError
+from server.jobs.jobs import JobError
 from server.ingest.resumable import UploadError
 from server.publishing.admission import SeriesNotSellable
 

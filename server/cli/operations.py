@@ -9,8 +9,8 @@ from dataclasses import replace
 from packager.store import ObjectStore
 from server.cli.common import EXIT_OK, running_services
 from server.config import Settings
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import STATES
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import STATES
 from server.ingest.spool import sweep_spool
 from server.ingest.upload_endings import UploadContext
 from server.ingest.upload_store import UploadStore

@@ -12,7 +12,7 @@ from dataclasses import replace
 from packager.store import ObjectStore
 from server.cli.common import EXIT_FAILED, EXIT_OK, running_services
 from server.config import Settings
-from server.ingest.job_store import JobStore
+from server.jobs.job_store import JobStore
 from server.ingest.resumable import STATES, TERMINATED, Upload, UploadLocked, creator_owner
 from server.ingest.upload_endings import UploadContext, abandon
 from server.ingest.upload_store import UploadStore

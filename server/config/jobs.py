@@ -31,7 +31,7 @@ class JobSettings:
     # empty refuses every webhook_url (SERIES_JOB_WEBHOOK_HOSTS)
     webhook_hosts: tuple[str, ...] = ()
     # non-public networks a listed host name may resolve to (SERIES_JOB_WEBHOOK_NETWORKS); see
-    # server/ingest/webhook_address.py: loopback, private and metadata addresses are refused otherwise
+    # server/jobs/webhook_address.py: loopback, private and metadata addresses are refused otherwise
     webhook_networks: tuple[IpNetwork, ...] = ()
     lease_s: float = 60.0           # a claimed job whose owner stops renewing for this long is re-queued
     failed_upload_retention_s: float = 7 * 24 * 3600.0  # a failed job's spooled upload is kept this long

@@ -32,8 +32,8 @@ from server.config import Settings
 from server.edge.auth import AuthRequired, bearer_matches, checked_credentials
 from server.edge.bodies import MalformedBody, read_json
 from server.edge.metrics import METRICS, Metrics
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import (
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import (
     PUBLISHED,
     SOURCE_BUCKET,
     SOURCE_SPOOL,
@@ -44,8 +44,9 @@ from server.ingest.jobs import (
     fingerprint,
     new_job_id,
 )
-from server.ingest.owners import local_host
-from server.ingest.runner import JobRunner
+from server.jobs.owners import local_host
+from server.jobs.runner import JobRunner
+from server.ingest.spool import sweep_spool_forever
 from server.publishing.admission import check_admission
 from server.services import SERVICES
 
@@ -116,9 +117,13 @@ def _jobs_ctx(settings: Settings, run_jobs: bool):
         runner.metrics.on_finished.append(lambda job: _observe_job(app[METRICS], job))
         app[JOBS], app[RUNNER], app[UPLOADS] = jobs, runner, uploads
         await runner.start()
+        sweeper = asyncio.get_running_loop().create_task(sweep_spool_forever(jobs, settings)) if run_jobs else None
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
             await runner.close()
             uploads.close()
             jobs.close()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from drm.database import Database, Row
 from packager.store import StoredPart
-from server.ingest.job_store import translated_errors
+from server.jobs.job_store import translated_errors
 from server.ingest.resumable import (
     ACTIVE,
     COMPLETED,

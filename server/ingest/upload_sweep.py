@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from drm.errors import DrmError
 from packager.errors import StoreError
-from server.ingest.jobs import FAILED, Job, JobNotFound, JobStoreUnavailable
+from server.jobs.jobs import FAILED, Job, JobNotFound, JobStoreUnavailable
 from server.ingest.resumable import (
     ACTIVE,
     COMPLETED,

@@ -14,7 +14,7 @@ import pytest
 from server.ingest import api as ingest_api
 from server.app import create_app
 from server.ingest.api import JOBS
-from server.ingest.jobs import fingerprint
+from server.jobs.jobs import fingerprint
 from tests.support.jobs import AUTH, ingest_settings
 
 SERIES = "s-stream"

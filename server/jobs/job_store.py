@@ -31,7 +31,7 @@ from drm.catalog import SqlCatalog
 from drm.database import Database, Row, Transaction
 from drm.engines import open_database
 from drm.errors import DatabaseUnavailable, UnknownSeries
-from server.ingest.jobs import (
+from server.jobs.jobs import (
     FAILED,
     PUBLISHED,
     QUEUED,
@@ -45,7 +45,7 @@ from server.ingest.jobs import (
     new_job_id,
     upload_note,
 )
-from server.ingest.owners import local_host, local_owner_prefix, owner_is_gone
+from server.jobs.owners import local_host, local_owner_prefix, owner_is_gone
 
 _IN_BATCH = 500             # values per "IN (...)": well under SQLite's limit on parameters
 

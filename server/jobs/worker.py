@@ -29,8 +29,8 @@ from packager.errors import PackagerError
 from packager.store import ObjectStore
 from pipeline.errors import MediaRejected, PipelineError
 from server.config import Settings
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import (
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import (
     FAILED,
     PUBLISHED,
     QUEUED,

@@ -1,13 +1,13 @@
 """The service side of ingest jobs: bounded worker processes owned by the app, leases, recovery, retries.
 
-Transcodes are minutes of CPU, so they run in worker processes (server/ingest/worker.py); the event
+Transcodes are minutes of CPU, so they run in worker processes (server/jobs/worker.py); the event
 loop only hands job ids over and waits. Jobs are in the database before they are handed over, so
 nothing is lost when the service stops: jobs whose runner is gone (this instance before a restart,
 or another instance whose lease ran out) are re-queued from the start (their upload is kept until
 they publish) or, after too many interruptions, failed with a reason. A job the object store failed
 is re-queued by its worker and submitted again here after retry_delay_s (doubling per attempt), up
 to SERIES_JOB_MAX_ATTEMPTS. The runner also sweeps the upload spool (server/ingest/spool.py), and
-hands finished jobs to their completion webhooks (server/ingest/completion.py).
+hands finished jobs to their completion webhooks (server/jobs/completion.py).
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.config import Settings
-from server.ingest.completion import CompletionWebhooks
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import (
+from server.jobs.completion import CompletionWebhooks
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import (
     QUEUED,
     Job,
     JobStoreUnavailable,
     describe_duration,
     upload_note,
 )
-from server.ingest.owners import new_owner_id
-from server.ingest.spool import SWEEP_INTERVAL_S, sweep_spool
-from server.ingest.worker import EXIT_END_NOT_RECORDED, retry_delay_s, work_process_main
+from server.jobs.owners import new_owner_id
+from server.jobs.worker import EXIT_END_NOT_RECORDED, retry_delay_s, work_process_main
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,6 @@ class JobRunner:
         await self._recover_and_dispatch()
         self._spawn(self._heartbeat())
         self._spawn(self._dispatch_queued())
-        self._spawn(self._sweep_spool())
 
     async def close(self) -> None:
         # A running transcode would hold shutdown for minutes: its worker is killed, and its job released
@@ -145,18 +143,6 @@ class JobRunner:
                 log.debug("job dispatch poll: %s", exc)       # the heartbeat reports a database that stays away
             except Exception:  # noqa: BLE001 - the poll must outlive one bad round
                 log.exception("job dispatch poll failed")
-
-    async def _sweep_spool(self) -> None:
-        # failed jobs' uploads past their retention, and orphans; a directory walk, so off the loop
-        while True:
-            try:
-                await asyncio.to_thread(sweep_spool, self.jobs, self.settings.jobs.spool_dir,
-                                        retention_s=self.settings.jobs.failed_upload_retention_s)
-            except JobStoreUnavailable as exc:
-                log.warning("spool sweep: %s", exc)         # the next sweep catches up
-            except Exception:  # noqa: BLE001 - the sweep must outlive one bad round
-                log.exception("spool sweep failed")
-            await asyncio.sleep(SWEEP_INTERVAL_S)
 
     async def _recover_and_dispatch(self) -> None:
         requeued, failed = await asyncio.to_thread(self.jobs.recover, self.settings.jobs.max_attempts,

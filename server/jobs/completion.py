@@ -2,7 +2,7 @@
 
 One delivery attempt is deliver_once(): it checks the URL against SERIES_JOB_WEBHOOK_HOSTS again (the
 list may have shrunk since the job was submitted), connects only to addresses the policy of
-server/ingest/webhook_address.py allows (checked on the socket itself, after DNS), never follows a
+server/jobs/webhook_address.py allows (checked on the socket itself, after DNS), never follows a
 redirect (a 3xx is a failed delivery: following it would carry the signed body to a host nobody
 listed), and returns a DeliveryOutcome saying whether to try again. CompletionWebhooks.notify() makes
 a few quick attempts and keeps the outcome on the job; a durable queue (deliveries retried for hours,
@@ -32,9 +32,9 @@ import aiohttp
 from drm import purchases
 from server.config import Settings
 from server.config.jobs import JobSettings, webhook_signing_key
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import Job, WebhookNotAllowed, check_webhook_allowed
-from server.ingest.webhook_address import AddressNotAllowed, guarded_socket_factory, listed_networks
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import Job, WebhookNotAllowed, check_webhook_allowed
+from server.jobs.webhook_address import AddressNotAllowed, guarded_socket_factory, listed_networks
 
 log = logging.getLogger(__name__)
 

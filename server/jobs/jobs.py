@@ -5,7 +5,7 @@
 
 Each run of a job has an `attempt` number; every write a worker makes names its attempt and is
 ignored once the job moved on (re-queued after a restart, or finished). The table that keeps jobs,
-their attempts and their leases is server/ingest/job_store.py.
+their attempts and their leases is server/jobs/job_store.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from server.ingest.resumable import UPLOADS_PREFIX
 
 QUEUED, VALIDATING, TRANSCODING = "queued", "validating", "transcoding"
 PACKAGING, PUBLISHING = "packaging", "publishing"
@@ -32,6 +31,9 @@ RETRYABLE_CODES = frozenset({"store_unavailable"})
 
 SOURCE_SPOOL = "spool"      # the body was streamed to us and kept under data_dir/uploads
 SOURCE_BUCKET = "bucket"    # an object the upload service had already put into the uploads bucket
+# where resumable (tus) uploads keep their objects in the uploads bucket: tus/{upload_id}/media/{file}, ...;
+# such an upload is ours to sweep, unlike an object an upload service named (server/ingest/resumable.py)
+UPLOADS_PREFIX = "tus/"
 
 
 class JobError(Exception):
