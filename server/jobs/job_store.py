@@ -48,6 +48,7 @@ from server.jobs.jobs import (
 from server.jobs.owners import local_host, local_owner_prefix, owner_is_gone
 
 _IN_BATCH = 500             # values per "IN (...)": well under SQLite's limit on parameters
+_CANCELLED_MESSAGE = "the job was cancelled by an operator; nothing of it was published"
 
 class JobStore:
     """The ingest_jobs table. Safe to share between threads (Database serializes); each process opens its own."""
@@ -202,6 +203,7 @@ class JobStore:
             "state = ?, stage_fraction = ?, updated_at = ?, started_at = COALESCE(started_at, ?)",
             (state, fraction, now, now),
             mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, state, fraction * 100),
+            unless_cancelled=True,
         )
 
     def finish_published(self, job_id: str, attempt: int, version: int, *, owner: str | None = None,
@@ -241,6 +243,91 @@ class JobStore:
             (QUEUED, code, message, time.time(), time.time() + hold_s),
             mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, QUEUED),
         )
+
+    def start_run(self, job_id: str, owner: str, max_attempts: int, *, upload_retention_s: float) -> Job | None:
+        """A job engine begins a run of `job_id` for `owner` (one run, one owner id): the job as this run must
+        name it in every write (its attempt), or None when there is nothing to run (finished or cancelled).
+
+        A job that an earlier run had started (or claimed) is a re-run: its attempt goes up by one, so every
+        write of the earlier run, should it wake up, is refused. A re-run past `max_attempts` fails the job
+        (its error says how long the upload is kept: `upload_retention_s`) and returns None.
+        """
+        now = time.time()
+        with self._translated(), self.db.transaction() as conn:
+            row = conn.fetch_one(f"SELECT * FROM ingest_jobs WHERE job_id = ?{conn.dialect.for_update}", (job_id,))
+            if row is None or row["state"] in TERMINAL_STATES:
+                return None
+            job = _job(row)
+            if job.cancel_requested_at is not None:
+                self._fail_within(conn, job, "cancelled", _CANCELLED_MESSAGE, now)
+                return None
+            rerun = not (job.state == QUEUED and job.owner_id is None)
+            if rerun and job.attempt >= max_attempts:
+                message = (f"the job's worker stopped while the job was {job.state}, {job.attempt} times; "
+                           f"{upload_note(job, upload_retention_s)}: submit it again with a new Idempotency-Key")
+                self._fail_within(conn, job, "interrupted", message, now)
+                return None
+            conn.execute("UPDATE ingest_jobs SET state = ?, stage_fraction = 0, attempt = attempt + ?, owner_id = ?,"
+                         " lease_expires_at = NULL, updated_at = ? WHERE job_id = ?",
+                         (QUEUED, 1 if rerun else 0, owner, now, job_id))
+            if rerun:
+                self._catalog.record_stage_within(conn, job_id, QUEUED)
+            return _job(conn.fetch_one("SELECT * FROM ingest_jobs WHERE job_id = ?", (job_id,)))
+
+    def request_cancel(self, job_id: str) -> Job:
+        """Ask for `job_id` to stop: a job no run holds fails `cancelled` at once; a running one refuses its
+        run's next progress write (the run stops itself, and its engine records the cancellation). A finished
+        job is returned unchanged. Raises JobNotFound."""
+        now = time.time()
+        with self._translated(), self.db.transaction() as conn:
+            row = conn.fetch_one(f"SELECT * FROM ingest_jobs WHERE job_id = ?{conn.dialect.for_update}", (job_id,))
+            if row is None:
+                raise JobNotFound(job_id)
+            job = _job(row)
+            if job.is_finished:
+                return job
+            conn.execute("UPDATE ingest_jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?), updated_at = ?"
+                         " WHERE job_id = ?", (now, now, job_id))
+            if job.state == QUEUED and job.owner_id is None:
+                self._fail_within(conn, job, "cancelled", _CANCELLED_MESSAGE, now)
+            return _job(conn.fetch_one("SELECT * FROM ingest_jobs WHERE job_id = ?", (job_id,)))
+
+    def finish_cancelled(self, job_id: str, attempt: int, *, owner: str | None = None) -> bool:
+        """Record that `attempt` stopped because it was cancelled (after its run ended); False if it had
+        moved on meanwhile (published first, say)."""
+        now = time.time()
+        return self._update_owned(
+            job_id, attempt, owner,
+            "state = ?, error_code = ?, error_message = ?, updated_at = ?, finished_at = ?,"
+            " owner_id = NULL, lease_expires_at = NULL",
+            (FAILED, "cancelled", _CANCELLED_MESSAGE, now, now),
+            mirror=lambda tx: self._catalog.record_stage_within(
+                tx, job_id, "failed", error=episode_error("cancelled", _CANCELLED_MESSAGE, None)))
+
+    def record_version(self, job_id: str, attempt: int, version: int, *, owner: str | None = None) -> bool:
+        """Note the version `attempt` is about to publish, before its pointer switch: a re-run after a crash
+        that lost the "published" write finds the version live and records it instead of publishing again."""
+        return self._update_owned(job_id, attempt, owner, "version = ?, updated_at = ?", (version, time.time()),
+                                  unless_cancelled=True)
+
+    def set_engine_job(self, job_id: str, engine_job_id: int) -> None:
+        """Record which job of the distributed engine runs `job_id` (for cancel and the engine's view)."""
+        with self._translated(), self.db.transaction() as conn:
+            conn.execute("UPDATE ingest_jobs SET engine_job_id = ? WHERE job_id = ?", (engine_job_id, job_id))
+
+    def not_handed_over(self, *, older_than_s: float) -> list[Job]:
+        """Queued jobs no engine job runs yet, recorded over `older_than_s` ago: the submitter stopped between
+        recording the job and handing it to the engine. Oldest first."""
+        with self._translated():
+            rows = self.db.query("SELECT * FROM ingest_jobs WHERE state = ? AND engine_job_id IS NULL"
+                                 " AND created_at < ? ORDER BY created_at", (QUEUED, time.time() - older_than_s))
+        return [_job(row) for row in rows]
+
+    def _fail_within(self, conn: Transaction, job: Job, code: str, message: str, now: float) -> None:
+        conn.execute("UPDATE ingest_jobs SET state = ?, error_code = ?, error_message = ?, updated_at = ?,"
+                     " finished_at = ?, owner_id = NULL, lease_expires_at = NULL WHERE job_id = ?",
+                     (FAILED, code, message, now, now, job.job_id))
+        self._catalog.record_stage_within(conn, job.job_id, "failed", error=episode_error(code, message, None))
 
     def set_webhook_status(self, job_id: str, status: str) -> None:
         with self._translated(), self.db.transaction() as conn:
@@ -287,9 +374,12 @@ class JobStore:
         return requeued, failed
 
     def _update_owned(self, job_id: str, attempt: int, owner: str | None, assignments: str,
-                      parameters: tuple, *, mirror: Callable[[Transaction], None] | None = None) -> bool:
+                      parameters: tuple, *, mirror: Callable[[Transaction], None] | None = None,
+                      unless_cancelled: bool = False) -> bool:
         terminal = ",".join("?" * len(TERMINAL_STATES))
         owned = " AND owner_id = ?" if owner is not None else ""
+        if unless_cancelled:        # a cancelled job's run stops at its next progress write
+            owned += " AND cancel_requested_at IS NULL"
         with self._translated(), self.db.transaction() as conn:
             cursor = conn.execute(
                 f"UPDATE ingest_jobs SET {assignments} WHERE job_id = ? AND attempt = ?"

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-
 QUEUED, VALIDATING, TRANSCODING = "queued", "validating", "transcoding"
 PACKAGING, PUBLISHING = "packaging", "publishing"
 PUBLISHED, FAILED = "published", "failed"
@@ -124,6 +123,8 @@ class Job:
     owner_id: str | None = None             # the runner holding the job, while its lease lasts
     lease_expires_at: float | None = None
     spool_host: str | None = None           # the host whose disk holds a streamed upload (None: any host)
+    engine_job_id: int | None = None        # the distributed engine's job running this one (Procrastinate)
+    cancel_requested_at: float | None = None
 
     @property
     def is_finished(self) -> bool:

@@ -20,17 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.config import Settings
-from server.jobs.completion import CompletionWebhooks
+from server.jobs.child import run_in_child
+from server.jobs.deliveries import DeliveryLoop
 from server.jobs.job_store import JobStore
 from server.jobs.jobs import (
     QUEUED,
     Job,
     JobStoreUnavailable,
-    describe_duration,
-    upload_note,
 )
 from server.jobs.owners import new_owner_id
-from server.jobs.worker import EXIT_END_NOT_RECORDED, retry_delay_s, work_process_main
+from server.jobs.worker import retry_delay_s
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class JobRunner:
         self._running: set[str] = set()
         # two versions of one episode published at once would race for the version number
         self._episode_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self.webhooks = CompletionWebhooks(settings, jobs)
+        self.webhooks = DeliveryLoop(settings.jobs, jobs.db, self.owner_id)
 
     async def start(self) -> None:
         """Recover jobs a dead runner left behind, dispatch every queued job, and start the heartbeat."""
@@ -196,74 +195,4 @@ class JobRunner:
             self._running.discard(job.job_id)
 
     async def _execute(self, job: Job) -> None:
-        # A process per job rather than a pool: its death is seen from its exit code, and stopping it is
-        # process.kill(), both public API (a pool's workers are reachable only through private attributes).
-        # spawn, not fork: the service has threads (to_thread, minio pools) that fork would copy half-held.
-        process = multiprocessing.get_context("spawn").Process(
-            target=work_process_main, args=(self.settings, job.job_id, job.attempt, self.owner_id),
-            name=f"job-{job.job_id}", daemon=True)
-        self._processes[job.job_id] = process
-        try:
-            # on the loop's thread, not in to_thread: the worker's PDEATHSIG fires when the *thread* that
-            # started it ends, and executor threads come and go
-            process.start()
-            try:
-                await asyncio.wait_for(_exited(process), timeout=self.settings.jobs.max_job_s)
-            except asyncio.TimeoutError:
-                await self._stop_overdue(job, process)
-                return
-        finally:
-            del self._processes[job.job_id]
-        if process.exitcode == 0:
-            return
-        if process.exitcode == EXIT_END_NOT_RECORDED:
-            # the worker knows how the job ended but could not write it; "worker_crashed" would be a lie
-            # (the episode may be published), so the job is left to the lease and recovery
-            log.error("job %s: the worker could not record the job's end (exit status %d: the database refused "
-                      "the write for a whole lease); once the lease lapses (within %.0f s) recovery re-queues or fails "
-                      "the job", job.job_id, process.exitcode, self.settings.jobs.lease_s)
-            return
-        how = (f"was killed by signal {-process.exitcode}" if process.exitcode < 0
-               else f"exited with status {process.exitcode}")
-        log.error("job %s: the worker process %s %s", job.job_id, process.pid, how)
-        try:    # a no-op when the worker had already recorded an outcome
-            await asyncio.to_thread(
-                self.jobs.fail, job.job_id, job.attempt, "worker_crashed",
-                f"the worker process running this job {how}; "
-                f"{upload_note(job, self.settings.jobs.failed_upload_retention_s)}: "
-                "submit it again with a new Idempotency-Key", owner=self.owner_id)
-        except JobStoreUnavailable as exc:
-            log.error("job %s: could not record the crash (%s); once the lease lapses (within %.0f s) recovery re-queues "
-                      "or fails the job", job.job_id, exc, self.settings.jobs.lease_s)
-
-
-    async def _stop_overdue(self, job: Job, process: multiprocessing.process.BaseProcess) -> None:
-        # A hostile or pathological upload must not hold a worker for hours: past SERIES_JOB_MAX_S the
-        # worker is killed (its publish, if it had begun, never switched the pointer) and the job failed.
-        limit = describe_duration(self.settings.jobs.max_job_s)
-        process.kill()
-        await asyncio.to_thread(process.join)
-        log.error("job %s: still running after %s (SERIES_JOB_MAX_S); its worker %s was killed",
-                  job.job_id, limit, process.pid)
-        try:
-            await asyncio.to_thread(
-                self.jobs.fail, job.job_id, job.attempt, "job_timed_out",
-                f"the job was stopped after running for {limit}, the limit one job may take (SERIES_JOB_MAX_S); "
-                f"{upload_note(job, self.settings.jobs.failed_upload_retention_s)}: if the upload is a normal "
-                "episode, submit it again with a new Idempotency-Key, else export it at a lower resolution or "
-                "frame rate", owner=self.owner_id)
-        except JobStoreUnavailable as exc:
-            log.error("job %s: could not record the time-out (%s); once the lease lapses (within %.0f s) "
-                      "recovery re-queues or fails the job", job.job_id, exc, self.settings.jobs.lease_s)
-
-
-async def _exited(process: multiprocessing.process.BaseProcess) -> None:
-    """Wait, without a thread, until `process` ends: its sentinel becomes readable when it does."""
-    loop = asyncio.get_running_loop()
-    ended = loop.create_future()
-    loop.add_reader(process.sentinel, lambda: ended.done() or ended.set_result(None))
-    try:
-        await ended
-    finally:
-        loop.remove_reader(process.sentinel)
-    await asyncio.to_thread(process.join)     # reaps it; returns at once
+        await run_in_child(self.settings, self.jobs, job, self.owner_id, processes=self._processes)

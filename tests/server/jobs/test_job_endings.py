@@ -156,7 +156,7 @@ async def test_a_worker_that_cannot_record_its_end_exits_75_and_its_job_is_recov
     def state() -> str:
         return reader.execute("SELECT state FROM ingest_jobs WHERE job_id = ?", (job.job_id,)).fetchone()[0]
 
-    with caplog.at_level(logging.INFO, logger="server.jobs.runner"):
+    with caplog.at_level(logging.INFO, logger="server.jobs.child"):
         await runner.start()
         try:
             await _until(lambda: state() != QUEUED, "the worker never started the job")
@@ -181,7 +181,7 @@ async def test_a_worker_that_cannot_record_its_end_exits_75_and_its_job_is_recov
     assert "the upload is kept for 7 days" in ended.error_message
     assert upload.read_bytes() == short_clip.read_bytes()
     # said once, with what comes next
-    about_its_end = [record.getMessage() for record in caplog.records if record.name == "server.jobs.runner"
+    about_its_end = [record.getMessage() for record in caplog.records if record.name == "server.jobs.child"
                      and job.job_id in record.getMessage() and "record" in record.getMessage()]
     assert len(about_its_end) == 1, about_its_end
     assert "exit status 75" in about_its_end[0] and "recovery" in about_its_end[0]
