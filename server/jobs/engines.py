@@ -5,6 +5,7 @@ from __future__ import annotations
 from server.config import Settings
 from server.config.jobs import PROCRASTINATE
 from server.jobs.job_store import JobStore
+from server.jobs.procrastinate_engine import ProcrastinateQueue
 from server.jobs.queue import InProcessQueue, JobQueue
 
 
