@@ -67,6 +67,8 @@ async def run_in_child(settings: Settings, jobs: JobStore, job: Job, owner: str,
     finally:
         if processes is not None:
             processes.pop(job.job_id, None)
+    if outcome != "cancelled" and await _was_cancelled(jobs, job):
+        outcome = "cancelled"           # the child stopped itself at its first refused write, before we looked
     if outcome == "cancelled":
         await _record(jobs, job, settings, "could not record the cancellation", jobs.finish_cancelled,
                       job.job_id, job.attempt, owner=owner)
@@ -125,6 +127,14 @@ async def _poll(jobs: JobStore, job: Job, process: Process, ended: asyncio.Futur
     finally:
         if lookup is not None:      # its thread finishes on its own; its outcome is not needed
             lookup.add_done_callback(lambda future: future.cancelled() or future.exception())
+
+
+async def _was_cancelled(jobs: JobStore, job: Job) -> bool:
+    try:
+        current = await asyncio.to_thread(jobs.get, job.job_id)
+    except JobStoreUnavailable:
+        return False        # the lease or the engine's re-run finds the cancel request later
+    return current.cancel_requested_at is not None and not current.is_finished and current.attempt == job.attempt
 
 
 def _exited(process: Process) -> asyncio.Future:

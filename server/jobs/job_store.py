@@ -351,7 +351,10 @@ class JobStore:
                 is_orphan = job.owner_id is None or (job.lease_expires_at or 0) < now or owner_is_gone(job.owner_id)
                 if not is_orphan:
                     continue
-                if job.state == QUEUED:     # claimed (or held for a retry) by a runner that is gone: free it
+                if job.cancel_requested_at is not None:     # its runner died while it was being cancelled
+                    self._fail_within(conn, job, "cancelled", _CANCELLED_MESSAGE, now)
+                    failed.append(job.job_id)
+                elif job.state == QUEUED:   # claimed (or held for a retry) by a runner that is gone: free it
                     if job.owner_id is not None:
                         conn.execute("UPDATE ingest_jobs SET owner_id = NULL, lease_expires_at = NULL"
                                      " WHERE job_id = ?", (job.job_id,))

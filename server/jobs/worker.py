@@ -198,6 +198,9 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
             log.info("job %s: rejected: %s", job_id, exc)
             return FAILED
         except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable) as exc:
+            if isinstance(exc.__cause__, _Superseded):     # refused at the pointer switch; publish discarded it
+                log.warning("job %s: %s; stopping", job_id, exc.__cause__)
+                return ""
             if exc.code in RETRYABLE_CODES and attempt < settings.jobs.max_attempts:
                 record(jobs.requeue_after_failure, job_id, attempt, exc.code,
                        f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)",
