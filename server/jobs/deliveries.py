@@ -112,8 +112,6 @@ class DeliveryStore:
                          " ON CONFLICT (message_id) DO NOTHING",
                          ("dlv_" + secrets.token_hex(12), job.job_id, message.message_id, message.url,
                           message.body.decode(), PENDING, now, now, now))
-            conn.execute("UPDATE ingest_jobs SET webhook_status = COALESCE(webhook_status, ?) WHERE job_id = ?",
-                         ("pending (first attempt due now)", job.job_id))
             return _delivery(conn.fetch_one("SELECT * FROM webhook_deliveries WHERE message_id = ?",
                                             (message.message_id,)))
 
