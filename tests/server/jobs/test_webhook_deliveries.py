@@ -47,7 +47,8 @@ async def receiver(aiohttp_server):
 
 
 def _settings(tmp_path, s3_store, db_target: str, **overrides: str) -> Settings:
-    database = {"SERIES_DATABASE_URL": db_target} if db_target.startswith("postgresql") else {"SERIES_DB_PATH": db_target}
+    is_postgresql = db_target.startswith("postgresql")
+    database = {"SERIES_DATABASE_URL": db_target} if is_postgresql else {"SERIES_DB_PATH": db_target}
     return Settings.from_env(ingest_env(tmp_path, s3_store, SERIES_OPERATOR_TOKEN=OPERATOR_TOKEN,
                                         SERIES_JOB_WEBHOOK_RETRY_DELAYS_S="0.2, 0.2", **database, **overrides))
 
