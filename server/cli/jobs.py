@@ -42,6 +42,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         help="take only these queues (transcode, webhooks). Default: both")
     worker.add_argument("--drain-s", type=float, default=60.0, metavar="S",
                         help="on SIGTERM, wait this long for running jobs before handing them back. Default 60")
+    worker.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve this worker's metrics (jobs, stalled re-runs, running children) on 127.0.0.1:PORT")
     worker.set_defaults(handler=cmd_worker)
 
     webhooks = commands.add_parser("webhooks", help="completion-webhook deliveries: list them, redeliver one")
@@ -165,7 +167,8 @@ def cmd_worker(args, settings: Settings) -> int:
         pass
     log.info("worker: concurrency %d, queues %s, stalled after %.0f s", args.concurrency,
              ",".join(queues) or "all", settings.jobs.stalled_after_s)
-    asyncio.run(run_worker(settings, concurrency=args.concurrency, queues=queues or None, drain_s=args.drain_s))
+    asyncio.run(run_worker(settings, concurrency=args.concurrency, queues=queues or None, drain_s=args.drain_s,
+                           metrics_port=args.metrics_port))
     return EXIT_OK
 
 

@@ -39,10 +39,13 @@ from server.jobs.engines import open_queue
 from server.jobs.job_store import JobStore
 from server.jobs.jobs import (
     PUBLISHED,
+    QUEUED,
+    RUNNING_STATES,
     SOURCE_BUCKET,
     SOURCE_SPOOL,
     STATES,
     Job,
+    JobError,
     JobRequest,
     check_webhook_allowed,
     fingerprint,
@@ -59,6 +62,8 @@ JOBS = web.AppKey("jobs", JobStore)
 QUEUE = web.AppKey("job_queue", JobQueue)
 UPLOADS = web.AppKey("uploads_store", ObjectStore)
 
+JOB_COUNT_EVERY_S = 5.0
+UNFINISHED_STATES = (QUEUED, *RUNNING_STATES)
 INGEST_PATH = r"/v1/series/{series_id}/episodes/{episode_id}/ingest"
 JOB_PATH = r"/v1/jobs/{job_id:job_[0-9a-f]{24}}"
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")     # printable ASCII, no spaces
@@ -121,17 +126,29 @@ def _jobs_ctx(settings: Settings, run_jobs: bool):
         queue.metrics.on_finished.append(lambda job: _observe_job(app[METRICS], job))
         app[JOBS], app[QUEUE], app[UPLOADS] = jobs, queue, uploads
         await queue.start()
-        sweeper = asyncio.get_running_loop().create_task(sweep_spool_forever(jobs, settings)) if run_jobs else None
+        background = [asyncio.get_running_loop().create_task(_count_jobs_forever(jobs, app[METRICS]))]
+        if run_jobs:
+            background.append(asyncio.get_running_loop().create_task(sweep_spool_forever(jobs, settings)))
         try:
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                await asyncio.gather(sweeper, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await queue.close()
             uploads.close()
             jobs.close()
     return ctx
+
+
+async def _count_jobs_forever(jobs: JobStore, metrics: Metrics) -> None:
+    # the gauge of unfinished jobs by state: one small grouped read every JOB_COUNT_EVERY_S, off the loop
+    while True:
+        try:
+            metrics.set_job_counts(await asyncio.to_thread(jobs.unfinished_counts), UNFINISHED_STATES)
+        except JobError as exc:
+            log.debug("job counts: %s", exc)
+        await asyncio.sleep(JOB_COUNT_EVERY_S)
 
 
 def _observe_job(metrics: Metrics, job: Job) -> None:

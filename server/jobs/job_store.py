@@ -323,6 +323,14 @@ class JobStore:
                                  " AND created_at < ? ORDER BY created_at", (QUEUED, time.time() - older_than_s))
         return [_job(row) for row in rows]
 
+    def unfinished_counts(self) -> dict[str, int]:
+        """How many jobs are in each unfinished state (queued: the queue's depth), across every instance."""
+        placeholders = ",".join("?" * len(TERMINAL_STATES))
+        with self._translated():
+            rows = self.db.query(f"SELECT state, count(*) AS n FROM ingest_jobs WHERE state NOT IN ({placeholders})"
+                                 " GROUP BY state", TERMINAL_STATES)
+        return {row["state"]: int(row["n"]) for row in rows}
+
     def _fail_within(self, conn: Transaction, job: Job, code: str, message: str, now: float) -> None:
         conn.execute("UPDATE ingest_jobs SET state = ?, error_code = ?, error_message = ?, updated_at = ?,"
                      " finished_at = ?, owner_id = NULL, lease_expires_at = NULL WHERE job_id = ?",

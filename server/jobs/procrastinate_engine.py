@@ -39,6 +39,7 @@ from server.jobs.jobs import QUEUED, Job, JobStoreUnavailable
 from server.jobs.owners import new_owner_id
 from server.jobs.queue import EngineView
 from server.jobs.runner import JobMetrics
+from server.jobs.worker_metrics import WorkerCollector, serve_worker_metrics
 
 log = logging.getLogger(__name__)
 
@@ -221,13 +222,17 @@ class ProcrastinateQueue:
 
 
 async def run_worker(settings: Settings, *, concurrency: int = 1, queues: Iterable[str] | None = None,
-                     drain_s: float = 60.0, name: str | None = None) -> None:
+                     drain_s: float = 60.0, name: str | None = None, metrics_port: int | None = None) -> None:
     """Run a worker until SIGTERM or SIGINT: it takes jobs of `queues` (default: all), `concurrency` at once,
     beats, and sweeps stalled jobs. On the signal it takes no new job and waits up to `drain_s` for the
-    running ones; then their children are killed and the jobs handed back (retried elsewhere at once)."""
+    running ones; then their children are killed and the jobs handed back (retried elsewhere at once).
+    With `metrics_port`, its counters are served on 127.0.0.1 (server/jobs/worker_metrics.py)."""
     jobs = await asyncio.to_thread(JobStore.open, settings.database_target,
                                    busy_timeout_ms=settings.jobs.db_busy_timeout_ms, pool_max_size=4)
     engine = Engine(settings, jobs)
+    if metrics_port is not None:
+        serve_worker_metrics(metrics_port, WorkerCollector(engine.metrics, lambda: engine.stalled_reruns,
+                                                           lambda: len(engine.processes)))
     await engine.open()
     sweeper = asyncio.get_running_loop().create_task(_sweep_forever(engine))
     worker = asyncio.get_running_loop().create_task(engine.app.run_worker_async(

@@ -48,10 +48,11 @@ class Worker:
     """One `series worker` subprocess, stopped by its own PID."""
 
     def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
-        self.name, self.log_path = name, log_path
+        self.name, self.log_path, self.metrics_port = name, log_path, free_port()
         with log_path.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "server", "worker", "--drain-s", "5"], cwd=ROOT_DIR,
-                                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server", "worker", "--drain-s", "5", "--metrics-port", str(self.metrics_port)],
+                cwd=ROOT_DIR, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
 
     @property
     def pid(self) -> int:
@@ -226,9 +227,17 @@ async def test_a_killed_worker_s_job_runs_again_elsewhere_and_every_job_publishe
                 rows = job_rows(env)
                 return rows if all(rows[job_id]["state"] in ("published", "failed") for job_id in submitted) else None
             rows = await until(all_finished, f"jobs never finished:\n{survivor.log_tail()}")
+            # what the operators see: the survivor counted its stalled re-run, the service the queue's depth
+            async with http.get(f"http://127.0.0.1:{survivor.metrics_port}/metrics") as response:
+                worker_metrics = await response.text()
+            async with http.get(service.url("/metrics")) as response:
+                service_metrics = await response.text()
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+
+    assert "series_worker_stalled_reruns_total 1.0" in worker_metrics, worker_metrics
+    assert 'series_jobs{state="queued"}' in service_metrics
 
     # every job published, once: one version per job, none published twice
     assert {rows[job_id]["state"] for job_id in submitted} == {"published"}, rows
