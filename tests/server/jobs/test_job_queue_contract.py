@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -152,3 +153,29 @@ def test_a_superseded_run_is_refused_at_its_pointer_switch(tmp_path, s3_store, s
         assert (after.state, after.attempt, after.owner_id) == ("queued", run.attempt + 1, "fresh")
     finally:
         jobs.close()
+
+
+def test_the_cli_lists_with_the_engine_s_view_and_cancels(tmp_path, s3_store, short_clip, capsys, monkeypatch):
+    from server.cli.main import main
+    from tests.support.jobs import ingest_env
+
+    env = ingest_env(tmp_path, s3_store)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = ingest_settings(tmp_path, s3_store, series=(SERIES,))
+    jobs = JobStore.open(settings.database_target)
+    try:
+        job, _ = jobs.create(_spooled_request(settings, short_clip, "4", "cli-cancel"))
+    finally:
+        jobs.close()
+    assert main(["jobs"]) == 0
+    listed = capsys.readouterr().out
+    assert f"{job.job_id}  queued" in listed and "in-process waiting" in listed
+    assert main(["jobs", "cancel", job.job_id]) == 0
+    assert capsys.readouterr().out.strip() == f"{job.job_id}: cancelled; nothing of it was published"
+    assert main(["jobs", "--json", job.job_id]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["state"], shown["error"]["code"], shown["engine"]["engine"]) == ("failed", "cancelled", "in-process")
+    assert main(["jobs", "stop", job.job_id]) == 2           # a typo is one line, not a traceback
+    assert main(["worker"]) == 1                             # no distributed engine on SQLite: says so
+    assert "series worker` runs jobs from PostgreSQL" in capsys.readouterr().err
