@@ -80,13 +80,16 @@ def _prepared_env(cluster, store, data_dir: Path, stalled_s: float, clip: Path) 
     from tests.support.catalog import add_series_for
 
     url = cluster.url(cluster.create_database(prefix="bench"))
-    env = {"SERIES_DATA_DIR": str(data_dir), "SERIES_S3_ENDPOINT": store.endpoint,
-           "SERIES_S3_ACCESS_KEY": store.settings.access_key, "SERIES_S3_SECRET_KEY": store.settings.secret_key,
-           "SERIES_S3_BUCKET": f"b-{os.urandom(4).hex()}", "SERIES_DATABASE_URL": url,
-           "SERIES_INGEST_TOKEN": "bench-ingest-token-Zr8Kq3Vm1", "SERIES_JOB_STALLED_S": str(stalled_s),
-           "SERIES_LADDER_MAX_RENDITIONS": "2", "SERIES_MIN_DURATION_S": "4"}
-    subprocess.run([sys.executable, "-m", "server", "db", "migrate"], cwd=ROOT, env={**os.environ, **env},
-                   check=True, capture_output=True)
+    from tests.conftest import settings_env
+
+    env = settings_env(data_dir, store, SERIES_DATABASE_URL=url, SERIES_INGEST_TOKEN="bench-ingest-token-Zr8Kq3Vm1Wd5",
+                       SERIES_JOB_STALLED_S=str(stalled_s), SERIES_LADDER_MAX_RENDITIONS="2",
+                       SERIES_MIN_DURATION_S="4")
+    env.pop("SERIES_X264_PRESET")       # the service's own preset, not the tests' faster one
+    migrated = subprocess.run([sys.executable, "-m", "server", "db", "migrate"], cwd=ROOT,
+                              env={**os.environ, **env}, capture_output=True, text=True)
+    if migrated.returncode != 0:
+        raise SystemExit(f"series db migrate failed: {migrated.stderr.strip()}")
     settings = Settings.from_env(env)
     add_series_for(settings, SERIES)
     from dataclasses import replace

@@ -5,7 +5,6 @@ from __future__ import annotations
 from server.config import Settings
 from server.config.jobs import PROCRASTINATE
 from server.jobs.job_store import JobStore
-from server.jobs.procrastinate_engine import ProcrastinateQueue
 from server.jobs.queue import InProcessQueue, JobQueue
 
 
@@ -15,5 +14,8 @@ def open_queue(settings: Settings, jobs: JobStore, *, run_jobs: bool = True) -> 
     `series worker` processes do (for a one-host install, run one beside `series serve`, or set
     SERIES_JOB_ENGINE=in-process)."""
     if settings.jobs.engine == PROCRASTINATE:
+        # imported here: the embedded set-up (SQLite, ./run demo) never loads the engine
+        from server.jobs.procrastinate_engine import ProcrastinateQueue
+
         return ProcrastinateQueue(settings, jobs)
     return InProcessQueue(settings, jobs, run_jobs=run_jobs)
