@@ -327,7 +327,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         version=8,
-        summary="jobs on a distributed engine (its job id, cancel requests); durable completion-webhook deliveries",
+        summary="jobs on a distributed engine (its job id, cancel requests, each attempt's end); durable "
+                "completion-webhook deliveries",
         # Owned by server/jobs/ (job_store.py, deliveries.py). engine_job_id: the Procrastinate job running this
         # one (NULL on the in-process runner, or not yet handed over); cancel_requested_at fences every later
         # progress write, so the running child stops itself on any host. A delivery is one event to one URL,
@@ -335,6 +336,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         script="""
             ALTER TABLE ingest_jobs ADD COLUMN engine_job_id INTEGER NULL;
             ALTER TABLE ingest_jobs ADD COLUMN cancel_requested_at {real} NULL;
+            CREATE TABLE ingest_job_attempts (
+                job_id          {text} NOT NULL,
+                attempt         INTEGER NOT NULL,
+                ended_at        {real} NOT NULL,
+                error_code      {text} NOT NULL,
+                error_message   {text} NOT NULL,
+                PRIMARY KEY (job_id, attempt)
+            );
             CREATE TABLE webhook_deliveries (
                 delivery_id     {text} PRIMARY KEY,
                 job_id          {text} NOT NULL,

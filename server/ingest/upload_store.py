@@ -35,7 +35,7 @@ from server.ingest.resumable import (
     UploadNotFound,
     owner_creator,
 )
-from server.jobs.job_store import translated_errors
+from server.jobs.job_rows import translated_errors
 
 _OPEN = ",".join(f"'{state}'" for state in OPEN_STATES)
 

@@ -27,7 +27,7 @@ import aiohttp
 from drm.database import Database, Row
 from server.config.jobs import JobSettings
 from server.jobs.completion import DeliveryOutcome, WebhookMessage, deliver_once, message_for, open_webhook_session
-from server.jobs.job_store import translated_errors
+from server.jobs.job_rows import translated_errors
 from server.jobs.jobs import Job, JobError
 
 log = logging.getLogger(__name__)

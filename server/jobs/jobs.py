@@ -125,6 +125,8 @@ class Job:
     spool_host: str | None = None           # the host whose disk holds a streamed upload (None: any host)
     engine_job_id: int | None = None        # the distributed engine's job running this one (Procrastinate)
     cancel_requested_at: float | None = None
+    # why each attempt that did not publish ended, oldest first (JobStore fills it in where it reads jobs)
+    attempt_errors: tuple[dict, ...] = ()
 
     @property
     def is_finished(self) -> bool:
@@ -150,6 +152,7 @@ class Job:
             "validation_report": self.report if self.state != PUBLISHED else None,
             "ingest_report": self.report if self.state == PUBLISHED else None,
             "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
+            "attempt_errors": list(self.attempt_errors),
             "webhook": {"url": self.webhook_url, "status": self.webhook_status} if self.webhook_url else None,
             "created_at": self.created_at,
             "updated_at": self.updated_at,

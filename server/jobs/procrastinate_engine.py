@@ -145,8 +145,9 @@ class Engine:
         (log.info if done.state != PENDING else log.warning)("job %s: webhook %s: %s", done.job_id, delivery_id,
                                                               done.last_status)
         if done.state == PENDING and done.next_attempt_at is not None:
-            # after this task ends: its queueing lock is held until then, so defer from a separate task
-            asyncio.get_running_loop().create_task(self.defer_delivery(delivery_id, at=done.next_attempt_at))
+            # the next attempt is a task of its own, scheduled for when it is due (the queueing lock binds only
+            # jobs still to do, not this running one)
+            await self.defer_delivery(delivery_id, at=done.next_attempt_at)
 
     async def sweep(self) -> None:
         """One round: re-run stalled jobs, hand over jobs and deliveries that nothing queued."""

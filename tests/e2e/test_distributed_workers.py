@@ -236,6 +236,10 @@ async def test_a_killed_worker_s_job_runs_again_elsewhere_and_every_job_publishe
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
+    with open_database(env["SERIES_DATABASE_URL"]) as db:
+        ended = db.query("SELECT attempt, error_code FROM ingest_job_attempts WHERE job_id = ?",
+                         (victim_row["job_id"],))
+    assert [tuple(row) for row in ended] == [(victim_row["attempt"], "interrupted")]      # why attempt 1 ended
     assert "series_worker_stalled_reruns_total 1.0" in worker_metrics, worker_metrics
     assert 'series_jobs{state="queued"}' in service_metrics
 

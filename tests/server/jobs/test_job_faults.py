@@ -93,6 +93,8 @@ async def test_store_killed_mid_job_is_retried_with_a_clear_reason_and_loses_not
         client = await aiohttp_client(create_app(settings, services))      # the service comes back too
         published = await wait_for_job(client, job["job_id"])
         assert (published["state"], published["attempt"], published["error"]) == ("published", 2, None)
+        # every attempt's reason stays on the job: attempt 1 ended for the store outage
+        assert [(e["attempt"], e["code"]) for e in published["attempt_errors"]] == [(1, "store_unavailable")]
         assert (await asyncio.to_thread(read_pointer, services.store, location))["version"] == 1
         await client.close()
     finally:
