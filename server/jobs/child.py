@@ -67,7 +67,7 @@ async def run_in_child(settings: Settings, jobs: JobStore, job: Job, owner: str,
     finally:
         if processes is not None:
             processes.pop(job.job_id, None)
-    if outcome != "cancelled" and await _was_cancelled(jobs, job):
+    if outcome != "cancelled" and process.exitcode == 0 and await _was_cancelled(jobs, job):
         outcome = "cancelled"           # the child stopped itself at its first refused write, before we looked
     if outcome == "cancelled":
         await _record(jobs, job, settings, "could not record the cancellation", jobs.finish_cancelled,
