@@ -55,7 +55,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_deliveries)
     again = actions.add_parser("redeliver", help="deliver again now, its retry schedule started afresh")
-    again.add_argument("delivery_id", metavar="DELIVERY_ID")
+    again.add_argument("delivery_id", metavar="DELIVERY_ID",
+                       help="the delivery (dlv_…) as `series webhooks deliveries` lists it")
     again.add_argument("--json", action="store_true", help="print JSON")
     again.set_defaults(handler=cmd_redeliver)
 
