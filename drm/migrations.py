@@ -218,7 +218,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=5,
         summary="ingest jobs and episode version numbers join the versioned schema",
-        # Owned by server/ (server/ingest/job_store.py, server/publishing/versions.py), kept here because
+        # Owned by server/ (server/jobs/job_store.py, server/publishing/versions.py), kept here because
         # the database has one schema version. SQLite files in the field may hold both tables already
         # (the service created them itself before): IF NOT EXISTS, and _add_job_columns. spool_host: the
         # host whose disk holds a streamed upload (instances on other hosts cannot run that job).
@@ -323,6 +323,53 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE INDEX resumable_uploads_owner ON resumable_uploads (owner, state);
             CREATE INDEX resumable_uploads_state ON resumable_uploads (state, expires_at);
             CREATE INDEX resumable_uploads_episode ON resumable_uploads (series_id, episode_id, state)
+        """,
+    ),
+    Migration(
+        version=8,
+        summary="jobs on a distributed engine (its job id, cancel requests, each attempt's end); durable "
+                "completion-webhook deliveries",
+        # Owned by server/jobs/ (job_store.py, deliveries.py). engine_job_id: the Procrastinate job running this
+        # one (NULL on the in-process runner, or not yet handed over); cancel_requested_at fences every later
+        # progress write, so the running child stops itself on any host. A delivery is one event to one URL,
+        # retried on a schedule; each attempt is kept with its outcome.
+        script="""
+            ALTER TABLE ingest_jobs ADD COLUMN engine_job_id INTEGER NULL;
+            ALTER TABLE ingest_jobs ADD COLUMN cancel_requested_at {real} NULL;
+            CREATE TABLE ingest_job_attempts (
+                job_id          {text} NOT NULL,
+                attempt         INTEGER NOT NULL,
+                ended_at        {real} NOT NULL,
+                error_code      {text} NOT NULL,
+                error_message   {text} NOT NULL,
+                PRIMARY KEY (job_id, attempt)
+            );
+            CREATE TABLE webhook_deliveries (
+                delivery_id     {text} PRIMARY KEY,
+                job_id          {text} NOT NULL,
+                message_id      {text} NOT NULL UNIQUE,
+                url             {text} NOT NULL,
+                body            {text} NOT NULL,
+                state           {text} NOT NULL,
+                attempts        INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at {real} NULL,
+                last_status     {text} NULL,
+                holder          {text} NULL,
+                held_until      {real} NULL,
+                created_at      {real} NOT NULL,
+                updated_at      {real} NOT NULL,
+                delivered_at    {real} NULL
+            );
+            CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
+            CREATE INDEX webhook_deliveries_job ON webhook_deliveries (job_id, created_at);
+            CREATE TABLE webhook_attempts (
+                delivery_id     {text} NOT NULL,
+                attempt         INTEGER NOT NULL,
+                attempted_at    {real} NOT NULL,
+                status          {text} NOT NULL,
+                http_status     INTEGER NULL,
+                PRIMARY KEY (delivery_id, attempt)
+            )
         """,
     ),
 )

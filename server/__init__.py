@@ -10,8 +10,9 @@
     playback/    per-viewer master and media playlists, and the encrypted segments they list
     catalog/     the creator, viewer and operator APIs, and the payment webhook (verified there)
     publishing/  one file to a live episode version: validate → transcode → keys → encrypt → publish; gc
-    ingest/      the hand-off API, upload spool, jobs and their store, the runner (where a job is retried),
-                 worker processes, completion webhooks; resumable (tus) uploads and their sweep
+    jobs/        ingest jobs: the JobQueue and its two engines (the in-process runner on SQLite, Procrastinate on
+                 PostgreSQL), the jobs table, the transcode child process, durable completion webhooks
+    ingest/      the hand-off API and the upload spool; resumable (tus) uploads and their sweep; they queue jobs
     reference/   the OpenAPI 3.1 description (/openapi.json) and its readable reference page (/docs)
     web/         the viewer web app: storefront, paywall, test purchase, player (static files built with
                  esbuild, served under their own CSP); the local sign-in and test payments, each off by default
@@ -19,6 +20,6 @@
     app.py       create_app(): composes the rooms into the service
 
 Rooms import downwards only (tests/test_layering.py): config → local; edge → config, services; access →
-edge; keys and playback → access, edge; catalog → access, edge, playback; publishing → config; ingest →
-edge, publishing; reference → edge; web → edge; cli and app → any room. Nothing imports cli.
+edge; keys and playback → access, edge; catalog → access, edge, playback; publishing → config; jobs →
+publishing; ingest → edge, jobs, publishing; reference → edge; web → edge; cli and app → any room. Nothing imports cli.
 """

@@ -15,11 +15,11 @@ from server.config import Settings
 from server.edge import health, metrics
 from server.edge.accesslog import access_log_options
 from server.edge.auth import AUTH_FAILURES
-from server.edge.ratelimit import AuthFailureLimiter
 from server.edge.middleware import EDGE_HEADERS, edge_middleware
+from server.edge.ratelimit import AuthFailureLimiter
 from server.edge.security import EdgeHeaders
 from server.ingest import api as ingest_api
-from server.ingest import uploads_api
+from server.ingest import deliveries_api, uploads_api
 from server.keys import endpoint as key_endpoint
 from server.playback import routes as playback
 from server.reference import page as reference
@@ -43,6 +43,7 @@ def create_app(settings: Settings, services: Services | None = None, *, run_jobs
     key_endpoint.add_routes(app, settings)
     catalog.add_routes(app, settings)
     ingest_api.add_routes(app, settings, run_jobs=run_jobs)
+    deliveries_api.add_routes(app)                # completion-webhook deliveries, for the operator
     uploads_api.add_routes(app, settings)         # resumable (tus) uploads, on the ingest jobs
     reference.add_routes(app)
     web_app.add_routes(app, settings)

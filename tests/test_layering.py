@@ -23,10 +23,12 @@ ALLOWED = {
 CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"server"}, "aiohttp": {"server"},
             "yaml": {"server/reference/document.py"},
             # the PostgreSQL driver behind drm's engine-neutral Database; everything else goes through it
-            "psycopg": {"drm/postgres.py"}, "psycopg_pool": {"drm/postgres.py"}}
+            "psycopg": {"drm/postgres.py"}, "psycopg_pool": {"drm/postgres.py"},
+            # the distributed job engine, behind the jobs room's JobQueue (it brings psycopg along, as a conninfo)
+            "procrastinate": {"server/jobs/procrastinate_engine.py"}}
 
 # server's rooms and the rooms each may import; a module directly in server/ is a room of its own name
-_FEATURE_ROOMS = {"access", "keys", "playback", "catalog", "publishing", "ingest", "reference", "web"}
+_FEATURE_ROOMS = {"access", "keys", "playback", "catalog", "publishing", "jobs", "ingest", "reference", "web"}
 SERVER_ROOMS: dict[str, set[str]] = {
     "local": set(),
     "config": {"local"},
@@ -37,7 +39,8 @@ SERVER_ROOMS: dict[str, set[str]] = {
     "playback": {"access", "edge", "config", "services"},
     "catalog": {"access", "edge", "playback", "config", "services"},
     "publishing": {"config"},
-    "ingest": {"edge", "publishing", "config", "services"},
+    "jobs": {"publishing", "config", "services"},
+    "ingest": {"edge", "jobs", "publishing", "config", "services"},
     "reference": {"edge", "config"},
     "web": {"edge", "config", "services"},
     "app": {"config", "services", "edge"} | _FEATURE_ROOMS,
@@ -120,9 +123,9 @@ def test_a_forbidden_room_import_is_caught(tmp_path):
     edge_module = tmp_path / "server" / "edge" / "newcomer.py"
     edge_module.parent.mkdir(parents=True)
     edge_module.write_text("from server.edge.problems import problem\nfrom server.catalog import api\n"
-                           "from server.ingest.jobs import Job\nimport server.cli\n")
+                           "from server.jobs.jobs import Job\nimport server.cli\n")
     assert forbidden_server_imports(edge_module, tmp_path) == ["server.catalog", "server.catalog.api", "server.cli",
-                                                               "server.ingest.jobs", "server.ingest.jobs.Job"]
+                                                               "server.jobs.jobs", "server.jobs.jobs.Job"]
     keys_module = tmp_path / "server" / "keys" / "fine.py"
     keys_module.parent.mkdir(parents=True)
     keys_module.write_text("from server.edge.auth import token_of\nfrom server.services import SERVICES\n")

@@ -32,13 +32,21 @@ def cmd_migrate(args, settings: Settings) -> int:
     where = settings.describe_database()
     with connect_database(settings.database_target, pool_max_size=2) as db:
         result = migrate(db)
+    engine_created = False
+    if settings.database_url is not None:
+        # the job engine's tables, in the same database: one command for the operator, not two tools
+        from server.jobs.procrastinate_engine import apply_schema
+
+        engine_created = apply_schema(settings.database_target)
     if args.json:
         print(json.dumps({"database": where, "from_version": result.from_version, "to_version": result.to_version,
-                          "changed": result.changed}))
+                          "changed": result.changed, "job_engine_schema_created": engine_created}))
     elif result.changed:
         print(f"migrated {where} from schema version {result.from_version} to {result.to_version}")
     else:
         print(f"{where} is at schema version {result.to_version}, this code's; nothing to do")
+    if engine_created and not args.json:
+        print(f"created the job engine's tables (Procrastinate) in {where}")
     return EXIT_OK
 
 

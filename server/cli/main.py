@@ -17,14 +17,25 @@ from pathlib import Path
 from drm.errors import DrmError
 from packager.errors import PackagerError
 from pipeline.errors import MediaRejected, PipelineError
-from server.cli import access, catalog, database, demo, episode_catalog, episodes, operations, service, uploads
+from server.cli import (
+    access,
+    catalog,
+    database,
+    demo,
+    episode_catalog,
+    episodes,
+    jobs,
+    operations,
+    service,
+    uploads,
+)
 from server.cli.common import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE
 from server.config import Settings, SettingsError
-from server.ingest.jobs import JobError
 from server.ingest.resumable import UploadError
+from server.jobs.jobs import JobError
 from server.publishing.admission import SeriesNotSellable
 
-COMMAND_GROUPS = (demo, episodes, episode_catalog, service, access, operations, uploads, catalog, database)
+COMMAND_GROUPS = (demo, episodes, episode_catalog, service, access, jobs, operations, uploads, catalog, database)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""`series jobs` and `series gc`: following ingest jobs, and removing what no live version needs."""
+"""`series gc`: removing what no live version needs (`series jobs` is server/cli/jobs.py)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,15 @@ from dataclasses import replace
 from packager.store import ObjectStore
 from server.cli.common import EXIT_OK, running_services
 from server.config import Settings
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import STATES
 from server.ingest.spool import sweep_spool
 from server.ingest.upload_endings import UploadContext
 from server.ingest.upload_store import UploadStore
 from server.ingest.upload_sweep import sweep_uploads
+from server.jobs.job_store import JobStore
 from server.publishing.garbage import collect_deleted, collect_garbage
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    jobs = commands.add_parser("jobs", help="list ingest jobs handed off over the API, or show one")
-    jobs.add_argument("job_id", nargs="?", help="show this job in full (default: list recent jobs)")
-    jobs.add_argument("--state", choices=STATES, help="list only jobs in this state")
-    jobs.add_argument("--limit", type=int, default=20, help="list at most this many, newest first (default 20)")
-    jobs.add_argument("--json", action="store_true", help="print JSON")
-    jobs.set_defaults(handler=cmd_jobs)
-
     gc_help = ("delete superseded and orphaned episode versions and their keys (the live version, and the "
                "previous one for SERIES_GC_GRACE_S, stay), everything of episodes and series deleted more than "
                "SERIES_GC_GRACE_S ago, spooled uploads of jobs that failed more than "
@@ -36,30 +28,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     gc.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
     gc.add_argument("--json", action="store_true", help="print the result as JSON")
     gc.set_defaults(handler=cmd_gc)
-
-
-def cmd_jobs(args, settings: Settings) -> int:
-    jobs = JobStore.open(settings.database_target)
-    try:
-        listed = [jobs.get(args.job_id)] if args.job_id else jobs.list(state=args.state, limit=args.limit)
-    finally:
-        jobs.close()
-    if args.json:
-        shown = [job.as_public_dict() for job in listed]
-        print(json.dumps(shown[0] if args.job_id else shown, indent=2))
-    elif args.job_id:
-        job = listed[0]
-        print(f"{job.job_id}: {job.state} ({job.stage_fraction:.0%}), series {job.series_id} episode "
-              f"{job.episode_id}, attempt {job.attempt}" + (f", published as v{job.version}" if job.version else ""))
-        if job.error_code:
-            print(f"  error {job.error_code}: {job.error_message}")
-        for reason in (job.report or {}).get("reasons", []):
-            print(f"  rejected: {reason['message']} [{reason['code']}]")
-    else:
-        for job in listed:
-            print(f"{job.job_id}  {job.state:<11} {job.stage_fraction:>4.0%}  {job.series_id}/{job.episode_id}"
-                  + (f"  {job.error_code}" if job.error_code else ""))
-    return EXIT_OK
 
 
 def cmd_gc(args, settings: Settings) -> int:

@@ -20,7 +20,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the HTTP service (playlists, segments, keys, APIs)")
     serve.add_argument("--processes", type=_process_count, default=1, metavar="N",
                        help="serve from N processes sharing SERIES_LISTEN_PORT (SO_REUSEPORT: the kernel spreads "
-                            "connections); the first also runs ingest jobs. Default 1")
+                            "connections); the first also runs ingest jobs, unless `series worker`s run them "
+                            "(SERIES_JOB_ENGINE=procrastinate). Default 1")
     serve.set_defaults(handler=cmd_serve)
 
     store = commands.add_parser("store", help="start, stop or inspect the embedded local object store")

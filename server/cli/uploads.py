@@ -12,10 +12,10 @@ from dataclasses import replace
 from packager.store import ObjectStore
 from server.cli.common import EXIT_FAILED, EXIT_OK, running_services
 from server.config import Settings
-from server.ingest.job_store import JobStore
 from server.ingest.resumable import STATES, TERMINATED, Upload, UploadLocked, creator_owner
 from server.ingest.upload_endings import UploadContext, abandon
 from server.ingest.upload_store import UploadStore
+from server.jobs.job_store import JobStore
 
 ABORT_WAIT_S = 10.0         # an upload a PATCH is writing is aborted once that request lets go
 

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IN_PROCESS, PROCRASTINATE = "in-process", "procrastinate"      # SERIES_JOB_ENGINE
+JOB_ENGINES = (IN_PROCESS, PROCRASTINATE)
+# Standard Webhooks' retry schedule: the first attempt at once, then after each of these (about 28 hours)
+WEBHOOK_RETRY_DELAYS_S: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 MIN_JOB_S = 1.0                  # SERIES_JOB_MAX_S may be set very low (tests do); the default is hours
 
 
@@ -31,13 +35,21 @@ class JobSettings:
     # empty refuses every webhook_url (SERIES_JOB_WEBHOOK_HOSTS)
     webhook_hosts: tuple[str, ...] = ()
     # non-public networks a listed host name may resolve to (SERIES_JOB_WEBHOOK_NETWORKS); see
-    # server/ingest/webhook_address.py: loopback, private and metadata addresses are refused otherwise
+    # server/jobs/webhook_address.py: loopback, private and metadata addresses are refused otherwise
     webhook_networks: tuple[IpNetwork, ...] = ()
     lease_s: float = 60.0           # a claimed job whose owner stops renewing for this long is re-queued
     failed_upload_retention_s: float = 7 * 24 * 3600.0  # a failed job's spooled upload is kept this long
     # one run of a job may take this long before its worker is killed and the job failed (SERIES_JOB_MAX_S):
     # a 20-minute 4K upload transcodes in well under 2 hours on 2 cores at veryfast
     max_job_s: float = 4 * 3600.0
+    # who runs jobs (SERIES_JOB_ENGINE): the in-process runner (the default on SQLite), or Procrastinate on the
+    # shared PostgreSQL (the default there), whose `series worker` processes run them on any host
+    engine: str = IN_PROCESS
+    # a distributed worker silent for this long is taken for dead and its job run again elsewhere
+    # (SERIES_JOB_STALLED_S); workers beat every third of it
+    stalled_after_s: float = 30.0
+    # delays between completion-webhook attempts (SERIES_JOB_WEBHOOK_RETRY_DELAYS_S, seconds, comma-separated)
+    webhook_retry_delays_s: tuple[float, ...] = WEBHOOK_RETRY_DELAYS_S
 
 
 def webhook_signing_key(secret: str) -> bytes:

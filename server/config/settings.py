@@ -21,6 +21,7 @@ from packager.store import StoreSettings
 from pipeline.fmp4 import SegmentFormat
 from pipeline.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric
 from pipeline.validate import ValidationRules
+from server.config.access import AccessSettings, DatabaseUrl
 from server.config.catalog import CatalogSettings
 from server.config.credentials import (
     check_bearer_secret,
@@ -31,12 +32,18 @@ from server.config.credentials import (
     parse_public_keys,
     parse_token_keys,
 )
-from server.config.access import AccessSettings, DatabaseUrl
 from server.config.environment import PREFIX, Environment, Secret, SettingsError
 from server.config.http import AuthFailureSettings, HttpSettings, RateLimitSettings, parse_networks, parse_origins
-from server.config.jobs import MIN_JOB_S, JobSettings
-from server.config.web import WebSettings, web_settings
+from server.config.jobs import (
+    IN_PROCESS,
+    JOB_ENGINES,
+    MIN_JOB_S,
+    PROCRASTINATE,
+    WEBHOOK_RETRY_DELAYS_S,
+    JobSettings,
+)
 from server.config.uploads import UploadSettings, read_upload_settings
+from server.config.web import WebSettings, web_settings
 from server.local.object_store import LocalStoreSettings
 from server.local.secrets import local_secrets
 
@@ -122,7 +129,8 @@ class Settings:
         drm = _drm_settings(env, generated)
         rules = _validation_rules(env)
         catalog = _catalog_settings(env, generated)
-        jobs = _job_settings(env, data_dir, generated, rules.max_size_bytes)
+        database_url = _database_url(env)
+        jobs = _job_settings(env, data_dir, generated, rules.max_size_bytes, is_postgresql=database_url is not None)
         metrics_token = _optional_secret(env, "METRICS_TOKEN")
         check_distinct({"OPERATOR_TOKEN": _revealed(catalog["operator_token"]),
                         "WEBHOOK_SECRET": _revealed(catalog["webhook_secret"]), "INGEST_TOKEN": jobs.ingest_token,
@@ -130,7 +138,6 @@ class Settings:
                         "JOB_WEBHOOK_LEGACY_SECRET": jobs.webhook_legacy_secret})
         host = env.str("LISTEN_HOST", "127.0.0.1")
         port = env.int("LISTEN_PORT", 8080)
-        database_url = _database_url(env)
         access = _access(env, is_postgresql=database_url is not None)
         pool_size = _pool_size(env, access.lookup_threads)
         return cls(
@@ -306,7 +313,8 @@ def _catalog_api(env: Environment) -> CatalogSettings:
                            progress_burst=burst)
 
 
-def _job_settings(env: Environment, data_dir: Path, generated: dict, max_upload_bytes: int) -> JobSettings:
+def _job_settings(env: Environment, data_dir: Path, generated: dict, max_upload_bytes: int, *,
+                  is_postgresql: bool) -> JobSettings:
     # Without SERIES_INGEST_TOKEN (and off the local setup) the hand-off API stays closed, not open.
     token = env.str("INGEST_TOKEN", "") or generated.get("ingest_token")
     if token is not None:
@@ -320,7 +328,16 @@ def _job_settings(env: Environment, data_dir: Path, generated: dict, max_upload_
         raise SettingsError(f"{PREFIX}JOB_WEBHOOK_SECRET is not set, but {PREFIX}JOB_WEBHOOK_HOSTS allows webhooks; "
                             "set it (whsec_ + base64 of 32 random bytes) so that receivers can verify them")
     legacy_secret = env.str("JOB_WEBHOOK_LEGACY_SECRET", "") or None
+    engine = env.str("JOB_ENGINE", PROCRASTINATE if is_postgresql else IN_PROCESS)
+    if engine not in JOB_ENGINES:
+        raise SettingsError(f"{PREFIX}JOB_ENGINE has value {engine!r}; expected one of {', '.join(JOB_ENGINES)}")
+    if engine == PROCRASTINATE and not is_postgresql:
+        raise SettingsError(f"{PREFIX}JOB_ENGINE=procrastinate needs PostgreSQL: set {PREFIX}DATABASE_URL, or use "
+                            f"{IN_PROCESS} with the embedded SQLite file")
     return JobSettings(
+        engine=engine,
+        stalled_after_s=env.float("JOB_STALLED_S", 30.0, minimum=MIN_STALLED_S),
+        webhook_retry_delays_s=_retry_delays(env, "JOB_WEBHOOK_RETRY_DELAYS_S", WEBHOOK_RETRY_DELAYS_S),
         ingest_token=token,
         webhook_secret=webhook_secret,
         webhook_legacy_secret=legacy_secret,
@@ -338,6 +355,24 @@ def _job_settings(env: Environment, data_dir: Path, generated: dict, max_upload_
         failed_upload_retention_s=env.float("FAILED_UPLOAD_RETENTION_S", 7 * 24 * 3600.0,
                                             minimum=MIN_FAILED_UPLOAD_RETENTION_S),
     )
+
+
+MIN_STALLED_S = 3.0      # a worker beats every third of it: a lower bound keeps beats off the hot path
+
+
+def _retry_delays(env: Environment, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    """A comma-separated list of non-negative seconds, e.g. '5, 300, 1800'."""
+    raw = env.str(name, "")
+    if not raw.strip():
+        return default
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name} has value {raw!r}; expected seconds separated by commas, "
+                            "e.g. '5, 300, 1800'") from None
+    if any(not delay >= 0 for delay in delays):
+        raise SettingsError(f"{PREFIX}{name} has value {raw!r}; every delay must be 0 or more seconds")
+    return delays
 
 
 _RATE_VARIABLES = {"viewer_per_s": "RATE_VIEWER_PER_S", "viewer_burst": "RATE_VIEWER_BURST",

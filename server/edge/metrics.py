@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from itertools import accumulate
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.utils import floatToGoString
@@ -95,6 +95,8 @@ class Metrics:
         self.registry.register(self.tally)
         self.job_duration = Histogram("series_job_duration_seconds", "Background job durations by kind and outcome",
                                       ["kind", "outcome"], buckets=JOB_BUCKETS_S, registry=self.registry)
+        self.jobs_waiting = Gauge("series_jobs", "Ingest jobs not finished, by state (queued: the queue's depth), "
+                                  "as last counted in the shared database", ["state"], registry=self.registry)
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
         """Count and time one answered request (event loop only)."""
@@ -125,6 +127,11 @@ class Metrics:
             outcome = "succeeded"
         finally:
             self.observe_job(kind, time.perf_counter() - started, outcome)
+
+    def set_job_counts(self, counts: dict[str, int], states: tuple[str, ...]) -> None:
+        """The unfinished jobs by state (every state in `states` reported, 0 when absent)."""
+        for state in states:
+            self.jobs_waiting.labels(state).set(counts.get(state, 0))
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

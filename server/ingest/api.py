@@ -6,6 +6,8 @@
                                                             (webhook in ?webhook_url=)
     GET  /v1/jobs/{job_id}                                   state, stage percent, report, error
     GET  /v1/jobs?state=&limit=                              newest first
+    POST /v1/jobs/{job_id}/cancel                            → 202: a waiting job fails `cancelled` at once,
+                                                            a running one stops within seconds
 
 Every request carries `Authorization: Bearer <SERIES_INGEST_TOKEN>`; a POST also an Idempotency-Key:
 the same key with the same request answers with the same job, with a different request 422.
@@ -32,29 +34,36 @@ from server.config import Settings
 from server.edge.auth import AuthRequired, bearer_matches, checked_credentials
 from server.edge.bodies import MalformedBody, read_json
 from server.edge.metrics import METRICS, Metrics
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import (
+from server.ingest.spool import sweep_spool_forever
+from server.jobs.engines import open_queue
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import (
     PUBLISHED,
+    QUEUED,
+    RUNNING_STATES,
     SOURCE_BUCKET,
     SOURCE_SPOOL,
     STATES,
     Job,
+    JobError,
     JobRequest,
     check_webhook_allowed,
     fingerprint,
     new_job_id,
 )
-from server.ingest.owners import local_host
-from server.ingest.runner import JobRunner
+from server.jobs.owners import local_host
+from server.jobs.queue import JobQueue
 from server.publishing.admission import check_admission
 from server.services import SERVICES
 
 log = logging.getLogger(__name__)
 
 JOBS = web.AppKey("jobs", JobStore)
-RUNNER = web.AppKey("job_runner", JobRunner)
+QUEUE = web.AppKey("job_queue", JobQueue)
 UPLOADS = web.AppKey("uploads_store", ObjectStore)
 
+JOB_COUNT_EVERY_S = 5.0
+UNFINISHED_STATES = (QUEUED, *RUNNING_STATES)
 INGEST_PATH = r"/v1/series/{series_id}/episodes/{episode_id}/ingest"
 JOB_PATH = r"/v1/jobs/{job_id:job_[0-9a-f]{24}}"
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")     # printable ASCII, no spaces
@@ -100,6 +109,7 @@ def add_routes(app: web.Application, settings: Settings, *, run_jobs: bool = Tru
     app.router.add_post(INGEST_PATH, submit_ingest)
     app.router.add_get(JOB_PATH, get_job)
     app.router.add_get("/v1/jobs", list_jobs)
+    app.router.add_post(JOB_PATH + "/cancel", cancel_job)
 
 
 def _jobs_ctx(settings: Settings, run_jobs: bool):
@@ -112,17 +122,33 @@ def _jobs_ctx(settings: Settings, run_jobs: bool):
                 await asyncio.to_thread(uploads.ensure_bucket)
             except StoreError as exc:
                 log.warning("could not create the uploads bucket: %s", exc)
-        runner = JobRunner(settings, jobs, runs_jobs=run_jobs)
-        runner.metrics.on_finished.append(lambda job: _observe_job(app[METRICS], job))
-        app[JOBS], app[RUNNER], app[UPLOADS] = jobs, runner, uploads
-        await runner.start()
+        queue = open_queue(settings, jobs, run_jobs=run_jobs)
+        queue.metrics.on_finished.append(lambda job: _observe_job(app[METRICS], job))
+        app[JOBS], app[QUEUE], app[UPLOADS] = jobs, queue, uploads
+        await queue.start()
+        background = [asyncio.get_running_loop().create_task(_count_jobs_forever(jobs, app[METRICS]))]
+        if run_jobs:
+            background.append(asyncio.get_running_loop().create_task(sweep_spool_forever(jobs, settings)))
         try:
             yield
         finally:
-            await runner.close()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await queue.close()
             uploads.close()
             jobs.close()
     return ctx
+
+
+async def _count_jobs_forever(jobs: JobStore, metrics: Metrics) -> None:
+    # the gauge of unfinished jobs by state: one small grouped read every JOB_COUNT_EVERY_S, off the loop
+    while True:
+        try:
+            metrics.set_job_counts(await asyncio.to_thread(jobs.unfinished_counts), UNFINISHED_STATES)
+        except JobError as exc:
+            log.debug("job counts: %s", exc)
+        await asyncio.sleep(JOB_COUNT_EVERY_S)
 
 
 def _observe_job(metrics: Metrics, job: Job) -> None:
@@ -137,7 +163,7 @@ def _uploads_settings(settings: Settings) -> StoreSettings:
 
 
 def _settings(request: web.Request) -> Settings:
-    return request.app[RUNNER].settings
+    return request.app[QUEUE].settings
 
 
 def _authenticate(request: web.Request) -> None:
@@ -178,7 +204,7 @@ async def submit_ingest(request: web.Request) -> web.Response:
         job, created = await _spooled_job(request, settings, series_id, episode_id, key)
     if created:
         log.info("job %s: %s episode %s of series %s queued", job.job_id, job.source_kind, episode_id, series_id)
-        request.app[RUNNER].submit(job)
+        await request.app[QUEUE].submit(job)
     return _job_response(request, job, 202)
 
 
@@ -345,3 +371,13 @@ def query_limit(request: web.Request) -> int:
     if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 500:
         raise IngestRequestError("limit must be an integer from 1 to 500")
     return int(raw_limit)
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """Cancel a job: 202 with the job as it is now (failed `cancelled`, or still running while its child
+    stops); a finished job is answered as it is, unchanged (200)."""
+    _authenticate(request)
+    job = await request.app[QUEUE].cancel(request.match_info["job_id"])
+    log.info("job %s: cancel requested (%s)", job.job_id, job.state)
+    status = 200 if job.is_finished and job.error_code != "cancelled" else 202
+    return _job_response(request, job, status)

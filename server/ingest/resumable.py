@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from packager.store import StoredPart
+from server.jobs.jobs import UPLOADS_PREFIX
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
@@ -32,7 +33,6 @@ OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 CHECKSUM_ALGORITHMS: dict[str, Callable[[], Any]] = {
     "sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
-UPLOADS_PREFIX = "tus/"                 # in the uploads bucket: tus/{upload_id}/media/{file}, tus/{upload_id}/tail/…
 UPLOAD_ID = re.compile(r"^up_[0-9a-f]{24}$")
 UPLOAD_ID_PATTERN = r"up_[0-9a-f]{24}"
 

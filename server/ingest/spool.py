@@ -10,6 +10,7 @@ however old. The service sweeps at start-up and hourly, in a thread; `series gc`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import stat
@@ -17,8 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import FAILED, PUBLISHED, Job
+from server.config import Settings
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import FAILED, PUBLISHED, Job, JobStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +110,17 @@ def _due(owners: list[Job], status: os.stat_result, cutoff: float) -> str | None
         return FAILED_JOB if ended_at < cutoff else None
     # no job names it: fresh, it may be an upload between its spool write and its row; old, it is debris
     return ORPHAN if status.st_mtime < cutoff else None
+
+
+async def sweep_spool_forever(jobs: JobStore, settings: Settings) -> None:
+    """Sweep the spool now and every SWEEP_INTERVAL_S until cancelled (the service runs it beside the jobs
+    it runs): failed jobs' uploads past their retention, and orphans; a directory walk, so off the loop."""
+    while True:
+        try:
+            await asyncio.to_thread(sweep_spool, jobs, settings.jobs.spool_dir,
+                                    retention_s=settings.jobs.failed_upload_retention_s)
+        except JobStoreUnavailable as exc:
+            log.warning("spool sweep: %s", exc)         # the next sweep catches up
+        except Exception:  # noqa: BLE001 - the sweep must outlive one bad round
+            log.exception("spool sweep failed")
+        await asyncio.sleep(SWEEP_INTERVAL_S)

@@ -14,10 +14,10 @@ from drm.errors import DrmError
 from packager.errors import MultipartMissing
 from packager.store import ObjectStore
 from server.config import Settings
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import SOURCE_BUCKET, Job, JobRequest, fingerprint
 from server.ingest.resumable import COMPLETING, REJECTED, Upload, UploadError, upload_prefix
 from server.ingest.upload_store import UploadStore
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import SOURCE_BUCKET, Job, JobRequest, fingerprint
 
 log = logging.getLogger(__name__)
 

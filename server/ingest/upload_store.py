@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 
 from drm.database import Database, Row
 from packager.store import StoredPart
-from server.ingest.job_store import translated_errors
 from server.ingest.resumable import (
     ACTIVE,
     COMPLETED,
@@ -36,6 +35,7 @@ from server.ingest.resumable import (
     UploadNotFound,
     owner_creator,
 )
+from server.jobs.job_rows import translated_errors
 
 _OPEN = ",".join(f"'{state}'" for state in OPEN_STATES)
 

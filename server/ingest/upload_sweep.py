@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 from drm.errors import DrmError
 from packager.errors import StoreError
-from server.ingest.jobs import FAILED, Job, JobNotFound, JobStoreUnavailable
 from server.ingest.resumable import (
     ACTIVE,
     COMPLETED,
@@ -35,6 +34,7 @@ from server.ingest.resumable import (
     upload_id_of,
 )
 from server.ingest.upload_endings import UploadContext, abandon, clear_objects, complete_upload
+from server.jobs.jobs import FAILED, Job, JobNotFound, JobStoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from server.edge.auth import bearer, bearer_matches, checked_credentials, requir
 from server.edge.problems import problem_for
 from server.ingest.api import (
     JOBS,
-    RUNNER,
+    QUEUE,
     UPLOADS,
     IngestUnauthorized,
     UploadTooLarge,
@@ -133,7 +133,7 @@ async def _sweep(context: UploadContext, app: web.Application) -> None:
             _, jobs = await asyncio.to_thread(sweep_uploads, context, scan_store=scan)
             scanned_at = time.monotonic() if scan else scanned_at
             for job in jobs:
-                app[RUNNER].submit(job)
+                await app[QUEUE].submit(job)
         except Exception:  # noqa: BLE001 - the sweep must outlive one bad round
             log.exception("uploads sweep failed")
         await asyncio.sleep(min(SWEEP_INTERVAL_S, context.settings.uploads.lease_s))
@@ -169,7 +169,7 @@ def _uploader(request: web.Request) -> Uploader:
     if bearer(request) is None:
         raise IngestUnauthorized("send Authorization: Bearer <SERIES_INGEST_TOKEN> (upload services) or a creator's "
                                  "account token (the creator studio)")
-    ingest_token = request.app[RUNNER].settings.jobs.ingest_token
+    ingest_token = request.app[QUEUE].settings.jobs.ingest_token
     if ingest_token and bearer_matches(request, ingest_token):
         checked_credentials(request, lambda: None)      # a throttled address is refused, right token or not
         return Uploader(INGEST_OWNER, None)
@@ -332,7 +332,7 @@ async def _store_chunk(request: web.Request, upload_id: str, offset: int, checks
                                      checksum=checksum)
         if upload.state == COMPLETING:
             job = await asyncio.to_thread(complete_upload, context, upload, holder)
-            request.app[RUNNER].submit(job)
+            await request.app[QUEUE].submit(job)
             upload = await asyncio.to_thread(context.uploads.get, upload_id)
     finally:
         await asyncio.to_thread(context.uploads.release, upload_id, holder)
@@ -348,7 +348,7 @@ async def _complete_left_over(request: web.Request, upload: Upload) -> Upload:
         held = await asyncio.to_thread(context.uploads.claim, upload.upload_id, holder,
                                        context.settings.uploads.lease_s, states=(COMPLETING,))
         job = await asyncio.to_thread(complete_upload, context, held, holder)
-        request.app[RUNNER].submit(job)
+        await request.app[QUEUE].submit(job)
     except Exception as exc:  # noqa: BLE001 - the HEAD answers the offset either way
         log.info("upload %s: completion left for the sweep: %s", upload.upload_id, exc)
     finally:

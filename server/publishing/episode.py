@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -89,6 +89,8 @@ def ingest_episode(
     on_report: Callable[[dict], None] | None = None,
     versions: EpisodeVersions | None = None,
     creators: CreatorRegistry | None = None,
+    on_version: Callable[[int], None] | None = None,
+    before_switch: Callable[[], None] | None = None,
 ) -> PublishedEpisode:
     """Publish `source` as the new live version of the episode and register it in the catalog.
 
@@ -99,6 +101,11 @@ def ingest_episode(
     (other jobs, other service instances, the CLI) never share a prefix; None reads the store (one writer).
 
     `creators`, when given, must still list the series' creator as eligible (check_admission).
+
+    A job's run passes its fences: `on_version(version)` hears the version allocated, before anything of it
+    is written (the job records it, so a re-run can tell it went live); `before_switch()` runs while the
+    pointer-switch lease is held, just before the switch, and raises to stop a run that was superseded or
+    cancelled meanwhile (the version is then discarded, its keys deleted, nothing went live).
 
     Raises MediaRejected (with the full report) for unacceptable media; UnknownSeries,
     EpisodeLimitReached, CreatorNotEligible, SeriesNotSellable or InvalidField (duration) before any
@@ -119,7 +126,8 @@ def ingest_episode(
                                      is_free_preview=is_free_preview)
     try:
         published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
-                                           progress, transcode_progress, on_report, versions)
+                                           progress, transcode_progress, on_report, versions,
+                                           on_version, before_switch)
     except PointerSwitchUncertain:
         raise       # the episode may be live: it keeps its slot
     except BaseException:
@@ -141,7 +149,9 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                            progress: Callable[[str, float], None] | None,
                            transcode_progress: Callable[[TranscodeProgress], None] | None,
                            on_report: Callable[[dict], None] | None,
-                           versions: EpisodeVersions | None) -> PublishedEpisode:
+                           versions: EpisodeVersions | None,
+                           on_version: Callable[[int], None] | None = None,
+                           before_switch: Callable[[], None] | None = None) -> PublishedEpisode:
     video = report.info.video
     if progress and settings.ladder.mode == LadderMode.PER_TITLE:
         progress("validating", 0.5)     # the per-title analysis: a few probe encodes before the transcode
@@ -168,6 +178,8 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
         location = EpisodeLocation(series_id=series_id, episode_id=episode_id)
         # the version is chosen before the keys so that they are recorded as its keys (for GC)
         version = versions.allocate(store, location) if versions else next_version(store, location)
+        if on_version:
+            on_version(version)
         keys = keystore.create_keys(series_id, episode_id, periods, version=version)
         try:
             if progress:
@@ -182,7 +194,7 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                 version=version,
                 session_key=settings.hls_session_key,
                 decode_segment=decode_segment,   # the self-check decodes with PyAV, which packager may not import
-                switch_guard=(lambda: versions.switch_lock(location)) if versions else contextlib.nullcontext,
+                switch_guard=lambda: _fenced_switch(versions, location, before_switch),
             )
         except PointerSwitchUncertain:
             raise       # the version may be live: its keys stay (retention removes them if it is not)
@@ -191,6 +203,16 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
             raise
     _collect_after_publish(store, keystore, location, settings)
     return published
+
+
+@contextlib.contextmanager
+def _fenced_switch(versions: EpisodeVersions | None, location: EpisodeLocation,
+                   before_switch: Callable[[], None] | None) -> Iterator[None]:
+    """The pointer switch's guard: the shared lease (when `versions` is given), then the caller's fence."""
+    with versions.switch_lock(location) if versions else contextlib.nullcontext():
+        if before_switch:
+            before_switch()
+        yield
 
 
 def _collect_after_publish(store: ObjectStore, keystore: KeyStore, location: EpisodeLocation,

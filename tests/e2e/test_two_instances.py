@@ -83,7 +83,9 @@ def shared_env(tmp_path, s3_store, postgres_url) -> dict[str, str]:
     env = settings_env(tmp_path / "seed", s3_store, SERIES_DATABASE_URL=postgres_url, SERIES_INGEST_TOKEN=INGEST_TOKEN,
                        SERIES_OPERATOR_TOKEN=OPERATOR_TOKEN, SERIES_WEBHOOK_SECRET=WEBHOOK_SECRET,
                        SERIES_MIN_DURATION_S="4", SERIES_LADDER_MAX_RENDITIONS="1",
-                       SERIES_RATE_VIEWER_BURST="100000", SERIES_RATE_IP_BURST="100000")
+                       SERIES_RATE_VIEWER_BURST="100000", SERIES_RATE_IP_BURST="100000",
+                       # the instances run jobs themselves (a one-host install's choice on PostgreSQL)
+                       SERIES_JOB_ENGINE="in-process")
     add_series_for(Settings.from_env(env), SERIES)
     return env
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from drm.keystore import ContentKey
 from server.app import create_app
 from server.edge.accesslog import access_log_options
-from server.ingest.job_store import JobStore
+from server.jobs.job_store import JobStore
 from server.keys.endpoint import answer_keys_first
 from server.services import Services
 from tests.conftest import settings_for

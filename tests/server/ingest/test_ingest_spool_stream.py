@@ -11,10 +11,10 @@ import types
 
 import pytest
 
-from server.ingest import api as ingest_api
 from server.app import create_app
+from server.ingest import api as ingest_api
 from server.ingest.api import JOBS
-from server.ingest.jobs import fingerprint
+from server.jobs.jobs import fingerprint
 from tests.support.jobs import AUTH, ingest_settings
 
 SERIES = "s-stream"
@@ -66,7 +66,7 @@ async def test_upload_is_hashed_off_the_loop_with_the_same_fingerprint_and_repla
     job = client.app[JOBS].get(job_id)
     assert job.fingerprint == fingerprint({"series": SERIES, "episode": "1", "sha256": hashlib.sha256(body).hexdigest(),
                                            "size": len(body), "webhook": None})
-    spool_dir = client.app[ingest_api.RUNNER].settings.jobs.spool_dir
+    spool_dir = client.app[ingest_api.QUEUE].settings.jobs.spool_dir
     assert [path.read_bytes() == body for path in spool_dir.iterdir()] == [True]
 
     async def in_pieces(data: bytes, size: int):    # chunked, no Content-Length: other chunk borders

@@ -14,9 +14,9 @@ import pytest
 from packager.store import ObjectStore
 from server.app import create_app
 from server.config import Settings, SettingsError
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import SOURCE_SPOOL, TRANSCODING, JobRequest, fingerprint
 from server.ingest.spool import FAILED_JOB, ORPHAN, PUBLISHED_JOB, sweep_spool
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import SOURCE_SPOOL, TRANSCODING, JobRequest, fingerprint
 from tests.support.jobs import ingest_env, ingest_settings
 
 DAY_S = 24 * 3600.0

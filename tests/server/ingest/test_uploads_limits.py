@@ -17,9 +17,9 @@ import pytest
 from drm.errors import UnknownEpisode
 from server.app import create_app
 from server.cli.main import main
-from server.ingest.uploads_api import UPLOAD_CONTEXT
 from server.ingest.upload_store import UploadStore
 from server.ingest.upload_sweep import sweep_uploads
+from server.ingest.uploads_api import UPLOAD_CONTEXT
 from server.services import Services
 from tests.support.catalog import add_series
 from tests.support.jobs import AUTH, ingest_env

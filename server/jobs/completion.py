@@ -2,11 +2,10 @@
 
 One delivery attempt is deliver_once(): it checks the URL against SERIES_JOB_WEBHOOK_HOSTS again (the
 list may have shrunk since the job was submitted), connects only to addresses the policy of
-server/ingest/webhook_address.py allows (checked on the socket itself, after DNS), never follows a
+server/jobs/webhook_address.py allows (checked on the socket itself, after DNS), never follows a
 redirect (a 3xx is a failed delivery: following it would carry the signed body to a host nobody
-listed), and returns a DeliveryOutcome saying whether to try again. CompletionWebhooks.notify() makes
-a few quick attempts and keeps the outcome on the job; a durable queue (deliveries retried for hours,
-redelivered on request) calls deliver_once() the same way, one attempt per run.
+listed), and returns a DeliveryOutcome saying whether to try again. server/jobs/deliveries.py records
+each delivery and calls deliver_once() once per attempt, on a schedule of hours, and on request.
 
 Signatures follow Standard Webhooks (standardwebhooks.com): headers `webhook-id` (the same on every
 attempt of one event, for the receiver's de-duplication), `webhook-timestamp` (unix seconds) and
@@ -30,17 +29,14 @@ from dataclasses import dataclass
 import aiohttp
 
 from drm import purchases
-from server.config import Settings
 from server.config.jobs import JobSettings, webhook_signing_key
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import Job, WebhookNotAllowed, check_webhook_allowed
-from server.ingest.webhook_address import AddressNotAllowed, guarded_socket_factory, listed_networks
+from server.jobs.jobs import Job, WebhookNotAllowed, check_webhook_allowed
+from server.jobs.webhook_address import AddressNotAllowed, guarded_socket_factory, listed_networks
 
 log = logging.getLogger(__name__)
 
 LEGACY_SIGNATURE_HEADER = purchases.SIGNATURE_HEADER       # "Series-Signature", before Standard Webhooks
 WEBHOOK_TIMEOUT_S = 10.0
-WEBHOOK_ATTEMPTS = 3
 MAX_LOCATION_SHOWN = 200
 # answers worth another attempt: the receiver is down, overloaded or asks us to slow down
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
@@ -135,34 +131,3 @@ async def deliver_once(http: aiohttp.ClientSession, message: WebhookMessage, job
                                       "give the final URL as webhook_url)")
     return DeliveryOutcome(delivered=False, retryable=status >= 500 or status in _RETRYABLE_STATUSES,
                            status=f"failed (HTTP {status})", http_status=status)
-
-
-class CompletionWebhooks:
-    """Delivers finished jobs to their webhook URLs; the outcome is kept on the job (webhook_status)."""
-
-    def __init__(self, settings: Settings, jobs: JobStore) -> None:
-        self._settings = settings
-        self._jobs = jobs
-        self._http: aiohttp.ClientSession | None = None
-
-    def start(self) -> None:
-        """Open the HTTP client (on the event loop that will deliver)."""
-        self._http = open_webhook_session(self._settings.jobs)
-
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-
-    async def notify(self, job: Job) -> None:
-        """POST the finished job to its webhook URL: a few attempts while they may help; the outcome is
-        kept on the job."""
-        if not job.webhook_url or self._http is None:
-            return
-        message = message_for(job)
-        for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
-            outcome = await deliver_once(self._http, message, self._settings.jobs)
-            if not outcome.retryable or attempt == WEBHOOK_ATTEMPTS:
-                break
-            await asyncio.sleep(0.5 * 2**attempt)
-        (log.info if outcome.delivered else log.warning)("job %s: webhook %s", job.job_id, outcome.status)
-        await asyncio.to_thread(self._jobs.set_webhook_status, job.job_id, outcome.status)

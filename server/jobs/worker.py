@@ -27,10 +27,11 @@ from drm.errors import DrmError
 from drm.keystore import KeyStore
 from packager.errors import PackagerError
 from packager.store import ObjectStore
+from packager.versions import EpisodeLocation, read_pointer
 from pipeline.errors import MediaRejected, PipelineError
 from server.config import Settings
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import (
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import (
     FAILED,
     PUBLISHED,
     QUEUED,
@@ -155,11 +156,31 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
 
     try:
         job = jobs.get(job_id)
-        if job.attempt != attempt or job.state != QUEUED or (owner is not None and job.owner_id != owner):
+        if (job.attempt != attempt or job.state != QUEUED or (owner is not None and job.owner_id != owner)
+                or job.cancel_requested_at is not None):
             return ""
+        if job.version is not None and (live := _live_version_of(settings, jobs, job)) is not None:
+            # an earlier run switched the pointer to its version, then died before recording it: record it,
+            # do not publish a second version of the same upload
+            record(jobs.finish_published, job_id, attempt, live, owner=owner, report=job.report)
+            log.warning("job %s: v%d of an earlier run is live; recorded as published, not published again",
+                        job_id, live)
+            return PUBLISHED
         started = time.monotonic()
         progress = _ProgressWriter(jobs, job, owner)
         reports: list[dict] = []
+
+        def on_version(version: int) -> None:
+            if not jobs.record_version(job_id, attempt, version, owner=owner):
+                raise _Superseded(f"job {job_id} attempt {attempt} was superseded or cancelled before publishing")
+
+        def before_switch() -> None:
+            current = jobs.get(job_id)
+            if (current.attempt != attempt or current.is_finished or current.cancel_requested_at is not None
+                    or (owner is not None and current.owner_id != owner)):
+                raise _Superseded(f"job {job_id} attempt {attempt} was superseded or cancelled before its pointer "
+                                  "switch; nothing of it went live")
+
         try:
             progress(VALIDATING, 0.0)
             with ObjectStore(settings.store) as store, _source_file(settings, job) as source:
@@ -167,7 +188,7 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
                     source, series_id=job.series_id, episode_id=job.episode_id, settings=settings,
                     store=store, keystore=KeyStore(jobs.db, settings.drm), catalog=open_catalog(jobs.db, settings),
                     progress=progress, on_report=reports.append, versions=EpisodeVersions(jobs.db),
-                    creators=CreatorRegistry(jobs.db))
+                    creators=CreatorRegistry(jobs.db), on_version=on_version, before_switch=before_switch)
         except _Superseded as exc:
             log.warning("job %s: %s; stopping", job_id, exc)
             return ""
@@ -177,6 +198,9 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
             log.info("job %s: rejected: %s", job_id, exc)
             return FAILED
         except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable) as exc:
+            if isinstance(exc.__cause__, _Superseded):     # refused at the pointer switch; publish discarded it
+                log.warning("job %s: %s; stopping", job_id, exc.__cause__)
+                return ""
             if exc.code in RETRYABLE_CODES and attempt < settings.jobs.max_attempts:
                 record(jobs.requeue_after_failure, job_id, attempt, exc.code,
                        f"{exc} (the upload is kept; attempt {attempt + 1} will run it again)",
@@ -201,6 +225,20 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
         return PUBLISHED
     finally:
         jobs.close()
+
+
+def _live_version_of(settings: Settings, jobs: JobStore, job: Job) -> int | None:
+    """`job.version` when the episode's pointer names it (that version went live); else None. The catalog
+    learns it too, in case the run died between the switch and recording it there."""
+    location = EpisodeLocation(series_id=job.series_id, episode_id=job.episode_id)
+    with ObjectStore(settings.store) as store:
+        pointer = read_pointer(store, location)
+    if pointer is None or int(pointer["version"]) != job.version:
+        return None
+    open_catalog(jobs.db, settings).mark_published(
+        job.series_id, job.episode_id, version=job.version, duration_s=float(pointer.get("duration_s", 0.0)),
+        renditions=tuple(pointer.get("renditions", ())))
+    return job.version
 
 
 def retry_delay_s(settings: Settings, attempt: int) -> float:

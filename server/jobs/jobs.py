@@ -5,7 +5,7 @@
 
 Each run of a job has an `attempt` number; every write a worker makes names its attempt and is
 ignored once the job moved on (re-queued after a restart, or finished). The table that keeps jobs,
-their attempts and their leases is server/ingest/job_store.py.
+their attempts and their leases is server/jobs/job_store.py.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
-
-from server.ingest.resumable import UPLOADS_PREFIX
 
 QUEUED, VALIDATING, TRANSCODING = "queued", "validating", "transcoding"
 PACKAGING, PUBLISHING = "packaging", "publishing"
@@ -32,6 +30,9 @@ RETRYABLE_CODES = frozenset({"store_unavailable"})
 
 SOURCE_SPOOL = "spool"      # the body was streamed to us and kept under data_dir/uploads
 SOURCE_BUCKET = "bucket"    # an object the upload service had already put into the uploads bucket
+# where resumable (tus) uploads keep their objects in the uploads bucket: tus/{upload_id}/media/{file}, ...;
+# such an upload is ours to sweep, unlike an object an upload service named (server/ingest/resumable.py)
+UPLOADS_PREFIX = "tus/"
 
 
 class JobError(Exception):
@@ -122,6 +123,10 @@ class Job:
     owner_id: str | None = None             # the runner holding the job, while its lease lasts
     lease_expires_at: float | None = None
     spool_host: str | None = None           # the host whose disk holds a streamed upload (None: any host)
+    engine_job_id: int | None = None        # the distributed engine's job running this one (Procrastinate)
+    cancel_requested_at: float | None = None
+    # why each attempt that did not publish ended, oldest first (JobStore fills it in where it reads jobs)
+    attempt_errors: tuple[dict, ...] = ()
 
     @property
     def is_finished(self) -> bool:
@@ -147,6 +152,7 @@ class Job:
             "validation_report": self.report if self.state != PUBLISHED else None,
             "ingest_report": self.report if self.state == PUBLISHED else None,
             "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
+            "attempt_errors": list(self.attempt_errors),
             "webhook": {"url": self.webhook_url, "status": self.webhook_status} if self.webhook_url else None,
             "created_at": self.created_at,
             "updated_at": self.updated_at,

@@ -1,13 +1,13 @@
 """The service side of ingest jobs: bounded worker processes owned by the app, leases, recovery, retries.
 
-Transcodes are minutes of CPU, so they run in worker processes (server/ingest/worker.py); the event
+Transcodes are minutes of CPU, so they run in worker processes (server/jobs/worker.py); the event
 loop only hands job ids over and waits. Jobs are in the database before they are handed over, so
 nothing is lost when the service stops: jobs whose runner is gone (this instance before a restart,
 or another instance whose lease ran out) are re-queued from the start (their upload is kept until
 they publish) or, after too many interruptions, failed with a reason. A job the object store failed
 is re-queued by its worker and submitted again here after retry_delay_s (doubling per attempt), up
 to SERIES_JOB_MAX_ATTEMPTS. The runner also sweeps the upload spool (server/ingest/spool.py), and
-hands finished jobs to their completion webhooks (server/ingest/completion.py).
+hands finished jobs to their completion webhooks (server/jobs/completion.py).
 """
 
 from __future__ import annotations
@@ -20,18 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.config import Settings
-from server.ingest.completion import CompletionWebhooks
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import (
+from server.jobs.child import run_in_child
+from server.jobs.deliveries import DeliveryLoop
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import (
     QUEUED,
     Job,
     JobStoreUnavailable,
-    describe_duration,
-    upload_note,
 )
-from server.ingest.owners import new_owner_id
-from server.ingest.spool import SWEEP_INTERVAL_S, sweep_spool
-from server.ingest.worker import EXIT_END_NOT_RECORDED, retry_delay_s, work_process_main
+from server.jobs.owners import new_owner_id
+from server.jobs.worker import retry_delay_s
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +72,7 @@ class JobRunner:
         self._running: set[str] = set()
         # two versions of one episode published at once would race for the version number
         self._episode_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self.webhooks = CompletionWebhooks(settings, jobs)
+        self.webhooks = DeliveryLoop(settings.jobs, jobs.db, self.owner_id)
 
     async def start(self) -> None:
         """Recover jobs a dead runner left behind, dispatch every queued job, and start the heartbeat."""
@@ -84,7 +82,6 @@ class JobRunner:
         await self._recover_and_dispatch()
         self._spawn(self._heartbeat())
         self._spawn(self._dispatch_queued())
-        self._spawn(self._sweep_spool())
 
     async def close(self) -> None:
         # A running transcode would hold shutdown for minutes: its worker is killed, and its job released
@@ -146,18 +143,6 @@ class JobRunner:
             except Exception:  # noqa: BLE001 - the poll must outlive one bad round
                 log.exception("job dispatch poll failed")
 
-    async def _sweep_spool(self) -> None:
-        # failed jobs' uploads past their retention, and orphans; a directory walk, so off the loop
-        while True:
-            try:
-                await asyncio.to_thread(sweep_spool, self.jobs, self.settings.jobs.spool_dir,
-                                        retention_s=self.settings.jobs.failed_upload_retention_s)
-            except JobStoreUnavailable as exc:
-                log.warning("spool sweep: %s", exc)         # the next sweep catches up
-            except Exception:  # noqa: BLE001 - the sweep must outlive one bad round
-                log.exception("spool sweep failed")
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-
     async def _recover_and_dispatch(self) -> None:
         requeued, failed = await asyncio.to_thread(self.jobs.recover, self.settings.jobs.max_attempts,
                                                    upload_retention_s=self.settings.jobs.failed_upload_retention_s)
@@ -210,74 +195,4 @@ class JobRunner:
             self._running.discard(job.job_id)
 
     async def _execute(self, job: Job) -> None:
-        # A process per job rather than a pool: its death is seen from its exit code, and stopping it is
-        # process.kill(), both public API (a pool's workers are reachable only through private attributes).
-        # spawn, not fork: the service has threads (to_thread, minio pools) that fork would copy half-held.
-        process = multiprocessing.get_context("spawn").Process(
-            target=work_process_main, args=(self.settings, job.job_id, job.attempt, self.owner_id),
-            name=f"job-{job.job_id}", daemon=True)
-        self._processes[job.job_id] = process
-        try:
-            # on the loop's thread, not in to_thread: the worker's PDEATHSIG fires when the *thread* that
-            # started it ends, and executor threads come and go
-            process.start()
-            try:
-                await asyncio.wait_for(_exited(process), timeout=self.settings.jobs.max_job_s)
-            except asyncio.TimeoutError:
-                await self._stop_overdue(job, process)
-                return
-        finally:
-            del self._processes[job.job_id]
-        if process.exitcode == 0:
-            return
-        if process.exitcode == EXIT_END_NOT_RECORDED:
-            # the worker knows how the job ended but could not write it; "worker_crashed" would be a lie
-            # (the episode may be published), so the job is left to the lease and recovery
-            log.error("job %s: the worker could not record the job's end (exit status %d: the database refused "
-                      "the write for a whole lease); once the lease lapses (within %.0f s) recovery re-queues or fails "
-                      "the job", job.job_id, process.exitcode, self.settings.jobs.lease_s)
-            return
-        how = (f"was killed by signal {-process.exitcode}" if process.exitcode < 0
-               else f"exited with status {process.exitcode}")
-        log.error("job %s: the worker process %s %s", job.job_id, process.pid, how)
-        try:    # a no-op when the worker had already recorded an outcome
-            await asyncio.to_thread(
-                self.jobs.fail, job.job_id, job.attempt, "worker_crashed",
-                f"the worker process running this job {how}; "
-                f"{upload_note(job, self.settings.jobs.failed_upload_retention_s)}: "
-                "submit it again with a new Idempotency-Key", owner=self.owner_id)
-        except JobStoreUnavailable as exc:
-            log.error("job %s: could not record the crash (%s); once the lease lapses (within %.0f s) recovery re-queues "
-                      "or fails the job", job.job_id, exc, self.settings.jobs.lease_s)
-
-
-    async def _stop_overdue(self, job: Job, process: multiprocessing.process.BaseProcess) -> None:
-        # A hostile or pathological upload must not hold a worker for hours: past SERIES_JOB_MAX_S the
-        # worker is killed (its publish, if it had begun, never switched the pointer) and the job failed.
-        limit = describe_duration(self.settings.jobs.max_job_s)
-        process.kill()
-        await asyncio.to_thread(process.join)
-        log.error("job %s: still running after %s (SERIES_JOB_MAX_S); its worker %s was killed",
-                  job.job_id, limit, process.pid)
-        try:
-            await asyncio.to_thread(
-                self.jobs.fail, job.job_id, job.attempt, "job_timed_out",
-                f"the job was stopped after running for {limit}, the limit one job may take (SERIES_JOB_MAX_S); "
-                f"{upload_note(job, self.settings.jobs.failed_upload_retention_s)}: if the upload is a normal "
-                "episode, submit it again with a new Idempotency-Key, else export it at a lower resolution or "
-                "frame rate", owner=self.owner_id)
-        except JobStoreUnavailable as exc:
-            log.error("job %s: could not record the time-out (%s); once the lease lapses (within %.0f s) "
-                      "recovery re-queues or fails the job", job.job_id, exc, self.settings.jobs.lease_s)
-
-
-async def _exited(process: multiprocessing.process.BaseProcess) -> None:
-    """Wait, without a thread, until `process` ends: its sentinel becomes readable when it does."""
-    loop = asyncio.get_running_loop()
-    ended = loop.create_future()
-    loop.add_reader(process.sentinel, lambda: ended.done() or ended.set_result(None))
-    try:
-        await ended
-    finally:
-        loop.remove_reader(process.sentinel)
-    await asyncio.to_thread(process.join)     # reaps it; returns at once
+        await run_in_child(self.settings, self.jobs, job, self.owner_id, processes=self._processes)

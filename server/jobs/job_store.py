@@ -21,17 +21,17 @@ created together with its episode (register_upload_within), so the 80-episode li
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
+from dataclasses import replace
 from pathlib import Path
 
 from drm.catalog import SqlCatalog
-from drm.database import Database, Row, Transaction
+from drm.database import Database, Transaction
 from drm.engines import open_database
-from drm.errors import DatabaseUnavailable, UnknownSeries
-from server.ingest.jobs import (
+from drm.errors import UnknownSeries
+from server.jobs.job_rows import attempt_ended, episode_error, job_of, translated_errors
+from server.jobs.jobs import (
     FAILED,
     PUBLISHED,
     QUEUED,
@@ -41,13 +41,13 @@ from server.ingest.jobs import (
     Job,
     JobNotFound,
     JobRequest,
-    JobStoreUnavailable,
     new_job_id,
     upload_note,
 )
-from server.ingest.owners import local_host, local_owner_prefix, owner_is_gone
+from server.jobs.owners import local_host, local_owner_prefix, owner_is_gone
 
 _IN_BATCH = 500             # values per "IN (...)": well under SQLite's limit on parameters
+_CANCELLED_MESSAGE = "the job was cancelled by an operator; nothing of it was published"
 
 class JobStore:
     """The ingest_jobs table. Safe to share between threads (Database serializes); each process opens its own."""
@@ -95,7 +95,7 @@ class JobStore:
                     # refused before writing anything: the API checks the series first (a 404), and a job for a
                     # series the catalog does not know fails when it runs, as it always has
                     pass
-            job = _job(conn.fetch_one("SELECT * FROM ingest_jobs WHERE idempotency_key = ?",
+            job = job_of(conn.fetch_one("SELECT * FROM ingest_jobs WHERE idempotency_key = ?",
                                       (request.idempotency_key,)))
         if not inserted and job.fingerprint != request.fingerprint:
             raise IdempotencyConflict(request.idempotency_key, job.job_id)
@@ -106,7 +106,7 @@ class JobStore:
             rows = self.db.query("SELECT * FROM ingest_jobs WHERE job_id = ?", (job_id,))
         if not rows:
             raise JobNotFound(job_id)
-        return _job(rows[0])
+        return self._with_attempt_errors([job_of(rows[0])])[0]
 
     def list(self, *, state: str | None = None, limit: int = 50) -> list[Job]:
         """Newest first."""
@@ -116,7 +116,22 @@ class JobStore:
                                      (state, limit))
             else:
                 rows = self.db.query("SELECT * FROM ingest_jobs ORDER BY created_at DESC LIMIT ?", (limit,))
-        return [_job(row) for row in rows]
+        return self._with_attempt_errors([job_of(row) for row in rows])
+
+    def _with_attempt_errors(self, jobs: list[Job]) -> list[Job]:
+        """`jobs` with each one's attempt_errors read (one query per _IN_BATCH jobs)."""
+        errors: dict[str, list[dict]] = {}
+        for start in range(0, len(jobs), _IN_BATCH):
+            batch = [job.job_id for job in jobs[start:start + _IN_BATCH]]
+            with self._translated():
+                rows = self.db.query("SELECT job_id, attempt, ended_at, error_code, error_message FROM"
+                                     f" ingest_job_attempts WHERE job_id IN ({','.join('?' * len(batch))})"
+                                     " ORDER BY job_id, attempt", tuple(batch))
+            for row in rows:
+                errors.setdefault(row["job_id"], []).append(
+                    {"attempt": row["attempt"], "ended_at": row["ended_at"], "code": row["error_code"],
+                     "message": row["error_message"]})
+        return [replace(job, attempt_errors=tuple(errors.get(job.job_id, ()))) for job in jobs]
 
     def with_spool(self, *, paths: Collection[str], job_ids: Collection[str]) -> list[Job]:
         """Jobs whose spooled upload is one of `paths`, or whose id is one of `job_ids` (for the spool sweep)."""
@@ -127,7 +142,7 @@ class JobStore:
                 with self._translated():
                     rows = self.db.query(f"SELECT * FROM ingest_jobs WHERE {column} IN"
                                          f" ({','.join('?' * len(batch))})", tuple(batch))
-                found.update((row["job_id"], _job(row)) for row in rows)
+                found.update((row["job_id"], job_of(row)) for row in rows)
         return list(found.values())
 
     def queued(self, *, claimable_only: bool = False) -> list[Job]:
@@ -140,7 +155,7 @@ class JobStore:
             parameters += (time.time(), local_host())
         with self._translated():
             rows = self.db.query(sql + " ORDER BY created_at", parameters)
-        return [_job(row) for row in rows]
+        return [job_of(row) for row in rows]
 
     def claim(self, job_id: str, attempt: int, owner: str, lease_s: float) -> bool:
         """Take queued `attempt` of `job_id` for `owner` for `lease_s` seconds; False if it is not free.
@@ -202,6 +217,7 @@ class JobStore:
             "state = ?, stage_fraction = ?, updated_at = ?, started_at = COALESCE(started_at, ?)",
             (state, fraction, now, now),
             mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, state, fraction * 100),
+            unless_cancelled=True,
         )
 
     def finish_published(self, job_id: str, attempt: int, version: int, *, owner: str | None = None,
@@ -224,8 +240,9 @@ class JobStore:
             "state = ?, error_code = ?, error_message = ?, report = ?, updated_at = ?, finished_at = ?,"
             " owner_id = NULL, lease_expires_at = NULL",
             (FAILED, code, message, json.dumps(report) if report is not None else None, now, now),
-            mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, "failed",
-                                                                error=episode_error(code, message, report)),
+            mirror=lambda tx: (self._catalog.record_stage_within(tx, job_id, "failed",
+                                                                 error=episode_error(code, message, report)),
+                               attempt_ended(tx, job_id, attempt, code, message)),
         )
 
     def requeue_after_failure(self, job_id: str, attempt: int, code: str, message: str, *,
@@ -239,8 +256,107 @@ class JobStore:
             "state = ?, stage_fraction = 0, attempt = attempt + 1, error_code = ?, error_message = ?, updated_at = ?,"
             f" lease_expires_at = CASE WHEN owner_id IS NULL THEN NULL ELSE {greatest}(lease_expires_at, ?) END",
             (QUEUED, code, message, time.time(), time.time() + hold_s),
-            mirror=lambda tx: self._catalog.record_stage_within(tx, job_id, QUEUED),
+            mirror=lambda tx: (self._catalog.record_stage_within(tx, job_id, QUEUED),
+                               attempt_ended(tx, job_id, attempt, code, message)),
         )
+
+    def start_run(self, job_id: str, owner: str, max_attempts: int, *, upload_retention_s: float) -> Job | None:
+        """A job engine begins a run of `job_id` for `owner` (one run, one owner id): the job as this run must
+        name it in every write (its attempt), or None when there is nothing to run (finished or cancelled).
+
+        A job that an earlier run had started (or claimed) is a re-run: its attempt goes up by one, so every
+        write of the earlier run, should it wake up, is refused. A re-run past `max_attempts` fails the job
+        (its error says how long the upload is kept: `upload_retention_s`) and returns None.
+        """
+        now = time.time()
+        with self._translated(), self.db.transaction() as conn:
+            row = conn.fetch_one(f"SELECT * FROM ingest_jobs WHERE job_id = ?{conn.dialect.for_update}", (job_id,))
+            if row is None or row["state"] in TERMINAL_STATES:
+                return None
+            job = job_of(row)
+            if job.cancel_requested_at is not None:
+                self._fail_within(conn, job, "cancelled", _CANCELLED_MESSAGE, now)
+                return None
+            rerun = not (job.state == QUEUED and job.owner_id is None)
+            if rerun and job.attempt >= max_attempts:
+                message = (f"the job's worker stopped while the job was {job.state}, {job.attempt} times; "
+                           f"{upload_note(job, upload_retention_s)}: submit it again with a new Idempotency-Key")
+                self._fail_within(conn, job, "interrupted", message, now)
+                return None
+            if rerun:
+                attempt_ended(conn, job_id, job.attempt, "interrupted",
+                               f"its worker went silent (or was stopped) while the job was {job.state}")
+            conn.execute("UPDATE ingest_jobs SET state = ?, stage_fraction = 0, attempt = attempt + ?, owner_id = ?,"
+                         " lease_expires_at = NULL, updated_at = ? WHERE job_id = ?",
+                         (QUEUED, 1 if rerun else 0, owner, now, job_id))
+            if rerun:
+                self._catalog.record_stage_within(conn, job_id, QUEUED)
+            return job_of(conn.fetch_one("SELECT * FROM ingest_jobs WHERE job_id = ?", (job_id,)))
+
+    def request_cancel(self, job_id: str) -> Job:
+        """Ask for `job_id` to stop: a job no run holds fails `cancelled` at once; a running one refuses its
+        run's next progress write (the run stops itself, and its engine records the cancellation). A finished
+        job is returned unchanged. Raises JobNotFound."""
+        now = time.time()
+        with self._translated(), self.db.transaction() as conn:
+            row = conn.fetch_one(f"SELECT * FROM ingest_jobs WHERE job_id = ?{conn.dialect.for_update}", (job_id,))
+            if row is None:
+                raise JobNotFound(job_id)
+            job = job_of(row)
+            if job.is_finished:
+                return job
+            conn.execute("UPDATE ingest_jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?), updated_at = ?"
+                         " WHERE job_id = ?", (now, now, job_id))
+            if job.state == QUEUED and job.owner_id is None:
+                self._fail_within(conn, job, "cancelled", _CANCELLED_MESSAGE, now)
+            return job_of(conn.fetch_one("SELECT * FROM ingest_jobs WHERE job_id = ?", (job_id,)))
+
+    def finish_cancelled(self, job_id: str, attempt: int, *, owner: str | None = None) -> bool:
+        """Record that `attempt` stopped because it was cancelled (after its run ended); False if it had
+        moved on meanwhile (published first, say)."""
+        now = time.time()
+        return self._update_owned(
+            job_id, attempt, owner,
+            "state = ?, error_code = ?, error_message = ?, updated_at = ?, finished_at = ?,"
+            " owner_id = NULL, lease_expires_at = NULL",
+            (FAILED, "cancelled", _CANCELLED_MESSAGE, now, now),
+            mirror=lambda tx: (self._catalog.record_stage_within(
+                tx, job_id, "failed", error=episode_error("cancelled", _CANCELLED_MESSAGE, None)),
+                attempt_ended(tx, job_id, attempt, "cancelled", _CANCELLED_MESSAGE)))
+
+    def record_version(self, job_id: str, attempt: int, version: int, *, owner: str | None = None) -> bool:
+        """Note the version `attempt` is about to publish, before its pointer switch: a re-run after a crash
+        that lost the "published" write finds the version live and records it instead of publishing again."""
+        return self._update_owned(job_id, attempt, owner, "version = ?, updated_at = ?", (version, time.time()),
+                                  unless_cancelled=True)
+
+    def set_engine_job(self, job_id: str, engine_job_id: int) -> None:
+        """Record which job of the distributed engine runs `job_id` (for cancel and the engine's view)."""
+        with self._translated(), self.db.transaction() as conn:
+            conn.execute("UPDATE ingest_jobs SET engine_job_id = ? WHERE job_id = ?", (engine_job_id, job_id))
+
+    def not_handed_over(self, *, older_than_s: float) -> list[Job]:
+        """Queued jobs no engine job runs yet, recorded over `older_than_s` ago: the submitter stopped between
+        recording the job and handing it to the engine. Oldest first."""
+        with self._translated():
+            rows = self.db.query("SELECT * FROM ingest_jobs WHERE state = ? AND engine_job_id IS NULL"
+                                 " AND created_at < ? ORDER BY created_at", (QUEUED, time.time() - older_than_s))
+        return [job_of(row) for row in rows]
+
+    def unfinished_counts(self) -> dict[str, int]:
+        """How many jobs are in each unfinished state (queued: the queue's depth), across every instance."""
+        placeholders = ",".join("?" * len(TERMINAL_STATES))
+        with self._translated():
+            rows = self.db.query(f"SELECT state, count(*) AS n FROM ingest_jobs WHERE state NOT IN ({placeholders})"
+                                 " GROUP BY state", TERMINAL_STATES)
+        return {row["state"]: int(row["n"]) for row in rows}
+
+    def _fail_within(self, conn: Transaction, job: Job, code: str, message: str, now: float) -> None:
+        attempt_ended(conn, job.job_id, job.attempt, code, message)
+        conn.execute("UPDATE ingest_jobs SET state = ?, error_code = ?, error_message = ?, updated_at = ?,"
+                     " finished_at = ?, owner_id = NULL, lease_expires_at = NULL WHERE job_id = ?",
+                     (FAILED, code, message, now, now, job.job_id))
+        self._catalog.record_stage_within(conn, job.job_id, "failed", error=episode_error(code, message, None))
 
     def set_webhook_status(self, job_id: str, status: str) -> None:
         with self._translated(), self.db.transaction() as conn:
@@ -260,15 +376,20 @@ class JobStore:
                                   " (owner_id IS NULL OR lease_expires_at < ? OR owner_id LIKE ?)"
                                   f" ORDER BY job_id{conn.dialect.for_update}",
                                   (*RUNNING_STATES, QUEUED, now, local_owner_prefix() + "%"))
-            for job in [_job(row) for row in rows]:
+            for job in [job_of(row) for row in rows]:
                 is_orphan = job.owner_id is None or (job.lease_expires_at or 0) < now or owner_is_gone(job.owner_id)
                 if not is_orphan:
                     continue
-                if job.state == QUEUED:     # claimed (or held for a retry) by a runner that is gone: free it
+                if job.cancel_requested_at is not None:     # its runner died while it was being cancelled
+                    self._fail_within(conn, job, "cancelled", _CANCELLED_MESSAGE, now)
+                    failed.append(job.job_id)
+                elif job.state == QUEUED:   # claimed (or held for a retry) by a runner that is gone: free it
                     if job.owner_id is not None:
                         conn.execute("UPDATE ingest_jobs SET owner_id = NULL, lease_expires_at = NULL"
                                      " WHERE job_id = ?", (job.job_id,))
                 elif job.attempt < max_attempts:
+                    attempt_ended(conn, job.job_id, job.attempt, "interrupted",
+                                   f"its runner stopped while the job was {job.state}")
                     conn.execute("UPDATE ingest_jobs SET state = ?, stage_fraction = 0, attempt = attempt + 1,"
                                  " owner_id = NULL, lease_expires_at = NULL, updated_at = ? WHERE job_id = ?",
                                  (QUEUED, now, job.job_id))
@@ -277,19 +398,17 @@ class JobStore:
                 else:
                     message = (f"the service stopped while the job was {job.state}, {job.attempt} times; "
                                f"{upload_note(job, upload_retention_s)}: submit it again with a new Idempotency-Key")
-                    conn.execute(
-                        "UPDATE ingest_jobs SET state = ?, error_code = ?, error_message = ?, updated_at = ?,"
-                        " finished_at = ?, owner_id = NULL, lease_expires_at = NULL WHERE job_id = ?",
-                        (FAILED, "interrupted", message, now, now, job.job_id))
-                    self._catalog.record_stage_within(conn, job.job_id, "failed",
-                                                      error=episode_error("interrupted", message, None))
+                    self._fail_within(conn, job, "interrupted", message, now)
                     failed.append(job.job_id)
         return requeued, failed
 
     def _update_owned(self, job_id: str, attempt: int, owner: str | None, assignments: str,
-                      parameters: tuple, *, mirror: Callable[[Transaction], None] | None = None) -> bool:
+                      parameters: tuple, *, mirror: Callable[[Transaction], None] | None = None,
+                      unless_cancelled: bool = False) -> bool:
         terminal = ",".join("?" * len(TERMINAL_STATES))
         owned = " AND owner_id = ?" if owner is not None else ""
+        if unless_cancelled:        # a cancelled job's run stops at its next progress write
+            owned += " AND cancel_requested_at IS NULL"
         with self._translated(), self.db.transaction() as conn:
             cursor = conn.execute(
                 f"UPDATE ingest_jobs SET {assignments} WHERE job_id = ? AND attempt = ?"
@@ -302,31 +421,3 @@ class JobStore:
 
     def _translated(self):
         return translated_errors("jobs")
-
-
-@contextmanager
-def translated_errors(table: str) -> Iterator[None]:
-    """The engines' errors enter here and leave as ours: a locked, full or unreachable database is
-    JobStoreUnavailable (a 503 with Retry-After), not a 500. `table` names what could not be written."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        text = str(exc).lower()
-        if "locked" in text or "busy" in text or "full" in text or "disk" in text:
-            raise JobStoreUnavailable(f"the {table} database cannot be written right now ({exc}); "
-                                      "retry in a few seconds") from exc
-        raise
-    except DatabaseUnavailable as exc:
-        raise JobStoreUnavailable(f"the {table} database cannot be reached right now ({exc}); "
-                                  "retry in a few seconds") from exc
-
-
-def episode_error(code: str, message: str, report: dict | None) -> dict:
-    """What an episode shows of its failed ingest: the job's error and each rejection reason."""
-    return {"code": code, "message": message, "reasons": list((report or {}).get("reasons", []))}
-
-
-def _job(row: Row) -> Job:
-    values = dict(row)
-    values["report"] = json.loads(values["report"]) if values["report"] else None
-    return Job(**values)

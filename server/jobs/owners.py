@@ -1,7 +1,7 @@
 """Who runs a job: runner identities in the jobs table, and whether a runner on this host is dead.
 
 Several service instances may share one jobs database; each claims jobs under its owner id with a
-lease (server/ingest/job_store.py). An owner id names its host, PID and process start time, so a restarted
+lease (server/jobs/job_store.py). An owner id names its host, PID and process start time, so a restarted
 instance can tell its predecessor is gone (the PID is free or reused) without waiting for the lease.
 """
 

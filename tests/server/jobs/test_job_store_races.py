@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import QUEUED, SOURCE_SPOOL, TRANSCODING, JobRequest, JobStoreUnavailable, fingerprint
-from server.ingest.owners import local_host
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import QUEUED, SOURCE_SPOOL, TRANSCODING, JobRequest, JobStoreUnavailable, fingerprint
+from server.jobs.owners import local_host
 
 RACERS = 6
 

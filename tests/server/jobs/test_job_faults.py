@@ -24,7 +24,7 @@ import pytest
 
 from packager.publish import EpisodeLocation, read_pointer
 from server.app import create_app
-from server.ingest.api import JOBS, RUNNER
+from server.ingest.api import JOBS, QUEUE
 from server.local.object_store import LocalObjectStore
 from server.services import Services
 from tests.support.jobs import AUTH, ingest_env, ingest_settings, verify_completion_webhook, wait_for_job
@@ -93,6 +93,8 @@ async def test_store_killed_mid_job_is_retried_with_a_clear_reason_and_loses_not
         client = await aiohttp_client(create_app(settings, services))      # the service comes back too
         published = await wait_for_job(client, job["job_id"])
         assert (published["state"], published["attempt"], published["error"]) == ("published", 2, None)
+        # every attempt's reason stays on the job: attempt 1 ended for the store outage
+        assert [(e["attempt"], e["code"]) for e in published["attempt_errors"]] == [(1, "store_unavailable")]
         assert (await asyncio.to_thread(read_pointer, services.store, location))["version"] == 1
         await client.close()
     finally:
@@ -209,7 +211,7 @@ async def test_a_crashed_worker_fails_its_job_and_the_service_goes_on(tmp_path, 
                                                                        landscape_clip, short_clip):
     settings = ingest_settings(tmp_path, s3_store, series=(SERIES,))
     client = await aiohttp_client(create_app(settings))
-    runner = client.app[RUNNER]
+    runner = client.app[QUEUE].runner
     crashing = await _post_upload(client, landscape_clip, "1", "crash-1")
     stranded = await _post_upload(client, short_clip, "2", "crash-2")      # waits in the pool's queue
     await wait_for_job(client, crashing["job_id"], until=lambda j: j["state"] == "transcoding")

@@ -10,8 +10,8 @@ import sqlite3
 import pytest
 
 from server.config import JobSettings, Settings, SettingsError
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import (
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import (
     FAILED,
     PUBLISHED,
     QUEUED,

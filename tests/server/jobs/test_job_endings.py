@@ -16,8 +16,8 @@ import time
 import pytest
 
 from packager.store import ObjectStore
-from server.ingest.job_store import JobStore
-from server.ingest.jobs import (
+from server.jobs.job_store import JobStore
+from server.jobs.jobs import (
     FAILED,
     PUBLISHED,
     PUBLISHING,
@@ -28,8 +28,8 @@ from server.ingest.jobs import (
     JobRequest,
     fingerprint,
 )
-from server.ingest.runner import JobRunner
-from server.ingest.worker import EndNotRecorded, record_end, run_job
+from server.jobs.runner import JobRunner
+from server.jobs.worker import EndNotRecorded, record_end, run_job
 from tests.support.jobs import ingest_settings
 
 DEADLINE_S = 30.0       # a bound so a job kept alive for ever fails the test instead of hanging it
@@ -94,7 +94,7 @@ def test_a_final_write_refused_by_a_locked_database_is_written_once_it_is_free(j
     outcome: list[object] = []
     writer = threading.Thread(target=lambda: outcome.append(record_end(
         job.job_id, lambda: jobs.finish_published(job.job_id, 1, 3, owner="owner"), within_s=60)))
-    with caplog.at_level(logging.WARNING, logger="server.ingest.worker"):
+    with caplog.at_level(logging.WARNING, logger="server.jobs.worker"):
         writer.start()
         try:
             deadline = time.monotonic() + DEADLINE_S
@@ -156,7 +156,7 @@ async def test_a_worker_that_cannot_record_its_end_exits_75_and_its_job_is_recov
     def state() -> str:
         return reader.execute("SELECT state FROM ingest_jobs WHERE job_id = ?", (job.job_id,)).fetchone()[0]
 
-    with caplog.at_level(logging.INFO, logger="server.ingest.runner"):
+    with caplog.at_level(logging.INFO, logger="server.jobs.child"):
         await runner.start()
         try:
             await _until(lambda: state() != QUEUED, "the worker never started the job")
@@ -181,7 +181,7 @@ async def test_a_worker_that_cannot_record_its_end_exits_75_and_its_job_is_recov
     assert "the upload is kept for 7 days" in ended.error_message
     assert upload.read_bytes() == short_clip.read_bytes()
     # said once, with what comes next
-    about_its_end = [record.getMessage() for record in caplog.records if record.name == "server.ingest.runner"
+    about_its_end = [record.getMessage() for record in caplog.records if record.name == "server.jobs.child"
                      and job.job_id in record.getMessage() and "record" in record.getMessage()]
     assert len(about_its_end) == 1, about_its_end
     assert "exit status 75" in about_its_end[0] and "recovery" in about_its_end[0]
