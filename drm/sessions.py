@@ -12,7 +12,7 @@ cannot throw the buyer out of their own playback, a refusal needs no message to 
 refused knows why and what to do. The cost: a player closed without ending its session holds its
 place for up to `idle_s`.
 
-Callers remember an admission for less than `idle_s` (the key path: a third of it), so a remembered
+Callers remember an admission for less than `idle_s` (the key path: half of it), so a remembered
 session is always still counted here: memory never lets in more sessions than the database holds.
 """
 

@@ -1,11 +1,14 @@
 """The concurrent-session limit on the key path: admissions remembered, so a playing session costs one
-database write per a third of SERIES_SESSION_IDLE_S (60 s by default), not one per key request.
+database write per half of SERIES_SESSION_IDLE_S (150 s by default), not one per key request.
 
 drm/sessions.py holds the sessions every key server counts (and says why a session beyond the limit is
 refused rather than evicting the oldest). This remembers, per process, the sessions it admitted, each
-for a third of the idle time: the database counts a session as live for the whole idle time after its
-last write, so a session this memory lets through is always one the database still counts, on every
-key server, and no process can let in more than the limit. Bounded like the rest of the access room's
+for half the idle time. Two bounds meet there: the database counts a session as live for the whole
+idle time after its last write, so a session this memory lets through is always one the database
+still counts, on every key server, and no process can let in more than the limit; and a playing
+session, which asks for a key about once a key period (about 60 s), is written again before it could
+lapse (half the idle time plus a key period is less than the idle time), so another session cannot
+take its place while it plays. With the defaults, a playing session is written every third key or so. Bounded like the rest of the access room's
 memory (SERIES_TOKEN_CACHE_ENTRIES: one entry per playing session).
 """
 
@@ -27,7 +30,7 @@ PRUNE_EVERY_S = 600.0
 
 
 class AdmittedSessions:
-    """(viewer, session) pairs admitted within a third of the idle time; event loop only."""
+    """(viewer, session) pairs admitted within half the idle time; event loop only."""
 
     def __init__(self, store: PlaybackSessions, settings: AccessSettings, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -35,7 +38,7 @@ class AdmittedSessions:
         self.limit = settings.max_sessions
         self.idle_s = settings.session_idle_s
         self._clock = clock
-        self._admitted = AnswerCache(settings.token_entries, max_age_s=settings.session_idle_s / 3)
+        self._admitted = AnswerCache(settings.token_entries, max_age_s=settings.session_idle_s / 2)
 
     @property
     def is_limited(self) -> bool:
