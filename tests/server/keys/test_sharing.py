@@ -211,3 +211,22 @@ def test_bad_sharing_settings_name_their_variable(tmp_path, s3_store, variable, 
     from tests.conftest import settings_for
     with pytest.raises(SettingsError, match=f"SERIES_{variable}"):
         settings_for(tmp_path, s3_store, **{f"SERIES_{variable}": value})
+
+
+def test_series_tokens_revoke_signs_an_account_out_and_says_so(tmp_path, s3_store):
+    from server.config import Settings
+    from tests.conftest import settings_env
+    from tests.server.cli.test_cli import series
+
+    env = settings_env(tmp_path, s3_store)
+    account = series(env, "account-token", "--subject", "v1", "--role", "viewer").stdout.strip()
+    revoked = series(env, "tokens", "revoke", "--account", "v1")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "account v1" in revoked.stdout and "refused" in revoked.stdout
+    with Services.open(Settings.from_env(env)) as services:
+        issued_at = services.tokens.verify_account(account).issued_at
+        assert services.revocations.not_before("v1") >= issued_at
+    bad = series(env, "tokens", "revoke", "--account", "../v1")
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "account" in bad.stderr
+    missing = series(env, "tokens", "revoke")
+    assert missing.returncode == 2 and "--account" in missing.stderr
