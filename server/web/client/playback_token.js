@@ -16,6 +16,7 @@ export class PlaybackTokenKeeper {
    */
   constructor({ token, expiresAt, refresh, onRefreshed = () => {}, onRefused = () => {} }) {
     Object.assign(this, { token, expiresAt, refresh, onRefreshed, onRefused });
+    this.listeners = [];
     this.timer = null;
     this.stopped = false;
     this.onVisible = () => {
@@ -45,6 +46,7 @@ export class PlaybackTokenKeeper {
       this.token = answer.token;
       this.expiresAt = answer.expires_at;
       this.onRefreshed(answer);
+      for (const listener of this.listeners) listener(answer);
       this.schedule();
     } catch (error) {
       if (this.stopped) return;
@@ -66,6 +68,9 @@ export class PlaybackTokenKeeper {
     parsed.searchParams.set("token", this.token);
     return parsed.href;
   }
+
+  /** Call `listener(answer)` after each refresh (as onRefreshed, for more than one party). */
+  subscribe(listener) { this.listeners.push(listener); }
 
   /** hls.js config: every request hls.js makes goes out with the current token. */
   hlsConfig() {

@@ -121,6 +121,18 @@ export function mountPlayer(stage, { title, src, poster, storyboardUrl, startAt 
   video.addEventListener("ended", () => onEnded());
   const endSession = () => tokens?.end();
   window.addEventListener("pagehide", endSession);
+  // Without MSE (iOS Safari before 17.1) the browser's own HLS player runs: nothing can rewrite its
+  // requests, so after a refresh it is given the master playlist again with the new token, where it is
+  // (a moment of rebuffering every few minutes instead of a refusal once the first token expires).
+  tokens?.subscribe(() => {
+    if (video.api || destroyed || refused || !video.nativeEl?.src) return;
+    const at = video.currentTime, wasPaused = video.paused;
+    video.nativeEl.src = tokens.withToken(src);
+    video.nativeEl.addEventListener("loadedmetadata", () => {
+      video.currentTime = at;
+      if (!wasPaused) video.play?.();
+    }, { once: true });
+  });
 
   return {
     seek(seconds) { video.currentTime = seconds; },
