@@ -15,7 +15,12 @@ Variants, measured in the same run one after another:
     bare         aiohttp, one handler returning 16 bytes, no middleware, no access log: the ceiling
     bare-thread  the same, the 16 bytes fetched through asyncio.to_thread: the cost of a thread hop
     key-db       the key endpoint with the access room's memory off: every answer read from the database in
-                 the key path's threads (episode facts and entitlement), i.e. a key path without memory
+                 the key path's threads (episode facts and entitlement, and a session write per request:
+                 admissions are not remembered either), i.e. a key path without memory
+    key-nolimit  the key endpoint without the concurrent-session limit (SERIES_MAX_SESSIONS=0): the peer
+                 that shows what the limit costs (each viewer's first key writes its session; a session
+                 is written again every 150 s, so a --warmup that reaches every viewer shows the steady
+                 state, a short one mostly the first writes)
     key          the key endpoint as shipped: answers memory holds are given on the loop
 
 Each round starts every variant's server, then drives them in turn in --slices short slices (aiohttp
@@ -50,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 SERIES = "bench"
 BARE_KEY = b"0123456789abcdef"
-VARIANTS = ("bare", "bare-thread", "key-db", "key")
+VARIANTS = ("bare", "bare-thread", "key-db", "key-nolimit", "key")
 MIX = (("entitled", 0.80), ("unentitled", 0.15), ("bad", 0.05))
 
 
@@ -143,7 +148,10 @@ def serve(variant: str, env_file: Path, log_file: Path) -> None:
             configure_access_log(log_file.open("a"))      # as `series serve` does, to a file instead of stderr
             if variant == "key-db":
                 AnswerCache.get = lambda self, key, now: MISSING     # memory off: every answer from the database
-            settings = Settings.from_env(json.loads(env_file.read_text()))
+            env = json.loads(env_file.read_text())
+            if variant == "key-nolimit":
+                env["SERIES_MAX_SESSIONS"] = "0"                     # no session limit: its cost is the difference
+            settings = Settings.from_env(env)
             runner = await start_runner(create_app(settings))      # as `series serve` runs it
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

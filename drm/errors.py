@@ -308,3 +308,24 @@ class IdempotencyKeyInFlight(DrmError):
 
     def __reduce__(self):
         return type(self), (self.key,)
+
+
+class TokenRevoked(TokenInvalid):
+    """A token issued before its account's tokens were revoked (`series tokens revoke`)."""
+
+    code = "token_revoked"
+
+
+class SessionLimitReached(DrmError):
+    """A new playback session beyond the viewer's limit of concurrent sessions: refused, the others play on."""
+
+    code = "session_limit_reached"
+
+    def __init__(self, viewer_id: str, limit: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"viewer {viewer_id} is already watching in {limit} other sessions, the most at once; stop playback "
+            f"on one of them, or retry in {retry_after_s} s, when the least recently active one may have lapsed")
+        self.viewer_id, self.limit, self.retry_after_s = viewer_id, limit, retry_after_s
+
+    def __reduce__(self):
+        return type(self), (self.viewer_id, self.limit, self.retry_after_s)

@@ -28,6 +28,10 @@ _WRAPPED_SIZE_BYTES = _NONCE_SIZE_BYTES + CONTENT_KEY_SIZE_BYTES + 16  # nonce, 
 _AAD_PREFIX = b"drm.content_key.v1"
 DEFAULT_CACHE_ENTRIES = 4096
 
+# Playback tokens last minutes, not hours: a posted URL stops working soon, and players refresh theirs
+# (server/keys/refresh.py) keeping their session.
+DEFAULT_PLAYBACK_TOKEN_TTL_S = 600
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DrmSettings:
@@ -42,7 +46,7 @@ class DrmSettings:
     old_master_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     token_signing_keys: Mapping[str, bytes] = field(repr=False)  # kid -> HMAC secret, >= 32 bytes
     token_signing_kid: str
-    token_ttl_s: int = 6 * 3600
+    token_ttl_s: int = DEFAULT_PLAYBACK_TOKEN_TTL_S
 
     def __post_init__(self) -> None:
         check_id("master_key_id", self.master_key_id)

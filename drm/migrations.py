@@ -372,6 +372,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
         """,
     ),
+    Migration(
+        version=9,
+        summary="playback sessions (the concurrent-session limit) and account-token revocations",
+        # A session is the playback token's sid; its row lives while its viewer keeps fetching keys
+        # (last_seen_at), and the key servers count a viewer's live rows against the limit. A revocation
+        # refuses every account (and playback) token of `subject` issued at or before `not_before`.
+        script="""
+            CREATE TABLE playback_sessions (
+                viewer_id    {text} NOT NULL,
+                session_id   {text} NOT NULL,
+                started_at   {real} NOT NULL,
+                last_seen_at {real} NOT NULL,
+                PRIMARY KEY (viewer_id, session_id)
+            );
+            CREATE INDEX playback_sessions_seen ON playback_sessions (last_seen_at);
+            CREATE TABLE account_revocations (
+                subject    {text} PRIMARY KEY,
+                not_before BIGINT NOT NULL,
+                revoked_at {real} NOT NULL,
+                revoked_by {text} NOT NULL
+            )
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 # payload "viewer_id/series_id" for an entitlement, "/series_id/episode_id" for an episode; ids contain no "/"

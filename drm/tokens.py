@@ -29,6 +29,7 @@ AUDIENCE = "playback"
 ACCOUNT_AUDIENCE = "account"
 ROLES = ("creator", "viewer")
 MAX_ACCOUNT_TOKEN_TTL_S = 30 * 24 * 3600  # an account token stands in for a sign-in: a month at most
+DEFAULT_ACCOUNT_TOKEN_TTL_S = 6 * 3600
 _ACCOUNT_CLAIMS = ["sub", "role", "iat", "exp", "aud", "jti"]
 _ALGORITHM = "HS256"
 _MAX_TOKEN_CHARS = 4096
@@ -47,6 +48,7 @@ class PlaybackToken:
     series_id: str
     session_id: str
     expires_at: int  # unix seconds; the token is refused from this instant on
+    issued_at: int = 0  # unix seconds (`iat`): an account revocation refuses tokens issued up to its instant
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +56,7 @@ class AccountToken:
     subject: str  # the creator or viewer id
     role: str  # "creator" | "viewer"
     expires_at: int
+    issued_at: int = 0  # unix seconds (`iat`)
 
 
 class TokenSigner:
@@ -115,7 +118,7 @@ class TokenSigner:
         field_id("subject", subject)
         if role not in ROLES:
             raise InvalidField("role", f"expected one of {', '.join(ROLES)}")
-        ttl_s = self._ttl_s(ttl_s, maximum=MAX_ACCOUNT_TOKEN_TTL_S)
+        ttl_s = self._ttl_s(DEFAULT_ACCOUNT_TOKEN_TTL_S if ttl_s is None else ttl_s, maximum=MAX_ACCOUNT_TOKEN_TTL_S)
         issued_at = int(self._clock())
         claims = {"sub": subject, "role": role, "iat": issued_at, "exp": issued_at + ttl_s,
                   "aud": ACCOUNT_AUDIENCE, "jti": secrets.token_urlsafe(12)}
@@ -123,8 +126,8 @@ class TokenSigner:
         return jwt.encode(claims, self._settings.token_signing_keys[kid], algorithm=_ALGORITHM, headers={"kid": kid})
 
     def _ttl_s(self, ttl_s: object, maximum: int | None = None) -> int:
-        if ttl_s is None:   # the default never exceeds the maximum: a caller who sent none is not refused
-            ttl_s = self._settings.token_ttl_s if maximum is None else min(self._settings.token_ttl_s, maximum)
+        if ttl_s is None:
+            ttl_s = self._settings.token_ttl_s
         if type(ttl_s) is not int or ttl_s < 1 or (maximum is not None and ttl_s > maximum):
             bounds = "a positive integer" if maximum is None else f"an integer in 1..{maximum}"
             raise InvalidField("ttl_s", f"expected {bounds} of seconds")
@@ -135,16 +138,17 @@ class TokenSigner:
         if not isinstance(token, str) or not token:
             raise TokenInvalid("no account token was sent")
         claims = self._decode(token, ACCOUNT_AUDIENCE, _ACCOUNT_CLAIMS, "account token")
-        expires_at, role = claims["exp"], claims["role"]
-        if type(expires_at) is not int or role not in ROLES:
-            raise TokenInvalid("account token carries a malformed exp or role claim")
+        expires_at, role, issued_at = claims["exp"], claims["role"], claims["iat"]
+        if type(expires_at) is not int or type(issued_at) is not int or role not in ROLES:
+            raise TokenInvalid("account token carries a malformed exp, iat or role claim")
         try:
             subject = check_id("subject", claims["sub"])  # type: ignore[arg-type]
         except InvalidId as exc:
             raise TokenInvalid(f"account token carries a malformed claim: {exc}") from exc
         if self._clock() >= expires_at:
             raise TokenExpired(f"account token expired at {expires_at} (unix s); sign in again")
-        return AccountToken(subject=subject, role=role, expires_at=expires_at)  # type: ignore[arg-type]
+        return AccountToken(subject=subject, role=role, expires_at=expires_at,  # type: ignore[arg-type]
+                            issued_at=issued_at)
 
     def _decode(self, token: str, audience: str, required: list[str], name: str) -> dict[str, object]:
         """The claims of a token signed by a known kid for `audience`; TokenInvalid naming `name` otherwise.
@@ -174,31 +178,32 @@ class TokenSigner:
         except jwt.PyJWTError as exc:
             raise TokenInvalid(f"{name} rejected: {exc}") from exc
 
-    def verify(self, token: str | None) -> PlaybackToken:
+    def verify(self, token: str | None, *, expired_for_s: int = 0) -> PlaybackToken:
         """Check signature, audience, claims and expiry; return what the token grants.
 
-        Raises TokenExpired once the injected clock reaches ``exp`` (no leeway), and
-        TokenInvalid for a missing, malformed, tampered or unknown-kid token. Messages
-        never contain the token itself.
+        Raises TokenExpired once the injected clock reaches ``exp`` + ``expired_for_s`` (no leeway by
+        default: a refresh passes its grace window), and TokenInvalid for a missing, malformed, tampered
+        or unknown-kid token. Messages never contain the token itself.
         """
         if not isinstance(token, str) or not token:
             raise TokenInvalid("no playback token was sent; mint one for the viewer and series")
-        return self._grant(self._decode(token, AUDIENCE, _REQUIRED_CLAIMS, "playback token"))
+        return self._grant(self._decode(token, AUDIENCE, _REQUIRED_CLAIMS, "playback token"), expired_for_s)
 
-    def _grant(self, claims: dict[str, object]) -> PlaybackToken:
-        expires_at = claims["exp"]
-        if type(expires_at) is not int:
-            raise TokenInvalid("playback token exp claim is not an integer")
+    def _grant(self, claims: dict[str, object], expired_for_s: int) -> PlaybackToken:
+        expires_at, issued_at = claims["exp"], claims["iat"]
+        if type(expires_at) is not int or type(issued_at) is not int:
+            raise TokenInvalid("playback token exp or iat claim is not an integer")
         try:
             grant = PlaybackToken(
                 viewer_id=check_id("viewer_id", claims["sub"]),  # type: ignore[arg-type]
                 series_id=check_id("series_id", claims["ser"]),  # type: ignore[arg-type]
                 session_id=check_id("session_id", claims["sid"]),  # type: ignore[arg-type]
                 expires_at=expires_at,
+                issued_at=issued_at,
             )
         except InvalidId as exc:
             raise TokenInvalid(f"playback token carries a malformed claim: {exc}") from exc
-        if self._clock() >= expires_at:
+        if self._clock() >= expires_at + expired_for_s:
             raise TokenExpired(f"playback token expired at {expires_at} (unix s); mint a new one")
         return grant
 

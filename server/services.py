@@ -15,6 +15,8 @@ from drm.idempotency import IdempotencyStore
 from drm.keystore import KeyStore
 from drm.library import Library
 from drm.purchases import PaymentProcessor
+from drm.revocations import AccountRevocations
+from drm.sessions import PlaybackSessions
 from drm.tokens import TokenSigner
 from packager.store import ObjectStore
 from server.config import Settings
@@ -33,6 +35,8 @@ class Services:
     payments: PaymentProcessor
     idempotency: IdempotencyStore            # the catalog API's Idempotency-Keys, shared by every instance
     library: Library                         # what viewers hold, and where they stopped watching
+    sessions: PlaybackSessions               # live playback sessions, counted against SERIES_MAX_SESSIONS
+    revocations: AccountRevocations          # accounts whose tokens were revoked (series tokens revoke)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -61,6 +65,8 @@ class Services:
             payments=PaymentProcessor(db, entitlements, catalog),
             idempotency=IdempotencyStore(db, ttl_s=settings.catalog.idempotency_ttl_s),
             library=Library(db),
+            sessions=PlaybackSessions(db),
+            revocations=AccountRevocations(db),
         )
 
     def close(self) -> None:

@@ -29,10 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from drm.entitlement_changes import EntitlementChanges
-from drm.errors import DatabaseUnavailable
+from drm.errors import DatabaseUnavailable, TokenRevoked
+from drm.tokens import PlaybackToken
 from server.access.feed import FRESHNESS_S, FeedFollower
 from server.access.memory import MISSING, AnswerCache
+from server.access.revocations import RevokedAccounts
 from server.access.rule import Verdict, may_watch, refusal
+from server.access.sessions import AdmittedSessions
 from server.config import AccessSettings
 from server.services import Services
 
@@ -87,6 +90,9 @@ class Access:
         self._unsubscribe: list[Callable[[], None]] = []
         self._unavailable_logged_at = -float("inf")
         self._down_until = -float("inf")     # until then, lookups are refused without trying (see in_lookup_thread)
+        self.sessions = AdmittedSessions(services.sessions, settings, clock=clock)
+        self.revoked = RevokedAccounts(services.revocations, clock=clock, count_query=self.count_query)
+        self._housekeeping: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Subscribe to this process's writes, take the change feed's watermark and follow it.
@@ -99,10 +105,18 @@ class Access:
                 self.forget_episode, series_id, episode_id)),
         ]
         await self.feed.start()
+        await self.revoked.start()
+        self._housekeeping = asyncio.create_task(self.sessions.prune_forever(
+            lambda function, **kwargs: self.in_lookup_thread("session", lambda: function(**kwargs))))
 
     async def close(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        await self.revoked.close()
         await self.feed.close()
         for task in list(self._in_flight.values()):
             task.cancel()
@@ -152,6 +166,29 @@ class Access:
         if verdict is not Verdict.GRANTED:
             raise refusal(verdict, viewer_id, series_id, episode_id)
 
+    def check_not_revoked(self, subject: str, issued_at: int, what: str = "token") -> None:
+        """Return quietly unless `subject`'s tokens were revoked at or after `issued_at` (unix s): then raise
+        TokenRevoked (401). AccessUnavailable (503) when the revocations in memory are not fresh: a token
+        that cannot be checked is refused, never let through. One dict lookup; the key path calls it."""
+        if self._clock() - self.revoked.fresh_at > FRESHNESS_S:
+            raise AccessUnavailable()
+        not_before = self.revoked.not_before.get(subject)
+        if not_before is not None and issued_at <= not_before:
+            raise TokenRevoked(f"this {what} was revoked (every token of account {subject} issued up to "
+                               f"{not_before}, unix s); sign in again")
+
+    async def admit_session(self, viewer: PlaybackToken) -> None:
+        """Count the token's session as live (drm/sessions.py): at once when admitted recently, else in the
+        access room's threads. Raises SessionLimitReached (403) for a new session beyond the viewer's limit,
+        AccessUnavailable (503) when the database cannot be reached."""
+        sessions = self.sessions
+        if sessions.is_admitted(viewer.viewer_id, viewer.session_id):
+            return
+        started = sessions.clock()
+        await self.in_lookup_thread("session", lambda: sessions.store.admit(
+            viewer.viewer_id, viewer.session_id, limit=sessions.limit, idle_s=sessions.idle_s))
+        sessions.admitted(viewer.viewer_id, viewer.session_id, started)
+
     async def in_lookup_thread(self, what: str, function: Callable[..., T], *args: Any) -> T:
         """Run a database read of the key path (`what` names it in the query count) in the access room's
         threads, bounded by LOOKUP_TIMEOUT_S. Raises AccessUnavailable (503) when the database is
@@ -199,7 +236,8 @@ class Access:
 
     def remembered(self) -> dict[str, int]:
         """How many answers are held, by kind (for metrics and the benchmark)."""
-        return {"entitled": len(self._entitled), "refused": len(self._refused), "episodes": len(self._episodes)}
+        return {"entitled": len(self._entitled), "refused": len(self._refused), "episodes": len(self._episodes),
+                "sessions": len(self.sessions), "revoked_accounts": len(self.revoked.not_before)}
 
     def count_query(self, what: str) -> None:
         self.database_queries[what] = self.database_queries.get(what, 0) + 1

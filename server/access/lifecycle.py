@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from server.access.gate import Access
 from server.config import Settings
+from server.edge.auth import REVOCATION_CHECK
 from server.edge.metrics import METRICS
 from server.services import SERVICES
 
@@ -23,6 +24,7 @@ def install(app: web.Application, settings: Settings) -> None:
         access = Access(app[SERVICES], settings.access)
         await access.start()
         app[ACCESS] = access
+        app[REVOCATION_CHECK] = access.check_not_revoked
         app[METRICS].registry.register(_AccessCollector(access))
         try:
             yield

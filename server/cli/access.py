@@ -1,5 +1,5 @@
-"""`series grant`, `series revoke`, `series refund` (of a test purchase) and `series token`: who may watch a
-series, and a token to try it with."""
+"""`series grant`, `series revoke`, `series refund` (of a test purchase), `series token` and `series tokens
+revoke`: who may watch a series, a token to try it with, and signing an account out everywhere."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from drm.errors import UnknownSeries
 from server.cli.common import EXIT_FAILED, EXIT_OK
 from server.config import Settings
+from server.keys.token_api import revoke_tokens
 from server.playback.playlists import master_url
 from server.services import Services
 from server.web.payment_simulator import NotATestPurchase, refund_test_purchase
@@ -38,6 +39,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     token.add_argument("--episode", help="also print this episode's master playlist URL")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (default SERIES_TOKEN_TTL_S)")
     token.set_defaults(handler=cmd_token)
+
+    tokens = commands.add_parser("tokens", help="account tokens: revoke every token of an account")
+    actions = tokens.add_subparsers(dest="tokens_action", required=True, metavar="ACTION")
+    revoke = actions.add_parser(
+        "revoke", help="refuse every account and playback token of an account issued up to now, on every instance "
+                       "within about a second, and end its playback sessions (signing in again works)")
+    revoke.add_argument("--account", required=True, help="the viewer's or creator's id (the tokens' subject)")
+    revoke.set_defaults(handler=cmd_tokens_revoke)
 
 
 def cmd_grant(args, settings: Settings) -> int:
@@ -91,3 +100,11 @@ def _access_hint(services: Services, viewer_id: str, series_id: str, episode_id:
         return None
     return (f"viewer {viewer_id} has not bought series {series_id}, so its keys will be refused (403 not_entitled); "
             f"give access with: series grant --viewer {viewer_id} --series {series_id}")
+
+
+def cmd_tokens_revoke(args, settings: Settings) -> int:
+    with Services.open(settings) as services:
+        not_before, ended = revoke_tokens(services, args.account, "cli")
+    print(f"account {args.account}: every token issued up to {not_before} (unix s) is refused from now on "
+          f"(every instance within about a second); {ended} playback session(s) ended")
+    return EXIT_OK

@@ -49,7 +49,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     account = commands.add_parser("account-token", help="mint an account token for the catalog API")
     account.add_argument("--subject", required=True, help="the creator or viewer id")
     account.add_argument("--role", required=True, choices=ROLES, help="what the account may do: creator or viewer")
-    account.add_argument("--ttl", type=int, help="lifetime in seconds, at most 30 days (default SERIES_TOKEN_TTL_S)")
+    account.add_argument("--ttl", type=int, help="lifetime in seconds, at most 30 days (default 6 hours)")
     account.set_defaults(handler=cmd_account_token)
 
 

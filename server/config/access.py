@@ -49,6 +49,10 @@ class AccessSettings:
     key_entries: int = 20_000            # unwrapped content keys (SERIES_KEY_CACHE_ENTRIES)
     token_entries: int = 50_000          # verified playback tokens (SERIES_TOKEN_CACHE_ENTRIES)
     lookup_threads: int = 2              # the key path's own threads for database lookups (SERIES_KEY_LOOKUP_THREADS)
+    # Sharing (README: Sharing and sessions)
+    max_sessions: int = 3                # concurrent playback sessions per viewer; 0: no limit (SERIES_MAX_SESSIONS)
+    session_idle_s: float = 300.0        # a session without key requests this long lapses (SERIES_SESSION_IDLE_S)
+    refresh_grace_s: int = 300           # a playback token refreshes itself until this long past its exp
 
     def __post_init__(self) -> None:
         for name in ("entitled_entries", "refused_entries", "episode_entries", "key_entries", "token_entries",
@@ -57,3 +61,11 @@ class AccessSettings:
                 raise ValueError(f"{name} is {getattr(self, name)!r}; expected a positive integer")
         if not 1.0 <= self.max_age_s <= 3600.0:
             raise ValueError(f"max_age_s is {self.max_age_s!r}; expected 1 to 3600 seconds")
+        if type(self.max_sessions) is not int or self.max_sessions < 0:
+            raise ValueError(f"max_sessions is {self.max_sessions!r}; expected 0 (no limit) or more")
+        # a playing session asks for a key once a key period (about 60 s), and is remembered for half the
+        # idle time: it must be written again within the idle time (server/access/sessions.py)
+        if not 90.0 <= self.session_idle_s <= 86400.0:
+            raise ValueError(f"session_idle_s is {self.session_idle_s!r}; expected 90 to 86400 seconds")
+        if type(self.refresh_grace_s) is not int or not 0 <= self.refresh_grace_s <= 86400:
+            raise ValueError(f"refresh_grace_s is {self.refresh_grace_s!r}; expected 0 to 86400 seconds")

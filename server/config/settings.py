@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from drm.errors import InvalidId
 from drm.ids import check_id
-from drm.keystore import DrmSettings
+from drm.keystore import DEFAULT_PLAYBACK_TOKEN_TTL_S, DrmSettings
 from packager.store import StoreSettings
 from pipeline.fmp4 import SegmentFormat
 from pipeline.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric
@@ -284,10 +284,18 @@ def _access(env: Environment, *, is_postgresql: bool) -> AccessSettings:
         "key_entries": env.positive_int("KEY_CACHE_ENTRIES", default.key_entries),
         "token_entries": env.positive_int("TOKEN_CACHE_ENTRIES", default.token_entries),
         "lookup_threads": env.positive_int("KEY_LOOKUP_THREADS", default.lookup_threads),
+        "max_sessions": env.int("MAX_SESSIONS", default.max_sessions),
+        "session_idle_s": env.float("SESSION_IDLE_S", default.session_idle_s),
+        "refresh_grace_s": env.int("TOKEN_REFRESH_GRACE_S", default.refresh_grace_s),
     }
     if not 1 <= values["max_age_s"] <= 3600:
         raise SettingsError(f"{PREFIX}ACCESS_CACHE_MAX_AGE_S has value {values['max_age_s']!r}; "
                             "expected 1 to 3600 seconds")
+    for name, variable, low, high in (("max_sessions", "MAX_SESSIONS", 0, 1000),
+                                      ("session_idle_s", "SESSION_IDLE_S", 90, 86400),
+                                      ("refresh_grace_s", "TOKEN_REFRESH_GRACE_S", 0, 86400)):
+        if not low <= values[name] <= high:
+            raise SettingsError(f"{PREFIX}{variable} has value {values[name]!r}; expected {low} to {high}")
     if values["lookup_threads"] > 64:
         raise SettingsError(f"{PREFIX}KEY_LOOKUP_THREADS has value {values['lookup_threads']}; expected 1 to 64")
     return AccessSettings(**values)
@@ -443,7 +451,7 @@ def _drm_settings(env: Environment, generated: dict) -> DrmSettings:
     if master_key_id in old_master_keys:
         raise SettingsError(f"{PREFIX}MASTER_KEY_ID {master_key_id!r} is also in {PREFIX}OLD_MASTER_KEYS; "
                             "remove it from the old keys")
-    ttl_s = env.int("TOKEN_TTL_S", 6 * 3600)
+    ttl_s = env.int("TOKEN_TTL_S", DEFAULT_PLAYBACK_TOKEN_TTL_S)
     if ttl_s < 1:
         raise SettingsError(f"{PREFIX}TOKEN_TTL_S has value {ttl_s!r}; expected a positive number of seconds")
     kid = check_signing_kid("TOKEN_KID", env.str("TOKEN_KID", sorted(token_keys)[-1]), token_keys, "TOKEN_KEYS")

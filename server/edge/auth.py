@@ -29,6 +29,10 @@ from server.services import Services
 
 T = TypeVar("T")
 AUTH_FAILURES = web.AppKey("auth_failures", AuthFailureLimiter)   # set by create_app
+# (subject, issued_at, what) -> None, or raises TokenRevoked: the access room's revocations, in memory
+# (server/access/revocations.py), set by access.install; an app without it refuses every account token
+RevocationCheck = Callable[[str, int, str], None]
+REVOCATION_CHECK = web.AppKey[RevocationCheck]("revocation_check")
 
 OPERATOR_NAME_HEADER = "X-Operator"   # who acts, for the audit trail; defaults to "operator"
 
@@ -128,12 +132,20 @@ def is_operator(request: web.Request, services: Services) -> bool:
     return expected is not None and bearer_matches(request, expected.reveal())
 
 
+def verified_account(request: web.Request, services: Services) -> AccountToken:
+    """The request's account token (Bearer), verified and checked against revocations; no throttling here."""
+    account = services.tokens.verify_account(bearer(request))
+    request.app[REVOCATION_CHECK](account.subject, account.issued_at, "account token")
+    return account
+
+
 def require_account(request: web.Request, services: Services, role: str, subject: str | None = None) -> AccountToken:
     """The caller's verified account token with ``role`` (and ``subject``, when given).
 
-    Raises TokenInvalid/TokenExpired (401) for a bad token and Forbidden (403) for another role or person.
+    Raises TokenInvalid/TokenExpired/TokenRevoked (401) for a bad, expired or revoked token (`series tokens
+    revoke`; within about a second everywhere), and Forbidden (403) for another role or person.
     """
-    account = checked_credentials(request, lambda: services.tokens.verify_account(bearer(request)))
+    account = checked_credentials(request, lambda: verified_account(request, services))
     if account.role != role:
         raise Forbidden(f"this needs a {role} account; the token is for a {account.role}")
     if subject is not None and account.subject != subject:

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 PROBLEM_STATUS: dict[type[Exception], int] = {
     drm_errors.TokenInvalid: 401,          # includes TokenExpired
     drm_errors.NotEntitled: 403,
+    drm_errors.SessionLimitReached: 403,   # a new playback session beyond the viewer's limit (Retry-After)
     drm_errors.WrongSeries: 403,
     drm_errors.UnknownKey: 404,
     ObjectMissing: 404,

@@ -68,6 +68,7 @@ class KeyEdge:
         viewer = self._tokens.verify(token)   # CPU only, and mostly a dict lookup
         request[VIEWER_ID] = viewer.viewer_id
         self.limits.by_viewer.take(viewer.viewer_id)
+        self._access.check_not_revoked(viewer.viewer_id, viewer.issued_at, "playback token")
         key = self._services.keystore.cached(key_id)
         if key is None:
             return viewer
@@ -79,6 +80,8 @@ class KeyEdge:
             return viewer
         if verdict is not Verdict.GRANTED:
             raise refusal(verdict, viewer.viewer_id, key.series_id, key.episode_id)
+        if not self._access.sessions.is_admitted(viewer.viewer_id, viewer.session_id):
+            return viewer       # a new session, or one last written a while ago: counted in the database
         return key.key
 
     async def from_database(self, viewer: PlaybackToken, key_id: str) -> bytes:

@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 
 async def release_key(access: Access, keystore: KeyStore, viewer: PlaybackToken, key_id: str) -> bytes:
-    """The 16 key bytes for `viewer` (a verified token), or raise WrongSeries/NotEntitled (403), UnknownKey
-    (404), AccessUnavailable (503, the database is needed and unreachable).
+    """The 16 key bytes for `viewer` (a verified token), or raise WrongSeries/NotEntitled/SessionLimitReached
+    (403), UnknownKey (404), AccessUnavailable (503, the database is needed and unreachable).
 
     The token is checked (by the caller) before the key id, so that key ids cannot be probed without
     one. A key not in memory and an answer memory cannot give are read in the access room's threads.
@@ -26,5 +26,7 @@ async def release_key(access: Access, keystore: KeyStore, viewer: PlaybackToken,
     if viewer.series_id != key.series_id:
         raise WrongSeries(viewer.series_id, key.series_id)
     await access.require_may_watch(viewer.viewer_id, key.series_id, key.episode_id)
+    # counted only once the viewer may watch: a refused viewer takes no place among the sessions
+    await access.admit_session(viewer)
     log.debug("key %s released to viewer %s (session %s)", key_id, viewer.viewer_id, viewer.session_id)
     return key.key

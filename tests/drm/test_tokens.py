@@ -8,7 +8,8 @@ import pytest
 
 from drm import InvalidId, PlaybackToken, TokenExpired, TokenInvalid, TokenSigner, WrongSeries
 from drm.errors import InvalidField
-from drm.tokens import MAX_ACCOUNT_TOKEN_TTL_S
+from drm.keystore import DEFAULT_PLAYBACK_TOKEN_TTL_S
+from drm.tokens import DEFAULT_ACCOUNT_TOKEN_TTL_S, MAX_ACCOUNT_TOKEN_TTL_S
 from tests.drm.fixtures import SIGNING_A, SIGNING_B, FakeClock, settings_for
 
 
@@ -39,7 +40,7 @@ def test_round_trip(signer, clock):
     assert re.fullmatch(r"[A-Za-z0-9_.-]+", token)  # URL-safe as is
     assert signer.verify(token) == PlaybackToken(
         viewer_id="viewer1", series_id="series1", session_id="sess1",
-        expires_at=int(clock.now) + 600,
+        expires_at=int(clock.now) + 600, issued_at=int(clock.now),
     )
     claims = _claims(token)
     assert claims["aud"] == "playback" and claims["iat"] == int(clock.now)
@@ -91,10 +92,11 @@ def test_mint_account_accepts_the_longest_lifetime(signer, clock):
     assert signer.verify_account(token).expires_at == int(clock.now) + MAX_ACCOUNT_TOKEN_TTL_S
 
 
-def test_an_account_token_without_a_ttl_is_capped_not_refused_when_playback_tokens_live_longer(clock):
-    long_lived = TokenSigner(settings_for(token_ttl_s=MAX_ACCOUNT_TOKEN_TTL_S * 2), clock=clock)
-    token = long_lived.mint_account("c1", "creator")
-    assert long_lived.verify_account(token).expires_at == int(clock.now) + MAX_ACCOUNT_TOKEN_TTL_S
+def test_an_account_token_without_a_ttl_lasts_its_own_default_whatever_playback_tokens_last(clock):
+    for playback_ttl_s in (60, MAX_ACCOUNT_TOKEN_TTL_S * 2):
+        signer = TokenSigner(settings_for(token_ttl_s=playback_ttl_s), clock=clock)
+        account = signer.verify_account(signer.mint_account("c1", "creator"))
+        assert (account.issued_at, account.expires_at) == (int(clock.now), int(clock.now) + DEFAULT_ACCOUNT_TOKEN_TTL_S)
 
 
 def _flip(text: str, index: int) -> str:
@@ -140,7 +142,7 @@ def test_clock_in_the_past_or_future_of_wall_time(clock):
     for now in (1_000_000_000.0, 4_000_000_000.0):
         clock.now = now
         signer = TokenSigner(settings_for(), clock=clock)
-        assert signer.verify(signer.mint("v", "s")).expires_at == int(now) + 6 * 3600
+        assert signer.verify(signer.mint("v", "s")).expires_at == int(now) + DEFAULT_PLAYBACK_TOKEN_TTL_S
 
 
 def test_unknown_kid_is_invalid(signer, clock):
@@ -239,3 +241,14 @@ def test_wrong_series_error_pickles():
     assert (copy.token_series_id, copy.wanted_series_id) == ("s1", "s2")
     assert copy.code == "token_wrong_series"
     assert str(copy) == str(error) and "s1" in str(copy) and "s2" in str(copy)
+
+
+def test_a_refresh_may_verify_a_token_within_its_grace_past_expiry_and_not_after(signer, clock):
+    token = signer.mint("v", "s", ttl_s=60, session_id="sess1")
+    clock.now += 60
+    with pytest.raises(TokenExpired):
+        signer.verify(token)
+    assert signer.verify(token, expired_for_s=30).session_id == "sess1"
+    clock.now += 30
+    with pytest.raises(TokenExpired):
+        signer.verify(token, expired_for_s=30)

@@ -32,8 +32,10 @@ FFMPEG = shutil.which("ffmpeg")
 @pytest.fixture(scope="module")
 def published(request, tmp_path_factory, s3_store):
     """Both episodes as fMP4, a new key every segment: (settings, {name: PublishedEpisode})."""
+    # each test plays as a new session of the buyer and never ends it: no session limit here (it is
+    # tested in tests/server/keys/test_sharing.py)
     settings = settings_for(tmp_path_factory.mktemp("fmp4"), s3_store, SERIES_SEGMENTS_PER_KEY="1",
-                            SERIES_HLS_SEGMENT_FORMAT="fmp4", SERIES_MIN_DURATION_S="5")
+                            SERIES_HLS_SEGMENT_FORMAT="fmp4", SERIES_MIN_DURATION_S="5", SERIES_MAX_SESSIONS="0")
     return settings, publish_episodes(request, settings, SERIES, BUYER, EPISODES)
 
 

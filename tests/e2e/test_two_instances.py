@@ -3,7 +3,7 @@ run them: an episode ingested through one plays through the other, a purchase on
 refund on A is refused by B within the bound the issue sets (1.5 s, measured from A's answer), and B
 rides out a PostgreSQL restart without being restarted: 503 while the database is away (nothing granted
 from memory once it has been away for 5 s), keys again after. B runs as two processes on one port
-(`--processes 2`), so the refund must reach both."""
+(`--processes 2`), so the refund must reach both; so must the session limit and a revoked account."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import pytest
 from drm.engines import open_database
 from drm.purchases import PURCHASE, REFUND
 from server.access.feed import FRESHNESS_S
+from server.access.revocations import RELOAD_INTERVAL_S
 from server.config import Settings
 from tests.conftest import settings_env
 from tests.server.catalog_support import OPERATOR_TOKEN, WEBHOOK_SECRET, payment_body
@@ -168,6 +169,16 @@ async def test_two_instances_share_purchases_refunds_and_survive_a_database_rest
         for _ in range(6):                          # both of B's processes now remember the grant
             assert (await key_answer(b, key_path))[0] == 200
 
+        # the session limit (3) holds across the instances and B's two processes: a second and a third
+        # session get in through A and B, a fourth is refused by every process, the first plays on
+        others = [key_path.replace(f"token={token}", f"token={playback_token(shared_env)}") for _ in range(3)]
+        assert (await key_answer(a, others[0]))[0] == 200
+        assert (await key_answer(b, others[1]))[0] == 200
+        for _ in range(4):
+            assert (await key_answer(b, others[2]))[0] == 403
+            assert (await key_answer(a, others[2]))[0] == 403
+        assert (await key_answer(b, key_path))[0] == 200
+
         # a refund on A is refused by B within the bound, measured from A's answer
         assert (await post_webhook(http, a, payment_body(REFUND, "pay-1", BUYER, SERIES)))["result"] == "revoked"
         refunded_at = time.monotonic()
@@ -199,7 +210,21 @@ async def test_two_instances_share_purchases_refunds_and_survive_a_database_rest
             await asyncio.to_thread(postgres_cluster.start)
         await eventually_status(b, key_path, 200, within_s=60)
         assert b.process.poll() is None and b.process.pid == b_pid
-        assert (await key_answer(a, key_path))[0] == 200
+        # A too, once its memory (the change feed, the revocations: each reloaded within a second) is fresh
+        await eventually_status(a, key_path, 200, within_s=10)
+
+        # the buyer is signed out everywhere through A: B's processes refuse the buyer's tokens within the bound
+        async with http.post(a.url("/v1/operator/account-tokens/revoke"), json={"subject": BUYER},
+                             headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}) as response:
+            assert response.status == 200, await response.text()
+        revoked_at, answers = time.monotonic(), []
+        while time.monotonic() - revoked_at < RELOAD_INTERVAL_S + 4:       # a reload each second, per process
+            answers.append((time.monotonic() - revoked_at, (await key_answer(b, key_path))[0]))
+            if len(answers) >= 6 and all(status == 401 for _, status in answers[-6:]):   # both of B's processes
+                break
+        granted_after = [at for at, status in answers if status == 200]
+        assert not granted_after or max(granted_after) <= RELOAD_INTERVAL_S + 2, answers
+        assert [status for _, status in answers[-6:]] == [401] * 6, answers
 
 
 def playback_token(shared_env: dict[str, str]) -> str:

@@ -34,7 +34,10 @@ function context(params) {
   };
 }
 
+let routing = 0;              // the latest route(): a view an earlier one was still loading is left at once
+
 async function route() {
+  const mine = ++routing;
   current?.leave?.();
   current = null;
   for (const [pattern, load] of routes) {
@@ -42,7 +45,11 @@ async function route() {
     if (!match) continue;
     try {
       const view = await load();
-      current = await view(context(match.slice(1)));
+      const shown = await view(context(match.slice(1)));
+      // a sign-in during the page's first load routes again: the stale view must not keep a player
+      // (it would be a second playback session of the viewer's)
+      if (mine !== routing) return shown?.leave?.();
+      current = shown;
     } catch (error) {
       render(html`<section class="notice" role="alert"><h1 tabindex="-1">Something went wrong</h1>
         <p>${error.code ? describe(error) : String(error.message || error)}</p>

@@ -12,7 +12,14 @@ export async function explainKeyRefusal(code, seriesId) {
   switch (code) {
     case "token_expired":
       return { title: "Your viewing session expired", action: "renew",
-        text: "Playback tokens last a few hours. Continue to get a new one and pick up where you stopped." };
+        text: "The player could not renew its pass in time. Continue to get a new one and pick up where you stopped." };
+    case "token_revoked":
+      return { title: "You were signed out everywhere", action: "sign-in",
+        text: "This account's sign-ins were revoked. Sign in again to keep watching." };
+    case "session_limit_reached":
+      return { title: "Already playing on too many screens", action: "retry",
+        text: "This account is watching on as many screens as it may at once. Stop one of them, then continue; "
+          + "a screen that was simply closed frees its place within a few minutes." };
     case "token_invalid":
       return { title: "This player's pass is not valid", action: "renew",
         text: "The playback token was refused. Continue to get a new one." };

@@ -28,9 +28,11 @@ import { config } from "./config.js";
  * onKeyRefused(code) is called with the problem code when the key server refuses a key (or a playlist is
  * refused): the caller replaces the player with a message. Posters, caption tracks (from the master
  * playlist) and the storyboard (a WebVTT thumbnails track) appear when the episode has them.
+ * `tokens` (a PlaybackTokenKeeper) keeps the playback token fresh and puts it into every request; the
+ * player ends its session (frees its place among the viewer's sessions) when destroyed or the page goes.
  */
 export function mountPlayer(stage, { title, src, poster, storyboardUrl, startAt = 0, onKeyRefused, onProgress,
-  progressEveryS = 10, onEnded }) {
+  progressEveryS = 10, onEnded, tokens = null }) {
   const holder = document.createElement("div");
   holder.className = "player-holder";
   stage.replaceChildren(holder);
@@ -77,6 +79,7 @@ export function mountPlayer(stage, { title, src, poster, storyboardUrl, startAt 
     maxBufferLength: 30,
     maxMaxBufferLength: 30,
     renderTextTracksNatively: true,
+    ...tokens?.hlsConfig(),
   };
   controller.prepend(video);
   video.setAttribute("src", src);
@@ -116,12 +119,28 @@ export function mountPlayer(stage, { title, src, poster, storyboardUrl, startAt 
   });
   video.addEventListener("pause", () => { if (!refused && video.currentTime > 0) onProgress(video.currentTime); });
   video.addEventListener("ended", () => onEnded());
+  const endSession = () => tokens?.end();
+  window.addEventListener("pagehide", endSession);
+  // Without MSE (iOS Safari before 17.1) the browser's own HLS player runs: nothing can rewrite its
+  // requests, so after a refresh it is given the master playlist again with the new token, where it is
+  // (a moment of rebuffering every few minutes instead of a refusal once the first token expires).
+  tokens?.subscribe(() => {
+    if (video.api || destroyed || refused || !video.nativeEl?.src) return;
+    const at = video.currentTime, wasPaused = video.paused;
+    video.nativeEl.src = tokens.withToken(src);
+    video.nativeEl.addEventListener("loadedmetadata", () => {
+      video.currentTime = at;
+      if (!wasPaused) video.play?.();
+    }, { once: true });
+  });
 
   return {
     seek(seconds) { video.currentTime = seconds; },
     currentTime() { return video.currentTime || 0; },
     destroy() {
       destroyed = true;
+      window.removeEventListener("pagehide", endSession);
+      endSession();
       video.removeAttribute("src");      // hls-video-element destroys its Hls instance and detaches
       holder.remove();
     },

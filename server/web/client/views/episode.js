@@ -6,6 +6,7 @@ import { clock } from "../format.js";
 import { explainKeyRefusal } from "../messages.js";
 import { session } from "../session.js";
 import { mountPlayer } from "../player.js";
+import { PlaybackTokenKeeper } from "../playback_token.js";
 import { badge, loading } from "./common.js";
 
 const PROGRESS_EVERY_S = 10;      // resume positions: a report every 10 s of playing (the API allows far more)
@@ -83,8 +84,17 @@ export async function episodePage(view) {
       if (error.status === 403 || error.status === 401) return refuse(error.code);
       throw error;
     }
+    const tokens = new PlaybackTokenKeeper({
+      token: playback.token,
+      expiresAt: playback.expires_at,
+      // with the account token when signed in; api() falls back to the playback token alone if that lapsed
+      refresh: (token) => api("/v1/playback/refresh", { method: "POST", body: { token } }),
+      onRefreshed: (answer) => { if (playback) playback.token = answer.token; },     // progress reports too
+      onRefused: refuse,
+    });
     // the player lives in an element lit-html draws but never looks into: it is ours to fill
     player = mountPlayer(document.getElementById("player-slot"), {
+      tokens,
       title,
       src: onThisOrigin(playback.master_url),
       poster: episode.poster_url,
