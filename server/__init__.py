@@ -19,6 +19,6 @@
     app.py       create_app(): composes the rooms into the service
 
 Rooms import downwards only (tests/test_layering.py): config → local; edge → config, services; access →
-edge; keys and playback → access, edge; catalog → access, edge, playback; publishing → config; ingest →
+edge; keys and playback → access, edge; catalog → access, edge, playback, publishing; publishing → config; ingest →
 edge, publishing; reference → edge; web → edge; cli and app → any room. Nothing imports cli.
 """

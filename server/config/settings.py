@@ -35,6 +35,7 @@ from server.config.access import AccessSettings, DatabaseUrl
 from server.config.environment import PREFIX, Environment, Secret, SettingsError
 from server.config.http import AuthFailureSettings, HttpSettings, RateLimitSettings, parse_networks, parse_origins
 from server.config.jobs import MIN_JOB_S, JobSettings
+from server.config.pictures import PictureSettings, pictures_settings
 from server.config.web import WebSettings, web_settings
 from server.local.object_store import LocalStoreSettings
 from server.local.secrets import local_secrets
@@ -78,6 +79,7 @@ class Settings:
     auth_failures: AuthFailureSettings = field(default_factory=AuthFailureSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)   # the catalog API's own
     web: WebSettings = field(default_factory=WebSettings)               # the viewer web app's
+    pictures: PictureSettings = field(default_factory=PictureSettings)  # posters, thumbnails, captions
 
     @property
     def work_dir(self) -> Path:
@@ -160,6 +162,7 @@ class Settings:
             auth_failures=_auth_failures(env),
             catalog=_catalog_api(env),
             web=web_settings(env, is_embedded=local_store is not None, has_webhook_secret=catalog["webhook_secret"] is not None),
+            pictures=pictures_settings(env),
         )
 
 
