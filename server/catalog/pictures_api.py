@@ -25,6 +25,7 @@ from server.catalog.idempotency import idempotent
 from server.catalog.series_api import SERIES
 from server.catalog.views import episode_urls
 from server.edge.bodies import read_bytes, read_object
+from server.playback.routes import POINTERS
 from server.publishing.edits import EditResult, EpisodeEditor
 from server.publishing.pictures import manifest_json
 from server.publishing.versions import EpisodeVersions
@@ -51,7 +52,9 @@ def _answer(series_id: str, episode_id: str, shown: dict, notes: tuple[str, ...]
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
-def _edited(series_id: str, episode_id: str, result: EditResult) -> web.Response:
+def _edited(request: web.Request, series_id: str, episode_id: str, result: EditResult) -> web.Response:
+    # this process serves the new version at once; the others within their pointer's 2 s
+    request.app[POINTERS].pop(result.published.location.pointer_key, None)
     return _answer(series_id, episode_id, manifest_json(result.manifest), result.notes)
 
 
@@ -94,7 +97,7 @@ async def add_captions(request: web.Request) -> web.Response:
     result = await asyncio.to_thread(
         editor_for(services).add_captions, series.series_id, episode_id, data, language=language,
         name=query.get("name"), is_default=_flag(query, "default"), is_forced=_flag(query, "forced"))
-    return _edited(series.series_id, episode_id, result)
+    return _edited(request, series.series_id, episode_id, result)
 
 
 @routes.delete(CAPTIONS + "/{track_id}")
@@ -105,7 +108,7 @@ async def remove_captions(request: web.Request) -> web.Response:
     episode_id = request.match_info["episode_id"]
     result = await asyncio.to_thread(editor_for(services).remove_captions, series.series_id, episode_id,
                                      request.match_info["track_id"])
-    return _edited(series.series_id, episode_id, result)
+    return _edited(request, series.series_id, episode_id, result)
 
 
 @routes.put(EPISODE + "/poster")
@@ -120,7 +123,7 @@ async def set_poster(request: web.Request) -> web.Response:
     if isinstance(at_s, bool) or not isinstance(at_s, int | float):
         raise InvalidField("time_s", f"expected seconds as a number, got {str(at_s)[:20]!r}")
     result = await asyncio.to_thread(editor_for(services).set_poster, series.series_id, episode_id, float(at_s))
-    return _edited(series.series_id, episode_id, result)
+    return _edited(request, series.series_id, episode_id, result)
 
 
 def _flag(query, name: str) -> bool:
