@@ -17,13 +17,13 @@ from pathlib import Path
 from drm.errors import DrmError
 from packager.errors import PackagerError
 from pipeline.errors import MediaRejected, PipelineError
-from server.cli import access, catalog, database, demo, episode_catalog, episodes, operations, service
+from server.cli import access, catalog, database, demo, episode_catalog, episodes, operations, pictures, service
 from server.cli.common import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE
 from server.config import Settings, SettingsError
 from server.ingest.jobs import JobError
 from server.publishing.admission import SeriesNotSellable
 
-COMMAND_GROUPS = (demo, episodes, episode_catalog, service, access, operations, catalog, database)
+COMMAND_GROUPS = (demo, episodes, pictures, episode_catalog, service, access, operations, catalog, database)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
