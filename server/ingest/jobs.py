@@ -90,6 +90,7 @@ class JobRequest:
     spool_host: str | None = None     # the host whose disk holds spool_path
     size_bytes: int | None = None
     webhook_url: str | None = None
+    poster_at_s: float | None = None  # the poster's time (seconds); None: picked by score
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +121,7 @@ class Job:
     owner_id: str | None = None             # the runner holding the job, while its lease lasts
     lease_expires_at: float | None = None
     spool_host: str | None = None           # the host whose disk holds a streamed upload (None: any host)
+    poster_at_s: float | None = None        # the poster's time the uploader named; None: picked by score
 
     @property
     def is_finished(self) -> bool:
@@ -146,6 +148,7 @@ class Job:
             "ingest_report": self.report if self.state == PUBLISHED else None,
             "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
             "webhook": {"url": self.webhook_url, "status": self.webhook_status} if self.webhook_url else None,
+            "poster_at_s": self.poster_at_s,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "started_at": self.started_at,
