@@ -89,7 +89,7 @@ async def add_captions(request: web.Request) -> web.Response:
     query = request.query
     unknown = set(query) - {"language", "name", "default", "forced"}
     if unknown:
-        raise InvalidField(sorted(unknown)[0], "unknown parameter; expected language, name, default, forced")
+        raise InvalidField(min(unknown), "unknown parameter; expected language, name, default, forced")
     language = query.get("language")
     if not language:
         raise InvalidField("language", "is required: ?language=fr (a BCP 47 tag such as en, fr, pt-BR)")

@@ -24,9 +24,9 @@ from server.app import create_app
 from server.config import Settings
 from server.publishing.edits import EpisodeEditor
 from server.services import Services
-from tests.server.playback.pictures_world import BUYER, DURATION_S, EPISODE, SERIES, publish_world
 from tests.support.browser import HLS_JS, Chromium, find_chromium
 from tests.support.episodes import fetch_text
+from tests.support.pictures import BUYER, DURATION_S, EPISODE, SERIES, publish_world
 
 CHROMIUM = find_chromium()
 FFMPEG = shutil.which("ffmpeg")

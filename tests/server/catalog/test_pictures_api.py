@@ -11,14 +11,13 @@ import pytest
 
 from packager.versions import EpisodeLocation, read_pointer
 from pipeline.still_image import decode_image
-from tests.server.playback.pictures_world import (
+from tests.support.pictures import (
     BUYER,
     CREATOR,
     EPISODE,
     EPISODE_PATH,
     SERIES,
     publish_world,
-    served,  # noqa: F401 - a fixture
 )
 
 FRENCH = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nBonjour\n\n"

@@ -11,9 +11,9 @@ from server.config import Settings
 from server.services import Services
 from tests.conftest import settings_env
 from tests.server.cli.test_cli import series
-from tests.server.playback.pictures_world import DURATION_S, FPS, SUBTITLES
 from tests.support.catalog import add_series
 from tests.support.media import clip
+from tests.support.pictures import DURATION_S, FPS, SUBTITLES
 
 
 def test_ingest_poster_and_captions_from_the_command_line(tmp_path, s3_store, media_dir):

@@ -13,9 +13,9 @@ import pytest
 from packager.store import ObjectStore
 from server.app import create_app
 from server.services import Services
-from tests.server.playback.pictures_world import DURATION_S, FPS, SUBTITLES
 from tests.support.jobs import AUTH, ingest_settings, wait_for_job
 from tests.support.media import clip
+from tests.support.pictures import DURATION_S, FPS, SUBTITLES
 
 SERIES = "s-pictures"
 

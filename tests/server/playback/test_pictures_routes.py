@@ -6,6 +6,7 @@ and a stranger refused all of the gated parts."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import m3u8
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.still_image import decode_image
-from tests.server.playback.pictures_world import (
+from tests.support.pictures import (
     BUYER,
     DURATION_S,
     EPISODE_PATH,
@@ -21,7 +22,6 @@ from tests.server.playback.pictures_world import (
     SERIES,
     STRANGER,
     publish_world,
-    served,  # noqa: F401 - a fixture
     shown_index,
     source_frames,
 )
@@ -102,7 +102,7 @@ async def test_the_storyboard_covers_the_episode_and_every_tile_lies_inside_its_
             cues.append((seconds(match.group(1)), seconds(match.group(2)), uri.group(1),
                          *map(int, uri.groups()[1:])))
     assert cues[0][0] == 0 and abs(cues[-1][1] - DURATION_S) < 1 / FPS
-    assert all(a[1] == b[0] for a, b in zip(cues, cues[1:]))           # no gap, no overlap
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(cues))       # no gap, no overlap
     for _, _, sheet, x, y, w, h in cues:
         if sheet not in sheets:
             fetched = await client.get(f"{EPISODE_PATH}/{sheet}?token={token}")

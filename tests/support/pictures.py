@@ -1,4 +1,4 @@
-"""One published episode with pictures and an embedded subtitle stream, for the picture and caption route
+"""One published episode with pictures and an embedded subtitle stream, for the picture and caption
 tests: series `pics`, episode `1`, 12 s of 320x180 at 10 fps whose first second is black, an English
 mov_text stream; the buyer `alice`, the stranger `bob`, the creator `creator-1`."""
 
@@ -9,11 +9,8 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
-from aiohttp.test_utils import TestServer
 
 from pipeline.still_image import decode_image
-from server.app import create_app
 from server.config import Settings
 from server.publishing.episode import ingest_episode
 from server.services import Services
@@ -49,22 +46,6 @@ def publish_world(directory: Path, s3_store, media_dir: Path, **overrides: str) 
                        on_report=reports.append)
         services.entitlements.grant(BUYER, SERIES)
     return PictureWorld(env=env, source=source, report=reports[0])
-
-
-@pytest.fixture
-async def served(aiohttp_client):
-    """Factory: await served(env) → (client, services) of a real service on a loopback socket."""
-    opened = []
-
-    async def make(env: dict[str, str]):
-        services = Services.open(Settings.from_env(env))
-        opened.append(services)
-        client = await aiohttp_client(TestServer(create_app(services.settings, services)))
-        return client, services
-
-    yield make
-    for services in opened:
-        services.close()
 
 
 def source_frames(source: Path) -> list[np.ndarray]:
