@@ -212,7 +212,7 @@ async def _reference_request(request: web.Request, settings: Settings, series_id
     return JobRequest(
         series_id=series_id, episode_id=episode_id, source_kind=SOURCE_BUCKET, idempotency_key=idempotency_key,
         fingerprint=fingerprint({"series": series_id, "episode": episode_id, "bucket": bucket, "key": object_key,
-                                 "etag": stat.etag, "webhook": webhook_url, "poster_at_s": poster_at_s}),
+                                 "etag": stat.etag, "webhook": webhook_url, **_poster_part(poster_at_s)}),
         source_bucket=bucket, source_key=object_key, size_bytes=stat.size_bytes, webhook_url=webhook_url,
         poster_at_s=poster_at_s,
     )
@@ -240,7 +240,7 @@ async def _spooled_job(request: web.Request, settings: Settings, series_id: str,
         job_request = JobRequest(
             series_id=series_id, episode_id=episode_id, source_kind=SOURCE_SPOOL, idempotency_key=idempotency_key,
             fingerprint=fingerprint({"series": series_id, "episode": episode_id, "sha256": digest, "size": size,
-                                     "webhook": webhook_url, "poster_at_s": poster_at_s}),
+                                     "webhook": webhook_url, **_poster_part(poster_at_s)}),
             spool_path=str(path), spool_host=local_host(), size_bytes=size, webhook_url=webhook_url,
             poster_at_s=poster_at_s,
         )
@@ -323,6 +323,12 @@ def _check_poster_time(raw) -> float | None:
     if value is None or not math.isfinite(value) or value < 0:
         raise IngestRequestError(f"poster_at_s must be a time in seconds from 0, got {str(raw)[:20]!r}")
     return value
+
+
+def _poster_part(poster_at_s: float | None) -> dict:
+    """The poster time's part of a request's fingerprint: nothing when absent, so a request made before
+    poster times existed still matches its retry (its Idempotency-Key replays, not 422)."""
+    return {} if poster_at_s is None else {"poster_at_s": poster_at_s}
 
 
 def _check_webhook(url: object, allowed_hosts: tuple[str, ...]) -> str | None:

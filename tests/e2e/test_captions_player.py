@@ -25,7 +25,7 @@ from server.config import Settings
 from server.publishing.edits import EpisodeEditor
 from server.services import Services
 from tests.support.browser import HLS_JS, Chromium, find_chromium
-from tests.support.episodes import fetch_text
+from tests.support.episodes import fetch_text, named_playlists
 from tests.support.pictures import BUYER, DURATION_S, EPISODE, SERIES, publish_world
 
 CHROMIUM = find_chromium()
@@ -112,9 +112,7 @@ async def test_the_viewers_master_with_subtitles_conforms(setup):
     async with aiohttp.ClientSession() as http:
         master = await fetch_text(http, master_url)
         parsed = m3u8.loads(master)
-        uris = ([p.uri for p in parsed.playlists] + [p.uri for p in parsed.iframe_playlists]
-                + [m.uri for m in parsed.media if m.type == "SUBTITLES"] + [p.uri for p in parsed.image_playlists])
-        playlists = {uri: await fetch_text(http, base + uri) for uri in uris}
+        playlists = {uri: await fetch_text(http, base + uri) for uri in named_playlists(parsed)}
     assert len([m for m in parsed.media if m.type == "SUBTITLES"]) == 2
     found = check_parsed_episode(parse_playlist(master, "master.m3u8"),
                                  {uri: parse_playlist(text, uri) for uri, text in playlists.items()},
