@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import source_clip  # noqa: E402
+from common import source_clip
 
 
 def main() -> int:
@@ -42,6 +42,8 @@ def main() -> int:
         print("the ffmpeg CLI (the peer) is missing: apt-get install ffmpeg", file=sys.stderr)
         return 1
 
+    import m3u8
+
     from packager.seek import read_segment_at
     from packager.versions import EpisodeLocation, read_pointer
     from server.config import Settings
@@ -51,8 +53,6 @@ def main() -> int:
     from server.services import Services
     from tests.support.catalog import add_series
     from tests.support.s3_server import free_port
-
-    import m3u8
 
     source = source_clip(args.seconds, 1280, 720)
     with tempfile.TemporaryDirectory(prefix="thumbnail-bench-") as tmp:
