@@ -225,6 +225,24 @@ class EpisodeRecords:
         if gone:
             self._notify_episode((series_id, episode_id))
 
+    def withdraw_episode(self, series_id: str, episode_id: str) -> bool:
+        """Remove an episode that never received its media (status uploading: no job, never published),
+        closing up the order and freeing its id at once, as if it had never been created; False (nothing
+        changed) once it has moved on. For an upload that created the episode and was then abandoned."""
+        with self._db.transaction() as tx:
+            self._lock_series(tx, series_id)
+            gone = tx.execute("DELETE FROM episodes WHERE series_id = ? AND episode_id = ? AND published_version IS NULL"
+                              " AND job_id IS NULL AND stage = ? AND deleted_at IS NULL",
+                              (series_id, episode_id, UPLOADING)).rowcount
+            if gone:
+                tx.execute("UPDATE series SET cover_episode_id = NULL WHERE series_id = ? AND cover_episode_id = ?",
+                           (series_id, episode_id))
+                self._write_order(tx, series_id, self._order(tx, series_id))
+        if gone:
+            log.info("episode %s/%s withdrawn: its upload was abandoned before any media arrived", series_id,
+                     episode_id)
+        return bool(gone)
+
     def record_stage_within(self, tx: Transaction, job_id: str, stage: str, percent: float = 0.0,
                             error: dict[str, Any] | None = None) -> None:
         """The episode processing `job_id` is at `stage` (a job state, or "failed" with `error`: code,

@@ -288,6 +288,45 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         version=7,
+        summary="resumable (tus) uploads: offset, S3 multipart parts and tail, owner, expiry, the PATCH lease",
+        # Owned by server/ingest/upload_store.py; here so that every engine and instance has it before the
+        # first upload. `parts` is JSON [[number, etag, size], ...]: read and written whole under the lease.
+        script="""
+            CREATE TABLE resumable_uploads (
+                upload_id       {text} PRIMARY KEY,
+                owner           {text} NOT NULL,
+                series_id       {text} NOT NULL,
+                episode_id      {text} NOT NULL,
+                title           {text} NULL,
+                filename        {text} NOT NULL,
+                metadata        {text} NOT NULL,
+                webhook_url     {text} NULL,
+                length_bytes    INTEGER NOT NULL,
+                offset_bytes    INTEGER NOT NULL DEFAULT 0,
+                object_key      {text} NOT NULL,
+                multipart_id    {text} NULL,
+                parts           {text} NOT NULL DEFAULT '[]',
+                tail_key        {text} NULL,
+                tail_bytes      INTEGER NOT NULL DEFAULT 0,
+                state           {text} NOT NULL,
+                created_episode INTEGER NOT NULL DEFAULT 0,
+                holder          {text} NULL,
+                held_until      {real} NULL,
+                job_id          {text} NULL,
+                error           {text} NULL,
+                created_at      {real} NOT NULL,
+                updated_at      {real} NOT NULL,
+                expires_at      {real} NOT NULL,
+                ended_at        {real} NULL,
+                cleared_at      {real} NULL
+            );
+            CREATE INDEX resumable_uploads_owner ON resumable_uploads (owner, state);
+            CREATE INDEX resumable_uploads_state ON resumable_uploads (state, expires_at);
+            CREATE INDEX resumable_uploads_episode ON resumable_uploads (series_id, episode_id, state)
+        """,
+    ),
+    Migration(
+        version=8,
         summary="ingest jobs carry the poster time an upload service names",
         script="""
             ALTER TABLE ingest_jobs ADD COLUMN poster_at_s {real} NULL

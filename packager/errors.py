@@ -28,6 +28,20 @@ class ObjectMissing(StoreError):
         return type(self), (self.bucket, self.key)
 
 
+class MultipartMissing(StoreError):
+    """A multipart upload the store no longer has (completed or aborted, S3 NoSuchUpload)."""
+
+    code = "multipart_missing"
+
+    def __init__(self, bucket: str, key: str, upload_id: str) -> None:
+        super().__init__(f"the multipart upload {upload_id[:16]}… of {key!r} in bucket {bucket!r} is gone: it was "
+                         "completed or aborted")
+        self.bucket, self.key, self.upload_id = bucket, key, upload_id
+
+    def __reduce__(self):
+        return type(self), (self.bucket, self.key, self.upload_id)
+
+
 class RangeNotSatisfiable(StoreError):
     """A read from an offset at or past the object's end (S3 InvalidRange, HTTP 416): the caller's
     range is wrong, not the store, so it is not retried."""

@@ -3,6 +3,11 @@
 This is the only module that imports minio. Every minio/urllib3 error is
 translated here, once, into StoreError or ObjectMissing, keeping the cause.
 
+Multipart uploads (resumable uploads write one part at a time, from any instance) use minio's own
+request methods for the S3 multipart calls: its public API offers only put_object's internal use of
+them. They have kept their signatures through minio 7.x; _MULTIPART_CALLS is checked at import so a
+minio without them fails at start-up, not mid-upload.
+
 minio's client is thread-safe but not fork-safe: share one ObjectStore between
 the threads of a process, and let each process (e.g. each transcode worker)
 make its own.
@@ -21,13 +26,15 @@ from typing import TypeVar
 import urllib3
 from minio import Minio
 from minio.commonconfig import CopySource
+from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from packager.errors import ObjectMissing, RangeNotSatisfiable, StoreError
+from packager.errors import MultipartMissing, ObjectMissing, RangeNotSatisfiable, StoreError
 
-__all__ = ["ListedObject", "ObjectStat", "ObjectStore", "StoreSettings"]
+__all__ = ["ListedObject", "MIN_PART_BYTES", "MAX_PARTS", "ObjectStat", "ObjectStore", "OpenMultipart", "StoreSettings",
+           "StoredPart"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,13 @@ _TRANSIENT_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable",
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject"})
 _CREDENTIALS_HINT = "check SERIES_S3_ACCESS_KEY / SERIES_S3_SECRET_KEY"
 _FOREIGN_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)
+MIN_PART_BYTES = 5 * 1024 * 1024    # S3's smallest part but the last (EntityTooSmall); SeaweedFS holds to it too
+MAX_PARTS = 10_000                  # S3's most parts in one multipart upload
+_MULTIPART_CALLS = ("_create_multipart_upload", "_upload_part", "_complete_multipart_upload",
+                    "_abort_multipart_upload", "_list_multipart_uploads")
+_missing_calls = [name for name in _MULTIPART_CALLS if not callable(getattr(Minio, name, None))]
+if _missing_calls:      # pragma: no cover - only with a minio this code was not tested with
+    raise ImportError(f"this minio lacks {', '.join(_missing_calls)}; install the version of requirements/runtime.lock")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +82,24 @@ class ListedObject:
     key: str
     size_bytes: int
     modified_at: float          # POSIX seconds, as the store reports it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredPart:
+    """One part of a multipart upload, as CompleteMultipartUpload needs it back."""
+
+    number: int                 # 1..MAX_PARTS, ascending in the object
+    etag: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenMultipart:
+    """A multipart upload the store holds open (its parts take space until it is completed or aborted)."""
+
+    key: str
+    upload_id: str
+    initiated_at: float         # POSIX seconds, as the store reports it
 
 
 def _http_status(exc: BaseException) -> int | None:
@@ -313,13 +345,85 @@ class ObjectStore:
             )
         return len(keys)
 
-    def _call(self, action: str, key: str | None, fn: Callable[[], T], *, offset: int = 0) -> T:
+    # -- multipart uploads: an object written part by part, by any process holding the upload id ------------
+
+    def start_multipart(self, key: str, *, content_type: str = "application/octet-stream") -> str:
+        """Open a multipart upload of `key`; its upload id. Raises StoreError."""
+        return self._call("starting a multipart upload of", key, lambda: self._client._create_multipart_upload(
+            self.bucket, key, {"Content-Type": content_type}))
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> StoredPart:
+        """Store part `number` (1..MAX_PARTS) of an open multipart upload; every part but the last must be at
+        least MIN_PART_BYTES (the store refuses the completion otherwise). Writing a number again replaces
+        the part. Raises MultipartMissing when the upload was completed or aborted, StoreError otherwise."""
+        if not 1 <= number <= MAX_PARTS:
+            raise ValueError(f"part number {number} is outside 1..{MAX_PARTS}")
+        etag = self._call("writing a part of", key, lambda: self._client._upload_part(
+            self.bucket, key, data, None, upload_id, number), upload_id=upload_id)
+        return StoredPart(number=number, etag=etag, size_bytes=len(data))
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        """Join `parts` (ascending numbers) into the object `key`; parts of the upload not listed are dropped.
+
+        Safe to repeat: when the upload is already gone (a completion whose answer was lost) but `key`
+        exists with the parts' total size, the earlier completion stands. Raises MultipartMissing when the
+        upload is gone and the object is not that, StoreError otherwise (e.g. a part below MIN_PART_BYTES).
+        """
+        expected = sum(part.size_bytes for part in parts)
+        try:
+            self._call("completing the multipart upload of", key, lambda: self._client._complete_multipart_upload(
+                self.bucket, key, upload_id, [Part(part.number, part.etag) for part in parts]), upload_id=upload_id)
+        except MultipartMissing:
+            try:
+                if self.stat(key).size_bytes == expected:
+                    return
+            except ObjectMissing:
+                pass
+            raise
+
+    def abort_multipart(self, key: str, upload_id: str) -> bool:
+        """Abort an open multipart upload, freeing its parts; False if it was already gone. Raises StoreError."""
+        try:
+            self._call("aborting the multipart upload of", key, lambda: self._client._abort_multipart_upload(
+                self.bucket, key, upload_id), upload_id=upload_id)
+        except MultipartMissing:
+            return False
+        return True
+
+    def list_multipart(self, prefix: str) -> list[OpenMultipart]:
+        """The multipart uploads open under `prefix` (for finding abandoned ones). Raises StoreError.
+
+        Pages are followed with S3's markers (key, then upload id), as MinIO and AWS order them. SeaweedFS
+        orders a page by upload id instead and gives nothing after its first 1000: callers that abort what
+        they find get the rest on their next call."""
+
+        def uploads() -> list[OpenMultipart]:
+            found: list[OpenMultipart] = []
+            key_marker = upload_id_marker = None
+            while True:
+                page = self._client._list_multipart_uploads(self.bucket, prefix=prefix, key_marker=key_marker,
+                                                            upload_id_marker=upload_id_marker)
+                found.extend(OpenMultipart(key=upload.object_name, upload_id=upload.upload_id,
+                                           initiated_at=upload.initiated_time.timestamp()
+                                           if upload.initiated_time else 0.0)
+                             for upload in page.uploads)
+                if not page.is_truncated or not page.uploads:
+                    return found
+                # the markers of the last upload listed (minio mislays NextUploadIdMarker)
+                key_marker, upload_id_marker = page.uploads[-1].object_name, page.uploads[-1].upload_id
+                if any(item.upload_id == upload_id_marker for item in found[:-1]):
+                    return found            # a store that pages back to where it was: stop, not loop
+
+        return self._call("listing multipart uploads under", prefix, uploads)
+
+    def _call(self, action: str, key: str | None, fn: Callable[[], T], *, offset: int = 0,
+              upload_id: str | None = None) -> T:
         retrying = self._retrying.copy(before_sleep=functools.partial(self._log_retry, action, key))
         try:
             return retrying(fn)
         except _FOREIGN_ERRORS as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise self._translate(exc, action, key, attempts=attempts, offset=offset) from exc
+            raise self._translate(exc, action, key, attempts=attempts, offset=offset, upload_id=upload_id) from exc
 
     def _log_retry(self, action: str, key: str | None, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -337,11 +441,13 @@ class ObjectStore:
         return f"{self.bucket}/{key}" if key is not None else f"bucket {self.bucket}"
 
     def _translate(self, exc: BaseException, action: str, key: str | None, *, attempts: int,
-                   offset: int = 0) -> StoreError:
+                   offset: int = 0, upload_id: str | None = None) -> StoreError:
         endpoint, target = self._settings.endpoint, self._target(key)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         if isinstance(exc, S3Error):
             code = exc.code
+            if code == "NoSuchUpload" and key is not None and upload_id is not None:
+                return MultipartMissing(self.bucket, key, upload_id)
             if code in _MISSING_CODES and key is not None:
                 return ObjectMissing(self.bucket, key)
             if code == "InvalidRange" and key is not None:

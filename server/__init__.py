@@ -11,7 +11,7 @@
     catalog/     the creator, viewer and operator APIs, and the payment webhook (verified there)
     publishing/  one file to a live episode version: validate → transcode → keys → encrypt → publish; gc
     ingest/      the hand-off API, upload spool, jobs and their store, the runner (where a job is retried),
-                 worker processes, completion webhooks
+                 worker processes, completion webhooks; resumable (tus) uploads and their sweep
     reference/   the OpenAPI 3.1 description (/openapi.json) and its readable reference page (/docs)
     web/         the viewer web app: storefront, paywall, test purchase, player (static files built with
                  esbuild, served under their own CSP); the local sign-in and test payments, each off by default

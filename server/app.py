@@ -1,6 +1,6 @@
 """create_app(): the service, composed from its rooms — the edge every request passes, who may watch what
 (access), then the key server, playback, the catalog API and payment webhook, the ingest hand-off with its
-jobs, the API reference and the viewer web app."""
+jobs and resumable uploads, the API reference and the viewer web app."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from server.edge.ratelimit import AuthFailureLimiter
 from server.edge.middleware import EDGE_HEADERS, edge_middleware
 from server.edge.security import EdgeHeaders
 from server.ingest import api as ingest_api
+from server.ingest import uploads_api
 from server.keys import endpoint as key_endpoint
 from server.playback import pictures as playback_pictures
 from server.playback import routes as playback
@@ -44,6 +45,7 @@ def create_app(settings: Settings, services: Services | None = None, *, run_jobs
     key_endpoint.add_routes(app, settings)
     catalog.add_routes(app, settings)
     ingest_api.add_routes(app, settings, run_jobs=run_jobs)
+    uploads_api.add_routes(app, settings)         # resumable (tus) uploads, on the ingest jobs
     reference.add_routes(app)
     web_app.add_routes(app, settings)
     return app

@@ -17,13 +17,25 @@ from pathlib import Path
 from drm.errors import DrmError
 from packager.errors import PackagerError
 from pipeline.errors import MediaRejected, PipelineError
-from server.cli import access, catalog, database, demo, episode_catalog, episodes, operations, pictures, service
+from server.cli import (
+    access,
+    catalog,
+    database,
+    demo,
+    episode_catalog,
+    episodes,
+    operations,
+    pictures,
+    service,
+    uploads,
+)
 from server.cli.common import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE
 from server.config import Settings, SettingsError
 from server.ingest.jobs import JobError
+from server.ingest.resumable import UploadError
 from server.publishing.admission import SeriesNotSellable
 
-COMMAND_GROUPS = (demo, episodes, pictures, episode_catalog, service, access, operations, catalog, database)
+COMMAND_GROUPS = (demo, episodes, pictures, episode_catalog, service, access, operations, uploads, catalog, database)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MediaRejected as exc:
         _print_rejection(exc, args)
         return EXIT_REJECTED
-    except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable) as exc:
+    except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable, UploadError) as exc:
         return _fail(args, exc, f"{exc.code}: {exc}")
     except sqlite3.Error as exc:
         return _fail(args, exc, f"database error: {exc}; check SERIES_DB_PATH (and that the disk is not full)")

@@ -11,5 +11,7 @@ from server.config.environment import PREFIX, Secret, SettingsError
 from server.config.http import HttpSettings, RateLimitSettings
 from server.config.jobs import JobSettings
 from server.config.settings import Settings
+from server.config.uploads import UploadSettings
 
-__all__ = ["PREFIX", "AccessSettings", "DatabaseUrl", "HttpSettings", "JobSettings", "RateLimitSettings", "Secret", "Settings", "SettingsError"]
+__all__ = ["PREFIX", "AccessSettings", "DatabaseUrl", "HttpSettings", "JobSettings", "RateLimitSettings", "Secret",
+           "Settings", "SettingsError", "UploadSettings"]

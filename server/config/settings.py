@@ -37,6 +37,7 @@ from server.config.http import AuthFailureSettings, HttpSettings, RateLimitSetti
 from server.config.jobs import MIN_JOB_S, JobSettings
 from server.config.pictures import PictureSettings, pictures_settings
 from server.config.web import WebSettings, web_settings
+from server.config.uploads import UploadSettings, read_upload_settings
 from server.local.object_store import LocalStoreSettings
 from server.local.secrets import local_secrets
 
@@ -80,6 +81,7 @@ class Settings:
     catalog: CatalogSettings = field(default_factory=CatalogSettings)   # the catalog API's own
     web: WebSettings = field(default_factory=WebSettings)               # the viewer web app's
     pictures: PictureSettings = field(default_factory=PictureSettings)  # posters, thumbnails, captions
+    uploads: UploadSettings = field(default_factory=UploadSettings)     # resumable (tus) uploads
 
     @property
     def work_dir(self) -> Path:
@@ -163,6 +165,7 @@ class Settings:
             catalog=_catalog_api(env),
             web=web_settings(env, is_embedded=local_store is not None, has_webhook_secret=catalog["webhook_secret"] is not None),
             pictures=pictures_settings(env),
+            uploads=read_upload_settings(env, rules.max_size_bytes),
         )
 
 

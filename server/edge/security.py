@@ -15,8 +15,13 @@ from server.edge.problems import problem
 # players GET and HEAD; viewer and creator apps also POST, PATCH, PUT and DELETE in the catalog API
 CORS_ALLOWED_METHODS = ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
 CORS_METHODS = ", ".join(CORS_ALLOWED_METHODS + ("OPTIONS",))
-CORS_REQUEST_HEADERS = "Authorization, Range, Content-Type, Idempotency-Key"
-CORS_EXPOSED_HEADERS = "Retry-After, Content-Length, Content-Range"
+# the tus headers: the creator studio uploads from the browser with tus-js-client (/v1/uploads)
+TUS_REQUEST_HEADERS = ("Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, Upload-Checksum, "
+                       "Upload-Defer-Length, Upload-Concat")
+TUS_EXPOSED_HEADERS = ("Location, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, "
+                       "Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Series-Job-Id")
+CORS_REQUEST_HEADERS = "Authorization, Range, Content-Type, Idempotency-Key, " + TUS_REQUEST_HEADERS
+CORS_EXPOSED_HEADERS = "Retry-After, Content-Length, Content-Range, " + TUS_EXPOSED_HEADERS
 CORS_PREFLIGHT_MAX_AGE_S = 600
 # Nothing we serve is a document: forbid every source and framing, for JSON and problem bodies above all.
 CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"

@@ -359,9 +359,14 @@ async def list_jobs(request: web.Request) -> web.Response:
     state = request.query.get("state") or None
     if state is not None and state not in STATES:
         raise IngestRequestError(f"state must be one of {', '.join(STATES)}")
+    jobs = await asyncio.to_thread(request.app[JOBS].list, state=state, limit=query_limit(request))
+    return web.json_response({"jobs": [job.as_public_dict() for job in jobs]}, headers={"Cache-Control": "no-store"})
+
+
+def query_limit(request: web.Request) -> int:
+    """?limit= of a listing: 1 to 500, 50 when absent. Raises IngestRequestError."""
     raw_limit = request.query.get("limit", "50")
     # not str.isdigit(): it accepts "²", which int() refuses
     if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 500:
         raise IngestRequestError("limit must be an integer from 1 to 500")
-    jobs = await asyncio.to_thread(request.app[JOBS].list, state=state, limit=int(raw_limit))
-    return web.json_response({"jobs": [job.as_public_dict() for job in jobs]}, headers={"Cache-Control": "no-store"})
+    return int(raw_limit)

@@ -300,20 +300,25 @@ class JobStore:
                 mirror(conn)            # the episode's status, in this same transaction
             return cursor.rowcount == 1
 
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        # the engines' errors enter here and leave as ours: a locked, full or unreachable database is a 503
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if "locked" in text or "busy" in text or "full" in text or "disk" in text:
-                raise JobStoreUnavailable(f"the jobs database cannot be written right now ({exc}); "
-                                          "retry in a few seconds") from exc
-            raise
-        except DatabaseUnavailable as exc:
-            raise JobStoreUnavailable(f"the jobs database cannot be reached right now ({exc}); "
+    def _translated(self):
+        return translated_errors("jobs")
+
+
+@contextmanager
+def translated_errors(table: str) -> Iterator[None]:
+    """The engines' errors enter here and leave as ours: a locked, full or unreachable database is
+    JobStoreUnavailable (a 503 with Retry-After), not a 500. `table` names what could not be written."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text or "full" in text or "disk" in text:
+            raise JobStoreUnavailable(f"the {table} database cannot be written right now ({exc}); "
                                       "retry in a few seconds") from exc
+        raise
+    except DatabaseUnavailable as exc:
+        raise JobStoreUnavailable(f"the {table} database cannot be reached right now ({exc}); "
+                                  "retry in a few seconds") from exc
 
 
 def episode_error(code: str, message: str, report: dict | None) -> dict:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from server.ingest.resumable import UPLOADS_PREFIX
+
 QUEUED, VALIDATING, TRANSCODING = "queued", "validating", "transcoding"
 PACKAGING, PUBLISHING = "packaging", "publishing"
 PUBLISHED, FAILED = "published", "failed"
@@ -190,9 +192,10 @@ def describe_duration(seconds: float) -> str:
 
 
 def upload_note(job: Job, retention_s: float) -> str:
-    """What a failed job's error says about its upload: a spooled one is kept `retention_s` (then swept,
-    see server/ingest/spool.py); an object named in the uploads bucket is left where it is."""
-    if job.source_kind == SOURCE_BUCKET:
+    """What a failed job's error says about its upload: a spooled one, or a resumable upload's object, is kept
+    `retention_s` (then swept: server/ingest/spool.py, upload_sweep.py); an object an upload service named in
+    the uploads bucket is left where it is."""
+    if job.source_kind == SOURCE_BUCKET and not (job.source_key or "").startswith(UPLOADS_PREFIX):
         return "the upload stays in the uploads bucket"
     return f"the upload is kept for {describe_duration(retention_s)}"
 

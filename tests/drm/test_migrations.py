@@ -15,7 +15,8 @@ from drm.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate, schem
 
 TABLES = {"schema_version", "content_keys", "content_key_versions", "entitlements", "series", "episodes",
           "creators", "payments", "payment_events", "entitlement_events", "entitlement_changes",
-          "viewer_progress", "idempotency_keys", "ingest_jobs", "episode_versions"}
+          "viewer_progress", "idempotency_keys", "ingest_jobs", "episode_versions",
+          "resumable_uploads"}
 
 # The jobs tables as the service created them itself before they joined the schema (before job leases).
 LEGACY_JOB_TABLES = """

@@ -95,3 +95,43 @@ def truncated_mp4(directory: Path, name: str, source: Path, *, keep_fraction: fl
         assert data[4:8] == b"ftyp" and data.rfind(b"moov") > len(data) * keep_fraction, "moov must be at the end"
         path.write_bytes(data[: int(len(data) * keep_fraction)])
     return path
+
+
+def noisy_clip(directory: Path, name: str, *, min_bytes: int, duration_s: float = 32, width: int = 640,
+               height: int = 360, fps: int = 25) -> Path:
+    """A real, large H.264/AAC MP4 of at least `min_bytes`: a moving gradient under heavy noise at a high
+    bitrate, so a short clip (cheap to transcode) is as big as a long phone upload's first minutes (cached)."""
+    path = directory / name
+    if path.exists():
+        return path
+    frames = round(duration_s * fps)
+    bit_rate = int(min_bytes * 8 / duration_s * 1.25)      # ABR lands near its target on noise; room above it
+    rng = np.random.default_rng(24)
+    partial = path.with_name(name + ".partial")
+    with av.open(str(partial), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.bit_rate = bit_rate
+        video.options = {"preset": "ultrafast"}
+        audio = out.add_stream("aac", rate=48000, layout="stereo")
+        ramp = (np.arange(width, dtype=np.int16) % 256)[None, :]
+        samples_per_frame = 48000 // fps
+        for index in range(frames):
+            luma = np.roll(ramp, index * 3, axis=1) + rng.integers(-60, 60, size=(height, width), dtype=np.int16)
+            planes = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
+            planes[:height] = np.clip(luma, 0, 255).astype(np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(planes, format="yuv420p")):
+                out.mux(packet)
+            t = (np.arange(samples_per_frame) + index * samples_per_frame) / 48000
+            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            sound = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+            sound.sample_rate, sound.pts = 48000, index * samples_per_frame
+            for packet in audio.encode(sound):
+                out.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode(None):
+                out.mux(packet)
+    if partial.stat().st_size < min_bytes:
+        raise AssertionError(f"{name}: {partial.stat().st_size} bytes, below the {min_bytes} asked for")
+    partial.replace(path)
+    return path

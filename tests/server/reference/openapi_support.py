@@ -22,11 +22,15 @@ def described_routes(document: dict) -> set[tuple[str, str]]:
 
 
 def registered_routes(app: web.Application) -> set[tuple[str, str]]:
-    """(METHOD, path template) of every route the app registers (HEAD added by aiohttp to GETs left out),
-    path parameters' regular expressions dropped: {job_id:job_[0-9a-f]{24}} -> {job_id}."""
+    """(METHOD, path template) of every route the app registers (the HEAD aiohttp adds to a GET, with the GET's
+    handler, left out; a HEAD of its own, as tus has, kept), path parameters' regular expressions dropped:
+    {job_id:job_[0-9a-f]{24}} -> {job_id}."""
+    get_handlers = {(route.resource, route.handler) for route in app.router.routes() if route.method == "GET"}
     routes = set()
     for route in app.router.routes():
-        if route.method in ("HEAD", "*") or route.resource is None:
+        if route.method == "*" or route.resource is None:
+            continue
+        if route.method == "HEAD" and (route.resource, route.handler) in get_handlers:
             continue
         routes.add((route.method, _plain(route.resource.canonical)))
     return routes
