@@ -152,10 +152,13 @@ async def _manifest(request: web.Request, location, version: int) -> VersionMani
 
 
 async def poster(request: web.Request) -> web.Response:
-    """Public: the live version's poster at the smallest width at or above ?width= (default 640), else the largest."""
+    """Public: the live version's poster at the smallest width at or above ?width= (default 640), else the
+    largest; 403 for an unpublished episode, 410 for a deleted one."""
     location = location_of(request)
     image_format = "jpeg" if request.match_info["format"] == "jpg" else "webp"
     asked = _query_number(request, "width", int, DEFAULT_POSTER_WIDTH)
+    # public, but not of an episode its creator unpublished or deleted (its files outlive it until gc)
+    await request.app[ACCESS].require_shown(location.series_id, location.episode_id)
     version = int((await live_pointer(request, location))["version"])
     manifest = await _manifest(request, location, version)
     images = sorted((image for image in (manifest.poster.images if manifest and manifest.poster else ())

@@ -16,6 +16,7 @@ import pytest
 from pipeline.still_image import decode_image
 from tests.support.pictures import (
     BUYER,
+    CREATOR,
     DURATION_S,
     EPISODE_PATH,
     FPS,
@@ -169,3 +170,13 @@ async def test_the_catalog_shows_the_poster_and_storyboard_urls(world, served):
                                         headers={"Authorization": f"Bearer {account}"})).json()
     assert (await client.get(playback["storyboard_url"])).status == 200
     assert np.ndim(decode_image(await (await client.get(episode["poster_url"])).read())) == 3
+
+
+async def test_an_unpublished_or_deleted_episodes_poster_is_not_shown(world, served):
+    client, services = await served(world.env)
+    operator = {"Authorization": f"Bearer {services.tokens.mint_account(CREATOR, 'creator')}"}
+    assert (await client.post(f"{EPISODE_PATH}/unpublish", headers=operator)).status == 200
+    refused = await client.get(f"{EPISODE_PATH}/poster.jpg")
+    assert (refused.status, (await refused.json())["code"]) == (403, "episode_unpublished")
+    assert (await client.post(f"{EPISODE_PATH}/publish", headers=operator)).status == 200
+    assert (await client.get(f"{EPISODE_PATH}/poster.jpg")).status == 200
