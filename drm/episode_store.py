@@ -180,7 +180,8 @@ class EpisodeRecords:
         self, series_id: str, episode_id: str, *, version: int, duration_s: float,
         is_free_preview: bool | None = None, renditions: Sequence[str] = (),
     ) -> Episode:
-        """Record that ``version`` of a reserved episode is live, with its decoded duration and renditions.
+        """Record that ``version`` of a reserved episode is live, with its decoded duration and renditions;
+        the series' cover when it has none yet.
 
         ``is_free_preview`` (None keeps it) changes the flag only now, so a failed re-ingest changes nothing.
         Raises UnknownEpisode, EpisodeDeleted (deleted while it was processed: gc removes what was published).
@@ -201,6 +202,9 @@ class EpisodeRecords:
                 " WHERE series_id = ? AND episode_id = ?",
                 (version, float(duration_s), now, now, json.dumps(list(renditions)),
                  None if is_free_preview is None else int(is_free_preview), "validating", series_id, episode_id))
+            # a series without a cover takes its first published episode's poster (the creator may pick another)
+            tx.execute("UPDATE series SET cover_episode_id = ? WHERE series_id = ? AND cover_episode_id IS NULL",
+                       (episode_id, series_id))
             if is_free_preview is not None:
                 self._episode_changed(tx, series_id, episode_id)
         if is_free_preview is not None:

@@ -198,6 +198,18 @@ class KeyStore:
                 self._cache.move_to_end(key_id)
             return found
 
+    def episode_key(self, key_id: str, series_id: str, episode_id: str) -> bytes | None:
+        """The 16 key bytes of `key_id` if it is a key of that episode; None if unknown or another episode's.
+
+        For the server decrypting an episode's own segments (thumbnails, a new poster, a republish's
+        self-check): a playlist can only ever name its own episode's keys.
+        """
+        try:
+            key = self.get(key_id)
+        except UnknownKey:
+            return None
+        return key.key if (key.series_id, key.episode_id) == (series_id, episode_id) else None
+
     def delete_episode_keys(
         self, series_id: str, episode_id: str, keep_key_ids: Collection[str] = ()
     ) -> int:

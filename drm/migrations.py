@@ -395,6 +395,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
         """,
     ),
+    Migration(
+        version=10,
+        summary="ingest jobs carry the poster time an upload service names",
+        script="""
+            ALTER TABLE ingest_jobs ADD COLUMN poster_at_s {real} NULL
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 # payload "viewer_id/series_id" for an entitlement, "/series_id/episode_id" for an episode; ids contain no "/"

@@ -20,6 +20,7 @@
     app.py       create_app(): composes the rooms into the service
 
 Rooms import downwards only (tests/test_layering.py): config → local; edge → config, services; access →
-edge; keys and playback → access, edge; catalog → access, edge, playback; publishing → config; jobs →
-publishing; ingest → edge, jobs, publishing; reference → edge; web → edge; cli and app → any room. Nothing imports cli.
+edge; keys and playback → access, edge; catalog → access, edge, playback, publishing; publishing → config;
+jobs → publishing; ingest → edge, jobs, publishing; reference → edge; web → edge; cli and app → any room.
+Nothing imports cli.
 """

@@ -22,6 +22,7 @@ from server.ingest import api as ingest_api
 from server.ingest import deliveries_api, uploads_api
 from server.keys import endpoint as key_endpoint
 from server.keys import token_api
+from server.playback import pictures as playback_pictures
 from server.playback import routes as playback
 from server.reference import page as reference
 from server.services import SERVICES, Services
@@ -41,6 +42,7 @@ def create_app(settings: Settings, services: Services | None = None, *, run_jobs
     access.install(app, settings)          # who may watch what, for keys and playback
     health.add_routes(app, settings)
     playback.add_routes(app)
+    playback_pictures.add_routes(app, settings)   # captions, storyboards, thumbnails, posters
     key_endpoint.add_routes(app, settings)
     token_api.add_routes(app)              # refresh, end, revoke
     catalog.add_routes(app, settings)

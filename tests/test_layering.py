@@ -37,7 +37,8 @@ SERVER_ROOMS: dict[str, set[str]] = {
     "access": {"edge", "config", "services"},
     "keys": {"access", "edge", "config", "services"},
     "playback": {"access", "edge", "config", "services"},
-    "catalog": {"access", "edge", "playback", "config", "services"},
+    # publishing: a creator's caption or poster change republishes the episode (server/publishing/edits.py)
+    "catalog": {"access", "edge", "playback", "publishing", "config", "services"},
     "publishing": {"config"},
     "jobs": {"publishing", "config", "services"},
     "ingest": {"edge", "jobs", "publishing", "config", "services"},

@@ -189,6 +189,15 @@ class Access:
             viewer.viewer_id, viewer.session_id, limit=sessions.limit, idle_s=sessions.idle_s))
         sessions.admitted(viewer.viewer_id, viewer.session_id, started)
 
+    async def require_shown(self, series_id: str, episode_id: str) -> None:
+        """Return quietly when the episode may be shown to anyone at all (what public pictures, its poster,
+        need): raise EpisodeUnpublished (403) or EpisodeDeleted (410) otherwise, or AccessUnavailable (503).
+        Asks the episode's facts only, from the same memory as require_may_watch(); no viewer, no entitlement."""
+        facts = await self._remembered_or_looked_up(("episode", series_id, episode_id), self._episodes)
+        verdict = may_watch(facts, series_id, episode_id, "", None)
+        if verdict in (Verdict.UNPUBLISHED, Verdict.DELETED):
+            raise refusal(verdict, "", series_id, episode_id)
+
     async def in_lookup_thread(self, what: str, function: Callable[..., T], *args: Any) -> T:
         """Run a database read of the key path (`what` names it in the query count) in the access room's
         threads, bounded by LOOKUP_TIMEOUT_S. Raises AccessUnavailable (503) when the database is

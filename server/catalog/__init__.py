@@ -4,5 +4,8 @@ playback tokens (api.py); the operator's comps, revocations, approvals and audit
 payment_webhook.py before drm/purchases.py applies the event. Each module exports its aiohttp
 RouteTableDef as `routes`.
 
-May import: server.edge, server.playback (playback URLs), server.services, server.config, and drm.
+Captions and posters of published episodes are pictures_api.py's (republished by server/publishing/edits.py).
+
+May import: server.edge, server.playback (playback URLs), server.publishing (caption and poster changes),
+server.services, server.config, and drm.
 """

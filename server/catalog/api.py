@@ -23,7 +23,8 @@ from server.access import ACCESS
 from server.edge.auth import is_operator, require_account
 from server.edge.bodies import read_object
 from server.catalog.idempotency import idempotent
-from server.playback.playlists import master_url
+from server.catalog.views import episode_urls
+from server.playback.playlists import master_url, with_token
 from server.services import SERVICES, Services
 
 routes = web.RouteTableDef()
@@ -121,4 +122,6 @@ async def playback(request: web.Request) -> web.Response:
     return web.json_response({
         "access": access, "token": token, "expires_at": grant.expires_at,
         "master_url": master_url(services.settings.public_url, series_id, episode_id, token),
+        # the storyboard is gated like the keys: the player's <track> cannot send a header, so the token rides along
+        "storyboard_url": with_token(episode_urls(series_id, episode_id)["storyboard_url"], token),
     }, headers={"Cache-Control": "no-store"})

@@ -1,8 +1,10 @@
 """The JSON shapes of the catalog API (described in server/reference/openapi/): series, episodes, pages,
 and the paywall. Times are unix seconds; prices integer cents with an ISO 4217 currency; durations seconds.
 
-Posters arrive with the pictures API: until then `poster_url` and the cover's `poster_url` are null, and
-clients show a placeholder.
+`poster_url` (public) and `storyboard_url` (a playback token needed: ?token= or Authorization) are paths
+on this service, set once the episode has a live version (server/playback/pictures.py serves them); the
+series cover's `poster_url` is its cover episode's. A version published before posters existed has none:
+the poster path answers 404 until the episode is re-ingested or given a poster (`series poster`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from drm.cursors import Page
 from drm.library import Progress
 
 PURCHASE_PATH = "/buy/{series_id}"
+EPISODE_PATH = "/v1/series/{series_id}/episodes/{episode_id}"
+
+
+def episode_urls(series_id: str, episode_id: str) -> dict[str, str]:
+    """The public poster's and the gated storyboard's paths (server/playback/pictures.py serves them)."""
+    episode = EPISODE_PATH.format(series_id=quote(series_id, safe=""), episode_id=quote(episode_id, safe=""))
+    return {"poster_url": f"{episode}/poster.jpg", "storyboard_url": f"{episode}/storyboard.vtt"}
 
 
 def series_json(series: Series, *, episode_count: int, total_duration_s: float, public_url: str) -> dict[str, Any]:
@@ -27,7 +36,9 @@ def series_json(series: Series, *, episode_count: int, total_duration_s: float, 
         "is_for_sale": series.is_for_sale,
         "price_cents": series.price_cents,
         "currency": series.currency,
-        "cover": {"episode_id": series.cover_episode_id, "poster_url": None} if series.cover_episode_id else None,
+        "cover": {"episode_id": series.cover_episode_id,
+                  "poster_url": episode_urls(series.series_id, series.cover_episode_id)["poster_url"]}
+        if series.cover_episode_id else None,
         "episode_count": episode_count,
         "total_duration_s": round(total_duration_s, 3),
         "purchase_url": purchase_url(public_url, series.series_id),
@@ -52,6 +63,7 @@ def episode_json(episode: Episode, *, full: bool, progress: Progress | None = No
         "duration_s": episode.duration_s if live else None,
         "renditions": list(episode.renditions),
         "poster_url": None,
+        "storyboard_url": None,
         "version": episode.published_version,
         "processing": None,
         "error": None,
@@ -60,6 +72,8 @@ def episode_json(episode: Episode, *, full: bool, progress: Progress | None = No
         "ready_at": episode.ready_at,
         "unpublished_at": episode.unpublished_at,
     }
+    if live:
+        shown.update(episode_urls(episode.series_id, episode.episode_id))
     if full and episode.stage not in (None, "failed"):
         shown["processing"] = {"stage": episode.stage, "percent": episode.stage_percent, "job_id": episode.job_id}
     if full and episode.error:

@@ -56,14 +56,16 @@ def with_segment_format(settings: Settings, segment_format: str | None) -> Setti
 
 
 def ingest_with_progress(services: Services, file: Path, series_id: str, episode_id: str, *,
-                         is_free_preview: bool | None = None, show_bar: bool | None = None, on_report=None):
+                         is_free_preview: bool | None = None, show_bar: bool | None = None, on_report=None,
+                         poster_at_s: float | None = None):
     """ingest_episode() with the CLI's progress display."""
     with IngestProgress(show_bar=show_bar) as progress:
         return ingest_episode(file, series_id=series_id, episode_id=episode_id, settings=services.settings,
                               store=services.store, keystore=services.keystore, catalog=services.catalog,
                               is_free_preview=is_free_preview, progress=progress.stage,
                               transcode_progress=progress.transcode, on_report=on_report,
-                              versions=EpisodeVersions(services.db), creators=services.creators)
+                              versions=EpisodeVersions(services.db), creators=services.creators,
+                              poster_at_s=poster_at_s)
 
 
 @contextlib.contextmanager

@@ -27,7 +27,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ingest.add_argument("--episode", required=True, help="episode id, e.g. 1")
     ingest.add_argument("--json", action="store_true",
                         help="print the result as JSON: the ladder chosen and why each candidate rung was kept or dropped, "
-                             "each rung's sampled PSNR/SSIM and quality warnings")
+                             "each rung's sampled PSNR/SSIM and quality warnings, the poster and storyboard made, the "
+                             "caption tracks published and the subtitle streams skipped (and why)")
+    ingest.add_argument("--poster-at", type=float, metavar="SECONDS",
+                        help="take the poster at this time (seconds); default: the best-scored frame (not black, "
+                             "not a fade, sharp)")
     ingest.add_argument("--free-preview", action=argparse.BooleanOptionalAction, default=None,
                         help="mark (or unmark) the episode as a free preview; default: unchanged")
     ingest.set_defaults(handler=cmd_ingest)
@@ -58,7 +62,7 @@ def cmd_ingest(args, settings: Settings) -> int:
     with running_services(settings) as services:
         published = ingest_with_progress(services, args.file, args.series, args.episode,
                                          is_free_preview=args.free_preview, show_bar=args.progress,
-                                         on_report=reports.append)
+                                         on_report=reports.append, poster_at_s=args.poster_at)
     result = {"series": args.series, "episode": args.episode, "version": published.version,
               "renditions": list(published.renditions), "segments": published.segment_count,
               "duration_s": published.duration_s}

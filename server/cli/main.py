@@ -26,6 +26,7 @@ from server.cli import (
     episodes,
     jobs,
     operations,
+    pictures,
     service,
     uploads,
 )
@@ -35,7 +36,8 @@ from server.ingest.resumable import UploadError
 from server.jobs.jobs import JobError
 from server.publishing.admission import SeriesNotSellable
 
-COMMAND_GROUPS = (demo, episodes, episode_catalog, service, access, jobs, operations, uploads, catalog, database)
+COMMAND_GROUPS = (demo, episodes, pictures, episode_catalog, service, access, jobs, operations, uploads, catalog,
+                  database)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

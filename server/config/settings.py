@@ -42,6 +42,7 @@ from server.config.jobs import (
     WEBHOOK_RETRY_DELAYS_S,
     JobSettings,
 )
+from server.config.pictures import PictureSettings, pictures_settings
 from server.config.uploads import UploadSettings, read_upload_settings
 from server.config.web import WebSettings, web_settings
 from server.local.object_store import LocalStoreSettings
@@ -86,6 +87,7 @@ class Settings:
     auth_failures: AuthFailureSettings = field(default_factory=AuthFailureSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)   # the catalog API's own
     web: WebSettings = field(default_factory=WebSettings)               # the viewer web app's
+    pictures: PictureSettings = field(default_factory=PictureSettings)  # posters, thumbnails, captions
     uploads: UploadSettings = field(default_factory=UploadSettings)     # resumable (tus) uploads
 
     @property
@@ -169,6 +171,7 @@ class Settings:
             auth_failures=_auth_failures(env),
             catalog=_catalog_api(env),
             web=web_settings(env, is_embedded=local_store is not None, has_webhook_secret=catalog["webhook_secret"] is not None),
+            pictures=pictures_settings(env),
             uploads=read_upload_settings(env, rules.max_size_bytes),
         )
 

@@ -9,8 +9,9 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from drm import errors as drm_errors
-from packager.errors import ObjectMissing, StoreError
-from pipeline.errors import MediaRejected
+from packager.errors import CaptionTracksConflict, EpisodeNotPublished, LiveVersionChanged, ObjectMissing, StoreError
+from packager.seek import TimeOutsideEpisode
+from pipeline.errors import MediaRejected, PictureTimeOutOfRange, PictureWidthOutOfRange
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,12 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     drm_errors.IdempotencyKeyReused: 422,  # the IETF Idempotency-Key draft's answers
     drm_errors.IdempotencyKeyInFlight: 409,
     drm_errors.DatabaseUnavailable: 503,
+    PictureTimeOutOfRange: 422,            # a poster or thumbnail time outside the episode
+    TimeOutsideEpisode: 422,
+    PictureWidthOutOfRange: 422,
+    CaptionTracksConflict: 409,            # two tracks alike in name, or two defaults
+    EpisodeNotPublished: 409,              # captions or a poster for an episode with no live version yet
+    LiveVersionChanged: 409,               # a re-ingest went live while a caption change was being built
 }
 # What a client is told instead of the error's own message, which names internals (a database's host);
 # by exact type: looked up on every denied key request
@@ -65,9 +72,10 @@ PROBLEM_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/problem+json; cha
                                hdrs.CACHE_CONTROL: "no-store"})
 
 
-def problem(status: int, code: str, detail: str, **headers: str) -> web.Response:
+def problem(status: int, code: str, detail: str, extensions: dict | None = None, **headers: str) -> web.Response:
+    """`extensions`: RFC 9457 extension members beside the standard ones (e.g. every reason of a refusal)."""
     body = {"type": f"about:blank#{code}", "title": code.replace("_", " "), "status": status,
-            "code": code, "detail": detail}
+            "code": code, "detail": detail, **(extensions or {})}
     # bytes and ready-made headers: a denied key request is answered here, and text= would re-derive
     # the Content-Type header on every call
     response = web.Response(status=status, body=json.dumps(body).encode(), headers=PROBLEM_HEADERS)
@@ -100,4 +108,4 @@ def problem_for(exc: Exception, request: web.BaseRequest) -> web.Response:
         return problem(status, code, detail, **{"WWW-Authenticate": f'Bearer realm="{realm}"'})
     if status == 503:
         return problem(status, code, detail, **{"Retry-After": RETRY_AFTER_S})
-    return problem(status, code, detail)
+    return problem(status, code, detail, getattr(exc, "problem_extensions", None))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
 import re
 from collections.abc import AsyncIterator
@@ -216,9 +217,9 @@ async def _reference_request(request: web.Request, settings: Settings, series_id
         raise IngestRequestError(f'{exc}; send {{"bucket": ..., "key": ...}}') from None
     if not isinstance(body, dict):
         raise IngestRequestError('the body must be a JSON object: {"bucket": ..., "key": ...}')
-    unknown = set(body) - {"bucket", "key", "webhook_url"}
+    unknown = set(body) - {"bucket", "key", "webhook_url", "poster_at_s"}
     if unknown:
-        raise IngestRequestError(f"unknown fields {sorted(unknown)!r}; expected bucket, key, webhook_url")
+        raise IngestRequestError(f"unknown fields {sorted(unknown)!r}; expected bucket, key, webhook_url, poster_at_s")
     bucket, object_key = body.get("bucket"), body.get("key")
     if bucket != settings.jobs.uploads_bucket:
         raise IngestRequestError(f"bucket must be the uploads bucket {settings.jobs.uploads_bucket!r}")
@@ -226,6 +227,7 @@ async def _reference_request(request: web.Request, settings: Settings, series_id
         raise IngestRequestError(f"key must be an object name of 1 to {MAX_KEY_LENGTH} characters, "
                                  "without control characters, '..' segments or a leading '/'")
     webhook_url = _check_webhook(body.get("webhook_url"), settings.jobs.webhook_hosts)
+    poster_at_s = _check_poster_time(body.get("poster_at_s"))
     uploads = request.app[UPLOADS]
     try:
         stat = await asyncio.to_thread(uploads.stat, object_key)
@@ -236,8 +238,9 @@ async def _reference_request(request: web.Request, settings: Settings, series_id
     return JobRequest(
         series_id=series_id, episode_id=episode_id, source_kind=SOURCE_BUCKET, idempotency_key=idempotency_key,
         fingerprint=fingerprint({"series": series_id, "episode": episode_id, "bucket": bucket, "key": object_key,
-                                 "etag": stat.etag, "webhook": webhook_url}),
+                                 "etag": stat.etag, "webhook": webhook_url, **_poster_part(poster_at_s)}),
         source_bucket=bucket, source_key=object_key, size_bytes=stat.size_bytes, webhook_url=webhook_url,
+        poster_at_s=poster_at_s,
     )
 
 
@@ -248,6 +251,7 @@ async def _spooled_job(request: web.Request, settings: Settings, series_id: str,
     if request.content_length is not None and request.content_length > limit:
         raise UploadTooLarge(limit)
     webhook_url = _check_webhook(request.query.get("webhook_url"), settings.jobs.webhook_hosts)
+    poster_at_s = _check_poster_time(request.query.get("poster_at_s"))
     job_id = new_job_id()
     spool = settings.jobs.spool_dir
     await asyncio.to_thread(spool.mkdir, parents=True, exist_ok=True)
@@ -262,8 +266,9 @@ async def _spooled_job(request: web.Request, settings: Settings, series_id: str,
         job_request = JobRequest(
             series_id=series_id, episode_id=episode_id, source_kind=SOURCE_SPOOL, idempotency_key=idempotency_key,
             fingerprint=fingerprint({"series": series_id, "episode": episode_id, "sha256": digest, "size": size,
-                                     "webhook": webhook_url}),
+                                     "webhook": webhook_url, **_poster_part(poster_at_s)}),
             spool_path=str(path), spool_host=local_host(), size_bytes=size, webhook_url=webhook_url,
+            poster_at_s=poster_at_s,
         )
         job, created = await asyncio.to_thread(request.app[JOBS].create, job_request, job_id=job_id)
         keep = created
@@ -330,6 +335,26 @@ def _is_sane_key(key: str) -> bool:
     return (0 < len(key) <= MAX_KEY_LENGTH and not key.startswith("/")
             and not any(ord(c) < 32 or ord(c) == 127 for c in key)
             and ".." not in key.split("/"))
+
+
+def _check_poster_time(raw) -> float | None:
+    """The poster time an upload service names (JSON number, or query text), in seconds; None if absent.
+    A time past the episode's end fails the job with picture_time_out_of_range once the duration is known."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw) if not isinstance(raw, bool) else None
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not math.isfinite(value) or value < 0:
+        raise IngestRequestError(f"poster_at_s must be a time in seconds from 0, got {str(raw)[:20]!r}")
+    return value
+
+
+def _poster_part(poster_at_s: float | None) -> dict:
+    """The poster time's part of a request's fingerprint: nothing when absent, so a request made before
+    poster times existed still matches its retry (its Idempotency-Key replays, not 422)."""
+    return {} if poster_at_s is None else {"poster_at_s": poster_at_s}
 
 
 def _check_webhook(url: object, allowed_hosts: tuple[str, ...]) -> str | None:

@@ -82,11 +82,11 @@ class JobStore:
             inserted = conn.execute(
                 "INSERT INTO ingest_jobs (job_id, series_id, episode_id, state, source_kind, source_bucket,"
                 " source_key, spool_path, spool_host, size_bytes, idempotency_key, fingerprint, webhook_url,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " poster_at_s, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (idempotency_key) DO NOTHING",
                 (job_id, request.series_id, request.episode_id, QUEUED, request.source_kind, request.source_bucket,
                  request.source_key, request.spool_path, request.spool_host, request.size_bytes,
-                 request.idempotency_key, request.fingerprint, request.webhook_url, now, now),
+                 request.idempotency_key, request.fingerprint, request.webhook_url, request.poster_at_s, now, now),
             ).rowcount
             if inserted:
                 try:

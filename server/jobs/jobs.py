@@ -93,6 +93,7 @@ class JobRequest:
     spool_host: str | None = None     # the host whose disk holds spool_path
     size_bytes: int | None = None
     webhook_url: str | None = None
+    poster_at_s: float | None = None  # the poster's time (seconds); None: picked by score
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +128,7 @@ class Job:
     cancel_requested_at: float | None = None
     # why each attempt that did not publish ended, oldest first (JobStore fills it in where it reads jobs)
     attempt_errors: tuple[dict, ...] = ()
+    poster_at_s: float | None = None        # the poster's time the uploader named; None: picked by score
 
     @property
     def is_finished(self) -> bool:
@@ -154,6 +156,7 @@ class Job:
             "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
             "attempt_errors": list(self.attempt_errors),
             "webhook": {"url": self.webhook_url, "status": self.webhook_status} if self.webhook_url else None,
+            "poster_at_s": self.poster_at_s,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "started_at": self.started_at,

@@ -188,7 +188,8 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
                     source, series_id=job.series_id, episode_id=job.episode_id, settings=settings,
                     store=store, keystore=KeyStore(jobs.db, settings.drm), catalog=open_catalog(jobs.db, settings),
                     progress=progress, on_report=reports.append, versions=EpisodeVersions(jobs.db),
-                    creators=CreatorRegistry(jobs.db), on_version=on_version, before_switch=before_switch)
+                    creators=CreatorRegistry(jobs.db), on_version=on_version, before_switch=before_switch,
+                    poster_at_s=job.poster_at_s)
         except _Superseded as exc:
             log.warning("job %s: %s; stopping", job_id, exc)
             return ""

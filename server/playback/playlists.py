@@ -22,14 +22,20 @@ def master_url(public_url: str, series_id: str, episode_id: str, token: str) -> 
     return with_token(f"{public_url}/v1/series/{series_id}/episodes/{episode_id}/master.m3u8", token)
 
 
+# master tags whose URI attribute names a playlist of the version: I-frame playlists, subtitle renditions
+# (EXT-X-MEDIA), the storyboard's image playlist
+_VERSIONED_URI_TAGS = ("#EXT-X-I-FRAME-STREAM-INF:", "#EXT-X-MEDIA:", "#EXT-X-IMAGE-STREAM-INF:")
+_STORYBOARD_CUE = re.compile(r"^([^\s#]+)(#xywh=\d+,\d+,\d+,\d+)$")
+
+
 def personalize_master(text: str, token: str, version: int) -> str:
-    """Point variant and I-frame URIs at the live version's playlists and add the token to each,
-    and to the EXT-X-SESSION-KEY URI (it must match the media playlists' key URIs, RFC 8216 §4.3.4.5)."""
+    """Point variant, I-frame, subtitle and image playlist URIs at the live version's and add the token to
+    each, and to the EXT-X-SESSION-KEY URI (it must match the media playlists' key URIs, RFC 8216 §4.3.4.5)."""
     lines = []
     for line in text.splitlines():
         if line and not line.startswith("#"):
             line = with_token(f"v{version}/{line}", token)
-        elif line.startswith("#EXT-X-I-FRAME-STREAM-INF:"):
+        elif line.startswith(_VERSIONED_URI_TAGS):
             line = _KEY_URI.sub(lambda m: f'URI="{with_token(f"v{version}/{m.group(1)}", token)}"', line)
         elif line.startswith("#EXT-X-SESSION-KEY:"):
             line = _KEY_URI.sub(lambda m: f'URI="{with_token(m.group(1), token)}"', line)
@@ -46,3 +52,21 @@ def personalize_media(text: str, token: str) -> str:
             line = _KEY_URI.sub(lambda m: f'URI="{with_token(m.group(1), token)}"', line)
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def personalize_uris(text: str, token: str) -> str:
+    """Add the token to every URI line of a playlist whose entries are gated: a subtitle playlist's WebVTT
+    segments, the storyboard's image playlist's sheets."""
+    return "\n".join(with_token(line, token) if line and not line.startswith("#") else line
+                     for line in text.splitlines()) + "\n"
+
+
+def personalize_storyboard(text: str, token: str, base: str = "") -> str:
+    """The storyboard's WebVTT thumbnails track with the token on every sheet URI, before the #xywh
+    fragment (`sheet_000.jpg?token=T#xywh=0,0,160,90`); `base` is put in front of each (e.g. "v3/storyboard/"
+    when served from outside the version's directory)."""
+    def rewritten(line: str) -> str:
+        match = _STORYBOARD_CUE.match(line)
+        return with_token(base + match.group(1), token) + match.group(2) if match else line
+
+    return "\n".join(rewritten(line) for line in text.splitlines()) + "\n"

@@ -57,7 +57,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(VERSIONED + "/" + SEGMENT_NAME, segment)
 
 
-def _viewer_for_series(request: web.Request, series_id: str):
+def viewer_for_series(request: web.Request, series_id: str):
     """Playlists need a valid token for this series; the entitlement is checked where the key is."""
     token = token_of(request)
     viewer = request.app[SERVICES].tokens.verify(token)
@@ -67,14 +67,14 @@ def _viewer_for_series(request: web.Request, series_id: str):
     return viewer, token
 
 
-def _location(request: web.Request) -> EpisodeLocation:
+def location_of(request: web.Request) -> EpisodeLocation:
     return EpisodeLocation(
         series_id=check_id("series_id", request.match_info["series_id"]),
         episode_id=check_id("episode_id", request.match_info["episode_id"]),
     )
 
 
-async def _pointer(request: web.Request, location: EpisodeLocation, *, fresh: bool = False) -> dict:
+async def live_pointer(request: web.Request, location: EpisodeLocation, *, fresh: bool = False) -> dict:
     cache = request.app[POINTERS]
     cached = cache.get(location.pointer_key)
     if cached and cached[1] > time.monotonic() and not fresh:
@@ -89,53 +89,59 @@ async def _pointer(request: web.Request, location: EpisodeLocation, *, fresh: bo
 
 
 async def _live_version(request: web.Request, location: EpisodeLocation) -> int:
-    return int((await _pointer(request, location))["version"])
+    return int((await live_pointer(request, location))["version"])
 
 
-async def _servable_version(request: web.Request, location: EpisodeLocation) -> int:
-    """The requested version, if it is the live one or the previous one (players mid-playback).
+async def servable_version(request: web.Request, location: EpisodeLocation, *, is_media: bool = False) -> int:
+    """The requested version, if it is the live one or the previous one (players mid-playback); with
+    `is_media` (segments), also the media version either plays: a version built without re-transcoding
+    (new captions, a new poster) names the segments of the version it was built from.
 
     Anything else — a version being published, or the orphan of a failed publish — is not served,
     even while its objects exist: nothing half-written is reachable.
     """
     version = int(request.match_info["version"])
     for fresh in (False, True):     # a miss re-reads the pointer: the version may have just gone live
-        pointer = await _pointer(request, location, fresh=fresh)
-        if version in (pointer["version"], pointer.get("previous_version")):
+        pointer = await live_pointer(request, location, fresh=fresh)
+        servable = {pointer["version"], pointer.get("previous_version")}
+        if is_media:
+            servable |= {pointer.get("media_version"), pointer.get("previous_media_version")}
+        if version in servable:
             return version
     raise NotPublished(f"version {version} of episode {location.episode_id} of series {location.series_id}")
 
 
-def _playlist_response(text: str) -> web.Response:
+def playlist_response(text: str) -> web.Response:
     response = web.Response(text=text, content_type=PLAYLIST_TYPE, headers={"Cache-Control": NO_STORE})
     response.enable_compression()   # gzip when the player accepts it (Apple 10.1)
     return response
 
 
 async def master_playlist(request: web.Request) -> web.Response:
-    location = _location(request)
-    _, token = _viewer_for_series(request, location.series_id)
+    location = location_of(request)
+    _, token = viewer_for_series(request, location.series_id)
     version = await _live_version(request, location)
     store = request.app[SERVICES].store
     stored = await asyncio.to_thread(store.get_bytes, f"{location.version_prefix(version)}/{MASTER_NAME}")
-    return _playlist_response(personalize_master(stored.decode(), token, version))
+    return playlist_response(personalize_master(stored.decode(), token, version))
 
 
 async def media_playlist(request: web.Request) -> web.Response:
-    location = _location(request)
-    _, token = _viewer_for_series(request, location.series_id)
-    version, rendition = await _servable_version(request, location), request.match_info["rendition"]
+    location = location_of(request)
+    _, token = viewer_for_series(request, location.series_id)
+    version, rendition = await servable_version(request, location), request.match_info["rendition"]
     name = request.path.rsplit("/", 1)[-1]       # index.m3u8 or iframes.m3u8
     store = request.app[SERVICES].store
     stored = await asyncio.to_thread(store.get_bytes, f"{location.version_prefix(version)}/{rendition}/{name}")
-    return _playlist_response(personalize_media(stored.decode(), token))
+    return playlist_response(personalize_media(stored.decode(), token))
 
 
 async def segment(request: web.Request) -> web.StreamResponse:
     """Encrypted segments (and fMP4 init segments, which hold no media), streamed from the private bucket,
     whole or by Range. Ciphertext: cacheable by anyone."""
-    location = _location(request)
-    version, rendition = await _servable_version(request, location), request.match_info["rendition"]
+    location = location_of(request)
+    version = await servable_version(request, location, is_media=True)
+    rendition = request.match_info["rendition"]
     key = f"{location.version_prefix(version)}/{rendition}/{request.match_info['segment']}"
     name = request.match_info["segment"]
     return await stream_object(request, request.app[SERVICES].store, key, content_type=content_type_of(name),

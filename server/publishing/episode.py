@@ -26,6 +26,7 @@ from packager.store import ObjectStore
 from pipeline.errors import MediaOverLimit, MediaRejected
 from pipeline.ladder import LadderMode
 from pipeline.per_title import LadderPlan, plan_ladder_for
+from pipeline.pictures import PictureSampler
 from pipeline.playback import decode_segment
 from pipeline.transcode import DecodeDamage, TranscodeProgress, TranscodeResult, transcode
 from pipeline.validate import (
@@ -39,6 +40,7 @@ from pipeline.validate import (
 from server.config import Settings
 from server.publishing.admission import check_admission
 from server.publishing.garbage import collect_garbage
+from server.publishing.pictures import EpisodeExtras, gather_extras
 from server.publishing.versions import EpisodeVersions
 
 log = logging.getLogger(__name__)
@@ -91,12 +93,16 @@ def ingest_episode(
     creators: CreatorRegistry | None = None,
     on_version: Callable[[int], None] | None = None,
     before_switch: Callable[[], None] | None = None,
+    poster_at_s: float | None = None,
 ) -> PublishedEpisode:
     """Publish `source` as the new live version of the episode and register it in the catalog.
 
     `is_free_preview` sets the episode's flag (None keeps it; a new episode is not a preview).
     `progress` gets (stage, fraction); `transcode_progress` the transcode's speed and ETA as well;
-    `on_report` gets transcode_report(): the ladder chosen and why, and each rung's sampled quality.
+    `on_report` gets transcode_report() (the ladder chosen and why, and each rung's sampled quality) with
+    what was made besides the video: "pictures" (poster, storyboard) and "captions" (tracks published,
+    embedded streams skipped and why), see server/publishing/pictures.py.
+    `poster_at_s` names the poster's time (seconds); None picks the frame by score.
     `versions` allocates the version and guards the pointer switch, so concurrent ingests of one episode
     (other jobs, other service instances, the CLI) never share a prefix; None reads the store (one writer).
 
@@ -107,7 +113,8 @@ def ingest_episode(
     pointer-switch lease is held, just before the switch, and raises to stop a run that was superseded or
     cancelled meanwhile (the version is then discarded, its keys deleted, nothing went live).
 
-    Raises MediaRejected (with the full report) for unacceptable media; UnknownSeries,
+    Raises MediaRejected (with the full report) for unacceptable media; PictureTimeOutOfRange for a
+    poster time outside the episode (before transcoding when the header shows it); UnknownSeries,
     EpisodeLimitReached, CreatorNotEligible, SeriesNotSellable or InvalidField (duration) before any
     transcoding; TranscodeError,
     PublishError, StoreError or DrmError otherwise. Nothing is published unless everything succeeded.
@@ -121,12 +128,14 @@ def ingest_episode(
     report = validate(source, settings.rules, decode=False)
     if not report.is_acceptable:
         raise MediaRejected(report)
+    # the creator's poster time is checked against the header's duration before minutes of transcoding
+    sampler = PictureSampler(expected_duration_s=float(report.duration_s), poster_time_s=poster_at_s)
     # re-ingesting an existing episode takes no new slot; a new one holds its slot from here on
     is_new = catalog.reserve_episode(series_id, episode_id, duration_s=float(report.duration_s),
                                      is_free_preview=is_free_preview)
     try:
         published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
-                                           progress, transcode_progress, on_report, versions,
+                                           progress, transcode_progress, on_report, versions, sampler,
                                            on_version, before_switch)
     except PointerSwitchUncertain:
         raise       # the episode may be live: it keeps its slot
@@ -149,7 +158,7 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                            progress: Callable[[str, float], None] | None,
                            transcode_progress: Callable[[TranscodeProgress], None] | None,
                            on_report: Callable[[dict], None] | None,
-                           versions: EpisodeVersions | None,
+                           versions: EpisodeVersions | None, sampler: PictureSampler,
                            on_version: Callable[[int], None] | None = None,
                            before_switch: Callable[[], None] | None = None) -> PublishedEpisode:
     video = report.info.video
@@ -162,20 +171,22 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
             encoded = transcode(source, list(plan.renditions), work, settings.ladder,
                                 progress=(lambda done: progress("transcoding", done)) if progress else None,
                                 on_progress=transcode_progress, segment_format=settings.hls_segment_format,
-                                frame_limits=settings.rules.frame_limits)
+                                frame_limits=settings.rules.frame_limits, frame_observer=sampler)
         except MediaOverLimit as exc:   # this decode is the validation decode: a rejection, not a failure
             raise MediaRejected(replace(report, issues=(
                 Issue(code=exc.code, message=exc.message, how_to_fix=exc.how_to_fix),))) from exc
-        if on_report:
-            on_report(transcode_report(plan, encoded))
         for warning in encoded.quality_warnings:
             log.warning("%s/%s: %s", series_id, episode_id, warning)
         if progress:
             progress("packaging", 0.0)
         check_decoded(report, float(encoded.duration_s), settings, encoded.damage)
+        location = EpisodeLocation(series_id=series_id, episode_id=episode_id)
+        extras: EpisodeExtras = gather_extras(source, encoded.duration_s, sampler, store, location,
+                                              settings.pictures.caption_rules)
+        if on_report:
+            on_report({**transcode_report(plan, encoded), **extras.report})
         segment_count = len(encoded.renditions[0].segments)
         periods = math.ceil(segment_count / settings.segments_per_key)
-        location = EpisodeLocation(series_id=series_id, episode_id=episode_id)
         # the version is chosen before the keys so that they are recorded as its keys (for GC)
         version = versions.allocate(store, location) if versions else next_version(store, location)
         if on_version:
@@ -195,13 +206,16 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                 session_key=settings.hls_session_key,
                 decode_segment=decode_segment,   # the self-check decodes with PyAV, which packager may not import
                 switch_guard=lambda: _fenced_switch(versions, location, before_switch),
+                captions=extras.captions,
+                poster=extras.poster,
+                storyboard=extras.storyboard,
             )
         except PointerSwitchUncertain:
             raise       # the version may be live: its keys stay (retention removes them if it is not)
         except BaseException:
             keystore.delete_keys([key.key_id for key in keys])
             raise
-    _collect_after_publish(store, keystore, location, settings)
+    collect_after_publish(store, keystore, location, settings)
     return published
 
 
@@ -215,8 +229,9 @@ def _fenced_switch(versions: EpisodeVersions | None, location: EpisodeLocation,
         yield
 
 
-def _collect_after_publish(store: ObjectStore, keystore: KeyStore, location: EpisodeLocation,
+def collect_after_publish(store: ObjectStore, keystore: KeyStore, location: EpisodeLocation,
                            settings: Settings) -> None:
+    """Collect the episode's superseded versions after a publish; never raises (`series gc` retries)."""
     # the episode is live: a failed clean-up must not fail the ingest; `series gc` retries later
     try:
         collect_garbage(store, keystore, grace_s=settings.gc_grace_s, locations=[location])

@@ -15,7 +15,14 @@ from packager.conformance import ParsedPlaylist, check_parsed_episode, parse_pla
 from packager.publish import EpisodeLocation, read_pointer
 from pipeline.playback import decode_segment
 from server.services import Services
-from tests.support.episodes import fetch_i_frame, fetch_text, publish_episodes, served_playlists, serving
+from tests.support.episodes import (
+    fetch_i_frame,
+    fetch_text,
+    named_playlists,
+    publish_episodes,
+    served_playlists,
+    serving,
+)
 from tests.conftest import settings_for
 from tests.support.media import clip, count_frames
 
@@ -48,7 +55,7 @@ def stored_playlists(services: Services, episode) -> tuple[str, dict[str, str]]:
     prefix = episode.location.version_prefix(episode.version)
     master = services.store.get_bytes(f"{prefix}/master.m3u8").decode()
     parsed = m3u8.loads(master)
-    uris = [p.uri for p in parsed.playlists] + [p.uri for p in parsed.iframe_playlists]
+    uris = named_playlists(parsed)
     return master, {uri: services.store.get_bytes(f"{prefix}/{uri}").decode() for uri in uris}
 
 

@@ -21,7 +21,14 @@ from pipeline.playback import decode_segment
 from server.services import Services
 from tests.conftest import settings_for
 from tests.e2e.test_conformance import parsed_episode, short_landscape_clip, stored_playlists  # noqa: F401
-from tests.support.episodes import fetch_i_frame, fetch_text, publish_episodes, served_playlists, serving
+from tests.support.episodes import (
+    fetch_i_frame,
+    fetch_text,
+    publish_episodes,
+    served_playlists,
+    serving,
+    video_playlists,
+)
 
 SERIES, BUYER = "fmp4", "alice"
 EPISODES = {"landscape": "short_landscape_clip", "portrait": "portrait_clip"}
@@ -65,7 +72,7 @@ def test_stored_fmp4_playlists_meet_every_must(published, name):
     for variant in parsed.playlists:
         width, height = variant.stream_info.resolution
         assert (height > width) == (name == "portrait")
-    for uri, text in playlists.items():
+    for uri, text in video_playlists(master, playlists).items():
         media = m3u8.loads(text)
         assert media.version == (5 if media.is_i_frames_only else 6)
         assert [section.uri for section in media.segment_map] == ["init.mp4"]
@@ -84,7 +91,7 @@ async def test_served_fmp4_playlists_carry_the_token_and_their_init_segment_is_s
         master, playlists = await served_playlists(http, server, base, token)
         duration_s = episodes["portrait"].duration_s
         assert check_parsed_episode(*parsed_episode(master, playlists), duration_s=duration_s) == []
-        for uri, text in playlists.items():
+        for uri, text in video_playlists(master, playlists).items():
             media = m3u8.loads(text)
             assert all(f"token={token}" in key.uri for key in media.keys if key)
             directory = posixpath.dirname(uri.split("?")[0])

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from drm.keystore import ContentKey
 from server.app import create_app
+from server.config import Settings
 from server.edge.accesslog import access_log_options
 from server.jobs.job_store import JobStore
 from server.keys.endpoint import answer_keys_first
@@ -100,3 +101,20 @@ def job_store(db_target):
     store = JobStore.open(db_target, busy_timeout_ms=100)
     yield store
     store.close()
+
+
+@pytest.fixture
+async def served(aiohttp_client):
+    """Factory: await served(env) → (client, services) of a real service on a loopback socket, on the
+    database and store `env` (SERIES_* variables) names."""
+    opened = []
+
+    async def make(env: dict[str, str]):
+        services = Services.open(Settings.from_env(env))
+        opened.append(services)
+        client = await aiohttp_client(TestServer(create_app(services.settings, services)))
+        return client, services
+
+    yield make
+    for services in opened:
+        services.close()

@@ -59,12 +59,24 @@ async def fetch_text(http: aiohttp.ClientSession, url) -> str:
         return await response.text()
 
 
-async def served_playlists(http: aiohttp.ClientSession, server, base: str, token: str) -> tuple[str, dict[str, str]]:
-    """The master at `base` as a viewer with `token` fetches it, and every media and I-frame playlist it
-    names, by URI: (master text, {uri: playlist text})."""
-    master = await fetch_text(http, server.make_url(f"{base}master.m3u8?token={token}"))
+def named_playlists(master: m3u8.M3U8) -> list[str]:
+    """Every playlist URI a master names: variants, I-frame playlists, subtitle renditions, image playlists."""
+    return ([p.uri for p in master.playlists] + [p.uri for p in master.iframe_playlists]
+            + [m.uri for m in master.media if m.type == "SUBTITLES" and m.uri] + [p.uri for p in master.image_playlists])
+
+
+def video_playlists(master: str, playlists: dict[str, str]) -> dict[str, str]:
+    """Of `playlists` (URI -> text), the variants' media playlists and the I-frame playlists."""
     parsed = m3u8.loads(master)
-    uris = [p.uri for p in parsed.playlists] + [p.uri for p in parsed.iframe_playlists]
+    uris = {p.uri for p in parsed.playlists} | {p.uri for p in parsed.iframe_playlists}
+    return {uri: text for uri, text in playlists.items() if uri in uris}
+
+
+async def served_playlists(http: aiohttp.ClientSession, server, base: str, token: str) -> tuple[str, dict[str, str]]:
+    """The master at `base` as a viewer with `token` fetches it, and every playlist it names (media,
+    I-frame, subtitle, storyboard image), by URI: (master text, {uri: playlist text})."""
+    master = await fetch_text(http, server.make_url(f"{base}master.m3u8?token={token}"))
+    uris = named_playlists(m3u8.loads(master))
     return master, {uri: await fetch_text(http, server.make_url(base + uri)) for uri in uris}
 
 

@@ -98,7 +98,8 @@ export async function episodePage(view) {
       title,
       src: onThisOrigin(playback.master_url),
       poster: episode.poster_url,
-      storyboardUrl: episode.storyboard_url || null,
+      // the playback answer's URL carries the token the gated storyboard needs (a <track> sends no header)
+      storyboardUrl: playback.storyboard_url || null,
       startAt: resumeAt,
       onKeyRefused: refuse,
       onProgress: report,
