@@ -127,7 +127,7 @@ def cmd_sales(args, settings: Settings) -> int:
               f"{money.refunded_cents / 100:.2f}, {money.charge_backs} charge-backs "
               f"{money.charged_back_cents / 100:.2f}, net {money.net_cents / 100:.2f}")
     for event in report.recent:
-        stamp = dt.datetime.fromtimestamp(event.at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        stamp = dt.datetime.fromtimestamp(event.at, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         print(f"  {stamp}\t{event.kind}\t{event.amount_cents / 100:.2f} {event.currency}\t{event.payment_id}")
     return EXIT_OK
 

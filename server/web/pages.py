@@ -49,6 +49,8 @@ def page_config(settings: Settings, assets: WebAssets) -> str:
     """What the app needs to know of this deployment (nothing secret), as JSON safe inside <script>."""
     config = {"local_sign_in": settings.web.local_sign_in, "test_payments": settings.web.test_payments,
               "host_origins": list(settings.web.host_origins),
+              # the studio's tus chunks end on the store's part boundaries: no partial part is carried over
+              "upload_chunk_bytes": settings.uploads.part_bytes,
               "hls_worker_url": assets.url("hls.worker.js") if assets.is_built else None}
     return json.dumps(config).replace("<", "\\u003c")
 

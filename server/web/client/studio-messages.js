@@ -2,14 +2,21 @@
 // the stages an upload goes through, and why an upload or an edit was refused.
 import { describe } from "./messages.js";
 
-/** What to do about each unmet eligibility rule (drm/eligibility.py's codes). */
-export const RULE_ADVICE = {
+/** What to do about an unmet eligibility rule (drm/eligibility.py's codes). */
+export function ruleAdvice(code, { mayApply = false } = {}) {
+  if (code === "too_few_followers" && mayApply) {
+    return "Grow to 10,000 followers, or apply below with a link to premium content you already sell elsewhere.";
+  }
+  return RULE_ADVICE[code] || "Contact support to find out what to change.";
+}
+
+const RULE_ADVICE = {
   too_young: "Nothing to do for now: you can sell series once you reach the minimum age.",
   account_too_new: "Keep using your account: it qualifies once it is more than 30 days old.",
   account_private: "Make your account public in your account's privacy settings.",
   account_political: "Political accounts cannot sell series; a personal or business account can.",
-  too_few_posts: "Post at least 3 public videos within 30 days.",
-  too_few_followers: "Grow to 10,000 followers, or apply below with a link to premium content you already sell elsewhere.",
+  too_few_posts: "Publish 3 or more public videos; the count looks back 30 days.",
+  too_few_followers: "Grow to 10,000 followers. Once this is the only rule you miss, you can apply with premium content you sell elsewhere.",
   too_few_views: "Your public videos need 1,000 views in total within 30 days.",
   content_not_original: "Post content of your own: reposts and compilations do not count as original.",
   not_in_good_standing: "Resolve the community-guideline violations on your account (see its safety notices).",
@@ -25,7 +32,8 @@ export function eligibilitySummary(status) {
     case "rejected": return ["Your application was not approved", status.reason || "You can apply again once your account meets the rules."];
     case "not_checked": return ["Your account has not been checked yet",
       "Selling series opens once your account's facts have been checked against the rules. Ask support for a check."];
-    default: return ["You cannot sell series yet", "Your account does not meet these rules:"];
+    default: return ["You cannot sell series yet",
+      "Your account does not meet these rules. The verdict is updated when your account's facts are checked again."];
   }
 }
 

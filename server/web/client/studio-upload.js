@@ -2,13 +2,18 @@
 // progress, pause and resume, and an automatic resume after a network drop. The server keeps every byte
 // that arrived, so resuming asks it where to go on (HEAD) and sends only the rest.
 import { Upload } from "tus-js-client";
+import { config } from "./config.js";
 import { uploadRefusal } from "./studio-messages.js";
 
-const CHUNK_BYTES = 8 * 1024 * 1024;     // the server's S3 part size: a dropped chunk costs at most this much again
-// tus-js-client retries a failed request after these delays (a 5xx, a 409/423 while another request
-// lets go); offline, it stops instead, and we go on when the browser says the network is back.
+// A chunk per request of the server's S3 part size (SERIES_UPLOAD_PART_BYTES, in the page's configuration):
+// every request but the last ends on a part boundary, and a drop costs at most one chunk's progress.
+const CHUNK_BYTES = config.upload_chunk_bytes || 8 * 1024 * 1024;
+// tus-js-client retries a failed request after these delays (a lost connection, a 5xx, a 409/423 while
+// another request lets go); past the last, we go on when the browser says the network is back, or every
+// OFFLINE_RETRY_MS in case it never says so.
 const RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000, 20000, 30000];
-const OFFLINE_RETRY_MS = 5000;           // and, in case no "online" event comes, we try again this often
+const OFFLINE_RETRY_MS = 5000;
+const RETRIED_STATUSES = new Set([0, 409, 423, 429, 500, 502, 503, 504]);
 
 let sequence = 0;
 
@@ -50,7 +55,21 @@ export class EpisodeUpload {
       chunkSize: CHUNK_BYTES,
       retryDelays: RETRY_DELAYS_MS,
       removeFingerprintOnSuccess: true,
-      onProgress: (sent, total) => { this.sentBytes = sent; this.totalBytes = total; this._changed(); },
+      onProgress: (sent, total) => {
+        this.sentBytes = sent;
+        this.totalBytes = total;
+        if (this.state === "offline") [this.state, this.message] = ["uploading", ""];
+        this._changed();
+      },
+      onShouldRetry: (error) => {
+        const status = error.originalResponse ? error.originalResponse.getStatus() : 0;
+        if (status === 0 && this.state === "uploading") {
+          // the connection went: say so now, not after the last retry
+          [this.state, this.message] = ["offline", uploadRefusal(null)];
+          this._changed();
+        }
+        return RETRIED_STATUSES.has(status);
+      },
       onAfterResponse: (_request, response) => {
         const jobId = response.getHeader("Series-Job-Id");
         if (jobId) this.jobId = jobId;

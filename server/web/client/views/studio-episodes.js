@@ -81,11 +81,12 @@ function renameForm(episode, title, act) {
 }
 
 function stages(where) {
+  if (where.stage === "published") return html`<p class="stage-label" role="status">${where.label}</p>`;
   const at = STEP_ORDER.indexOf(where.stage);
   return html`
     <ol class="stages" aria-label="Progress">
       ${STAGES.map(([key, name], index) => html`
-        <li class=${index < at || where.stage === "published" ? "done" : index === at ? "current" : ""}
+        <li class=${index < at ? "done" : index === at ? "current" : ""}
             aria-current=${index === at ? "step" : "false"}>${key === "transcoding" && index === at ? `${name} ${where.percent} %` : name}</li>`)}
     </ol>
     ${where.stage === "transcoding" ? html`<progress class="transcode-progress" max="100" .value=${where.percent}
@@ -97,7 +98,7 @@ function rejection(episode) {
   const error = episode.error || {};
   return html`
     <div class="rejection" role="alert">
-      <p><strong>This upload was rejected.</strong> ${error.message || ""}</p>
+      <p><strong>This upload was rejected.</strong> ${error.reasons?.length ? "" : error.message || ""}</p>
       ${error.reasons?.length ? html`<ul class="reasons">${error.reasons.map((reason) => html`
         <li><span>${reason.message}</span>${reason.how_to_fix ? html` <span class="advice">To fix it: ${reason.how_to_fix}.</span>` : nothing}</li>`)}</ul>` : nothing}
       <p class="help">Upload a corrected file as a new episode, and delete this one.</p>

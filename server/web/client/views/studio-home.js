@@ -4,7 +4,7 @@ import { html, nothing } from "lit-html";
 import { api } from "../api.js";
 import { plural, price } from "../format.js";
 import { describe } from "../messages.js";
-import { RULE_ADVICE, eligibilitySummary } from "../studio-messages.js";
+import { eligibilitySummary, ruleAdvice } from "../studio-messages.js";
 import { badge, loading, poster } from "./common.js";
 
 const CURRENCIES = ["USD", "EUR", "GBP", "CAD", "AUD", "NZD", "CHF", "SEK", "NOK", "DKK"];
@@ -82,7 +82,7 @@ export async function studioHome(view, creator) {
             ${status.unmet.map((rule) => html`
               <li class="unmet-rule" data-code=${rule.code}>
                 <strong>${rule.message}</strong>
-                <span class="advice">${RULE_ADVICE[rule.code] || "Contact support to find out what to change."}</span>
+                <span class="advice">${ruleAdvice(rule.code, { mayApply: onlyFollowers })}</span>
               </li>`)}
           </ul>` : nothing}
         ${onlyFollowers ? applyForm() : nothing}

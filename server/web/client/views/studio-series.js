@@ -27,7 +27,7 @@ export async function studioSeries(view, creator) {
   const call = (url, options = {}) => api(url, { ...options, session: creator });
   let series = await call(path);
   let sales = null, salesError = "";
-  let detailsNotice = "", detailsKind = "", saving = false, episodesNotice = "";
+  let detailsNotice = "", detailsKind = "", saving = false, episodesNotice = "", liveError = "";
   const uploads = [];
   const ui = { editing: null, confirming: null };
   let timer = null, left = false;
@@ -43,16 +43,17 @@ export async function studioSeries(view, creator) {
           <span>${plural(series.episode_count, "episode")} on sale</span>
           <span class="price">${price(series.price_cents, series.currency)}</span>
           ${series.status === "published" ? html`<a href=${`/series/${encodeURIComponent(seriesId)}`}>See it as viewers do</a>` : nothing}</p>
-        <div class="studio-grid">
-          ${detailsPanel()}
-          ${uploadPanel()}
-        </div>
+        ${uploadPanel()}
         <section class="panel" aria-labelledby="episodes-title">
           <h2 id="episodes-title">Episodes</h2>
           <p class="notice" role="status" aria-live="polite">${episodesNotice}</p>
+          <p class="notice error live-error">${liveError}</p>
           ${episodeList(series.episodes, ui, act)}
         </section>
-        ${salesPanel()}
+        <div class="studio-grid">
+          ${detailsPanel()}
+          ${salesPanel()}
+        </div>
       </article>`);
   };
 
@@ -256,8 +257,10 @@ export async function studioSeries(view, creator) {
   async function refresh() {
     try {
       series = await call(path);
+      liveError = "";
     } catch (error) {
-      episodesNotice = describe(error);
+      // the list stays as it was; the next poll tries again
+      liveError = `The episodes could not be brought up to date. ${describe(error)}`;
     }
     // an upload whose episode is processing is shown by its episode from now on
     for (const upload of [...uploads]) {
