@@ -57,7 +57,7 @@ export function episodeStage(episode) {
   }
   if (episode.status === "errored") return { stage: "failed", percent: 0, label: "Rejected", failed: true };
   const processing = episode.processing;
-  if (!processing || processing.stage === "uploading") return { stage: "uploading", percent: 0, label: "Waiting for its video", failed: false };
+  if (!processing || processing.stage === "uploading") return { stage: "uploading", percent: 0, label: "Uploading", failed: false };
   const stage = processing.stage === "queued" ? "validating" : processing.stage;
   const name = STAGES.find(([key]) => key === stage)?.[1] || stage;
   const percent = Math.round(processing.percent || 0);

@@ -32,10 +32,11 @@ export function titleFromFile(name) {
 /**
  * An upload of `file` as episode `episodeId` of `seriesId`, reported through `onChange(upload)`:
  * state is "uploading" | "paused" | "offline" | "done" | "failed"; sentBytes/totalBytes; message (why
- * it failed or waits); jobId once the last byte arrived.
+ * it failed or waits); jobId once the last byte arrived. `onCreated(upload)` when the server has created
+ * the upload (and with it the episode, status "uploading").
  */
 export class EpisodeUpload {
-  constructor(file, { seriesId, episodeId, title, token, onChange }) {
+  constructor(file, { seriesId, episodeId, title, token, onChange, onCreated = () => {} }) {
     this.file = file;
     this.episodeId = episodeId;
     this.title = title;
@@ -70,9 +71,10 @@ export class EpisodeUpload {
         }
         return RETRIED_STATUSES.has(status);
       },
-      onAfterResponse: (_request, response) => {
+      onAfterResponse: (request, response) => {
         const jobId = response.getHeader("Series-Job-Id");
         if (jobId) this.jobId = jobId;
+        if (request.getMethod() === "POST" && response.getStatus() === 201) onCreated(this);   // its episode exists now
       },
       onSuccess: () => { this._finish("done", ""); },
       onError: (error) => { this._failed(error); },

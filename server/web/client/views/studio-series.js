@@ -189,7 +189,7 @@ export async function studioSeries(view, creator) {
   function pickFiles(event) {
     for (const file of event.target.files) {
       const upload = new EpisodeUpload(file, { seriesId, episodeId: newEpisodeId(), title: titleFromFile(file.name),
-        token: creator.token, onChange: () => { draw(); schedule(); } });
+        token: creator.token, onChange: () => { draw(); schedule(); }, onCreated: () => refresh() });
       uploads.push(upload);
       upload.start();
     }
