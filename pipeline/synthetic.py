@@ -31,6 +31,7 @@ def generate_clip(
     subtitles: Sequence[tuple[float, float, str]] = (),
     subtitle_codec: str = "mov_text",
     subtitle_language: str = "eng",
+    picture: str = "stress",
 ) -> Path:
     """Write a clip of `duration_s` seconds: a scrolling gradient with a moving box and a sine tone.
 
@@ -38,7 +39,14 @@ def generate_clip(
     Pictures before `black_until_s` are black (an edit's lead-in). `subtitles` adds a text subtitle
     stream of `subtitle_codec` (mov_text in MP4, subrip or webvtt in Matroska) with these
     (start_s, end_s, text) cues.
+
+    `picture`: "stress" (the default, for tests) scrolls a sawtooth gradient whose hard edges move every
+    frame, more detail than any rung's bitrate can hold; "scene" looks more like filmed footage (soft
+    colour fields drifting slowly, the moving box), which a sane ladder encodes well at every rung — the
+    demo uses it so its first report is about the service, not a synthetic worst case.
     """
+    if picture not in ("stress", "scene"):
+        raise ValueError(f"picture must be 'stress' or 'scene', got {picture!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fps = Fraction(fps)
@@ -65,9 +73,12 @@ def generate_clip(
         base = ((xs + ys) % 256).astype(np.uint8)
         box = max(8, min(width, height) // 6)
         for index in range(frame_count):
-            shift = (index * 4) % 256
-            luma = (base + shift).astype(np.uint8)
-            rgb = np.stack([luma, np.roll(luma, index, axis=1), 255 - luma], axis=-1)
+            if picture == "scene":
+                rgb = _scene(xs, ys, width, height, index / float(fps))
+            else:
+                shift = (index * 4) % 256
+                luma = (base + shift).astype(np.uint8)
+                rgb = np.stack([luma, np.roll(luma, index, axis=1), 255 - luma], axis=-1)
             bx = int((width - box) * (0.5 + 0.5 * math.sin(index / 15)))
             by = int((height - box) * (0.5 + 0.5 * math.cos(index / 23)))
             rgb[by : by + box, bx : bx + box] = (255, 255, 0)
@@ -87,6 +98,15 @@ def generate_clip(
             container.mux(audio.encode(None))
     tmp.replace(path)
     return path
+
+
+def _scene(xs: np.ndarray, ys: np.ndarray, width: int, height: int, t: float) -> np.ndarray:
+    """Soft colour fields drifting over seconds: low spatial frequencies, slow motion, like a lit set."""
+    u, v = xs / width, ys / height
+    red = 128 + 80 * np.sin(2 * np.pi * (u * 0.8 + t / 11)) * np.cos(2 * np.pi * (v * 0.6 - t / 17))
+    green = 120 + 70 * np.sin(2 * np.pi * (v * 0.9 + t / 13) + 1.0)
+    blue = 110 + 60 * np.cos(2 * np.pi * (u * 0.5 - v * 0.4 + t / 19))
+    return np.stack([red, green, blue], axis=-1).clip(0, 255).astype(np.uint8)
 
 
 def _subtitle_packet(stream, codec: str, start_s: float, end_s: float, text: str) -> av.Packet:

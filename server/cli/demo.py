@@ -26,7 +26,7 @@ from server.config import Settings
 from server.playback.playlists import master_url
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-DEMO_SAMPLE = PROJECT_DIR / "samples" / "demo-episode.mp4"
+DEMO_SAMPLE = PROJECT_DIR / "samples" / "demo-scene.mp4"
 DEMO_SERIES, DEMO_EPISODE = "demo", "1"
 DEMO_VIEWER, DEMO_GUEST = "demo-viewer", "guest-viewer"
 
@@ -53,7 +53,7 @@ def cmd_demo(args, settings: Settings) -> int:
         if not args.sample.exists():
             log.info("generating a 40 s 720p sample episode at %s", args.sample)
             from pipeline.synthetic import generate_clip
-            generate_clip(args.sample, duration_s=40, width=1280, height=720, fps=30)
+            generate_clip(args.sample, duration_s=40, width=1280, height=720, fps=30, picture="scene")
         ensure_demo_series(services, DEMO_SERIES)
         location = EpisodeLocation(series_id=DEMO_SERIES, episode_id=DEMO_EPISODE)
         if args.reingest or read_pointer(services.store, location) is None:

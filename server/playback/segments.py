@@ -69,13 +69,31 @@ async def stream_object(request: web.Request, store: ObjectStore, key: str, *, c
         await response.write_eof()
         return response
     chunks = store.get_stream(key, offset=start, length=stop - start)
+    reading: asyncio.Future | None = None
     try:
-        chunk = await asyncio.to_thread(next, chunks, None)   # opening errors surface before the headers
+        reading = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+        chunk = await asyncio.shield(reading)      # opening errors surface before the headers
         await response.prepare(request)
         while chunk is not None:
             await response.write(chunk)
-            chunk = await asyncio.to_thread(next, chunks, None)
+            reading = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+            chunk = await asyncio.shield(reading)
         await response.write_eof()
     finally:
-        await asyncio.to_thread(chunks.close)
+        await _close_after(reading, chunks)
     return response
+
+
+async def _close_after(reading: asyncio.Future | None, chunks) -> None:
+    """Close the store stream (releasing its connection) once no thread is inside it. A handler cancelled
+    while a chunk is being read (a server shutting down) must not close the generator under that thread:
+    Python refuses ("generator already executing") and the connection would be left to the garbage
+    collector."""
+    if reading is not None and not reading.done():
+        def close_when_read(done: asyncio.Future) -> None:
+            if not done.cancelled():
+                done.exception()          # retrieved: the reader's own error no longer matters
+            asyncio.get_running_loop().run_in_executor(None, chunks.close)
+        reading.add_done_callback(close_when_read)
+        return
+    await asyncio.to_thread(chunks.close)

@@ -140,3 +140,20 @@ def test_ssim_is_the_windowed_definition_and_ssim_db_its_log_scale(shape):
     assert value == pytest.approx(naive_ssim(picture, blurred), abs=1e-12)
     assert 0 < value < 0.9
     assert ssim_db(picture, blurred) == pytest.approx(-10 * np.log10(1 - value))
+
+
+def test_the_demo_picture_holds_at_the_lowest_rung_where_the_stress_picture_does_not(tmp_path):
+    """The demo's sample must not greet a newcomer with a quality warning about itself; the tests' sample
+    must stay hard enough that the warning is exercised."""
+    from pipeline.synthetic import generate_clip
+
+    lowest = plan_ladder(640, 360)[-1:]
+    warnings = {}
+    for picture in ("scene", "stress"):
+        source = generate_clip(tmp_path / f"{picture}.mp4", duration_s=3, width=640, height=360, fps=30,
+                               has_audio=False, picture=picture)
+        warnings[picture] = transcode(source, lowest, tmp_path / picture, FAST).quality_warnings
+    assert warnings["scene"] == ()
+    assert len(warnings["stress"]) == 1 and "below 30 dB" in warnings["stress"][0]
+    with pytest.raises(ValueError, match="picture must be"):
+        generate_clip(tmp_path / "x.mp4", duration_s=1, width=64, height=64, picture="noise")
