@@ -282,13 +282,23 @@ export async function studioSeries(view, creator) {
     }, POLL_MS);
   }
 
+  // closing or reloading the tab mid-upload asks first (choosing the same file again would resume it)
+  const guard = (event) => {
+    if (!uploads.some((upload) => upload.isActive)) return;
+    event.preventDefault();
+    event.returnValue = "";
+  };
+  window.addEventListener("beforeunload", guard);
+
   draw();
   loadSales();
   schedule();
   return {
     leave() {
+      // leaving the page within the studio pauses its uploads; the same files chosen again resume them
       left = true;
       clearTimeout(timer);
+      window.removeEventListener("beforeunload", guard);
       for (const upload of uploads) if (upload.isActive) upload.pause();
     },
   };
