@@ -51,6 +51,10 @@ def page_config(settings: Settings, assets: WebAssets) -> str:
               "host_origins": list(settings.web.host_origins),
               # the studio's tus chunks end on the store's part boundaries: no partial part is carried over
               "upload_chunk_bytes": settings.uploads.part_bytes,
+              # what the studio tells creators before they pick a file (the service enforces the same)
+              "episode_rules": {"min_duration_s": settings.rules.min_duration_s,
+                                "max_duration_s": settings.rules.max_duration_s,
+                                "max_upload_bytes": settings.jobs.max_upload_bytes},
               "hls_worker_url": assets.url("hls.worker.js") if assets.is_built else None}
     return json.dumps(config).replace("<", "\\u003c")
 

@@ -45,6 +45,7 @@ PHONE_UPLOAD_BYTES_PER_S = 2_000_000    # a phone's upload speed: a clip of a fe
 # a few seconds of video, but larger than what Chromium takes off a page before the network does (about
 # 2 MB: its upload progress counts that at once), so the progress bars have somewhere to move
 CLIP_BYTES = 9_000_000
+MAX_UPLOAD_BYTES = 50_000_000          # SERIES_MAX_UPLOAD_BYTES here: a file over it is refused before it is sent
 DEADLINE_S = 240.0                       # a bound so a stuck job fails the test instead of hanging it
 
 pytestmark = [
@@ -60,6 +61,7 @@ async def studio(tmp_path_factory, s3_store):
     short only of followers), and one Chromium for the module."""
     env = ingest_env(tmp_path_factory.mktemp("studio"), s3_store, SERIES_UPLOADS_BUCKET=f"u-{uuid.uuid4().hex[:12]}",
                      SERIES_LOCAL_SIGN_IN="true", SERIES_MIN_DURATION_S="2", SERIES_LADDER_MAX_RENDITIONS="1",
+                     SERIES_MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES),
                      SERIES_OPERATOR_TOKEN=OPERATOR_TOKEN, SERIES_WEBHOOK_SECRET=WEBHOOK_SECRET)
     settings = Settings.from_env(env)
     services = Services.open(settings)
@@ -136,6 +138,16 @@ async def test_a_creator_creates_a_series_uploads_watches_it_publish_and_reorder
         await tab.wait_for(f"location.pathname === '/studio/series/{SERIES}'", what="the series page")
         assert await tab.wait_for("document.activeElement?.id") == "series-title"
         assert "$7.50" in await tab.evaluate("document.querySelector('.studio-series .meta').innerText")
+
+        # a file over the size cap is refused in the page, before a byte is sent (a sparse file: no disk used)
+        huge = tmp_path / "four-hours.mp4"
+        with huge.open("wb") as sparse:
+            sparse.truncate(MAX_UPLOAD_BYTES + 1)
+        await tab.set_files("#episode-files", [huge])
+        refusal = await tab.wait_for("document.querySelector('#upload-help + [role=alert]')?.textContent", what="refused")
+        assert "four-hours.mp4" in refusal and "at most 50 MB" in refusal, refusal
+        assert not await tab.evaluate("document.querySelector('.upload')")
+        assert "2 seconds" in await tab.evaluate("document.querySelector('#upload-help').textContent")
 
         # three files at once, each its own progress bar, sent at a phone's speed
         await tab.set_files("#episode-files", [first, second, broken])

@@ -3,7 +3,8 @@
 // polled while anything moves), and the series' sales and refunds.
 import { html, nothing } from "lit-html";
 import { api } from "../api.js";
-import { bytes, date, plural, price } from "../format.js";
+import { config } from "../config.js";
+import { bytes, date, plural, price, spoken } from "../format.js";
 import { describe } from "../messages.js";
 import { EpisodeUpload, newEpisodeId, titleFromFile } from "../studio-upload.js";
 import { episodeList } from "./studio-episodes.js";
@@ -27,7 +28,8 @@ export async function studioSeries(view, creator) {
   const call = (url, options = {}) => api(url, { ...options, session: creator });
   let series = await call(path);
   let sales = null, salesError = "";
-  let detailsNotice = "", detailsKind = "", saving = false, episodesNotice = "", liveError = "";
+  let detailsNotice = "", detailsKind = "", saving = false, episodesNotice = "", liveError = "", pickError = "";
+  const rules = config.episode_rules || {};
   const uploads = [];
   const ui = { editing: null, confirming: null };
   let timer = null, left = false;
@@ -88,8 +90,10 @@ export async function studioSeries(view, creator) {
   const uploadPanel = () => html`
     <section class="panel" aria-labelledby="upload-title">
       <h2 id="upload-title">Upload episodes</h2>
-      <p class="help" id="upload-help">Video files (MP4, MOV, MKV, WebM) of 30 seconds to 20 minutes. Each becomes a new
+      <p class="help" id="upload-help">Video files (MP4, MOV, MKV, WebM) of ${spoken(rules.min_duration_s || 30)} to
+        ${spoken(rules.max_duration_s || 1200)}, up to ${bytes(rules.max_upload_bytes || 8 * 1024 ** 3)}. Each becomes a new
         episode at the end of the list. Uploads survive a lost connection: they go on where they stopped.</p>
+      <p class="notice error" role="alert">${pickError}</p>
       <label class="file-pick"><span class="button">Choose video files</span>
         <input id="episode-files" type="file" accept="video/*" multiple aria-describedby="upload-help"
                class="visually-hidden" @change=${pickFiles}></label>
@@ -187,7 +191,11 @@ export async function studioSeries(view, creator) {
   }
 
   function pickFiles(event) {
+    // a file over the size cap is refused here, before a byte is sent (the service refuses it too)
+    const tooLarge = [...event.target.files].filter((file) => rules.max_upload_bytes && file.size > rules.max_upload_bytes);
+    pickError = tooLarge.map((file) => `${file.name} is ${bytes(file.size)}; files may be at most ${bytes(rules.max_upload_bytes)}.`).join(" ");
     for (const file of event.target.files) {
+      if (tooLarge.includes(file)) continue;
       const upload = new EpisodeUpload(file, { seriesId, episodeId: newEpisodeId(), title: titleFromFile(file.name),
         token: creator.token, onChange: () => { draw(); schedule(); }, onCreated: () => refresh() });
       uploads.push(upload);
