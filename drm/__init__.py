@@ -32,6 +32,7 @@ from .ids import check_id
 from .keystore import ContentKey, DrmSettings, KeyStore
 from .migrations import SCHEMA_VERSION, MigrationResult, migrate, schema_version
 from .purchases import PaymentEvent, PaymentProcessor, verify_signature
+from .sales import SalesReport, sales_report
 from .sqlite import connect
 from .tokens import AccountToken, PlaybackToken, TokenSigner
 
@@ -65,6 +66,7 @@ __all__ = [
     "NotSeriesOwner",
     "PaymentEvent",
     "PaymentProcessor",
+    "SalesReport",
     "PlaybackToken",
     "SCHEMA_VERSION",
     "SchemaNotMigrated",
@@ -89,6 +91,7 @@ __all__ = [
     "evaluate",
     "migrate",
     "open_database",
+    "sales_report",
     "schema_version",
     "verify_signature",
 ]

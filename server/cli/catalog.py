@@ -1,4 +1,4 @@
-"""`series creator …`, `series series …` and `series account-token`: the operator's catalog commands."""
+"""`series creator …`, `series series …`, `series sales` and `series account-token`: the operator's catalog commands."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 
 from drm.eligibility import PENDING, CreatorProfile
 from drm.errors import InvalidField, SeriesExists
+from drm.sales import sales_report
 from drm.tokens import ROLES
 from server.catalog.api import create_series
 from server.cli.common import EXIT_FAILED, EXIT_OK, media_file
@@ -45,6 +46,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     create.set_defaults(handler=cmd_series_create)
     listing = actions.add_parser("list", help="list series and their episodes")
     listing.set_defaults(handler=cmd_series_list)
+
+    sales = commands.add_parser("sales", help="a series' sales, refunds and buyers, from the payment records")
+    sales.add_argument("series_id", help="the series' id")
+    sales.add_argument("--json", action="store_true", help="print the report as GET /v1/series/{S}/sales answers it")
+    sales.set_defaults(handler=cmd_sales)
 
     account = commands.add_parser("account-token", help="mint an account token for the catalog API")
     account.add_argument("--subject", required=True, help="the creator or viewer id")
@@ -104,6 +110,25 @@ def cmd_series_list(args, settings: Settings) -> int:
             previews = sum(episode.is_free_preview for episode in episodes)
             print(f"{series.series_id}\t{series.creator_id}\t{series.price_cents / 100:.2f} {series.currency}\t"
                   f"{len(episodes)} episodes ({previews} free)\t{series.title}")
+    return EXIT_OK
+
+
+def cmd_sales(args, settings: Settings) -> int:
+    with Services.open(settings) as services:
+        services.catalog.get_series(args.series_id)          # UnknownSeries: a clear error, not an empty report
+        report = sales_report(services.db, args.series_id)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+        return EXIT_OK
+    print(f"series {report.series_id}: {report.buyers} buyers now, {report.comps} comps, "
+          f"{report.refused_payments} refused payments")
+    for money in report.totals:
+        print(f"  {money.currency}: {money.sales} sales {money.gross_cents / 100:.2f}, {money.refunds} refunds "
+              f"{money.refunded_cents / 100:.2f}, {money.charge_backs} charge-backs "
+              f"{money.charged_back_cents / 100:.2f}, net {money.net_cents / 100:.2f}")
+    for event in report.recent:
+        stamp = dt.datetime.fromtimestamp(event.at, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        print(f"  {stamp}\t{event.kind}\t{event.amount_cents / 100:.2f} {event.currency}\t{event.payment_id}")
     return EXIT_OK
 
 

@@ -33,6 +33,8 @@ PAGE_CONFIG = web.AppKey("web_page_config", str)
 SHELL_TEMPLATE = web.AppKey("web_shell", str)
 
 PAGE_ROUTES = ("/", "/series/{series_id}", "/series/{series_id}/episodes/{episode_id}")
+# the creator studio: the same shell and policy, its own bundle (tus-js-client never loads on a viewer's page)
+STUDIO_ROUTES = ("/studio", "/studio/series/{series_id}")
 
 
 def page_policy(host_origins: tuple[str, ...]) -> str:
@@ -47,6 +49,12 @@ def page_config(settings: Settings, assets: WebAssets) -> str:
     """What the app needs to know of this deployment (nothing secret), as JSON safe inside <script>."""
     config = {"local_sign_in": settings.web.local_sign_in, "test_payments": settings.web.test_payments,
               "host_origins": list(settings.web.host_origins),
+              # the studio's tus chunks end on the store's part boundaries: no partial part is carried over
+              "upload_chunk_bytes": settings.uploads.part_bytes,
+              # what the studio tells creators before they pick a file (the service enforces the same)
+              "episode_rules": {"min_duration_s": settings.rules.min_duration_s,
+                                "max_duration_s": settings.rules.max_duration_s,
+                                "max_upload_bytes": settings.jobs.max_upload_bytes},
               "hls_worker_url": assets.url("hls.worker.js") if assets.is_built else None}
     return json.dumps(config).replace("<", "\\u003c")
 
@@ -58,17 +66,28 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app[SHELL_TEMPLATE] = SHELL.read_text()
     for route in PAGE_ROUTES:
         app.router.add_get(route, page)
+    for route in STUDIO_ROUTES:
+        app.router.add_get(route, studio_page)
     app.router.add_get("/assets/{name}", asset)
 
 
 async def page(request: web.Request) -> web.StreamResponse:
-    """The app's shell for any of its paths; a malformed id is 404 like the API's."""
+    """The viewer app's shell for any of its paths; a malformed id is 404 like the API's."""
+    return _shell(request, "app")
+
+
+async def studio_page(request: web.Request) -> web.StreamResponse:
+    """The creator studio's shell (its own scripts and styles) for any of its paths."""
+    return _shell(request, "studio")
+
+
+def _shell(request: web.Request, entry: str) -> web.StreamResponse:
     for name in ("series_id", "episode_id"):
         if name in request.match_info:
             check_id(name, request.match_info[name])
     assets = request.app[ASSETS]
-    html = request.app[SHELL_TEMPLATE].format(script=escape(assets.url("app.js")), style=escape(assets.url("app.css")),
-                                    config=request.app[PAGE_CONFIG])
+    html = request.app[SHELL_TEMPLATE].format(script=escape(assets.url(f"{entry}.js")),
+                                              style=escape(assets.url(f"{entry}.css")), config=request.app[PAGE_CONFIG])
     return with_page_policy(request, web.Response(text=html, content_type="text/html",
                                                   headers={hdrs.CACHE_CONTROL: "no-cache"}))
 

@@ -99,6 +99,19 @@ class Tab:
         await self.page.call("Runtime.evaluate", userGesture=True,
                              expression=f"document.querySelector({json.dumps(selector)}).requestSubmit()")
 
+    async def set_files(self, selector: str, paths: list[Path]) -> None:
+        """Choose files in an <input type=file>, as a person picking them would (input and change fire)."""
+        document = await self.page.call("DOM.getDocument", depth=0)
+        node = await self.page.call("DOM.querySelector", nodeId=document["root"]["nodeId"], selector=selector)
+        assert node.get("nodeId"), f"nothing matches {selector}"
+        await self.page.call("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(path) for path in paths])
+
+    async def press(self, key: str, *, code: int, alt: bool = False) -> None:
+        """A key press on the focused element (`code`: the Windows virtual key code, e.g. 40 for ArrowDown)."""
+        for kind in ("rawKeyDown", "keyUp"):
+            await self.page.call("Input.dispatchKeyEvent", type=kind, key=key, code=key, windowsVirtualKeyCode=code,
+                                 modifiers=1 if alt else 0)
+
     async def screenshot(self, path: Path) -> np.ndarray:
         """Save a PNG of the viewport; its pixels (height x width x 3, uint8) for checks."""
         await asyncio.sleep(0.3)        # let the last paint land

@@ -17,8 +17,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Every test bucket is a SeaweedFS collection with volumes of its own, and `weed mini` counts its volume
+# slots from the free disk at 1 GiB a volume: on a shared disk a whole suite's buckets can use them all up
+# ("No writable volumes and no free volumes left", a 500 to whichever test comes next; 64 slots here). Tests
+# write small objects and volumes are not preallocated: slots enough for every bucket of a session.
+TEST_STORE_OPTIONS = {"volume.max": "2000"}
+
+
 def start_test_store(tmp_dir: Path) -> LocalObjectStore:
     """Start a LocalObjectStore with its data in tmp_dir on a free S3 port; the caller stops it."""
+    # weed mini reads data/mini.options at start (the flags it is given win; these are not among them)
+    (tmp_dir / "data").mkdir(parents=True, exist_ok=True)
+    (tmp_dir / "data" / "mini.options").write_text("".join(f"{name}={value}\n"
+                                                           for name, value in TEST_STORE_OPTIONS.items()))
     store = LocalObjectStore(LocalStoreSettings(data_dir=tmp_dir, port=free_port()))
     store.start()
     return store

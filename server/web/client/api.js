@@ -1,6 +1,6 @@
 // The service's JSON APIs, called from this origin. Every refusal is problem+json with a stable `code`:
 // ApiError carries it, so a view can say what happened in words (messages.js).
-import { session } from "./session.js";
+import { session as viewerSession } from "./session.js";
 
 export class ApiError extends Error {
   constructor(status, code, detail) {
@@ -11,8 +11,8 @@ export class ApiError extends Error {
   }
 }
 
-/** fetch(path) with the signed-in viewer's account token (or `token`), JSON in and out. */
-export async function api(path, { method = "GET", body, token, signal } = {}) {
+/** fetch(path) with the signed-in account's token (the viewer's, or `session`'s, or `token`), JSON in and out. */
+export async function api(path, { method = "GET", body, token, signal, session = viewerSession } = {}) {
   const bearer = token ?? session.token;
   const headers = { Accept: "application/json" };
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
@@ -32,9 +32,9 @@ export async function api(path, { method = "GET", body, token, signal } = {}) {
   if (response.ok) return data;
   const error = new ApiError(response.status, data?.code || `http_${response.status}`, data?.detail || response.statusText);
   if (response.status === 401 && token === undefined && bearer && bearer === session.token) {
-    // the viewer's sign-in expired or was replaced: sign out, say so, and ask again as a guest
+    // the sign-in expired or was replaced: sign out, say so, and ask again as a guest
     session.clear("Your sign-in has expired; sign in again.");
-    return api(path, { method, body, signal });
+    return api(path, { method, body, signal, session });
   }
   throw error;
 }

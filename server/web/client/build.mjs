@@ -1,4 +1,4 @@
-// Builds the web app into server/web/dist/ with esbuild: ES modules split per page (the player's
+// Builds the web app and the creator studio into server/web/dist/ with esbuild: ES modules split per page (the player's
 // libraries load only on an episode page), minified, every file named by a hash of its content, and
 // dist/manifest.json naming the entry files (logical name -> hashed name) for the server.
 // Run by `npm run build` (./run demo, ./run serve and ./run tests do it after `npm ci`).
@@ -16,7 +16,10 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
 const result = await build({
-  entryPoints: { app: join(here, "app.js"), "app-style": join(here, "app.css") },
+  entryPoints: {
+    app: join(here, "app.js"), "app-style": join(here, "app.css"),
+    studio: join(here, "studio.js"), "studio-style": join(here, "studio.css"),
+  },
   bundle: true,
   splitting: true,
   format: "esm",
@@ -36,7 +39,7 @@ const result = await build({
 const manifest = {};
 for (const [path, output] of Object.entries(result.metafile.outputs)) {
   const entry = output.entryPoint && basename(output.entryPoint);
-  if (entry === "app.js" || entry === "app.css") manifest[entry] = basename(path);
+  if (["app.js", "app.css", "studio.js", "studio.css"].includes(entry)) manifest[entry] = basename(path);
 }
 
 // hls.js runs its transmuxer and decrypter in a worker: served from this origin as a file of ours

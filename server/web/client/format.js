@@ -38,3 +38,11 @@ export function date(unixSeconds) {
 export function plural(count, one, many = `${one}s`) {
   return `${count} ${count === 1 ? one : many}`;
 }
+
+/** A file size: 3_400_000 -> "3.4 MB". */
+export function bytes(count) {
+  const units = ["bytes", "KB", "MB", "GB"];
+  let value = count, unit = 0;
+  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
+  return unit ? `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}` : `${count} bytes`;
+}

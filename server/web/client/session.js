@@ -7,8 +7,8 @@
 // request would carry (and CSRF would follow). Playback tokens are kept in memory only.
 import { config } from "./config.js";
 
-const KEY = "series.session";
 const KNOWN_VIEWERS = "series.local-viewers";     // viewer ids signed in here before (not secrets)
+export const KNOWN_CREATORS = "series.local-creators";
 
 function claimsOf(token) {
   try {
@@ -19,19 +19,22 @@ function claimsOf(token) {
   }
 }
 
-class Session extends EventTarget {
-  constructor() {
+/** One signed-in account in this tab: the viewer's (the web app) or the creator's (the studio), kept apart. */
+export class Session extends EventTarget {
+  constructor(storageKey, knownKey = KNOWN_VIEWERS) {
     super();
+    this.storageKey = storageKey;
+    this.knownKey = knownKey;      // where ids signed in locally are remembered
     this.token = null;
     this.viewerId = null;
     this.expiresAt = 0;
     this.via = null;          // "local" | "host"
     this.notice = null;       // a message for the header (why the viewer was signed out)
     try {
-      const saved = JSON.parse(sessionStorage.getItem(KEY) || "null");
+      const saved = JSON.parse(sessionStorage.getItem(storageKey) || "null");
       if (saved && saved.expiresAt * 1000 > Date.now()) Object.assign(this, saved);
     } catch {
-      sessionStorage.removeItem(KEY);
+      sessionStorage.removeItem(storageKey);
     }
   }
 
@@ -46,8 +49,8 @@ class Session extends EventTarget {
     this.expiresAt = expiresAt || claims.exp || 0;
     this.via = via;
     this.notice = null;
-    sessionStorage.setItem(KEY, JSON.stringify({ token, viewerId: this.viewerId, expiresAt: this.expiresAt, via }));
-    if (via === "local") rememberViewer(this.viewerId);
+    sessionStorage.setItem(this.storageKey, JSON.stringify({ token, viewerId: this.viewerId, expiresAt: this.expiresAt, via }));
+    if (via === "local") remember(this.knownKey, this.viewerId);
     this.dispatchEvent(new Event("change"));
   }
 
@@ -57,31 +60,38 @@ class Session extends EventTarget {
     this.expiresAt = 0;
     this.via = null;
     this.notice = notice;
-    sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(this.storageKey);
     this.dispatchEvent(new Event("change"));
   }
 }
 
-export const session = new Session();
+export const session = new Session("series.session");
 
 export function knownViewers() {
+  return knownIds(KNOWN_VIEWERS);
+}
+
+/** Ids signed in locally before, newest first (a datalist's suggestions). */
+export function knownIds(knownKey) {
   try {
-    const known = JSON.parse(localStorage.getItem(KNOWN_VIEWERS) || "[]");
+    const known = JSON.parse(localStorage.getItem(knownKey) || "[]");
     return Array.isArray(known) ? known.filter((id) => typeof id === "string").slice(0, 20) : [];
   } catch {
     return [];
   }
 }
 
-function rememberViewer(viewerId) {
-  const known = [viewerId, ...knownViewers().filter((id) => id !== viewerId)].slice(0, 20);
-  localStorage.setItem(KNOWN_VIEWERS, JSON.stringify(known));
+function remember(knownKey, accountId) {
+  const known = [accountId, ...knownIds(knownKey).filter((id) => id !== accountId)].slice(0, 20);
+  localStorage.setItem(knownKey, JSON.stringify(known));
 }
 
-/** The local set-up's sign-in: POST /v1/local/sign-in for a viewer id (any; a new one is created). */
-export async function signInLocally(viewerId, api) {
-  const answer = await api("/v1/local/sign-in", { method: "POST", body: { viewer_id: viewerId }, token: null });
-  session.set(answer.token, "local", answer.expires_at);
+/** The local set-up's sign-in: POST /v1/local/sign-in for a viewer id (any; a new one is created), or with
+ * `role: "creator"` a creator id into the studio's session. */
+export async function signInLocally(accountId, api, { role = "viewer", target = session } = {}) {
+  const body = role === "creator" ? { creator_id: accountId } : { viewer_id: accountId };
+  const answer = await api("/v1/local/sign-in", { method: "POST", body, token: null });
+  target.set(answer.token, "local", answer.expires_at);
 }
 
 /**
@@ -91,15 +101,15 @@ export async function signInLocally(viewerId, api) {
  *   page -> host: {type: "series:ready"}
  *   host -> page: {type: "series:account-token", token}  or  {type: "series:sign-out"}
  */
-export function listenToHost() {
+export function listenToHost(target = session) {
   const origins = config.host_origins || [];
   if (!origins.length) return;
   window.addEventListener("message", (event) => {
     if (!origins.includes(event.origin) || typeof event.data !== "object" || event.data === null) return;
     if (event.data.type === "series:account-token" && typeof event.data.token === "string") {
-      session.set(event.data.token, "host");
+      target.set(event.data.token, "host");
     } else if (event.data.type === "series:sign-out") {
-      session.clear();
+      target.clear();
     }
   });
   const host = window.parent !== window ? window.parent : window.opener;

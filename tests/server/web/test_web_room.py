@@ -85,6 +85,22 @@ async def test_a_local_sign_in_is_a_viewer_account_token(on):
     assert refused.status == 422 and await problem_code(refused) == "invalid_field"
 
 
+async def test_a_local_sign_in_as_a_creator_is_a_creator_account_token(on):
+    """The studio's "choose a local creator": a creator token, which sells nothing until the creator is eligible."""
+    response = await on.client.post("/v1/local/sign-in", json={"creator_id": "cy"})
+    assert response.status == 201
+    answer = await response.json()
+    account = on.services.tokens.verify_account(answer["token"])
+    assert (account.subject, account.role, answer["creator_id"]) == ("cy", "creator", "cy") and "viewer_id" not in answer
+    creator = {"Authorization": f"Bearer {answer['token']}"}
+    refused = await on.client.post("/v1/series", json={"series_id": "mine", "title": "Mine", "price_cents": 499,
+                                                       "currency": "USD"}, headers=creator)
+    assert refused.status == 403 and await problem_code(refused) == "creator_not_eligible"
+    for body in ({"viewer_id": "ann", "creator_id": "cy"}, {}, {"creator_id": "../etc"}):
+        refused = await on.client.post("/v1/local/sign-in", json=body)
+        assert refused.status == 422 and await problem_code(refused) == "invalid_field", body
+
+
 async def test_a_test_purchase_goes_through_the_signed_webhook_and_a_refund_takes_it_back(on):
     token = (await (await on.client.post("/v1/local/sign-in", json={"viewer_id": "ann"})).json())["token"]
     viewer = {"Authorization": f"Bearer {token}"}
@@ -155,6 +171,15 @@ async def test_pages_carry_their_own_policy_and_files_are_immutable(on):
     for name in ("manifest.json", "..%2Fshell.html", "app.js", "chunk-AAAAAAAA.js"):
         assert (await on.client.get(f"/assets/{name}")).status == 404
     assert (await on.client.get("/series/bad..id")).status == 404
+    # the studio: the same policy, a bundle of its own (the viewer's pages never load the upload client)
+    scripts = {}
+    for path in ("/studio", f"/studio/series/{SERIES}"):
+        response = await on.client.get(path)
+        assert response.status == 200 and response.headers["Cache-Control"] == "no-cache"
+        assert response.headers["Content-Security-Policy"] == policy
+        scripts[path] = (await response.text()).split('<script type="module" src="')[1].split('"')[0]
+    assert scripts["/studio"] == scripts[f"/studio/series/{SERIES}"] != script and "/studio-" in scripts["/studio"]
+    assert (await on.client.get("/studio/series/bad..id")).status == 404
 
 
 async def test_host_origins_may_frame_the_pages(tmp_path, s3_store, aiohttp_client):
