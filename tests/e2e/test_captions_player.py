@@ -24,7 +24,7 @@ from server.app import create_app
 from server.config import Settings
 from server.publishing.edits import EpisodeEditor
 from server.services import Services
-from tests.support.browser import HLS_JS, Chromium, find_chromium
+from tests.support.browser import HLS_JS, Chromium, find_chromium, static_app
 from tests.support.episodes import fetch_text, named_playlists
 from tests.support.pictures import BUYER, DURATION_S, EPISODE, SERIES, publish_world
 
@@ -39,15 +39,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 def page_app() -> web.Application:
     files = {"/captions_player.html": (PAGE, "text/html"), "/hls.min.js": (HLS_JS, "text/javascript")}
-
-    async def serve(request: web.Request) -> web.Response:
-        path, content_type = files[request.path]
-        return web.Response(body=path.read_bytes(), content_type=content_type)
-
-    app = web.Application()
-    for route in files:
-        app.router.add_get(route, serve)
-    return app
+    return static_app(files)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

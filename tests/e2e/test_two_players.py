@@ -22,7 +22,7 @@ from server.app import create_app
 from server.config import Settings
 from server.services import Services
 from tests.e2e.conftest import KEY_PERIOD_S, LANDSCAPE, WEB_SERIES
-from tests.support.browser import HLS_JS, PROJECT_ROOT, Chromium, find_chromium
+from tests.support.browser import HLS_JS, PROJECT_ROOT, Chromium, find_chromium, static_app
 
 CHROMIUM = find_chromium()
 SHAKA = PROJECT_ROOT / "node_modules" / "shaka-player" / "dist" / "shaka-player.compiled.js"
@@ -42,15 +42,7 @@ pytestmark = [
 def players_app() -> web.Application:
     files = {"/two_players.html": (PAGE, "text/html"), "/hls.min.js": (HLS_JS, "text/javascript"),
              "/shaka-player.compiled.js": (SHAKA, "text/javascript")}
-
-    async def serve(request: web.Request) -> web.Response:
-        path, content_type = files[request.path]
-        return web.Response(body=path.read_bytes(), content_type=content_type)
-
-    app = web.Application()
-    for route in files:
-        app.router.add_get(route, serve)
-    return app
+    return static_app(files)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

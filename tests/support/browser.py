@@ -63,18 +63,22 @@ def find_hlsjs() -> Path | None:
     return HLS_JS if HLS_JS.is_file() else None
 
 
-def player_app(hls_js: Path) -> web.Application:
-    """Serves /player.html and /hls.min.js: the page's origin, separate from the service's (so CORS is real)."""
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(body=PLAYER_HTML.read_bytes(), content_type="text/html")
-
-    async def script(request: web.Request) -> web.Response:
-        return web.Response(body=hls_js.read_bytes(), content_type="text/javascript")
+def static_app(files: dict[str, tuple[Path, str]]) -> web.Application:
+    """Serves each path's file with its content type: a test page's own origin, separate from the service's
+    (so CORS is real)."""
+    async def serve(request: web.Request) -> web.Response:
+        path, content_type = files[request.path]
+        return web.Response(body=path.read_bytes(), content_type=content_type)
 
     app = web.Application()
-    app.router.add_get("/player.html", page)
-    app.router.add_get("/hls.min.js", script)
+    for route in files:
+        app.router.add_get(route, serve)
     return app
+
+
+def player_app(hls_js: Path) -> web.Application:
+    """Serves /player.html and /hls.min.js."""
+    return static_app({"/player.html": (PLAYER_HTML, "text/html"), "/hls.min.js": (hls_js, "text/javascript")})
 
 
 class CdpError(RuntimeError):
