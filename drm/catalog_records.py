@@ -36,7 +36,7 @@ RUNNING_STAGES = ("validating", "transcoding", "packaging", "publishing")
 STAGES = (UPLOADING, QUEUED, *RUNNING_STAGES, FAILED)
 
 _SERIES_COLUMNS = ("series_id, creator_id, title, description, price_cents, currency, status, cover_episode_id,"
-                   " created_at, updated_at, published_at, deleted_at, order_version")
+                   " created_at, updated_at, published_at, deleted_at, order_version, watermark")
 _EPISODE_COLUMNS = ("series_id, episode_id, position, title, description, duration_s, is_free_preview,"
                     " published_version, renditions, created_at, updated_at, ready_at, unpublished_at, deleted_at,"
                     " job_id, stage, stage_percent, error")
@@ -57,6 +57,9 @@ class Series:
     published_at: float | None = None  # when it was last published
     deleted_at: float | None = None
     order_version: int = 0  # moves whenever existing episodes change places (page cursors check it)
+    # forensic A/B watermarking of episodes ingested from now on (the flag is read at ingest; episodes
+    # already published keep what they were ingested with)
+    watermark: bool = False
 
     @property
     def is_for_sale(self) -> bool:
@@ -178,6 +181,13 @@ def check_currency(currency: object) -> str:
     return currency
 
 
+def check_flag(value: object, field: str) -> bool:
+    """A JSON boolean, or InvalidField (0, 1 and "true" are not booleans)."""
+    if type(value) is not bool:
+        raise InvalidField(field, f"expected true or false, got {value!r}")
+    return value
+
+
 def check_position(position: object, count: int) -> int:
     """A position 1..count (the places a series of `count` episodes has), or InvalidField."""
     if type(position) is not int or not 1 <= position <= count:
@@ -198,7 +208,9 @@ def check_duration(duration_s: object, bounds_s: tuple[float, float] = (MIN_EPIS
 
 
 def series_from_row(row: Row) -> Series:
-    return Series(**dict(row))
+    values = dict(row)
+    values["watermark"] = bool(values["watermark"])
+    return Series(**values)
 
 
 def episode_from_row(row: Row) -> Episode:

@@ -61,7 +61,7 @@ class Library:
         for row in rows[:limit]:
             values = dict(row)
             source, granted_at = values.pop("source"), values.pop("granted_at")
-            items.append(OwnedSeries(series=Series(**values), source=source, granted_at=granted_at))
+            items.append(OwnedSeries(series=series_from_row(values), source=source, granted_at=granted_at))
         after = (encode_cursor(listing, (items[-1].granted_at, items[-1].series.series_id))
                  if len(rows) > limit else None)
         return Page(items, after)

@@ -402,6 +402,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             ALTER TABLE ingest_jobs ADD COLUMN poster_at_s {real} NULL
         """,
     ),
+    Migration(
+        version=11,
+        summary="forensic watermarking: a series opts in; the sessions that fetched a watermarked episode",
+        # Owned by drm/watermark_sessions.py. Not playback_sessions: that table is pruned as sessions lapse,
+        # and this one is evidence, kept as long as a leak of the episode may surface. One row per session
+        # and version of an episode (a version's reference decodes its leaks); payment_id is the
+        # entitlement's reference when the session started (the payment id of a purchase, '' otherwise).
+        script="""
+            ALTER TABLE series ADD COLUMN watermark INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE watermark_sessions (
+                series_id   {text} NOT NULL,
+                episode_id  {text} NOT NULL,
+                version     INTEGER NOT NULL,
+                session_id  {text} NOT NULL,
+                viewer_id   {text} NOT NULL,
+                source      {text} NOT NULL,
+                payment_id  {text} NOT NULL,
+                fetched_at  {real} NOT NULL,
+                PRIMARY KEY (series_id, episode_id, version, session_id)
+            );
+            CREATE INDEX watermark_sessions_viewer ON watermark_sessions (viewer_id, fetched_at)
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 # payload "viewer_id/series_id" for an entitlement, "/series_id/episode_id" for an episode; ids contain no "/"

@@ -23,6 +23,7 @@ from .catalog_records import (
     Series,
     check_currency,
     check_description,
+    check_flag,
     check_price,
     check_title,
     series_from_row,
@@ -58,21 +59,22 @@ class SeriesRecords:
 
     def create_series(
         self, *, series_id: str, creator_id: str, title: str, price_cents: int, currency: str,
-        description: str = "", status: str = PUBLISHED,
+        description: str = "", status: str = PUBLISHED, watermark: bool = False,
     ) -> Series:
-        """Create a series, published (sold at once) or a draft; raises InvalidField for a bad field,
-        SeriesExists if the id is taken (by a deleted series too, until gc removes it)."""
+        """Create a series, published (sold at once) or a draft, its episodes forensically watermarked or not;
+        raises InvalidField for a bad field, SeriesExists if the id is taken (by a deleted series too, until
+        gc removes it)."""
         field_id("series_id", series_id)
         field_id("creator_id", creator_id)
         values = (check_title(title), check_description(description), check_price(price_cents),
-                  check_currency(currency))
+                  check_currency(currency), int(check_flag(watermark, "watermark")))
         if status not in (DRAFT, PUBLISHED):
             raise InvalidField("status", f"a new series is {DRAFT!r} or {PUBLISHED!r}, not {status!r}")
         now = self._clock()
         with self._db.transaction() as tx:
             inserted = tx.execute(
-                "INSERT INTO series (series_id, creator_id, title, description, price_cents, currency, status,"
-                " created_at, updated_at, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO series (series_id, creator_id, title, description, price_cents, currency, watermark,"
+                " status, created_at, updated_at, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (series_id) DO NOTHING",
                 (series_id, creator_id, *values, status, now, now, now if status == PUBLISHED else None),
             ).rowcount
@@ -84,11 +86,13 @@ class SeriesRecords:
     def update_series(
         self, series_id: str, *, title: str | None = None, price_cents: int | None = None,
         currency: str | None = None, description: str | None = None, cover_episode_id: str | None = None,
+        watermark: bool | None = None,
     ) -> Series:
         """Change the given fields (None keeps one); all are checked before anything is written.
 
         A new price applies to purchases from now on; buyers keep what they bought. The cover must
-        name an episode of the series. Raises UnknownSeries, UnknownEpisode, InvalidField.
+        name an episode of the series. `watermark` applies to episodes ingested from now on.
+        Raises UnknownSeries, UnknownEpisode, InvalidField.
         """
         changes: dict[str, object] = {}
         if title is not None:
@@ -99,6 +103,8 @@ class SeriesRecords:
             changes["price_cents"] = check_price(price_cents)
         if currency is not None:
             changes["currency"] = check_currency(currency)
+        if watermark is not None:
+            changes["watermark"] = int(check_flag(watermark, "watermark"))
         with self._db.transaction() as tx:
             self._lock_series(tx, series_id)
             if cover_episode_id is not None:

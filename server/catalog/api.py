@@ -31,14 +31,14 @@ routes = web.RouteTableDef()
 
 
 def create_series(services: Services, *, creator_id: str, series_id: str, title: Any, price_cents: Any,
-                  currency: Any, description: Any = "", status: Any = "published") -> Series:
+                  currency: Any, description: Any = "", status: Any = "published", watermark: Any = False) -> Series:
     """Create a series (published, or a draft) for an eligible (or approved) creator; CreatorNotEligible
     otherwise. Shared by the HTTP API and the CLI so both enforce the eligibility rule.
     """
     services.creators.require_may_publish(creator_id)
     return services.catalog.create_series(series_id=series_id, creator_id=creator_id, title=title,
                                           price_cents=price_cents, currency=currency, description=description,
-                                          status=status)
+                                          status=status, watermark=watermark)
 
 
 # -- creators --------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ delete; and the paywall a purchase link leads to.
     GET    /v1/series?creator_id=&status=&cursor=&limit=     anyone: published; owner/operator: any status
     POST   /v1/series                                        creator (eligible)
     GET    /v1/series/{S}                                    anyone who may see it, with its episodes
-    PATCH  /v1/series/{S}                                    owner: title, description, price, cover
+    PATCH  /v1/series/{S}                                    owner: title, description, price, cover, watermark
     POST   /v1/series/{S}/publish | unpublish | archive      owner or operator
     DELETE /v1/series/{S}                                    owner or operator; only without buyers
     GET    /v1/series/{S}/paywall                            anyone: what a buyer is offered
@@ -92,7 +92,7 @@ async def post_series(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     creator = require_creator(request, services)
     data = await read_object(request, required={"series_id", "title", "price_cents", "currency"},
-                             optional={"description", "status"})
+                             optional={"description", "status", "watermark"})
     series = await asyncio.to_thread(create_series, services, creator_id=creator.subject, **data)
     return await series_answer(services, series, status=201, full=True, with_episodes=True)
 
@@ -107,11 +107,12 @@ async def get_series(request: web.Request) -> web.Response:
 @routes.patch(SERIES)
 @idempotent
 async def update_series(request: web.Request) -> web.Response:
-    """Title, description, price (new purchases only: buyers keep what they paid for), cover episode."""
+    """Title, description, price (new purchases only: buyers keep what they paid for), cover episode, and
+    forensic watermarking (episodes ingested from now on)."""
     services = request.app[SERVICES]
     _, series = await managed_series(request, services, request.match_info["series_id"])
     data = await read_object(request, optional={"title", "description", "price_cents", "currency",
-                                                "cover_episode_id"})
+                                                "cover_episode_id", "watermark"})
     for name, value in data.items():
         if value is None:
             raise InvalidField(name, "may not be null; leave the field out to keep it")

@@ -36,6 +36,7 @@ def series_json(series: Series, *, episode_count: int, total_duration_s: float, 
         "is_for_sale": series.is_for_sale,
         "price_cents": series.price_cents,
         "currency": series.currency,
+        "watermark": series.watermark,
         "cover": {"episode_id": series.cover_episode_id,
                   "poster_url": episode_urls(series.series_id, series.cover_episode_id)["poster_url"]}
         if series.cover_episode_id else None,

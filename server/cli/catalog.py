@@ -43,7 +43,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--title", required=True, help="the title viewers see")
     create.add_argument("--price-cents", type=int, required=True, help="price in integer cents, 100..19000")
     create.add_argument("--currency", default="USD", help="USD, EUR, GBP, CAD, AUD, NZD, CHF, SEK, NOK or DKK")
+    create.add_argument("--watermark", action="store_true",
+                        help="forensically watermark its episodes (A/B segments per viewer; see `series trace`)")
     create.set_defaults(handler=cmd_series_create)
+    update = actions.add_parser("update", help="change a series' title, price or watermarking")
+    update.add_argument("series_id", help="the series' id")
+    update.add_argument("--title", help="the title viewers see")
+    update.add_argument("--price-cents", type=int, help="price in integer cents, 100..19000 (new purchases only)")
+    update.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=None,
+                        help="turn forensic watermarking on or off for episodes ingested from now on")
+    update.set_defaults(handler=cmd_series_update)
     listing = actions.add_parser("list", help="list series and their episodes")
     listing.set_defaults(handler=cmd_series_list)
 
@@ -97,10 +106,23 @@ def cmd_creator_pending(args, settings: Settings) -> int:
 def cmd_series_create(args, settings: Settings) -> int:
     with Services.open(settings) as services:
         series = create_series(services, creator_id=args.creator, series_id=args.series_id, title=args.title,
-                               price_cents=args.price_cents, currency=args.currency)
-    print(f"series {series.series_id} by {series.creator_id}: {series.title!r}, "
-          f"{series.price_cents / 100:.2f} {series.currency}")
+                               price_cents=args.price_cents, currency=args.currency, watermark=args.watermark)
+    print(describe_series(series))
     return EXIT_OK
+
+
+def cmd_series_update(args, settings: Settings) -> int:
+    with Services.open(settings) as services:
+        series = services.catalog.update_series(args.series_id, title=args.title, price_cents=args.price_cents,
+                                                watermark=args.watermark)
+    print(describe_series(series))
+    return EXIT_OK
+
+
+def describe_series(series) -> str:
+    watermark = ", watermarked (episodes ingested from now on)" if series.watermark else ""
+    return (f"series {series.series_id} by {series.creator_id}: {series.title!r}, "
+            f"{series.price_cents / 100:.2f} {series.currency}{watermark}")
 
 
 def cmd_series_list(args, settings: Settings) -> int:
@@ -108,8 +130,9 @@ def cmd_series_list(args, settings: Settings) -> int:
         for series in services.catalog.list_series():
             episodes = services.catalog.list_episodes(series.series_id)
             previews = sum(episode.is_free_preview for episode in episodes)
+            marked = "\twatermarked" if series.watermark else ""
             print(f"{series.series_id}\t{series.creator_id}\t{series.price_cents / 100:.2f} {series.currency}\t"
-                  f"{len(episodes)} episodes ({previews} free)\t{series.title}")
+                  f"{len(episodes)} episodes ({previews} free)\t{series.title}{marked}")
     return EXIT_OK
 
 

@@ -17,7 +17,7 @@ TABLES = {"schema_version", "content_keys", "content_key_versions", "entitlement
           "creators", "payments", "payment_events", "entitlement_events", "entitlement_changes",
           "viewer_progress", "idempotency_keys", "ingest_jobs", "episode_versions",
           "resumable_uploads", "ingest_job_attempts", "webhook_deliveries", "webhook_attempts",
-          "playback_sessions", "account_revocations"}
+          "playback_sessions", "account_revocations", "watermark_sessions"}
 
 # The jobs tables as the service created them itself before they joined the schema (before job leases).
 LEGACY_JOB_TABLES = """
