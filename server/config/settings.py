@@ -44,6 +44,7 @@ from server.config.jobs import (
 )
 from server.config.pictures import PictureSettings, pictures_settings
 from server.config.uploads import UploadSettings, read_upload_settings
+from server.config.watermark import WatermarkSettings, watermark_settings
 from server.config.web import WebSettings, web_settings
 from server.local.object_store import LocalStoreSettings
 from server.local.secrets import local_secrets
@@ -89,6 +90,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)               # the viewer web app's
     pictures: PictureSettings = field(default_factory=PictureSettings)  # posters, thumbnails, captions
     uploads: UploadSettings = field(default_factory=UploadSettings)     # resumable (tus) uploads
+    watermark: WatermarkSettings = field(default_factory=WatermarkSettings)   # forensic A/B watermarking
 
     @property
     def work_dir(self) -> Path:
@@ -173,6 +175,7 @@ class Settings:
             web=web_settings(env, is_embedded=local_store is not None, has_webhook_secret=catalog["webhook_secret"] is not None),
             pictures=pictures_settings(env),
             uploads=read_upload_settings(env, rules.max_size_bytes),
+            watermark=watermark_settings(env, generated),
         )
 
 
