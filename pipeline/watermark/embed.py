@@ -1,0 +1,44 @@
+"""RungMark: the A and B pictures of one rung's scaled frame, +mark and -mark in luma.
+
+Runs on the rung's encoding thread (pipeline/rendition_output.py), right after the frame is scaled,
+so the mark is added at the rung's own resolution and both encoders get the same picture but for the
+mark's sign. Chroma is left alone: the eye is less sensitive to luma changes this slow, and detection
+reads luma only.
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+
+from pipeline.watermark.pattern import segment_pattern
+from pipeline.watermark.plan import SegmentPlan
+from pipeline.watermark.spec import WatermarkSpec
+
+
+class RungMark:
+    """Marks one rung's frames; holds one segment's pattern at a time (a few MB at 1080p)."""
+
+    def __init__(self, spec: WatermarkSpec, plan: SegmentPlan, width: int, height: int) -> None:
+        self.spec, self.plan = spec, plan
+        self.width, self.height = width, height
+        self.segment = -1
+        self.pattern: np.ndarray | None = None       # float32, luma levels at full amplitude
+        self.full: np.ndarray | None = None          # int16, the rounded pattern for unfaded frames
+
+    def pictures(self, frame: av.VideoFrame, index: int) -> tuple[av.VideoFrame, av.VideoFrame]:
+        """(A, B) yuv420p frames for output frame `index`: luma + and - the segment's pattern."""
+        segment = self.plan.segment_of(index)
+        if segment != self.segment:
+            self.segment = segment
+            self.pattern = self.spec.strength * segment_pattern(self.spec.seed, segment, self.width, self.height)
+            self.full = np.rint(self.pattern).astype(np.int16)
+        amplitude = self.plan.envelope(index)
+        delta = self.full if amplitude == 1.0 else np.rint(self.pattern * amplitude).astype(np.int16)
+        planes = frame.to_ndarray(format="yuv420p")
+        luma = planes[:self.height].astype(np.int16)
+        marked_a, marked_b = planes, planes.copy()
+        np.clip(luma + delta, 0, 255, out=marked_a[:self.height], casting="unsafe")
+        np.clip(luma - delta, 0, 255, out=marked_b[:self.height], casting="unsafe")
+        return (av.VideoFrame.from_ndarray(marked_a, format="yuv420p"),
+                av.VideoFrame.from_ndarray(marked_b, format="yuv420p"))
