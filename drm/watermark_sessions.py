@@ -73,6 +73,20 @@ class WatermarkSessions:
                               parameters)
         return [WatermarkSession(**dict(row)) for row in rows]
 
+    def recorded_versions(self, series_id: str | None = None,
+                          episode_id: str | None = None) -> list[tuple[str, str, int]]:
+        """(series, episode, version) of every episode version with a recorded session (of one series or
+        episode, if given), newest version first within an episode."""
+        where, parameters = [], []
+        for column, value in (("series_id", series_id), ("episode_id", episode_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                parameters.append(value)
+        rows = self._db.query("SELECT DISTINCT series_id, episode_id, version FROM watermark_sessions"
+                              + (f" WHERE {' AND '.join(where)}" if where else "")
+                              + " ORDER BY series_id, episode_id, version DESC", parameters)
+        return [(row["series_id"], row["episode_id"], int(row["version"])) for row in rows]
+
     def forget_episode(self, series_id: str, episode_id: str) -> int:
         """Delete the rows of an episode removed for good (its references are gone: nothing can be traced)."""
         with self._db.transaction() as tx:

@@ -119,7 +119,9 @@ def republish(
             segment_format=live_manifest.segment_format if live_manifest else "ts",
             captions=(*kept, *(caption_entry(track) for track in add_captions)),
             poster=poster_entry(poster) if poster else (live_manifest.poster if live_manifest else None),
-            storyboard=live_manifest.storyboard if live_manifest else None)
+            storyboard=live_manifest.storyboard if live_manifest else None,
+            # the media's marks and reference stay where they are, with the media version's segments
+            watermark=live_manifest.watermark if live_manifest else None)
         write_manifest(store, location, manifest)     # first: it protects the media version from GC
         durations = _copy_media_playlists(store, live_prefix, prefix, master, live == media_version, media_version)
         subtitles = [_copy_track(store, live_prefix, prefix, entry) for entry in kept]

@@ -5,7 +5,9 @@ fetching its segments and keys); and any version written to within the grace per
 a publish still in progress; and the media version of every version kept (a version built without
 re-transcoding plays another version's segments: packager/version_manifest.py), with its keys.
 Everything else goes: superseded versions and the orphans of crashed or failed publishes (no
-pointer ever pointed at them).
+pointer ever pointed at them). A watermarked version's reference outlives it, copied beside the episode's
+versions (packager/watermark_variants.py): its segments are gone, but a leak of what viewers played can
+surface months later and must still be traceable. It goes with the episode.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from packager.errors import ObjectMissing
 from packager.store import ObjectStore
-from packager.version_manifest import media_version_of
+from packager.version_manifest import media_version_of, read_manifest
 from packager.versions import EpisodeLocation, read_pointer, stored_versions
+from packager.watermark_variants import archived_reference_key
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +70,25 @@ def delete_versions(store: ObjectStore, plan: RetentionPlan) -> int:
     for version in plan.delete:
         if version == plan.live_version:   # a plan is data; never trust it to spare the live version
             raise ValueError(f"refusing to delete the live version v{version} of {plan.location.prefix}")
+        keep_reference(store, plan.location, version)
         count = store.delete_prefix(plan.location.version_prefix(version) + "/")
         log.info("collected %s v%d: %d objects", plan.location.prefix, version, count)
         deleted += count
     return deleted
+
+
+def keep_reference(store: ObjectStore, location: EpisodeLocation, version: int) -> bool:
+    """Copy the watermark reference of `version` (if it is watermarked media) out of its prefix, to
+    archived_reference_key(); whether there was one. Raises StoreError."""
+    manifest = read_manifest(store, location, version)
+    if manifest is None or manifest.watermark is None or manifest.media_version != version:
+        return False
+    try:
+        store.copy(f"{location.version_prefix(version)}/{manifest.watermark.reference}",
+                   archived_reference_key(location, version))
+    except ObjectMissing:
+        return False        # a publish that failed before its reference was written: nothing to trace
+    return True
 
 
 def delete_episode(store: ObjectStore, location: EpisodeLocation) -> int:

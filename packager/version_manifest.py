@@ -1,7 +1,10 @@
 """version.json: what one published version holds, written first into its prefix.
 
     v{n}/version.json   {"version", "media_version", "based_on", "duration_s", "timestamp_map_mpegts",
-                         "captions": [...], "poster": {...}, "storyboard": {...}}
+                         "captions": [...], "poster": {...}, "storyboard": {...}, "watermark": {...}}
+
+`watermark` is set when the media version's segments have A and B variants (packager/watermark_variants.py):
+its reference object (under the media version's prefix), the marked renditions, the segment count.
 
 `media_version` is the version whose prefix holds the encrypted segments (and fMP4 init segments) the
 playlists of this version play: itself after a transcode; an older version when this one was built
@@ -23,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from packager.errors import ObjectMissing
 from packager.store import ObjectStore
 from packager.versions import EpisodeLocation
+from packager.watermark_variants import WatermarkEntry
 
 MANIFEST_NAME = "version.json"
 
@@ -70,6 +74,11 @@ class VersionManifest:
     storyboard: StoryboardEntry | None = None
     segment_format: str = "ts"
     renditions: tuple[str, ...] = field(default=())
+    watermark: WatermarkEntry | None = None     # the media is A/B watermarked
+
+    @property
+    def is_watermarked(self) -> bool:
+        return self.watermark is not None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -83,6 +92,8 @@ class VersionManifest:
         if raw.get("storyboard"):
             raw["storyboard"] = StoryboardEntry(**{**raw["storyboard"], "sheets": tuple(raw["storyboard"]["sheets"])})
         raw["renditions"] = tuple(raw.get("renditions", ()))
+        if raw.get("watermark"):
+            raw["watermark"] = WatermarkEntry(**{**raw["watermark"], "renditions": tuple(raw["watermark"]["renditions"])})
         return cls(**raw)
 
 

@@ -18,6 +18,7 @@ from drm.purchases import PaymentProcessor
 from drm.revocations import AccountRevocations
 from drm.sessions import PlaybackSessions
 from drm.tokens import TokenSigner
+from drm.watermark_sessions import WatermarkSessions
 from packager.store import ObjectStore
 from server.config import Settings
 
@@ -37,6 +38,7 @@ class Services:
     library: Library                         # what viewers hold, and where they stopped watching
     sessions: PlaybackSessions               # live playback sessions, counted against SERIES_MAX_SESSIONS
     revocations: AccountRevocations          # accounts whose tokens were revoked (series tokens revoke)
+    watermark_sessions: WatermarkSessions    # who was served which watermarked episode (series trace)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -67,6 +69,7 @@ class Services:
             library=Library(db),
             sessions=PlaybackSessions(db),
             revocations=AccountRevocations(db),
+            watermark_sessions=WatermarkSessions(db),
         )
 
     def close(self) -> None:

@@ -28,7 +28,8 @@ CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"ser
             "procrastinate": {"server/jobs/procrastinate_engine.py"}}
 
 # server's rooms and the rooms each may import; a module directly in server/ is a room of its own name
-_FEATURE_ROOMS = {"access", "keys", "playback", "catalog", "publishing", "jobs", "ingest", "reference", "web"}
+_FEATURE_ROOMS = {"access", "keys", "playback", "catalog", "publishing", "jobs", "ingest", "reference", "web",
+                  "forensics"}
 SERVER_ROOMS: dict[str, set[str]] = {
     "local": set(),
     "config": {"local"},
@@ -40,6 +41,8 @@ SERVER_ROOMS: dict[str, set[str]] = {
     # publishing: a creator's caption or poster change republishes the episode (server/publishing/edits.py)
     "catalog": {"access", "edge", "playback", "publishing", "config", "services"},
     "publishing": {"config"},
+    # forensics: tracing a leak reads what publishing stored and playback recorded, through the services
+    "forensics": {"config", "services"},
     "jobs": {"publishing", "config", "services"},
     "ingest": {"edge", "jobs", "publishing", "config", "services"},
     "reference": {"edge", "config"},

@@ -28,6 +28,7 @@ from server.cli import (
     operations,
     pictures,
     service,
+    trace,
     uploads,
 )
 from server.cli.common import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE
@@ -35,9 +36,10 @@ from server.config import Settings, SettingsError
 from server.ingest.resumable import UploadError
 from server.jobs.jobs import JobError
 from server.publishing.admission import SeriesNotSellable
+from server.config.watermark import WatermarkUnavailable
 
 COMMAND_GROUPS = (demo, episodes, pictures, episode_catalog, service, access, jobs, operations, uploads, catalog,
-                  database)
+                  database, trace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MediaRejected as exc:
         _print_rejection(exc, args)
         return EXIT_REJECTED
-    except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable, UploadError) as exc:
+    except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable, UploadError,
+            WatermarkUnavailable) as exc:
         return _fail(args, exc, f"{exc.code}: {exc}")
     except sqlite3.Error as exc:
         return _fail(args, exc, f"database error: {exc}; check SERIES_DB_PATH (and that the disk is not full)")

@@ -35,7 +35,8 @@ def cmd_gc(args, settings: Settings) -> int:
         collected = collect_garbage(services.store, services.keystore, grace_s=settings.gc_grace_s,
                                     dry_run=args.dry_run)
         removed, removed_series = collect_deleted(services.store, services.keystore, services.catalog,
-                                                  grace_s=settings.gc_grace_s, dry_run=args.dry_run)
+                                                  grace_s=settings.gc_grace_s, dry_run=args.dry_run,
+                                                  watermark_sessions=services.watermark_sessions)
         jobs = JobStore(services.db)
         uploads = sweep_spool(jobs, settings.jobs.spool_dir,
                               retention_s=settings.jobs.failed_upload_retention_s, dry_run=args.dry_run)

@@ -22,6 +22,21 @@ MIN_SECRET_BYTES = 32
 SEGMENT_S = 2.0
 
 
+class WatermarkUnavailable(Exception):
+    """A watermarked series' episode cannot be ingested or played: the service has no watermark secret."""
+
+    code = "watermark_not_configured"
+    http_status = 503
+
+    def __init__(self, series_id: str) -> None:
+        super().__init__(f"series {series_id} is watermarked, but this service has no SERIES_WATERMARK_SECRET; "
+                         "the operator must set it (base64 of 32 random bytes, the same on every instance)")
+        self.series_id = series_id
+
+    def __reduce__(self):
+        return type(self), (self.series_id,)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WatermarkSettings:
     secret: bytes | None = field(default=None, repr=False)   # None: watermarking unavailable (not configured)

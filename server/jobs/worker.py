@@ -45,6 +45,7 @@ from server.jobs.jobs import (
     upload_note,
 )
 from server.publishing.admission import SeriesNotSellable
+from server.config.watermark import WatermarkUnavailable
 from server.publishing.episode import ingest_episode
 from server.publishing.versions import EpisodeVersions
 from server.services import open_catalog
@@ -198,7 +199,7 @@ def run_job(settings: Settings, job_id: str, attempt: int, owner: str | None = N
                    report=exc.report.as_dict(), owner=owner)
             log.info("job %s: rejected: %s", job_id, exc)
             return FAILED
-        except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable) as exc:
+        except (PipelineError, PackagerError, DrmError, JobError, SeriesNotSellable, WatermarkUnavailable) as exc:
             if isinstance(exc.__cause__, _Superseded):     # refused at the pointer switch; publish discarded it
                 log.warning("job %s: %s; stopping", job_id, exc.__cause__)
                 return ""

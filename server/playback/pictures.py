@@ -27,7 +27,6 @@ from drm.errors import InvalidField
 from packager.errors import ObjectMissing
 from packager.pictures import IMAGE_PLAYLIST_NAME, POSTERS_DIR, STORYBOARD_DIR, STORYBOARD_VTT_NAME, poster_name
 from packager.subtitles import CAPTIONS_DIR, SUBTITLE_PLAYLIST_NAME
-from packager.version_manifest import VersionManifest, read_manifest
 from server.access import ACCESS
 from server.config import Settings
 from server.playback.playlists import personalize_storyboard, personalize_uris
@@ -39,20 +38,19 @@ from server.playback.routes import (
     location_of,
     playlist_response,
     servable_version,
+    version_manifest,
     viewer_for_series,
 )
 from server.playback.thumbnails import render_thumbnail, snapped_width
 from server.services import SERVICES
 
 THUMBNAIL_GATE = web.AppKey("thumbnail_gate", asyncio.Semaphore)
-MANIFESTS = web.AppKey("manifests", dict)
 
 VERSION = EPISODE + r"/v{version:\d+}"
 TRACK = r"{track:[A-Za-z0-9-]{2,35}(?:_forced)?}"
 GATED_CACHE = "private, max-age=31536000, immutable"    # a version's objects never change; only the viewer's
 WEBVTT_TYPE = "text/vtt; charset=utf-8"
 THUMBNAIL_WAIT_S = 2.0       # a thumbnail that cannot start decoding within this is refused (503), not queued
-MAX_MANIFESTS = 1000         # versions' manifests remembered (immutable, a few hundred bytes each)
 DEFAULT_POSTER_WIDTH = 640
 
 
@@ -70,7 +68,6 @@ class ThumbnailsBusy(Exception):
 
 def add_routes(app: web.Application, settings: Settings) -> None:
     app[THUMBNAIL_GATE] = asyncio.Semaphore(settings.pictures.thumbnail_decodes)
-    app[MANIFESTS] = {}
     app.router.add_get(f"{VERSION}/{CAPTIONS_DIR}/{TRACK}/{SUBTITLE_PLAYLIST_NAME}", caption_playlist)
     app.router.add_get(VERSION + "/" + CAPTIONS_DIR + "/" + TRACK + r"/{name:seg_\d{5}\.vtt|captions\.vtt}",
                        caption_file)
@@ -139,18 +136,6 @@ async def live_storyboard_track(request: web.Request) -> web.Response:
                         content_type="text/vtt", charset="utf-8", headers={"Cache-Control": NO_STORE})
 
 
-async def _manifest(request: web.Request, location, version: int) -> VersionManifest | None:
-    """A version's manifest, remembered (versions never change)."""
-    remembered = request.app[MANIFESTS]
-    key = (location.prefix, version)
-    if key not in remembered:
-        manifest = await asyncio.to_thread(read_manifest, request.app[SERVICES].store, location, version)
-        if len(remembered) >= MAX_MANIFESTS:
-            remembered.pop(next(iter(remembered)))
-        remembered[key] = manifest
-    return remembered[key]
-
-
 async def poster(request: web.Request) -> web.Response:
     """Public: the live version's poster at the smallest width at or above ?width= (default 640), else the
     largest; 403 for an unpublished episode, 410 for a deleted one."""
@@ -160,7 +145,7 @@ async def poster(request: web.Request) -> web.Response:
     # public, but not of an episode its creator unpublished or deleted (its files outlive it until gc)
     await request.app[ACCESS].require_shown(location.series_id, location.episode_id)
     version = int((await live_pointer(request, location))["version"])
-    manifest = await _manifest(request, location, version)
+    manifest = await version_manifest(request, location, version)
     images = sorted((image for image in (manifest.poster.images if manifest and manifest.poster else ())
                      if image["format"] == image_format), key=lambda image: image["width"])
     if not images:

@@ -19,14 +19,19 @@ from packager.errors import ObjectMissing
 from packager.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
 from server.edge.accesslog import VIEWER_ID
 from server.edge.auth import token_of
+from packager.version_manifest import VersionManifest, read_manifest
+from server.playback import watermark
 from server.playback.playlists import personalize_master, personalize_media
 from server.playback.segments import SEGMENT_NAME, content_type_of, stream_object
 from server.services import SERVICES
 
 POINTERS = web.AppKey("pointers", dict)
+MANIFESTS = web.AppKey("manifests", dict)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 POINTER_TTL_S = 2.0          # how long a published-version pointer is trusted before re-reading it
+MAX_MANIFESTS = 1000         # versions' manifests remembered (immutable, a few hundred bytes each)
+RECORDED_SESSIONS = 100_000  # (session, episode version) pairs this process remembers having recorded
 NO_STORE = "private, no-store"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -51,6 +56,8 @@ class NotPublished(Exception):
 def add_routes(app: web.Application) -> None:
     """Add the playlist and segment routes; the app's Services must be at app[SERVICES]."""
     app[POINTERS] = {}
+    app[MANIFESTS] = {}
+    watermark.install(app, RECORDED_SESSIONS)
     app.router.add_get(EPISODE + "/" + MASTER_NAME, master_playlist)
     app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)
     app.router.add_get(VERSIONED + "/" + I_FRAME_PLAYLIST_NAME, media_playlist)
@@ -111,6 +118,18 @@ async def servable_version(request: web.Request, location: EpisodeLocation, *, i
     raise NotPublished(f"version {version} of episode {location.episode_id} of series {location.series_id}")
 
 
+async def version_manifest(request: web.Request, location: EpisodeLocation, version: int) -> VersionManifest | None:
+    """A version's manifest (None for one published before manifests), remembered: versions never change."""
+    remembered = request.app[MANIFESTS]
+    key = (location.prefix, version)
+    if key not in remembered:
+        manifest = await asyncio.to_thread(read_manifest, request.app[SERVICES].store, location, version)
+        if len(remembered) >= MAX_MANIFESTS:
+            remembered.pop(next(iter(remembered)))
+        remembered[key] = manifest
+    return remembered[key]
+
+
 def playlist_response(text: str) -> web.Response:
     response = web.Response(text=text, content_type=PLAYLIST_TYPE, headers={"Cache-Control": NO_STORE})
     response.enable_compression()   # gzip when the player accepts it (Apple 10.1)
@@ -127,13 +146,19 @@ async def master_playlist(request: web.Request) -> web.Response:
 
 
 async def media_playlist(request: web.Request) -> web.Response:
+    """A rendition's media or I-frame playlist with the viewer's token on its key URIs; of a watermarked
+    version, the media playlist lists this session's A/B variants (server/playback/watermark.py)."""
     location = location_of(request)
-    _, token = viewer_for_series(request, location.series_id)
+    viewer, token = viewer_for_series(request, location.series_id)
     version, rendition = await servable_version(request, location), request.match_info["rendition"]
     name = request.path.rsplit("/", 1)[-1]       # index.m3u8 or iframes.m3u8
     store = request.app[SERVICES].store
     stored = await asyncio.to_thread(store.get_bytes, f"{location.version_prefix(version)}/{rendition}/{name}")
-    return playlist_response(personalize_media(stored.decode(), token))
+    text = personalize_media(stored.decode(), token)
+    if name == MEDIA_PLAYLIST_NAME:
+        manifest = await version_manifest(request, location, version)
+        text = await watermark.viewer_variants(request.app, viewer, location, manifest, rendition, text)
+    return playlist_response(text)
 
 
 async def segment(request: web.Request) -> web.StreamResponse:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from drm.catalog import Catalog
 from drm.keystore import KeyStore
+from drm.watermark_sessions import WatermarkSessions
 from packager.retention import RetentionPlan, delete_episode, delete_versions, plan_retention
 from packager.store import ObjectStore
 from packager.versions import EpisodeLocation, stored_episodes
@@ -73,8 +74,10 @@ def collect_deleted(
     grace_s: float,
     dry_run: bool = False,
     now: float | None = None,
+    watermark_sessions: WatermarkSessions | None = None,
 ) -> tuple[list[RemovedEpisode], list[str]]:
-    """Remove the episodes deleted more than `grace_s` ago: objects (pointer first), keys, then the row.
+    """Remove the episodes deleted more than `grace_s` ago: objects (pointer first), keys, the record of who
+    played it watermarked (`watermark_sessions`: with the references gone nothing can be traced), then the row.
     Then the rows of deleted series with no episode left. Returns (episodes, series ids) removed, or with
     `dry_run` those that would be (counts 0). A failure leaves the row, so the next run finishes the job.
     Raises StoreError or DrmError."""
@@ -86,6 +89,8 @@ def collect_deleted(
         if not dry_run:
             objects = delete_episode(store, location)
             keys = keystore.delete_episode_keys(series_id, episode_id)
+            if watermark_sessions is not None:
+                watermark_sessions.forget_episode(series_id, episode_id)
             catalog.purge_episode(series_id, episode_id)
         removed.append(RemovedEpisode(location=location, objects_deleted=objects, keys_deleted=keys))
     series = [] if dry_run else catalog.purge_deleted_series(before=now - grace_s)

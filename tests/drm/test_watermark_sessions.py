@@ -35,6 +35,10 @@ def test_the_first_fetch_is_recorded_once_with_the_payment_behind_the_access(db,
     assert record.record(series_id="s1", episode_id="e1", version=3, session_id="sid-a", viewer_id="buyer")
     assert [r.version for r in record.sessions_of("s1", "e1")] == [2, 3]
     assert [r.version for r in record.sessions_of("s1", "e1", version=3)] == [3]
+    record.record(series_id="s2", episode_id="e9", version=1, session_id="sid-b", viewer_id="buyer")
+    assert record.recorded_versions() == [("s1", "e1", 3), ("s1", "e1", 2), ("s2", "e9", 1)]
+    assert record.recorded_versions("s1", "e1") == [("s1", "e1", 3), ("s1", "e1", 2)]
+    assert record.recorded_versions("s2") == [("s2", "e9", 1)]
 
 
 def test_a_comp_and_a_free_preview_are_recorded_for_what_they_are(db, record):

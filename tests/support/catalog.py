@@ -32,12 +32,13 @@ def eligible_facts(**overrides: Any) -> dict[str, Any]:
     return facts
 
 
-def add_series(services: Services, series_id: str, *, creator_id: str = "creator-1", price_cents: int = 499) -> Series:
-    """Record an eligible creator (if new) and create the series."""
+def add_series(services: Services, series_id: str, *, creator_id: str = "creator-1", price_cents: int = 499,
+               watermark: bool = False) -> Series:
+    """Record an eligible creator (if new) and create the series (forensically watermarked, if asked)."""
     if services.creators.get(creator_id) is None:
         services.creators.record(CreatorProfile.from_json(creator_id, eligible_facts()))
     return create_series(services, creator_id=creator_id, series_id=series_id, title=f"Series {series_id}",
-                         price_cents=price_cents, currency="USD")
+                         price_cents=price_cents, currency="USD", watermark=watermark)
 
 
 def add_series_for(settings: Settings, series_id: str, **kwargs: Any) -> Series:
