@@ -73,6 +73,10 @@ export async function studioSeries(view, creator) {
           <label for="edit-currency" class="visually-hidden">Currency</label>
           <select id="edit-currency" name="currency">${currencyOptions(series.currency)}</select>
           <p id="edit-price-help" class="help">From 1 to 190. A new price applies to purchases from now on.</p></div>
+        <div class="field"><label><input id="edit-watermark" name="watermark" type="checkbox"
+                 aria-describedby="edit-watermark-help" .checked=${Boolean(series.watermark)}> Forensic watermark</label>
+          <p id="edit-watermark-help" class="help">Each viewer gets an invisibly marked copy, so a leaked copy names
+            the buyer who leaked it. Applies to episodes uploaded from now on; about twice the storage.</p></div>
         <section class="poster-slot" aria-labelledby="poster-title">
           <h3 id="poster-title">Poster</h3>
           <p class="help">Posters arrive with the pictures API; until then viewers see a lettered tile.</p>
@@ -171,7 +175,7 @@ export async function studioSeries(view, creator) {
     try {
       series = { ...series, ...(await call(path, { method: "PATCH", body: {
         title: form.get("title").trim(), description: form.get("description").trim(), price_cents: cents,
-        currency: form.get("currency") } })) };
+        currency: form.get("currency"), watermark: form.get("watermark") === "on" } })) };
       [detailsNotice, detailsKind] = ["Saved.", "success"];
     } catch (error) {
       [detailsNotice, detailsKind] = [describe(error), "error"];
