@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from pipeline.errors import PipelineError
+from pipeline.probe import probe
 from pipeline.watermark import DEFAULT_FALSE_ACCUSATION, LeakNotVideo
 from server.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, media_file, running_services
 from server.config import Settings
@@ -35,6 +37,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def cmd_trace(args, settings: Settings) -> int:
     if (args.series is None) != (args.episode is None):
         print("series: trace: give --series and --episode together, or neither", file=sys.stderr)
+        return EXIT_USAGE
+    try:        # before anything else: a file that is no video is the operator's mistake, not "undecided"
+        if probe(args.file).video is None:
+            raise LeakNotVideo(args.file.name, "it has no video stream")
+    except PipelineError as exc:
+        print(f"series: {exc.code}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with running_services(settings) as services:
         try:
