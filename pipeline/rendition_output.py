@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import av
 from av.video.frame import PictureType
@@ -25,6 +25,9 @@ from pipeline.h264 import avc1_codec, find_sps
 from pipeline.ladder import LadderSettings, Rendition
 from pipeline.quality import QualityCheck, RenditionQuality
 from pipeline.worker import Worker
+
+if TYPE_CHECKING:
+    from pipeline.watermark.embed import Marking
 
 
 class EncoderThreads(NamedTuple):
@@ -50,6 +53,10 @@ class EncodedRendition:
     segments: tuple[EncodedSegment, ...]
     quality: RenditionQuality | None = None   # sampled luma PSNR against the source scaled to this rung
     init_path: Path | None = None  # fMP4 only: the clear init segment (ftyp+moov) that EXT-X-MAP names
+    # Watermarked transcodes only (pipeline/watermark/): the B variant of every segment, with the same index,
+    # start and duration as `segments`, which are then the A variant; () when the rung is not marked
+    b_segments: tuple[EncodedSegment, ...] = ()
+    b_init_path: Path | None = None   # fMP4: the B variant's own init segment
 
 
 class RenditionOutput:
@@ -127,6 +134,19 @@ class RenditionOutput:
         self.listed_bytes = 0            # size of segments.csv when last read: it grows as segments close
         self.quality: RenditionQuality | None = None
         self.worker = Worker(f"encode-{rendition.name}", niceness=threads.niceness)
+        self.marking: Marking | None = None
+
+    def mark_with(self, marking: Marking) -> None:
+        """Encode the A variant here and hand each B picture to `marking.variant_b` (before any frame)."""
+        self.marking = marking
+
+    def feed(self, frame, index: int, is_idr: bool) -> None:
+        """Queue output frame `index` for this rendition, with the audio that came before it (main thread)."""
+        if self.marking is None:
+            self.submit(self.encode_video, frame, index, is_idr, self.take_audio())
+        else:
+            self.submit(self.encode_video, frame, index, is_idr, self.take_audio(),
+                        self.marking.variant_b.take_audio())
 
     def submit(self, work, *args) -> None:
         """Queue scaling/encoding for this rendition's thread; raises if that thread has failed."""
@@ -142,8 +162,7 @@ class RenditionOutput:
             packet.stream = self.audio
         self.container.mux(packets)
 
-    def encode_video(self, frame, index: int, is_idr: bool, audio_packets: list) -> None:
-        self.mux_audio(audio_packets)
+    def encode_video(self, frame, index: int, is_idr: bool, audio_packets: list, b_audio_packets=None) -> None:
         # its own scaler: frame.reformat() caches one SwsContext on the shared source frame,
         # and the rendition threads would all be using it at once. One swscale thread each: the
         # renditions already scale in parallel, and sliced scaling on top only adds hand-offs.
@@ -151,6 +170,13 @@ class RenditionOutput:
         out = self.scaler.reformat(frame, self.rendition.width, self.rendition.height, "yuv420p",
                                    interpolation="BILINEAR", threads=1)
         self.quality_check.keep(index, out)
+        if self.marking is not None:
+            out = self.marking.split(out, index, is_idr, b_audio_packets)
+        self.encode_scaled(out, index, is_idr, audio_packets)
+
+    def encode_scaled(self, out, index: int, is_idr: bool, audio_packets: list) -> None:
+        """Encode a frame already at this rung's size (the B variant's encoder gets only these)."""
+        self.mux_audio(audio_packets)
         out.pts = index
         out.time_base = self.video.codec_context.time_base
         # decoded frames carry their source picture type; only our grid decides where IDRs go
@@ -187,16 +213,33 @@ class RenditionOutput:
         """How many calls wait in this rendition's queue."""
         return self.worker.queue.qsize()
 
+    def finish_feed(self) -> None:
+        """After the last frame (main thread): queue the last audio, the encoder flush and the muxer close."""
+        if self.marking is None:
+            self.submit(self.mux_audio, self.take_audio())
+        else:
+            self.submit(self._last_audio, self.take_audio(), self.marking.variant_b.take_audio())
+        self.start_finish()
+
+    def _last_audio(self, packets: list, b_packets: list) -> None:
+        self.mux_audio(packets)
+        self.marking.variant_b.submit(self.marking.variant_b.mux_audio, b_packets)
+
     def start_finish(self) -> None:
         """Queue the encoder flush and the muxer close behind the work already queued."""
         self.worker.submit(self._flush)
         self.worker.submit(None)
 
     def wait_finished(self) -> None:
-        """Wait until start_finish()'s work is done; re-raise this rendition's failure."""
+        """Wait until start_finish()'s work is done; re-raise this rendition's (or its B variant's) failure."""
         self.worker.join()
+        if self.marking is not None:
+            self.marking.variant_b.wait_finished()
 
     def _flush(self) -> None:
+        if self.marking is not None:
+            # from this thread, so the B encoder's flush queues behind every frame this thread handed it
+            self.marking.variant_b.start_finish()
         self._mux(self.video.encode(None))
         self.container.close()
         if self.fmp4_options is not None:
@@ -213,6 +256,8 @@ class RenditionOutput:
             return [row[0] for row in csv.reader(handle) if row]
 
     def abort(self) -> None:
+        if self.marking is not None:
+            self.marking.variant_b.abort()
         self.worker.cancel()
         try:
             self.container.close()
@@ -237,6 +282,14 @@ class RenditionOutput:
         )
         if self.sps is None:
             raise TranscodeError(f"{self.rendition.name}: the encoder produced no keyframe")
+        b_segments, b_init_path = (), None
+        if self.marking is not None:
+            variant_b = self.marking.variant_b.collect(segment_bounds)
+            if variant_b.codecs != f"{self._video_codec()},mp4a.40.2" or self.marking.variant_b.idr_indexes != \
+                    self.idr_indexes:
+                raise TranscodeError(f"{self.rendition.name}: the B variant's encoder diverged from A's "
+                                     "(codec profile or keyframes); the variants would not be interchangeable")
+            b_segments, b_init_path = variant_b.segments, variant_b.init_path
         return EncodedRendition(
             rendition=self.rendition,
             codecs=f"{self._video_codec()},mp4a.40.2",
@@ -244,6 +297,8 @@ class RenditionOutput:
             segments=segments,
             quality=self.quality,
             init_path=self.init_path,
+            b_segments=b_segments,
+            b_init_path=b_init_path,
         )
 
     def _video_codec(self) -> str:

@@ -11,10 +11,10 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import av
 
@@ -28,6 +28,10 @@ from pipeline.quality import SAMPLED_SEGMENTS, QualityCheck, plan_samples
 # EncodedRendition and EncodedSegment are part of what transcode() returns: importable from here too
 from pipeline.rendition_output import EncodedRendition, EncodedSegment, EncoderThreads, RenditionOutput
 from pipeline.rotation import rotation_filter
+from pipeline.watermark.spec import WatermarkSpec
+
+if TYPE_CHECKING:
+    from pipeline.watermark.reference import ReferenceBuilder, WatermarkReference
 
 __all__ = ["MAX_SEGMENTS", "NATURAL_RATES", "DecodeDamage", "EncodedRendition", "EncodedSegment", "FrameObserver",
            "TranscodeProgress", "TranscodeResult", "decoder_thread_count", "encoder_threads", "output_frame_rate",
@@ -87,6 +91,7 @@ class TranscodeResult:
     frame_count: int
     has_source_audio: bool
     damage: DecodeDamage = DecodeDamage()
+    watermark: WatermarkReference | None = None   # with a WatermarkSpec: what detection needs (private: holds the seed)
 
     @property
     def quality_warnings(self) -> tuple[str, ...]:
@@ -107,6 +112,7 @@ def transcode(
     segment_format: SegmentFormat = SegmentFormat.TS,
     frame_observer: FrameObserver | None = None,
     frame_limits: FrameLimits | None = None,
+    watermark: WatermarkSpec | None = None,
 ) -> TranscodeResult:
     """Encode `source` into each rendition as TS (or fMP4) segments under out_dir/<rendition.name>/.
 
@@ -114,13 +120,20 @@ def transcode(
     rendition's quality is checked on sampled frames (see pipeline/quality.py). `frame_observer` sees
     each output frame (posters, storyboards: pipeline/pictures.py). With `frame_limits`, every decoded
     picture is held to them (this decode is ingest's validation decode).
+    With `watermark`, every rendition is encoded twice from the same scaled frames, as the A and B
+    variants of pipeline/watermark/ (B under out_dir/<rendition.name>/b/), in segments of
+    `watermark.segment_s`, and the result carries the WatermarkReference. All rungs are marked: a
+    lowest rung left clean would be the one a leaker saves.
     Raises TranscodeError if decoding or encoding fails, MediaOverLimit at the first picture outside
     `frame_limits`; the caller discards out_dir.
     """
     out_dir = Path(out_dir)
     try:
         with av.open(str(source), metadata_errors="ignore") as container:
-            transcoder = _Transcoder(container, renditions, out_dir, settings, progress, on_progress, segment_format)
+            if watermark is not None:
+                settings = replace(settings, segment_s=watermark.segment_s)
+            transcoder = _Transcoder(container, renditions, out_dir, settings, progress, on_progress, segment_format,
+                                     watermark)
             transcoder.frame_observer = frame_observer
             transcoder.frame_guard = FrameGuard(frame_limits) if frame_limits is not None else None
             return transcoder.run()
@@ -130,13 +143,15 @@ def transcode(
 
 class _Transcoder:
     def __init__(self, container, renditions, out_dir: Path, settings: LadderSettings, progress,
-                 on_progress, segment_format: SegmentFormat = SegmentFormat.TS) -> None:
+                 on_progress, segment_format: SegmentFormat = SegmentFormat.TS,
+                 watermark: WatermarkSpec | None = None) -> None:
         if not container.streams.video:
             raise TranscodeError("the source has no video stream")
         self.input = container
         self.video_in = container.streams.video[0]
         cores = os.cpu_count() or 1
-        decoder_threads = decoder_thread_count(len(renditions), cores)
+        encoders = renditions * 2 if watermark is not None else renditions   # a marked rung has two encoders
+        decoder_threads = decoder_thread_count(len(encoders), cores)
         if decoder_threads > 1:
             self.video_in.thread_type = "FRAME"
             self.video_in.thread_count = decoder_threads
@@ -160,10 +175,31 @@ class _Transcoder:
         # one small thread decodes the sampled segments back while the encoders run (pipeline/quality.py)
         self.checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quality")
         self.checker.submit(quality.warm_up)
+        threads_each = encoder_threads(encoders, cores)
         self.outputs = [RenditionOutput(r, out_dir / r.name, self.fps, settings, cuts,
                                          QualityCheck(r.name, samples, settings.min_psnr_db, self.checker),
                                          fmp4_options, threads)
-                        for r, threads in zip(renditions, encoder_threads(renditions, cores))]
+                        for r, threads in zip(renditions, threads_each)]
+        self.reference: ReferenceBuilder | None = None
+        variants_b = []
+        if watermark is not None:
+            # here, not at the top: they import numpy, which a transcode leaves to its quality thread
+            from pipeline.watermark.embed import Marking, RungMark
+            from pipeline.watermark.plan import SegmentPlan
+            from pipeline.watermark.reference import ReferenceBuilder
+
+            plan = SegmentPlan([self.segment_start_frame(k) for k in range(MAX_SEGMENTS)], self.fps)
+            # the smallest rung's unmarked picture is the reference's: its thread has the most time to spare
+            smallest = min(self.outputs, key=lambda output: output.rendition.width * output.rendition.height)
+            for output, threads in zip(self.outputs, threads_each[len(renditions):]):
+                r = output.rendition
+                variant_b = RenditionOutput(r, out_dir / r.name / "b", self.fps, settings, cuts,
+                                            QualityCheck(f"{r.name} B", [], settings.min_psnr_db, self.checker),
+                                            fmp4_options, threads)
+                builder = ReferenceBuilder(watermark, plan, r.width, r.height) if output is smallest else None
+                output.mark_with(Marking(RungMark(watermark, plan, r.width, r.height), variant_b, builder))
+                self.reference = builder or self.reference
+                variants_b.append(variant_b)
         # Smallest rung first: the largest encoder is the slowest, so its queue is the one that is full;
         # fed last, it makes the main thread wait only after every other rung already has the frame.
         self.feed_order = sorted(self.outputs, key=lambda output: output.rendition.width * output.rendition.height)
@@ -172,7 +208,7 @@ class _Transcoder:
         self.last_frame = None
         self.next_gop = 0                   # next GOP number whose first frame must be an IDR
         self.segment_starts: list[int] = []
-        self.audio = AudioTrack(self.outputs, has_source_stream=self.audio_in is not None)
+        self.audio = AudioTrack(self.outputs + variants_b, has_source_stream=self.audio_in is not None)
         self.rotate = None
         self.damage = _DamageTally()
         self.frame_observer: FrameObserver | None = None
@@ -214,8 +250,7 @@ class _Transcoder:
             # Every rendition gets its flush before any is waited for, emptiest queue first: waited one
             # by one, the 720p encoder would sit on its last frames until the 1080p one had finished.
             for output in sorted(self.outputs, key=RenditionOutput.queued_work):
-                output.submit(output.mux_audio, output.take_audio())
-                output.start_finish()
+                output.finish_feed()
             for output in self.outputs:
                 output.wait_finished()
         except BaseException:
@@ -233,6 +268,7 @@ class _Transcoder:
             frame_count=self.next_index,
             has_source_audio=self.audio_in is not None,
             damage=self.damage.found(self.t0),
+            watermark=self.reference.finish(segment_bounds) if self.reference is not None else None,
         )
 
     def _on_video(self, frame) -> None:
@@ -269,7 +305,7 @@ class _Transcoder:
                 self.segment_starts.append(index)
             self.next_gop += 1
         for output in self.feed_order:
-            output.submit(output.encode_video, frame, index, is_idr, output.take_audio())
+            output.feed(frame, index, is_idr)
         if self.frame_observer is not None:
             self.frame_observer.observe(frame, index, self.fps)
         self.next_index += 1

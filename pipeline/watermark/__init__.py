@@ -7,14 +7,32 @@ bound (verdict.py). pipeline/transcode.py calls into it when given a WatermarkSp
 playlists and sessions are the caller's.
 """
 
-from pipeline.watermark.errors import (LeakDoesNotMatch, LeakNotVideo, LeakTooShort, ReferenceInvalid,
-                                       WatermarkError)
-from pipeline.watermark.read import read_leak
-from pipeline.watermark.reading import LeakReading
-from pipeline.watermark.reference import WatermarkReference
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from pipeline.watermark.errors import LeakDoesNotMatch, LeakNotVideo, LeakTooShort, ReferenceInvalid, WatermarkError
 from pipeline.watermark.sequence import SERVE_A, SERVE_B, session_bits
 from pipeline.watermark.spec import WatermarkSpec
-from pipeline.watermark.verdict import DEFAULT_FALSE_ACCUSATION, Candidate, Verdict, decide
+
+if TYPE_CHECKING:
+    from pipeline.watermark.read import read_leak
+    from pipeline.watermark.reading import LeakReading
+    from pipeline.watermark.reference import WatermarkReference
+    from pipeline.watermark.verdict import DEFAULT_FALSE_ACCUSATION, Candidate, Verdict, decide
+
+# The modules that need numpy load on first use: pipeline/transcode.py imports this package, and a
+# transcode leaves numpy's import (~0.15 s) to its quality thread (pipeline/quality.py).
+_LAZY = {"read_leak": "read", "LeakReading": "reading", "WatermarkReference": "reference",
+         "DEFAULT_FALSE_ACCUSATION": "verdict", "Candidate": "verdict", "Verdict": "verdict", "decide": "verdict"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"pipeline.watermark.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'pipeline.watermark' has no attribute {name!r}")
+
 
 __all__ = ["DEFAULT_FALSE_ACCUSATION", "SERVE_A", "SERVE_B", "Candidate", "LeakDoesNotMatch", "LeakNotVideo",
            "LeakReading", "LeakTooShort", "ReferenceInvalid", "Verdict", "WatermarkError", "WatermarkReference",

@@ -1,4 +1,4 @@
-"""RungMark: the A and B pictures of one rung's scaled frame, +mark and -mark in luma.
+"""RungMark and Marking: the A and B pictures of one rung's scaled frame, +mark and -mark in luma.
 
 Runs on the rung's encoding thread (pipeline/rendition_output.py), right after the frame is scaled,
 so the mark is added at the rung's own resolution and both encoders get the same picture but for the
@@ -8,12 +8,18 @@ reads luma only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import av
 import numpy as np
 
 from pipeline.watermark.pattern import segment_pattern
 from pipeline.watermark.plan import SegmentPlan
 from pipeline.watermark.spec import WatermarkSpec
+
+if TYPE_CHECKING:
+    from pipeline.rendition_output import RenditionOutput
+    from pipeline.watermark.reference import ReferenceBuilder
 
 
 class RungMark:
@@ -42,3 +48,19 @@ class RungMark:
         np.clip(luma - delta, 0, 255, out=marked_b[:self.height], casting="unsafe")
         return (av.VideoFrame.from_ndarray(marked_a, format="yuv420p"),
                 av.VideoFrame.from_ndarray(marked_b, format="yuv420p"))
+
+
+class Marking:
+    """One marked rung, driven from its A encoder's thread: the mark, the B variant's encoder, and on one
+    rung the reference builder, which sees the unmarked picture."""
+
+    def __init__(self, mark: RungMark, variant_b: RenditionOutput, reference: ReferenceBuilder | None = None) -> None:
+        self.mark, self.variant_b, self.reference = mark, variant_b, reference
+
+    def split(self, frame: av.VideoFrame, index: int, is_idr: bool, b_audio_packets: list) -> av.VideoFrame:
+        """Queue the B picture of output frame `index` on the B encoder; return the A picture."""
+        if self.reference is not None:
+            self.reference.observe(frame, index)
+        picture_a, picture_b = self.mark.pictures(frame, index)
+        self.variant_b.submit(self.variant_b.encode_scaled, picture_b, index, is_idr, b_audio_packets)
+        return picture_a

@@ -8,6 +8,7 @@ to see than the pattern itself.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Sequence
 from fractions import Fraction
@@ -19,7 +20,7 @@ class SegmentPlan:
     """Segment boundaries on the transcode's output frame grid, the frames at `fps`."""
 
     def __init__(self, starts: Sequence[int], fps: Fraction) -> None:
-        if not starts or starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
+        if not starts or starts[0] != 0 or any(b <= a for a, b in itertools.pairwise(starts)):
             raise ValueError("segment starts must begin at frame 0 and increase")
         self.starts = tuple(starts)
         self.fps = Fraction(fps)

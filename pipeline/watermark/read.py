@@ -32,7 +32,8 @@ from pipeline.watermark.reference import WatermarkReference, luma_cells, signatu
 WORK_LONG = 192             # the leak's working picture, long side in pixels (about 3 per grid cell)
 MIN_LEAK_S = 10.0           # shorter leaks cannot be placed in the episode reliably
 MIN_MATCH = 0.5             # temporal correlation below this: the leak is not this episode
-MIN_COVERAGE = 0.5          # a segment is read only if the leak shows at least this share of its frames
+MIN_COVERAGE = 0.9          # a segment is read only if the leak shows nearly all of it: an excerpt's first
+                            # frames can be a re-encoder's seek damage
 MIN_FADE = 0.3              # ... and the mark was not faded out over most of what it shows
 REGISTRATION_SEGMENTS = 12  # segments spread over the leak that the spatial registration compares
 MAX_SOFT = 3.0              # a soft value's magnitude is capped: one garbled segment cannot outweigh many

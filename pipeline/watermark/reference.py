@@ -25,7 +25,7 @@ from pipeline.watermark.spec import WatermarkSpec
 GRID_LONG = 64          # grid cells along the picture's long side (the short side in proportion, a multiple of 4)
 SIGNATURE = 4           # signature cells per side
 FORMAT_VERSION = 1
-_FIXED_POINT = 256      # grid and signatures are stored as uint16 luma * 256
+_GRID_STEPS = 16        # the grid is stored as uint16 luma * 16: 1/16 level, far below the mark's 1 level
 
 
 def grid_shape(width: int, height: int) -> tuple[int, int]:
@@ -85,7 +85,8 @@ class WatermarkReference:
             buffer, version=np.int64(FORMAT_VERSION), seed=np.frombuffer(self.seed, dtype=np.uint8),
             strength=np.float64(self.strength), fps=np.array([self.fps.numerator, self.fps.denominator]),
             segment_bounds=np.array(self.segment_bounds, dtype=np.int64),
-            grid=_to_fixed(self.grid), signatures=_to_fixed(self.signatures))
+            grid=np.rint(np.clip(self.grid, 0, 255) * _GRID_STEPS).astype(np.uint16),
+            signatures=np.rint(np.clip(self.signatures, 0, 255)).astype(np.uint8))   # alignment needs no more
         return buffer.getvalue()
 
     @classmethod
@@ -100,8 +101,8 @@ class WatermarkReference:
                 reference = cls(seed=stored["seed"].tobytes(), strength=float(stored["strength"]),
                                 fps=Fraction(numerator, denominator),
                                 segment_bounds=tuple(int(v) for v in stored["segment_bounds"]),
-                                grid=stored["grid"].astype(np.float32) / _FIXED_POINT,
-                                signatures=stored["signatures"].astype(np.float32) / _FIXED_POINT)
+                                grid=stored["grid"].astype(np.float32) / _GRID_STEPS,
+                                signatures=stored["signatures"].astype(np.float32))
         except ReferenceInvalid:
             raise
         except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError, zipfile.BadZipFile) as exc:
@@ -112,10 +113,6 @@ class WatermarkReference:
             raise ReferenceInvalid("the stored watermark reference is inconsistent (segments or frames do not "
                                    "match); it is corrupt")
         return reference
-
-
-def _to_fixed(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values * _FIXED_POINT), 0, 65535).astype(np.uint16)
 
 
 class ReferenceBuilder:
