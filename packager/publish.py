@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from packager.encrypt import KeySchedule, SegmentKey, encrypt_segment, new_iv
-from packager.errors import LiveVersionChanged, PackagerError, PointerSwitchUncertain, PublishError
+from packager.errors import LiveVersionChanged, PackagerError, PointerSwitchUncertain, PublishError, VerificationFailed
 from packager.playlist import (
     IFrame,
     IFrameVariant,
@@ -40,6 +40,7 @@ from packager.subtitles import check_tracks, upload_caption_track
 from packager.verify import DecodeSegment, verify_version
 from packager.version_manifest import CaptionEntry, VersionManifest, write_manifest
 from packager.versions import POINTER_NAME, EpisodeLocation, next_version, read_pointer
+from packager.watermark_variants import REFERENCE_NAME, WatermarkEntry, b_variant, put_reference, verify_b_variants
 from pipeline.captions import CaptionTrack
 from pipeline.pictures import Poster
 from pipeline.storyboard import Storyboard
@@ -76,6 +77,7 @@ class _UploadedSegment:
     key: SegmentKey
     segment: PlaylistSegment
     i_frame: IFrame
+    size_bytes: int             # for bandwidth: the larger of the two variants of a watermarked segment
 
 
 def publish(
@@ -108,6 +110,9 @@ def publish(
     and the result has is_live=False.
     `captions` become HLS subtitle renditions (packager/subtitles.py), `poster` and `storyboard` objects
     beside the renditions (packager/pictures.py); version.json lists them (packager/version_manifest.py).
+    A watermarked transcode (renditions with `b_segments`, `encoded.watermark` set) stores each B variant
+    beside its A with the same key and IV, and the reference, privately (packager/watermark_variants.py);
+    the stored playlists list A.
     Raises PublishError (VerificationFailed if the self-check fails, CaptionTracksConflict for tracks that
     cannot share a group); on failure the new version's objects are removed and the old version stays live.
     """
@@ -121,8 +126,15 @@ def publish(
     if captions and timestamp_map is None:
         raise PublishError(f"{location.prefix}: the renditions start at different timestamps, so captions cannot "
                            "be timed against all of them (RFC 8216 §6.2.4); transcode again")
+    marked = {r.rendition.name: f"{r.rendition.name}/{MEDIA_PLAYLIST_NAME}" for r in encoded.renditions
+              if r.b_segments}
+    watermark = WatermarkEntry(reference=REFERENCE_NAME, renditions=tuple(marked),
+                               segment_count=encoded.watermark.segment_count) if encoded.watermark else None
+    if watermark is None and marked:
+        raise PublishError(f"{location.prefix}: renditions {', '.join(marked)} have B variants but the transcode "
+                           "gave no watermark reference; without it no leak could be traced")
     manifest = VersionManifest(
-        version=version, media_version=version, duration_s=float(encoded.duration_s),
+        version=version, media_version=version, duration_s=float(encoded.duration_s), watermark=watermark,
         timestamp_map_mpegts=timestamp_map, renditions=tuple(r.rendition.name for r in encoded.renditions),
         segment_format="fmp4" if encoded.renditions and encoded.renditions[0].init_path else "ts",
         captions=tuple(caption_entry(track) for track in captions),
@@ -138,10 +150,15 @@ def publish(
                     # clear: EXT-X-MAP comes before the first EXT-X-KEY, and it holds no samples
                     store.put_bytes(f"{prefix}/{rendition.rendition.name}/{container.init_name}", container.init,
                                     content_type=INIT_SEGMENT_TYPE, cache_control=SEGMENT_CACHE)
+                if rendition.b_init_path is not None and rendition.b_init_path.read_bytes() != container.init:
+                    # one EXT-X-MAP serves both variants: a viewer's playlist switches segments, not inits
+                    raise PublishError(f"{location.prefix}: {rendition.rendition.name}'s B variant has another fMP4 "
+                                       "init segment than A; watermark with MPEG-TS segments (SERIES_HLS_SEGMENT_FORMAT=ts)")
+                b_segments = rendition.b_segments or (None,) * len(rendition.segments)
                 uploaded = list(pool.map(
-                    lambda segment: _upload_segment(store, prefix, rendition, segment, keys,
-                                                    segments_per_key, iv_source, key_uri, container),
-                    rendition.segments,
+                    lambda pair: _upload_segment(store, prefix, rendition, pair[0], keys, segments_per_key,
+                                                 iv_source, key_uri, container, b_segment=pair[1]),
+                    zip(rendition.segments, b_segments, strict=True),
                 ))
                 keys_by_uri.update((u.segment.key_uri, u.key.key) for u in uploaded)
                 key_ids.update(u.key.key_id for u in uploaded)
@@ -149,6 +166,8 @@ def publish(
                                                              map_uri=container.init_name)
                 variants.append(variant)
                 i_frame_variants.append(i_frame_variant)
+        if encoded.watermark is not None:
+            put_reference(store, prefix, encoded.watermark.to_bytes())
         segment_durations = [segment.duration_s for segment in encoded.renditions[0].segments]
         subtitles = [upload_caption_track(store, prefix, track, segment_durations_s=segment_durations,
                                           timestamp_map_mpegts=timestamp_map) for track in captions]
@@ -163,6 +182,10 @@ def publish(
         verify_version(store, prefix, master_name=MASTER_NAME, keys_by_uri=keys_by_uri,
                        duration_s=float(encoded.duration_s), decode_segment=decode_segment,
                        timestamp_map_mpegts=timestamp_map if captions else None)
+        if marked:
+            problems = verify_b_variants(store, prefix, marked, keys_by_uri=keys_by_uri, decode_segment=decode_segment)
+            if problems:
+                raise VerificationFailed(prefix, tuple(problems))
         switching = True
         is_live = switch_pointer(store, location, version, media_version=version,
                                  renditions=[r.rendition.name for r in encoded.renditions],
@@ -255,7 +278,7 @@ def caption_entry(track: CaptionTrack) -> CaptionEntry:
 
 def _upload_segment(store: ObjectStore, prefix: str, rendition: EncodedRendition, segment: EncodedSegment,
                     keys: KeySchedule, segments_per_key: int, iv_source, key_uri,
-                    container: SegmentContainer) -> _UploadedSegment:
+                    container: SegmentContainer, *, b_segment: EncodedSegment | None = None) -> _UploadedSegment:
     # every rendition uses the same key for the same period, so a quality switch costs no key fetch
     key = keys.key_for(segment.index // segments_per_key)
     iv = iv_source()
@@ -268,9 +291,16 @@ def _upload_segment(store: ObjectStore, prefix: str, rendition: EncodedRendition
     name = segment.path.name
     store.put_bytes(f"{prefix}/{rendition.rendition.name}/{name}", ciphertext,
                     content_type=container.content_type, cache_control=SEGMENT_CACHE)
+    size_bytes = len(ciphertext)
+    if b_segment is not None:
+        # the same key and IV: the stored playlist's EXT-X-KEY line serves either variant
+        b_ciphertext = encrypt_segment(b_segment.path.read_bytes(), key.key, iv)
+        store.put_bytes(f"{prefix}/{rendition.rendition.name}/{b_variant(name)}", b_ciphertext,
+                        content_type=container.content_type, cache_control=SEGMENT_CACHE)
+        size_bytes = max(size_bytes, len(b_ciphertext))
     uri = key_uri(key.key_id)
     return _UploadedSegment(
-        key=key,
+        key=key, size_bytes=size_bytes,
         segment=PlaylistSegment(uri=name, duration_s=segment.duration_s, size_bytes=len(ciphertext),
                                 key_uri=uri, iv=iv),
         i_frame=IFrame(uri=name, duration_s=segment.duration_s, length_bytes=i_frame_bytes, key_uri=uri, iv=iv),
@@ -287,11 +317,12 @@ def _upload_playlists(store: ObjectStore, prefix: str, rendition: EncodedRenditi
     store.put_bytes(f"{prefix}/{name}/{I_FRAME_PLAYLIST_NAME}", render_i_frame_playlist(frames, map_uri=map_uri).encode(),
                     content_type=PLAYLIST_TYPE, cache_control=SEGMENT_CACHE)
     durations = [s.duration_s for s in segments]
+    sizes = [u.size_bytes for u in uploaded]
     target_s = target_duration(durations)
     variant = Variant(
         uri=f"{name}/{MEDIA_PLAYLIST_NAME}",
-        bandwidth_bps=peak_bandwidth(durations, [s.size_bytes for s in segments], target_s),
-        average_bandwidth_bps=average_bandwidth(durations, [s.size_bytes for s in segments]),
+        bandwidth_bps=peak_bandwidth(durations, sizes, target_s),
+        average_bandwidth_bps=average_bandwidth(durations, sizes),
         codecs=rendition.codecs,
         width=rendition.rendition.width,
         height=rendition.rendition.height,

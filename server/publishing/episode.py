@@ -42,6 +42,7 @@ from server.publishing.admission import check_admission
 from server.publishing.garbage import collect_garbage
 from server.publishing.pictures import EpisodeExtras, gather_extras
 from server.publishing.versions import EpisodeVersions
+from server.publishing.watermarking import WatermarkPlan, watermark_plan
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ def ingest_episode(
     what was made besides the video: "pictures" (poster, storyboard) and "captions" (tracks published,
     embedded streams skipped and why), see server/publishing/pictures.py.
     `poster_at_s` names the poster's time (seconds); None picks the frame by score.
+    An episode of a watermarked series is encoded with A/B variants of 2 s segments and a fresh seed
+    (server/publishing/watermarking.py); the flag is read here, once.
     `versions` allocates the version and guards the pointer switch, so concurrent ingests of one episode
     (other jobs, other service instances, the CLI) never share a prefix; None reads the store (one writer).
 
@@ -115,15 +118,17 @@ def ingest_episode(
 
     Raises MediaRejected (with the full report) for unacceptable media; PictureTimeOutOfRange for a
     poster time outside the episode (before transcoding when the header shows it); UnknownSeries,
-    EpisodeLimitReached, CreatorNotEligible, SeriesNotSellable or InvalidField (duration) before any
-    transcoding; TranscodeError,
+    EpisodeLimitReached, CreatorNotEligible, SeriesNotSellable, WatermarkUnavailable or InvalidField
+    (duration) before any transcoding; TranscodeError,
     PublishError, StoreError or DrmError otherwise. Nothing is published unless everything succeeded.
     """
     check_id("series_id", series_id)
     check_id("episode_id", episode_id)
     # every series rule again (the API checked them before queueing; the series may have filled up since),
     # and before judging the media: an unknown series fails fast
-    check_admission(catalog, creators, series_id, episode_id)
+    series = check_admission(catalog, creators, series_id, episode_id)
+    # read once: a series switched to (or from) watermarking meanwhile changes the next ingest, not this one
+    watermark = watermark_plan(settings, series_id, is_watermarked=series.watermark)
     # no decode pass here: the transcode decodes every frame anyway, and check_decoded judges that
     report = validate(source, settings.rules, decode=False)
     if not report.is_acceptable:
@@ -136,7 +141,7 @@ def ingest_episode(
     try:
         published = _transcode_and_publish(source, report, series_id, episode_id, settings, store, keystore,
                                            progress, transcode_progress, on_report, versions, sampler,
-                                           on_version, before_switch)
+                                           on_version, before_switch, watermark)
     except PointerSwitchUncertain:
         raise       # the episode may be live: it keeps its slot
     except BaseException:
@@ -160,18 +165,22 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                            on_report: Callable[[dict], None] | None,
                            versions: EpisodeVersions | None, sampler: PictureSampler,
                            on_version: Callable[[int], None] | None = None,
-                           before_switch: Callable[[], None] | None = None) -> PublishedEpisode:
+                           before_switch: Callable[[], None] | None = None,
+                           watermark: WatermarkPlan | None = None) -> PublishedEpisode:
     video = report.info.video
-    if progress and settings.ladder.mode == LadderMode.PER_TITLE:
+    ladder = watermark.ladder if watermark else settings.ladder
+    segments_per_key = watermark.segments_per_key if watermark else settings.segments_per_key
+    if progress and ladder.mode == LadderMode.PER_TITLE:
         progress("validating", 0.5)     # the per-title analysis: a few probe encodes before the transcode
-    plan = plan_ladder_for(source, video.display_width, video.display_height, settings.ladder)
+    plan = plan_ladder_for(source, video.display_width, video.display_height, ladder)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="ingest-") as work:
         try:
-            encoded = transcode(source, list(plan.renditions), work, settings.ladder,
+            encoded = transcode(source, list(plan.renditions), work, ladder,
                                 progress=(lambda done: progress("transcoding", done)) if progress else None,
                                 on_progress=transcode_progress, segment_format=settings.hls_segment_format,
-                                frame_limits=settings.rules.frame_limits, frame_observer=sampler)
+                                frame_limits=settings.rules.frame_limits, frame_observer=sampler,
+                                watermark=watermark.spec if watermark else None)
         except MediaOverLimit as exc:   # this decode is the validation decode: a rejection, not a failure
             raise MediaRejected(replace(report, issues=(
                 Issue(code=exc.code, message=exc.message, how_to_fix=exc.how_to_fix),))) from exc
@@ -186,7 +195,7 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
         if on_report:
             on_report({**transcode_report(plan, encoded), **extras.report})
         segment_count = len(encoded.renditions[0].segments)
-        periods = math.ceil(segment_count / settings.segments_per_key)
+        periods = math.ceil(segment_count / segments_per_key)
         # the version is chosen before the keys so that they are recorded as its keys (for GC)
         version = versions.allocate(store, location) if versions else next_version(store, location)
         if on_version:
@@ -201,7 +210,7 @@ def _transcode_and_publish(source, report: ValidationReport, series_id: str, epi
                 EpisodeKeys(tuple(keys)),
                 location,
                 key_uri=key_uri,
-                segments_per_key=settings.segments_per_key,
+                segments_per_key=segments_per_key,
                 version=version,
                 session_key=settings.hls_session_key,
                 decode_segment=decode_segment,   # the self-check decodes with PyAV, which packager may not import
