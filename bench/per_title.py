@@ -32,17 +32,17 @@ from per_title_corpus import TITLES, build_corpus, ffmpeg_exe  # noqa: E402
 from per_title_quality import hull, ladder_quality, rung_bytes, source_tags  # noqa: E402
 from transcode_vs_ffmpeg import ffmpeg_command  # noqa: E402
 
-from pipeline.ladder import LadderMode, LadderSettings, plan_ladder  # noqa: E402
-from pipeline.probe import probe  # noqa: E402
-from pipeline.transcode import output_frame_rate  # noqa: E402
+from pipeline.encode.ladder import LadderMode, LadderSettings, plan_ladder  # noqa: E402
+from pipeline.inspect.probe import probe  # noqa: E402
+from pipeline.encode.transcode import output_frame_rate  # noqa: E402
 
 RESULTS = CACHE / "per_title-results.json"
 
 OURS = """
 import json, sys, time
-from pipeline.ladder import LadderMode, LadderSettings
-from pipeline.per_title import plan_ladder_for
-from pipeline.transcode import transcode
+from pipeline.encode.ladder import LadderMode, LadderSettings
+from pipeline.per_title.decision import plan_ladder_for
+from pipeline.encode.transcode import transcode
 source, out, width, height, preset, mode, report, analyses = sys.argv[1:9]
 settings = LadderSettings(preset=preset, mode=LadderMode(mode))
 analysis_cpu, analysis_wall = [], []

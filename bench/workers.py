@@ -135,7 +135,7 @@ def _submit(env: dict[str, str], episodes: list[str]) -> list[str]:
 
 
 def _rows(env: dict[str, str]) -> dict[str, dict]:
-    from drm.engines import open_database
+    from drm.storage.engines import open_database
 
     with open_database(env["SERIES_DATABASE_URL"]) as db:
         return {row["job_id"]: dict(row) for row in db.query("SELECT * FROM ingest_jobs")}

@@ -1,4 +1,4 @@
-"""The payment system's webhook: signature and replay window checked here, the event applied in drm/purchases.py.
+"""The payment system's webhook: signature and replay window checked here, the event applied in drm/payments/purchases.py.
 
 Answers 200 for an applied, duplicate or ignored event (the payment system stops retrying), 401 for
 a forged, stale or unsigned request, and 4xx with a reason code for a body that cannot be applied.
@@ -15,7 +15,7 @@ import time
 
 from aiohttp import web
 
-from drm.purchases import SIGNATURE_HEADER, PaymentEvent, verify_signature
+from drm.payments.purchases import SIGNATURE_HEADER, PaymentEvent, verify_signature
 from server.edge.auth import NotConfigured
 from server.edge.bodies import parse_json, read_bytes
 from server.services import SERVICES

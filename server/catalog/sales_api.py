@@ -2,7 +2,7 @@
 
     GET /v1/series/{S}/sales                                  owner or operator
 
-Read from the payment and entitlement records (drm/sales.py): sales, refunds and charge-backs per currency,
+Read from the payment and entitlement records (drm/payments/sales.py): sales, refunds and charge-backs per currency,
 the buyers holding the series now, and the latest payment events. `series sales S` is the CLI twin.
 """
 
@@ -12,7 +12,7 @@ import asyncio
 
 from aiohttp import hdrs, web
 
-from drm.sales import sales_report
+from drm.payments.sales import sales_report
 from server.catalog.callers import managed_series
 from server.catalog.series_api import SERIES
 from server.services import SERVICES

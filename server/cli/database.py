@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from drm.engines import connect_database
-from drm.migrations import SCHEMA_VERSION, migrate, schema_version
+from drm.storage.engines import connect_database
+from drm.storage.migrations import SCHEMA_VERSION, migrate, schema_version
 from server.cli.common import EXIT_FAILED, EXIT_OK
 from server.config import Settings
 

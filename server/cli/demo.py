@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from packager.publish import EpisodeLocation, read_pointer
+from packager.publishing.publish import EpisodeLocation, read_pointer
 from server.cli.catalog import ensure_demo_series
 from server.cli.common import (
     EXIT_OK,

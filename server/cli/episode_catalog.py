@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from drm.catalog import Episode
+from drm.catalog.catalog import Episode
 from server.cli.common import EXIT_OK
 from server.config import Settings
 from server.services import Services

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from pipeline.validate import validate
+from pipeline.inspect.validate import validate
 from server.cli.common import (
     EXIT_OK,
     EXIT_REJECTED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drm.database import POSTGRESQL_SCHEMES, redact_url
+from drm.storage.database import POSTGRESQL_SCHEMES, redact_url
 
 
 class DatabaseUrl:

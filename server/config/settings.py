@@ -18,9 +18,9 @@ from drm.errors import InvalidId
 from drm.ids import check_id
 from drm.keystore import DEFAULT_PLAYBACK_TOKEN_TTL_S, DrmSettings
 from packager.store import StoreSettings
-from pipeline.fmp4 import SegmentFormat
-from pipeline.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric
-from pipeline.validate import ValidationRules
+from pipeline.encode.fmp4 import SegmentFormat
+from pipeline.encode.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric
+from pipeline.inspect.validate import ValidationRules
 from server.config.access import AccessSettings, DatabaseUrl
 from server.config.catalog import CatalogSettings
 from server.config.credentials import (
@@ -182,7 +182,7 @@ def _segment_format(env: Environment) -> SegmentFormat:
 
 def _ladder(env: Environment) -> LadderSettings:
     """The ladder: fixed (every episode the same rungs) or per-title (SERIES_LADDER), and the per-title
-    thresholds in the chosen metric's dB (pipeline/ladder.py PerTitleSettings says what each does)."""
+    thresholds in the chosen metric's dB (pipeline/encode/ladder.py PerTitleSettings says what each does)."""
     metric = env.choice("LADDER_METRIC", QualityMetric, QualityMetric.PSNR)
     defaults = PerTitleSettings.for_metric(metric)
     per_title = replace(

@@ -29,7 +29,7 @@ from email.utils import formatdate
 
 from aiohttp import web
 
-from drm.catalog import check_title
+from drm.catalog.catalog import check_title
 from drm.errors import EpisodeExists, NotSeriesOwner
 from drm.ids import field_id
 from server.config import Settings

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from drm import purchases
+from drm.payments import purchases
 from server.config.jobs import JobSettings, webhook_signing_key
 from server.jobs.jobs import Job, WebhookNotAllowed, check_webhook_allowed
 from server.jobs.webhook_address import AddressNotAllowed, guarded_socket_factory, listed_networks

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from drm.database import Database, Row
+from drm.storage.database import Database, Row
 from server.config.jobs import JobSettings
 from server.jobs.completion import DeliveryOutcome, WebhookMessage, deliver_once, message_for, open_webhook_session
 from server.jobs.job_rows import translated_errors
@@ -93,7 +93,7 @@ class Delivery:
 
 
 class DeliveryStore:
-    """The webhook_deliveries and webhook_attempts tables (schema: drm/migrations.py, step 8)."""
+    """The webhook_deliveries and webhook_attempts tables (schema: drm/storage/migrations.py, step 8)."""
 
     def __init__(self, db: Database, settings: JobSettings) -> None:
         self.db = db

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from drm.database import Row, Transaction
+from drm.storage.database import Row, Transaction
 from drm.errors import DatabaseUnavailable
 from server.jobs.jobs import Job, JobStoreUnavailable
 

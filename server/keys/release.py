@@ -7,7 +7,7 @@ import logging
 
 from drm.errors import WrongSeries
 from drm.keystore import KeyStore
-from drm.tokens import PlaybackToken
+from drm.access.tokens import PlaybackToken
 from server.access import Access
 
 log = logging.getLogger(__name__)

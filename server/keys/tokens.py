@@ -12,7 +12,7 @@ from dataclasses import replace
 from hashlib import blake2b
 
 from drm.errors import TokenInvalid
-from drm.tokens import PlaybackToken, TokenSigner
+from drm.access.tokens import PlaybackToken, TokenSigner
 
 
 class VerifiedTokens:

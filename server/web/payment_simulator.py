@@ -24,7 +24,7 @@ from aiohttp import hdrs, web
 
 from drm.errors import NotEntitled
 from drm.ids import field_id
-from drm.purchases import PURCHASE, REFUND, SIGNATURE_HEADER, Outcome, PaymentEvent, sign
+from drm.payments.purchases import PURCHASE, REFUND, SIGNATURE_HEADER, Outcome, PaymentEvent, sign
 from server.edge.auth import require_account
 from server.edge.bodies import read_object
 from server.services import SERVICES, Services

@@ -11,9 +11,9 @@ import aiohttp
 import m3u8
 import pytest
 
-from packager.conformance import ParsedPlaylist, check_parsed_episode, parse_playlist
-from packager.publish import EpisodeLocation, read_pointer
-from pipeline.playback import decode_segment
+from packager.hls.conformance import ParsedPlaylist, check_parsed_episode, parse_playlist
+from packager.publishing.publish import EpisodeLocation, read_pointer
+from pipeline.encode.playback import decode_segment
 from server.services import Services
 from tests.support.episodes import (
     fetch_i_frame,

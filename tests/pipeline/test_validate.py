@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.synthetic import generate_clip
-from pipeline.validate import (
+from pipeline.inspect.validate import (
     ValidationReport,
     ValidationRules,
     check_duration,

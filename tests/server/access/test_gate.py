@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from drm.engines import open_database
-from drm.entitlements import EntitlementStore
+from drm.storage.engines import open_database
+from drm.access.entitlements import EntitlementStore
 from drm.errors import DatabaseUnavailable
 from server.access import Access, AccessUnavailable, Verdict
 from server.access.feed import FRESHNESS_S

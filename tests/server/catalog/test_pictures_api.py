@@ -9,8 +9,8 @@ import json
 import m3u8
 import pytest
 
-from packager.versions import EpisodeLocation, read_pointer
-from pipeline.still_image import decode_image
+from packager.publishing.versions import EpisodeLocation, read_pointer
+from pipeline.pictures.still_image import decode_image
 from tests.support.pictures import (
     BUYER,
     CREATOR,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from drm.purchases import CHARGEBACK, PURCHASE, REFUND, sign
+from drm.payments.purchases import CHARGEBACK, PURCHASE, REFUND, sign
 from server.access.feed import POLL_INTERVAL_S
 from server.app import create_app
 from server.services import Services

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from drm.engines import open_database
+from drm.storage.engines import open_database
 from server.app import create_app
 from server.config import Settings
 from server.jobs.completion import DeliveryOutcome
