@@ -23,8 +23,8 @@ from common import CACHE, ROOT  # noqa: E402  (also puts the project on sys.path
 from transcode_vs_ffmpeg import INPUTS, ffmpeg_command, generated_input, ours_command  # noqa: E402
 
 from pipeline.encode.ladder import LadderSettings  # noqa: E402
-from pipeline.inspect.probe import probe  # noqa: E402
 from pipeline.encode.transcode import output_frame_rate  # noqa: E402
+from pipeline.inspect.probe import probe  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -18,7 +18,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-
 from per_title_corpus import ffmpeg_exe
 
 SEGMENT_TARGET_S = 6       # peak windows of 0.5x to 1.5x this (RFC 8216 4.1), as packager/hls/playlist.py measures

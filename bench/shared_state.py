@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import signal
 import statistics
 import subprocess
@@ -398,8 +397,8 @@ def churn(env, work, churn_plan, args) -> dict:
 async def revocation(env, work, keys, cluster, args) -> dict:
     import aiohttp
 
-    from drm.payments.purchases import SIGNATURE_HEADER, sign
     from drm.access.tokens import TokenSigner
+    from drm.payments.purchases import SIGNATURE_HEADER, sign
     from server.config import Settings
 
     signer = TokenSigner(Settings.from_env(env).drm)

@@ -36,8 +36,8 @@ from pathlib import Path
 from common import CACHE, ROOT, measure  # noqa: E402  (bench/common.py also puts the project on sys.path)
 
 from pipeline.encode.ladder import LadderSettings, plan_ladder  # noqa: E402
-from pipeline.inspect.probe import probe  # noqa: E402
 from pipeline.encode.transcode import output_frame_rate  # noqa: E402
+from pipeline.inspect.probe import probe  # noqa: E402
 
 INPUTS = {"landscape": (1920, 1080), "portrait": (1080, 1920)}
 

@@ -1,11 +1,10 @@
 """drm: content keys, playback tokens and entitlements. Synchronous; imports nothing of ours."""
 
-from drm.catalog.catalog import Catalog, Episode, Series, SqlCatalog, SqliteCatalog
-from drm.storage.database import Database, Dialect, Transaction
-from drm.storage.engines import connect_database, open_database
 from drm.access.entitlement_changes import EntitlementChanges, EntitlementFeed
-from drm.catalog.eligibility import CreatorProfile, CreatorRegistry, CreatorStatus, Verdict, evaluate
 from drm.access.entitlements import Entitlement, EntitlementEvent, EntitlementStore
+from drm.access.tokens import AccountToken, PlaybackToken, TokenSigner
+from drm.catalog.catalog import Catalog, Episode, Series, SqlCatalog, SqliteCatalog
+from drm.catalog.eligibility import CreatorProfile, CreatorRegistry, CreatorStatus, Verdict, evaluate
 from drm.errors import (
     ApplicationRefused,
     CreatorNotEligible,
@@ -30,11 +29,12 @@ from drm.errors import (
 )
 from drm.ids import check_id
 from drm.keystore import ContentKey, DrmSettings, KeyStore
-from drm.storage.migrations import SCHEMA_VERSION, MigrationResult, migrate, schema_version
 from drm.payments.purchases import PaymentEvent, PaymentProcessor, verify_signature
 from drm.payments.sales import SalesReport, sales_report
+from drm.storage.database import Database, Dialect, Transaction
+from drm.storage.engines import connect_database, open_database
+from drm.storage.migrations import SCHEMA_VERSION, MigrationResult, migrate, schema_version
 from drm.storage.sqlite import connect
-from drm.access.tokens import AccountToken, PlaybackToken, TokenSigner
 
 __all__ = [
     "AccountToken",

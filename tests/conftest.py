@@ -61,7 +61,7 @@ def postgres_cluster():
 def postgres_template(postgres_cluster) -> str:
     """The name of a database migrated to the current schema, for fresh copies (no connection stays open)."""
 
-    from server.jobs.procrastinate_engine import apply_schema
+    from server.jobs.engines.procrastinate_engine import apply_schema
 
     name = postgres_cluster.create_database(prefix="template")
     open_database(postgres_cluster.url(name), migrate=True).close()

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drm.storage.database import Database, Row, Transaction
 from drm.access.entitlement_changes import record_entitlement_change
 from drm.errors import InvalidField, NotEntitled
 from drm.ids import check_id
+from drm.storage.database import Database, Row, Transaction
 
 log = logging.getLogger(__name__)
 

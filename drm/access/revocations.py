@@ -19,9 +19,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from drm.storage.database import Database
-from drm.ids import check_id, field_id
 from drm.access.tokens import MAX_ACCOUNT_TOKEN_TTL_S
+from drm.ids import check_id, field_id
+from drm.storage.database import Database
 
 
 class AccountRevocations:

@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drm.storage.database import Database
 from drm.errors import SessionLimitReached
 from drm.ids import check_id
+from drm.storage.database import Database
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

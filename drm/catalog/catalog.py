@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from drm.catalog.cursors import Page
+from drm.catalog.episode_store import EpisodeRecords
 from drm.catalog.records import (
     ARCHIVED,
     CURRENCIES,
@@ -40,10 +42,8 @@ from drm.catalog.records import (
     check_title,
     key_needs_entitlement,
 )
-from drm.catalog.cursors import Page
-from drm.storage.database import Database, Transaction
-from drm.catalog.episode_store import EpisodeRecords
 from drm.catalog.series_store import SeriesRecords, series_lock
+from drm.storage.database import Database, Transaction
 
 __all__ = [
     "ARCHIVED", "CURRENCIES", "DELETED", "DRAFT", "EPISODE_STATUSES", "MAX_DESCRIPTION_CHARS", "MAX_EPISODES",

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from drm.storage.database import Database, Row, Transaction
 from drm.errors import ApplicationRefused, CreatorNotEligible, InvalidField
 from drm.ids import check_id
+from drm.storage.database import Database, Row, Transaction
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from drm.catalog.records import _SERIES_COLUMNS, DELETED, Series, series_from_row
 from drm.catalog.cursors import Page, decode_cursor, encode_cursor
-from drm.storage.database import Database
+from drm.catalog.records import _SERIES_COLUMNS, DELETED, Series
 from drm.errors import InvalidField
 from drm.ids import check_id
+from drm.storage.database import Database
 
 COMPLETE_AT = 0.95
 

@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from drm.storage.database import Row
 from drm.errors import EpisodeDeleted, EpisodeUnpublished, InvalidField
+from drm.storage.database import Row
 
 MIN_PRICE_CENTS, MAX_PRICE_CENTS = 100, 19_000
 MAX_EPISODES = 80

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from drm.catalog.cursors import Page, decode_cursor, encode_cursor
 from drm.catalog.records import (
     _SERIES_COLUMNS,
     ARCHIVED,
@@ -27,10 +28,9 @@ from drm.catalog.records import (
     check_title,
     series_from_row,
 )
-from drm.catalog.cursors import Page, decode_cursor, encode_cursor
-from drm.storage.database import Database, Row, Transaction
 from drm.errors import InvalidField, SeriesExists, SeriesStateConflict, UnknownSeries
 from drm.ids import field_id
+from drm.storage.database import Database, Row, Transaction
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from drm.storage.database import Database
 from drm.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from drm.storage.database import Database
 
 DEFAULT_TTL_S = 24 * 3600.0
 DEFAULT_LOCK_S = 60.0

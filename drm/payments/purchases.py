@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drm.catalog.catalog import Catalog, Series, check_currency, series_lock
-from drm.storage.database import Database
 from drm.access.entitlements import Entitlement, EntitlementStore, pair_lock
+from drm.catalog.catalog import Catalog, Series, check_currency, series_lock
 from drm.errors import InvalidField, UnknownSeries, WebhookRejected
 from drm.ids import field_id
+from drm.storage.database import Database
 
 log = logging.getLogger(__name__)
 

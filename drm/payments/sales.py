@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from drm.storage.database import Database
 from drm.ids import check_id
 from drm.payments.purchases import CHARGEBACK, PURCHASE, REFUND
+from drm.storage.database import Database
 
 SOLD_STATUSES = ("paid", "refunded", "charged_back")      # a genuine sale, whatever happened to it since
 RECENT_EVENTS = 20

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from drm.storage.database import POSTGRESQL_SCHEMES, Database
 from drm.errors import DrmError
+from drm.storage.database import POSTGRESQL_SCHEMES, Database
 from drm.storage.migrations import check_schema
 from drm.storage.migrations import migrate as apply_migrations
 from drm.storage.sqlite import BUSY_TIMEOUT_MS

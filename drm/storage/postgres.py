@@ -22,8 +22,8 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
-from drm.storage.database import POSTGRESQL, ChangeListener, Database, Transaction, redact_url
 from drm.errors import DatabaseUnavailable, DrmError
+from drm.storage.database import POSTGRESQL, ChangeListener, Database, Transaction, redact_url
 
 log = logging.getLogger(__name__)
 

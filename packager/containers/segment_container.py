@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from packager.errors import MalformedSegment
 from packager.containers.fragmented_mp4 import (
     first_video_presentation_90k,
     first_video_sample_end,
@@ -16,6 +15,7 @@ from packager.containers.fragmented_mp4 import (
     video_track_id,
 )
 from packager.containers.transport_stream import first_video_access_unit_end, first_video_pts
+from packager.errors import MalformedSegment
 from pipeline.encode.transcode import EncodedRendition
 
 TS_SEGMENT_TYPE = "video/mp2t"

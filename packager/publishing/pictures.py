@@ -17,8 +17,8 @@ import math
 from collections.abc import Sequence
 
 from packager.hls.playlist import ImageSheet, ImageVariant, render_image_playlist
-from packager.store import ObjectStore
 from packager.publishing.version_manifest import PosterEntry, StoryboardEntry
+from packager.store import ObjectStore
 from pipeline.pictures.sampler import Poster
 from pipeline.pictures.storyboard import Storyboard, render_storyboard_vtt
 

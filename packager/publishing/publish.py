@@ -13,11 +13,12 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 
+from packager.containers.segment_container import INIT_SEGMENT_TYPE, SegmentContainer, segment_container
 from packager.encrypt import KeySchedule, SegmentKey, encrypt_segment, new_iv
 from packager.errors import LiveVersionChanged, PackagerError, PointerSwitchUncertain, PublishError
 from packager.hls.playlist import (
@@ -34,16 +35,15 @@ from packager.hls.playlist import (
     video_codecs,
 )
 from packager.publishing.pictures import poster_entry, storyboard_entry, upload_poster, upload_storyboard
-from packager.containers.segment_container import INIT_SEGMENT_TYPE, SegmentContainer, segment_container
-from packager.store import ObjectStore
 from packager.publishing.subtitles import check_tracks, upload_caption_track
 from packager.publishing.verify import DecodeSegment, verify_version
 from packager.publishing.version_manifest import CaptionEntry, VersionManifest, write_manifest
 from packager.publishing.versions import POINTER_NAME, EpisodeLocation, next_version, read_pointer
+from packager.store import ObjectStore
 from pipeline.captions.tracks import CaptionTrack
+from pipeline.encode.transcode import EncodedRendition, EncodedSegment, TranscodeResult
 from pipeline.pictures.sampler import Poster
 from pipeline.pictures.storyboard import Storyboard
-from pipeline.encode.transcode import EncodedRendition, EncodedSegment, TranscodeResult
 
 __all__ = ["EpisodeLocation", "POINTER_NAME", "PublishedEpisode", "next_version", "publish", "read_pointer",
            "switch_pointer"]

@@ -29,18 +29,25 @@ from fractions import Fraction
 
 import m3u8
 
+from packager.containers.fragmented_mp4 import first_video_presentation_90k
+from packager.containers.transport_stream import first_video_pts
 from packager.encrypt import decrypt_segment
 from packager.errors import EpisodeNotPublished, PackagerError, PublishError
-from packager.containers.fragmented_mp4 import first_video_presentation_90k
-from packager.publishing.pictures import POSTERS_DIR, STORYBOARD_DIR, poster_entry, upload_poster
 from packager.hls.playlist import IFrameVariant, ImageVariant, SubtitleRendition, Variant, render_master_playlist
-from packager.publishing.publish import MASTER_NAME, PLAYLIST_TYPE, SEGMENT_CACHE, PublishedEpisode, caption_entry, switch_pointer
-from packager.store import ObjectStore
+from packager.publishing.pictures import POSTERS_DIR, STORYBOARD_DIR, poster_entry, upload_poster
+from packager.publishing.publish import (
+    MASTER_NAME,
+    PLAYLIST_TYPE,
+    SEGMENT_CACHE,
+    PublishedEpisode,
+    caption_entry,
+    switch_pointer,
+)
 from packager.publishing.subtitles import SUBTITLE_PLAYLIST_NAME, check_tracks, track_prefix, upload_caption_track
-from packager.containers.transport_stream import first_video_pts
 from packager.publishing.verify import DecodeSegment, resolve, verify_version
 from packager.publishing.version_manifest import CaptionEntry, VersionManifest, read_manifest, write_manifest
 from packager.publishing.versions import EpisodeLocation, read_pointer
+from packager.store import ObjectStore
 from pipeline.captions.tracks import CaptionTrack
 from pipeline.pictures.sampler import Poster
 

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from packager.store import ObjectStore
 from packager.publishing.version_manifest import media_version_of
 from packager.publishing.versions import EpisodeLocation, read_pointer, stored_versions
+from packager.store import ObjectStore
 
 log = logging.getLogger(__name__)
 

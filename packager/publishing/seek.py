@@ -16,8 +16,8 @@ import m3u8
 
 from packager.encrypt import decrypt_segment
 from packager.errors import PackagerError
-from packager.store import ObjectStore
 from packager.publishing.verify import resolve
+from packager.store import ObjectStore
 
 
 class TimeOutsideEpisode(PackagerError):

@@ -16,13 +16,13 @@ from typing import Protocol
 
 import m3u8
 
-from packager.hls.conformance import check_parsed_episode, parse_playlist
+from packager.containers.fragmented_mp4 import first_video_presentation_90k, is_init_segment
+from packager.containers.transport_stream import first_video_pts
 from packager.encrypt import decrypt_prefix, decrypt_segment
 from packager.errors import VerificationFailed
-from packager.containers.fragmented_mp4 import first_video_presentation_90k, is_init_segment
-from packager.store import ObjectStore
+from packager.hls.conformance import check_parsed_episode, parse_playlist
 from packager.hls.subtitle_conformance import check_webvtt_segment, subtitle_uris
-from packager.containers.transport_stream import first_video_pts
+from packager.store import ObjectStore
 
 log = logging.getLogger(__name__)
 

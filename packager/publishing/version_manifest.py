@@ -21,8 +21,8 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from packager.errors import ObjectMissing
-from packager.store import ObjectStore
 from packager.publishing.versions import EpisodeLocation
+from packager.store import ObjectStore
 
 MANIFEST_NAME = "version.json"
 

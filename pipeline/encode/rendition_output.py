@@ -20,11 +20,11 @@ from av.video.reformatter import VideoReformatter
 
 from pipeline.encode import fmp4
 from pipeline.encode.audio import AUDIO_RATE
-from pipeline.errors import TranscodeError
 from pipeline.encode.h264 import avc1_codec, find_sps
 from pipeline.encode.ladder import LadderSettings, Rendition
 from pipeline.encode.quality import QualityCheck, RenditionQuality
 from pipeline.encode.worker import Worker
+from pipeline.errors import TranscodeError
 
 
 class EncoderThreads(NamedTuple):

@@ -18,17 +18,16 @@ from typing import Protocol
 
 import av
 
-from pipeline.encode import fmp4
-
-from pipeline.encode import quality
+from pipeline.encode import fmp4, quality
 from pipeline.encode.audio import AudioTrack
-from pipeline.errors import TranscodeError
 from pipeline.encode.fmp4 import SegmentFormat
-from pipeline.inspect.frame_limits import FrameGuard, FrameLimits
 from pipeline.encode.ladder import LadderSettings, Rendition
 from pipeline.encode.quality import SAMPLED_SEGMENTS, QualityCheck, plan_samples
+
 # EncodedRendition and EncodedSegment are part of what transcode() returns: importable from here too
 from pipeline.encode.rendition_output import EncodedRendition, EncodedSegment, EncoderThreads, RenditionOutput
+from pipeline.errors import TranscodeError
+from pipeline.inspect.frame_limits import FrameGuard, FrameLimits
 from pipeline.inspect.rotation import rotation_filter
 
 __all__ = ["MAX_SEGMENTS", "NATURAL_RATES", "DecodeDamage", "EncodedRendition", "EncodedSegment", "FrameObserver",

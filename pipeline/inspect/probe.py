@@ -12,7 +12,6 @@ import av
 
 from pipeline.errors import EmptyMedia, TruncatedMedia, UnreadableMedia
 
-
 ROTATION_PACKET_LIMIT = 300  # packets probe reads looking for the first frame (and its display matrix)
 MAX_TOP_LEVEL_BOXES = 10_000   # is_cut_off_mp4 reads at most this many box headers
 OPEN_TIMEOUT_S = 30.0  # a stalled read (network mount, FIFO) gives up instead of hanging a worker

@@ -34,12 +34,12 @@ import av
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
-from pipeline.errors import TranscodeError
 from pipeline.encode.ladder import LadderSettings, QualityMetric, Rendition
 from pipeline.encode.quality import luma, psnr_db, ssim_db
-from pipeline.inspect.rotation import rotation_filter
 from pipeline.encode.transcode import output_frame_rate
 from pipeline.encode.worker import Worker
+from pipeline.errors import TranscodeError
+from pipeline.inspect.rotation import rotation_filter
 
 __all__ = ["ComplexityAnalysis", "ProbePoint", "RungProbe", "SampleWindow", "analyze_complexity", "plan_windows"]
 

@@ -33,10 +33,10 @@ import os
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from pipeline.per_title.complexity import ComplexityAnalysis, ProbePoint, RungProbe, analyze_complexity
-from pipeline.errors import TranscodeError
 from pipeline.encode.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric, Rendition, plan_ladder
 from pipeline.encode.transcode import EncodedRendition, TranscodeResult
+from pipeline.errors import TranscodeError
+from pipeline.per_title.complexity import ComplexityAnalysis, ProbePoint, RungProbe, analyze_complexity
 
 __all__ = ["LadderPlan", "RungDecision", "decide_ladder", "fixed_plan", "plan_ladder_for"]
 

@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from drm.storage.database import Database
 from drm.access.entitlement_changes import EntitlementChanges, EntitlementFeed, parse_notification
 from drm.errors import DrmError
+from drm.storage.database import Database
 from drm.storage.migrations import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)

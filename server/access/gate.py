@@ -29,8 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from drm.access.entitlement_changes import EntitlementChanges
-from drm.errors import DatabaseUnavailable, TokenRevoked
 from drm.access.tokens import PlaybackToken
+from drm.errors import DatabaseUnavailable, TokenRevoked
 from server.access.feed import FRESHNESS_S, FeedFollower
 from server.access.memory import MISSING, AnswerCache
 from server.access.revocations import RevokedAccounts

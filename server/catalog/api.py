@@ -20,10 +20,10 @@ from drm.errors import InvalidField, UnknownEpisode
 from drm.ids import check_id
 from drm.payments.purchases import how_access_ended
 from server.access import ACCESS
-from server.edge.auth import is_operator, require_account
-from server.edge.bodies import read_object
 from server.catalog.idempotency import idempotent
 from server.catalog.views import episode_urls
+from server.edge.auth import is_operator, require_account
+from server.edge.bodies import read_object
 from server.playback.playlists import master_url, with_token
 from server.services import SERVICES, Services
 

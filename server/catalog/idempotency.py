@@ -25,9 +25,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from drm.errors import DrmError
 from drm.payments.idempotency import StoredResponse, response_headers
 from server.catalog.callers import ANONYMOUS, identify
-from drm.errors import DrmError
 from server.edge.auth import AuthRequired, Forbidden
 from server.edge.bodies import read_bytes
 from server.services import SERVICES

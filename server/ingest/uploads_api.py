@@ -35,15 +35,7 @@ from drm.ids import field_id
 from server.config import Settings
 from server.edge.auth import bearer, bearer_matches, checked_credentials, require_account
 from server.edge.problems import problem_for
-from server.ingest.api import (
-    JOBS,
-    QUEUE,
-    UPLOADS,
-    IngestUnauthorized,
-    UploadTooLarge,
-    _check_webhook,
-    query_limit,
-)
+from server.ingest.api import JOBS, QUEUE, UPLOADS, IngestUnauthorized, UploadTooLarge, _check_webhook, query_limit
 from server.ingest.resumable import (
     ACTIVE,
     CHECKSUM_ALGORITHMS,

@@ -27,9 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from drm.catalog.catalog import SqlCatalog
+from drm.errors import UnknownSeries
 from drm.storage.database import Database, Transaction
 from drm.storage.engines import open_database
-from drm.errors import UnknownSeries
 from server.jobs.job_rows import attempt_ended, episode_error, job_of, translated_errors
 from server.jobs.jobs import (
     FAILED,

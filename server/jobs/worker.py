@@ -26,8 +26,8 @@ from drm.catalog.eligibility import CreatorRegistry
 from drm.errors import DrmError
 from drm.keystore import KeyStore
 from packager.errors import PackagerError
-from packager.store import ObjectStore
 from packager.publishing.versions import EpisodeLocation, read_pointer
+from packager.store import ObjectStore
 from pipeline.errors import MediaRejected, PipelineError
 from server.config import Settings
 from server.jobs.job_store import JobStore

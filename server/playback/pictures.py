@@ -25,7 +25,13 @@ from aiohttp import web
 
 from drm.errors import InvalidField
 from packager.errors import ObjectMissing
-from packager.publishing.pictures import IMAGE_PLAYLIST_NAME, POSTERS_DIR, STORYBOARD_DIR, STORYBOARD_VTT_NAME, poster_name
+from packager.publishing.pictures import (
+    IMAGE_PLAYLIST_NAME,
+    POSTERS_DIR,
+    STORYBOARD_DIR,
+    STORYBOARD_VTT_NAME,
+    poster_name,
+)
 from packager.publishing.subtitles import CAPTIONS_DIR, SUBTITLE_PLAYLIST_NAME
 from packager.publishing.version_manifest import VersionManifest, read_manifest
 from server.access import ACCESS

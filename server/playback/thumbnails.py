@@ -26,9 +26,9 @@ from drm.keystore import KeyStore
 from packager.errors import ObjectMissing
 from packager.publishing.publish import MASTER_NAME
 from packager.publishing.seek import TimeOutsideEpisode, read_segment_at
-from packager.store import ObjectStore
 from packager.publishing.version_manifest import media_version_of
 from packager.publishing.versions import EpisodeLocation
+from packager.store import ObjectStore
 from pipeline.errors import PictureWidthOutOfRange
 from pipeline.pictures.thumbnail import MAX_WIDTH_PX, MIN_WIDTH_PX, thumbnail
 

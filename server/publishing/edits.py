@@ -24,12 +24,12 @@ from packager.errors import EpisodeNotPublished
 from packager.publishing.publish import MASTER_NAME, PublishedEpisode, next_version
 from packager.publishing.republish import republish
 from packager.publishing.seek import read_segment_at
-from packager.store import ObjectStore
 from packager.publishing.version_manifest import VersionManifest, read_manifest
 from packager.publishing.versions import EpisodeLocation, read_pointer
+from packager.store import ObjectStore
 from pipeline.captions.tracks import CaptionReport, read_captions
-from pipeline.errors import PictureTimeOutOfRange
 from pipeline.encode.playback import decode_segment
+from pipeline.errors import PictureTimeOutOfRange
 from pipeline.pictures.thumbnail import poster_from_segment
 from server.config import Settings
 from server.publishing.episode import KEY_URI_PATH, collect_after_publish

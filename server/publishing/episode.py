@@ -23,12 +23,10 @@ from packager.encrypt import SegmentKey
 from packager.errors import PointerSwitchUncertain
 from packager.publishing.publish import EpisodeLocation, PublishedEpisode, next_version, publish
 from packager.store import ObjectStore
-from pipeline.errors import MediaOverLimit, MediaRejected
 from pipeline.encode.ladder import LadderMode
-from pipeline.per_title.decision import LadderPlan, plan_ladder_for
-from pipeline.pictures.sampler import PictureSampler
 from pipeline.encode.playback import decode_segment
 from pipeline.encode.transcode import DecodeDamage, TranscodeProgress, TranscodeResult, transcode
+from pipeline.errors import MediaOverLimit, MediaRejected
 from pipeline.inspect.validate import (
     Issue,
     ValidationReport,
@@ -37,6 +35,8 @@ from pipeline.inspect.validate import (
     format_duration,
     validate,
 )
+from pipeline.per_title.decision import LadderPlan, plan_ladder_for
+from pipeline.pictures.sampler import PictureSampler
 from server.config import Settings
 from server.publishing.admission import check_admission
 from server.publishing.garbage import collect_garbage

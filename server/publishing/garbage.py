@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from drm.catalog.catalog import Catalog
 from drm.keystore import KeyStore
 from packager.publishing.retention import RetentionPlan, delete_episode, delete_versions, plan_retention
-from packager.store import ObjectStore
 from packager.publishing.versions import EpisodeLocation, stored_episodes
+from packager.store import ObjectStore
 
 log = logging.getLogger(__name__)
 

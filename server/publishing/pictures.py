@@ -19,15 +19,15 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from packager.publishing.pictures import poster_entry, storyboard_entry
-from packager.store import ObjectStore
 from packager.publishing.subtitles import WHOLE_TRACK_NAME, track_prefix
 from packager.publishing.version_manifest import PosterEntry, StoryboardEntry, VersionManifest, read_manifest
 from packager.publishing.versions import EpisodeLocation, read_pointer
+from packager.store import ObjectStore
+from pipeline.captions.subtitles import extract_subtitles
 from pipeline.captions.tracks import CaptionRules, CaptionTrack, read_captions
 from pipeline.errors import PictureError, PictureTimeOutOfRange, UnreadableMedia
 from pipeline.pictures.sampler import PictureSampler, Poster
 from pipeline.pictures.storyboard import Storyboard
-from pipeline.captions.subtitles import extract_subtitles
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from drm.storage.database import Database
-from packager.store import ObjectStore
 from packager.publishing.versions import EpisodeLocation, next_version
+from packager.store import ObjectStore
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
 TEST_PAYMENTS_PATH = "/v1/test-payments"
-WEBHOOK_PATH = "/v1/webhooks/payments"      # the payment system's way in (server/catalog/payment_webhook.py)
+WEBHOOK_PATH = "/v1/webhooks/payments"      # the payment system's way in (server/catalog/payments/webhook.py)
 TEST_PAYMENT_PREFIX = "testpay_"
 WEBHOOK_TIMEOUT_S = 10.0
 

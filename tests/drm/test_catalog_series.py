@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from drm.catalog.catalog import SqlCatalog
 from drm.access.entitlements import EntitlementStore
+from drm.catalog.catalog import SqlCatalog
 from drm.errors import InvalidCursor, InvalidField, SeriesStateConflict, UnknownSeries
 from drm.payments.purchases import PURCHASE, PaymentEvent, PaymentProcessor
 from tests.drm.fixtures import FakeClock

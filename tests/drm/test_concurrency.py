@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from drm.catalog.catalog import MAX_EPISODES, SqlCatalog
 from drm.access.entitlements import EntitlementStore
+from drm.catalog.catalog import MAX_EPISODES, SqlCatalog
 from drm.errors import EpisodeLimitReached, SeriesExists
 from drm.payments.purchases import PURCHASE, REFUND, PaymentEvent, PaymentProcessor
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from drm.access.entitlements import EntitlementStore
+from drm.errors import SchemaNotMigrated, SchemaTooNew
 from drm.storage import migrations
 from drm.storage.database import Database
 from drm.storage.engines import connect_database, open_database
-from drm.access.entitlements import EntitlementStore
-from drm.errors import SchemaNotMigrated, SchemaTooNew
 from drm.storage.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate, schema_version
 
 TABLES = {"schema_version", "content_keys", "content_key_versions", "entitlements", "series", "episodes",

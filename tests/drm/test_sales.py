@@ -3,8 +3,8 @@ refused ones apart, money kept per currency, buyers and comps from the entitleme
 
 from __future__ import annotations
 
-from drm.catalog.catalog import SqlCatalog
 from drm.access.entitlements import EntitlementStore
+from drm.catalog.catalog import SqlCatalog
 from drm.payments.purchases import CHARGEBACK, PURCHASE, REFUND, PaymentEvent, PaymentProcessor
 from drm.payments.sales import RECENT_EVENTS, CurrencyTotals, sales_report
 

@@ -15,6 +15,7 @@ from packager.hls.conformance import ParsedPlaylist, check_parsed_episode, parse
 from packager.publishing.publish import EpisodeLocation, read_pointer
 from pipeline.encode.playback import decode_segment
 from server.services import Services
+from tests.conftest import settings_for
 from tests.support.episodes import (
     fetch_i_frame,
     fetch_text,
@@ -23,7 +24,6 @@ from tests.support.episodes import (
     served_playlists,
     serving,
 )
-from tests.conftest import settings_for
 from tests.support.media import clip, count_frames
 
 SERIES, BUYER = "conformance", "alice"

@@ -15,8 +15,8 @@ import aiohttp
 import m3u8
 import pytest
 
-from packager.hls.conformance import check_parsed_episode
 from packager.containers.fragmented_mp4 import is_init_segment
+from packager.hls.conformance import check_parsed_episode
 from pipeline.encode.playback import decode_segment
 from server.services import Services
 from tests.conftest import settings_for

@@ -19,8 +19,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from drm.storage.engines import open_database
 from drm.payments.purchases import PURCHASE, REFUND
+from drm.storage.engines import open_database
 from server.access.feed import FRESHNESS_S
 from server.access.revocations import RELOAD_INTERVAL_S
 from server.config import Settings

@@ -18,10 +18,10 @@ from packager.publishing.version_manifest import read_manifest
 from pipeline.captions.tracks import read_captions
 from pipeline.encode.fmp4 import SegmentFormat
 from pipeline.encode.ladder import LadderSettings, plan_ladder
-from pipeline.pictures.sampler import PictureSampler
 from pipeline.encode.playback import decode_segment
-from pipeline.pictures.still_image import decode_image
 from pipeline.encode.transcode import transcode
+from pipeline.pictures.sampler import PictureSampler
+from pipeline.pictures.still_image import decode_image
 from tests.pipeline.test_pictures import check_storyboard_vtt
 from tests.support.keys import RandomKeys, key_uri
 from tests.support.media import clip

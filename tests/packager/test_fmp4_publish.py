@@ -11,9 +11,9 @@ import posixpath
 import m3u8
 import pytest
 
+from packager.containers.fragmented_mp4 import first_video_sample_end, is_init_segment, video_track_id
 from packager.encrypt import decrypt_prefix, decrypt_segment, encrypt_segment
 from packager.errors import MalformedSegment, VerificationFailed
-from packager.containers.fragmented_mp4 import first_video_sample_end, is_init_segment, video_track_id
 from packager.publishing.publish import publish
 from packager.publishing.verify import verify_version
 from pipeline.encode.playback import decode_segment

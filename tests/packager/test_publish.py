@@ -12,8 +12,8 @@ import pytest
 from packager.encrypt import decrypt_prefix
 from packager.errors import PointerSwitchUncertain, VerificationFailed
 from packager.publishing.publish import EpisodeLocation, publish, read_pointer
-from packager.store import ObjectStore
 from packager.publishing.verify import verify_version
+from packager.store import ObjectStore
 from pipeline.encode.playback import decode_segment
 from tests.support.keys import RandomKeys, key_uri
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from packager.errors import MalformedSegment
 from packager.containers.transport_stream import PACKET_BYTES, first_video_access_unit_end
+from packager.errors import MalformedSegment
 from pipeline.encode.playback import decode_segment
 
 

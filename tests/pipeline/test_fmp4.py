@@ -11,9 +11,9 @@ import av
 import pytest
 
 from packager.containers.fragmented_mp4 import boxes
-from pipeline.errors import TranscodeError
 from pipeline.encode.fmp4 import split
 from pipeline.encode.playback import decode_segment
+from pipeline.errors import TranscodeError
 
 FPS = 25
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.transcode import transcode
 from pipeline.errors import MediaOverLimit
 from pipeline.inspect.frame_limits import FrameLimits
-from pipeline.encode.ladder import LadderSettings, plan_ladder
 from pipeline.inspect.measure import decode_video
-from pipeline.encode.transcode import transcode
 from pipeline.inspect.validate import ValidationRules, check_work, validate
 from tests.support.media import clip, size_change_clip, truncated_mp4
 

@@ -12,11 +12,11 @@ import pytest
 
 from packager.hls.conformance import check_parsed_episode, parse_playlist
 from packager.publishing.publish import EpisodeLocation, publish, read_pointer
-from pipeline.per_title.complexity import analyze_complexity, plan_windows
 from pipeline.encode.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric, plan_ladder
-from pipeline.per_title.decision import plan_ladder_for
 from pipeline.encode.playback import decode_segment
 from pipeline.encode.transcode import transcode
+from pipeline.per_title.complexity import analyze_complexity, plan_windows
+from pipeline.per_title.decision import plan_ladder_for
 from tests.support.keys import RandomKeys, key_uri
 
 PER_TITLE = LadderSettings(preset="superfast", mode=LadderMode.PER_TITLE)

@@ -10,9 +10,10 @@ import av
 import numpy as np
 import pytest
 
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.transcode import transcode
 from pipeline.errors import PictureError, PictureTimeOutOfRange
 from pipeline.pictures.frame_score import score_frame
-from pipeline.encode.ladder import LadderSettings, plan_ladder
 from pipeline.pictures.sampler import PictureSampler
 from pipeline.pictures.still_image import decode_image, encode_jpeg, encode_webp
 from pipeline.pictures.storyboard import (
@@ -23,7 +24,6 @@ from pipeline.pictures.storyboard import (
     render_storyboard_vtt,
     storyboard_interval_s,
 )
-from pipeline.encode.transcode import transcode
 from tests.support.media import clip
 
 LADDER = LadderSettings(max_renditions=1, preset="superfast")

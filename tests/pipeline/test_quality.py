@@ -12,10 +12,20 @@ from av.video.reformatter import VideoReformatter
 
 from pipeline.encode.fmp4 import SegmentFormat
 from pipeline.encode.ladder import LadderSettings, plan_ladder
-from pipeline.errors import TranscodeError
-from pipeline.encode.quality import (QualitySample, SampleScore, check_sample, decoded_luma, luma, plan_samples, psnr_db,
-                              ssim, ssim_db, summarize)
+from pipeline.encode.quality import (
+    QualitySample,
+    SampleScore,
+    check_sample,
+    decoded_luma,
+    luma,
+    plan_samples,
+    psnr_db,
+    ssim,
+    ssim_db,
+    summarize,
+)
 from pipeline.encode.transcode import transcode
+from pipeline.errors import TranscodeError
 from tests.support.media import clip
 
 FAST = LadderSettings(preset="superfast")

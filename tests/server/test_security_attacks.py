@@ -14,9 +14,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import aiohttp
 import jwt
 import pytest
-import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat

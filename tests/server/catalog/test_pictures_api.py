@@ -11,14 +11,7 @@ import pytest
 
 from packager.publishing.versions import EpisodeLocation, read_pointer
 from pipeline.pictures.still_image import decode_image
-from tests.support.pictures import (
-    BUYER,
-    CREATOR,
-    EPISODE,
-    EPISODE_PATH,
-    SERIES,
-    publish_world,
-)
+from tests.support.pictures import BUYER, CREATOR, EPISODE, EPISODE_PATH, SERIES, publish_world
 
 FRENCH = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nBonjour\n\n"
           "00:00:04.000 --> 00:00:06.000\nLe nœud de chaise\n").encode()

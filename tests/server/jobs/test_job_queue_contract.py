@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from packager.publishing.publish import EpisodeLocation, read_pointer
-from packager.store import ObjectStore
 from packager.publishing.versions import stored_versions
+from packager.store import ObjectStore
 from server.app import create_app
 from server.ingest.api import QUEUE
 from server.jobs.job_store import JobStore

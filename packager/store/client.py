@@ -1,7 +1,7 @@
 """The object store: an S3 bucket reached through one minio client.
 
-This is the only module that imports minio. Every minio/urllib3 error is
-translated here, once, into StoreError or ObjectMissing, keeping the cause.
+Only this sub-package imports minio. Every minio/urllib3 error is translated once, in _call() (with
+failures.py), into StoreError or one of its leaves, keeping the cause.
 
 Multipart uploads (resumable uploads write one part at a time, from any instance) use minio's own
 request methods for the S3 multipart calls: its public API offers only put_object's internal use of
@@ -18,9 +18,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 import urllib3
@@ -28,13 +26,14 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
-from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+from minio.error import S3Error
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from packager.errors import MultipartMissing, ObjectMissing, RangeNotSatisfiable, StoreError
+from packager.errors import MultipartMissing, ObjectMissing, StoreError
+from packager.store.failures import FOREIGN_ERRORS, MISSING_CODES, describe, is_transient, translate
+from packager.store.values import MAX_PARTS, ListedObject, ObjectStat, OpenMultipart, StoredPart, StoreSettings
 
-__all__ = ["ListedObject", "MIN_PART_BYTES", "MAX_PARTS", "ObjectStat", "ObjectStore", "OpenMultipart", "StoreSettings",
-           "StoredPart"]
+__all__ = ["ObjectStore"]
 
 log = logging.getLogger(__name__)
 
@@ -43,89 +42,11 @@ T = TypeVar("T")
 _CONNECT_TIMEOUT_S = 3.0
 _READ_TIMEOUT_S = 30.0
 _POOL_SIZE = 16  # connections kept per host; more threads still work, extra connections are not pooled
-_CREDENTIAL_CODES = frozenset({"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"})
-# RequestTimeout is a 400 in AWS, yet every AWS SDK retries it.
-_TRANSIENT_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"})
-_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject"})
-_CREDENTIALS_HINT = "check SERIES_S3_ACCESS_KEY / SERIES_S3_SECRET_KEY"
-_FOREIGN_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)
-MIN_PART_BYTES = 5 * 1024 * 1024    # S3's smallest part but the last (EntityTooSmall); SeaweedFS holds to it too
-MAX_PARTS = 10_000                  # S3's most parts in one multipart upload
 _MULTIPART_CALLS = ("_create_multipart_upload", "_upload_part", "_complete_multipart_upload",
                     "_abort_multipart_upload", "_list_multipart_uploads")
 _missing_calls = [name for name in _MULTIPART_CALLS if not callable(getattr(Minio, name, None))]
 if _missing_calls:      # pragma: no cover - only with a minio this code was not tested with
     raise ImportError(f"this minio lacks {', '.join(_missing_calls)}; install the version of requirements/runtime.lock")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoreSettings:
-    endpoint: str  # "127.0.0.1:8333": host:port, no scheme
-    access_key: str
-    secret_key: str = field(repr=False)
-    bucket: str
-    secure: bool = False
-    region: str | None = None  # None: asked once per bucket with GetBucketLocation
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ObjectStat:
-    key: str
-    size_bytes: int
-    content_type: str | None
-    cache_control: str | None
-    etag: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ListedObject:
-    key: str
-    size_bytes: int
-    modified_at: float          # POSIX seconds, as the store reports it
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredPart:
-    """One part of a multipart upload, as CompleteMultipartUpload needs it back."""
-
-    number: int                 # 1..MAX_PARTS, ascending in the object
-    etag: str
-    size_bytes: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenMultipart:
-    """A multipart upload the store holds open (its parts take space until it is completed or aborted)."""
-
-    key: str
-    upload_id: str
-    initiated_at: float         # POSIX seconds, as the store reports it
-
-
-def _http_status(exc: BaseException) -> int | None:
-    if isinstance(exc, S3Error):
-        return exc.response.status if exc.response is not None else None
-    if isinstance(exc, ServerError):
-        return exc.status_code
-    if isinstance(exc, InvalidResponseError):
-        return getattr(exc, "_code", None)  # minio keeps the status only privately here
-    return None
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, (ssl.SSLError, urllib3.exceptions.SSLError, ValueError)):
-        return False  # bad certificate or bad URL: retrying cannot help
-    return isinstance(exc, (urllib3.exceptions.HTTPError, OSError))
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Connection errors, timeouts, 5xx and S3's throttling codes; never a 4xx."""
-    if isinstance(exc, S3Error) and exc.code in _TRANSIENT_CODES:
-        return True
-    status = _http_status(exc)
-    if status is not None:
-        return status >= 500
-    return _is_connection_error(exc)
 
 
 class ObjectStore:
@@ -162,7 +83,7 @@ class ObjectStore:
         self._retrying = Retrying(
             stop=stop_after_attempt(retry_attempts),
             wait=wait_exponential_jitter(multiplier=min(0.25, retry_max_wait_s), max=retry_max_wait_s, jitter=0.25),
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(is_transient),
             reraise=True,
         )
 
@@ -262,7 +183,7 @@ class ObjectStore:
             self.bucket, key, offset=offset, length=length or 0), offset=offset)
         try:
             yield from response.stream(chunk_size)
-        except _FOREIGN_ERRORS as exc:
+        except FOREIGN_ERRORS as exc:
             raise self._translate(exc, "reading", key, attempts=1) from exc
         finally:
             response.close()
@@ -284,7 +205,7 @@ class ObjectStore:
             try:
                 self._client.stat_object(self.bucket, key)
             except S3Error as exc:
-                if exc.code in _MISSING_CODES:
+                if exc.code in MISSING_CODES:
                     return False
                 raise
             return True
@@ -421,7 +342,7 @@ class ObjectStore:
         retrying = self._retrying.copy(before_sleep=functools.partial(self._log_retry, action, key))
         try:
             return retrying(fn)
-        except _FOREIGN_ERRORS as exc:
+        except FOREIGN_ERRORS as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
             raise self._translate(exc, action, key, attempts=attempts, offset=offset, upload_id=upload_id) from exc
 
@@ -433,7 +354,7 @@ class ObjectStore:
             action,
             self._target(key),
             state.attempt_number,
-            _describe(exc),
+            describe(exc),
             state.upcoming_sleep,
         )
 
@@ -442,49 +363,5 @@ class ObjectStore:
 
     def _translate(self, exc: BaseException, action: str, key: str | None, *, attempts: int,
                    offset: int = 0, upload_id: str | None = None) -> StoreError:
-        endpoint, target = self._settings.endpoint, self._target(key)
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if isinstance(exc, S3Error):
-            code = exc.code
-            if code == "NoSuchUpload" and key is not None and upload_id is not None:
-                return MultipartMissing(self.bucket, key, upload_id)
-            if code in _MISSING_CODES and key is not None:
-                return ObjectMissing(self.bucket, key)
-            if code == "InvalidRange" and key is not None:
-                return RangeNotSatisfiable(self.bucket, key, offset)
-            if code == "NoSuchBucket":
-                return StoreError(
-                    f"S3 at {endpoint}: bucket {self.bucket!r} does not exist ({action} {target}); "
-                    "create it with ensure_bucket() or check SERIES_S3_BUCKET"
-                )
-            if code in _CREDENTIAL_CODES:
-                return StoreError(
-                    f"S3 at {endpoint} refused the credentials ({code}) while {action} {target}; {_CREDENTIALS_HINT}"
-                )
-            if code == "AccessDenied":
-                return StoreError(
-                    f"S3 at {endpoint} denied access ({code}) while {action} {target}; "
-                    f"{_CREDENTIALS_HINT} and the permissions of that user on bucket {self.bucket!r}"
-                )
-        if _is_transient(exc) and _http_status(exc) is not None:
-            return StoreError(
-                f"S3 at {endpoint} kept failing while {action} {target}{tries}: {_describe(exc)}; "
-                "the store is overloaded or unhealthy, check its log"
-            )
-        if _is_connection_error(exc):
-            return StoreError(
-                f"S3 at {endpoint} is unreachable while {action} {target}{tries}: {_describe(exc)}; "
-                "check that the store is running and SERIES_S3_ENDPOINT (host:port, no scheme)"
-            )
-        if isinstance(exc, ValueError):
-            detail = str(exc) or "empty bucket or object name"
-            return StoreError(f"S3 request {action} {target} is invalid ({detail}); check SERIES_S3_BUCKET and the key")
-        return StoreError(f"S3 at {endpoint} rejected {action} {target}: {_describe(exc)}")
-
-
-def _describe(exc: BaseException | None) -> str:
-    if isinstance(exc, S3Error):
-        return f"{exc.code} (HTTP {_http_status(exc)}): {exc.message}"
-    if isinstance(exc, (ServerError, InvalidResponseError)):
-        return f"HTTP {_http_status(exc)} without an S3 error body"
-    return f"{type(exc).__name__}: {exc}"
+        return translate(exc, action, endpoint=self._settings.endpoint, bucket=self.bucket, target=self._target(key),
+                         key=key, attempts=attempts, offset=offset, upload_id=upload_id)

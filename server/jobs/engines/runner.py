@@ -7,7 +7,7 @@ or another instance whose lease ran out) are re-queued from the start (their upl
 they publish) or, after too many interruptions, failed with a reason. A job the object store failed
 is re-queued by its worker and submitted again here after retry_delay_s (doubling per attempt), up
 to SERIES_JOB_MAX_ATTEMPTS. The runner also sweeps the upload spool (server/ingest/spool.py), and
-hands finished jobs to their completion webhooks (server/jobs/completion.py).
+hands finished jobs to their completion webhooks (server/jobs/webhooks/completion.py).
 """
 
 from __future__ import annotations
@@ -21,14 +21,10 @@ from dataclasses import dataclass, field
 
 from server.config import Settings
 from server.jobs.child import run_in_child
-from server.jobs.deliveries import DeliveryLoop
 from server.jobs.job_store import JobStore
-from server.jobs.jobs import (
-    QUEUED,
-    Job,
-    JobStoreUnavailable,
-)
+from server.jobs.jobs import QUEUED, Job, JobStoreUnavailable
 from server.jobs.owners import new_owner_id
+from server.jobs.webhooks.deliveries import DeliveryLoop
 from server.jobs.worker import retry_delay_s
 
 log = logging.getLogger(__name__)

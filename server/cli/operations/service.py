@@ -8,8 +8,8 @@ import asyncio
 import sys
 
 from server.cli.common import EXIT_FAILED, EXIT_OK, log, running_services, running_store
-from server.cli.processes import serve_processes
-from server.cli.serving import serve_until_signalled
+from server.cli.operations.processes import serve_processes
+from server.cli.operations.serving import serve_until_signalled
 from server.config import Settings
 from server.local.object_store import LocalObjectStore
 

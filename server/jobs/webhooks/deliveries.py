@@ -26,9 +26,15 @@ import aiohttp
 
 from drm.storage.database import Database, Row
 from server.config.jobs import JobSettings
-from server.jobs.completion import DeliveryOutcome, WebhookMessage, deliver_once, message_for, open_webhook_session
 from server.jobs.job_rows import translated_errors
 from server.jobs.jobs import Job, JobError
+from server.jobs.webhooks.completion import (
+    DeliveryOutcome,
+    WebhookMessage,
+    deliver_once,
+    message_for,
+    open_webhook_session,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import contextlib
 import datetime as dt
 import json
 
+from drm.access.tokens import ROLES
 from drm.catalog.eligibility import PENDING, CreatorProfile
 from drm.errors import InvalidField, SeriesExists
 from drm.payments.sales import sales_report
-from drm.access.tokens import ROLES
 from server.catalog.api import create_series
 from server.cli.common import EXIT_FAILED, EXIT_OK, media_file
 from server.config import Settings

@@ -35,7 +35,7 @@ def cmd_migrate(args, settings: Settings) -> int:
     engine_created = False
     if settings.database_url is not None:
         # the job engine's tables, in the same database: one command for the operator, not two tools
-        from server.jobs.procrastinate_engine import apply_schema
+        from server.jobs.engines.procrastinate_engine import apply_schema
 
         engine_created = apply_schema(settings.database_target)
     if args.json:

@@ -3,7 +3,7 @@
 Each process is a whole service (its own database pool, change-feed follower, caches, rate limits) and
 shares nothing in memory with the others: they share the database and the object store, exactly as
 instances on several hosts do. The first (index 0) also runs ingest jobs; the others accept them and
-leave them queued for it (server/jobs/runner.py). A process that dies is started again; one that
+leave them queued for it (server/jobs/engines/runner.py). A process that dies is started again; one that
 dies within START_GRACE_S of its start takes every process down with an error instead (a bad
 configuration, a database that refuses: restarting would only loop). SIGINT or SIGTERM stops them all.
 """
@@ -91,7 +91,7 @@ def _serve_one(settings: Settings, index: int, count: int) -> None:
     """One service process: the whole service on the shared port; ingest jobs only in the first."""
     import asyncio
 
-    from server.cli.serving import serve_until_signalled
+    from server.cli.operations.serving import serve_until_signalled
     from server.services import Services
 
     if sys.platform == "linux":      # die with the parent: a killed supervisor must not leave servers behind

@@ -12,10 +12,10 @@ import sys
 from server.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from server.config import Settings
 from server.config.jobs import PROCRASTINATE
-from server.jobs.deliveries import DELIVERY_STATES, DeliveryStore
 from server.jobs.job_store import JobStore
 from server.jobs.jobs import STATES, Job
 from server.jobs.queue import EngineView, in_process_view
+from server.jobs.webhooks.deliveries import DELIVERY_STATES, DeliveryStore
 
 log = logging.getLogger("server.cli")
 
@@ -103,7 +103,7 @@ def cmd_jobs(args, settings: Settings) -> int:
 
 def _cancel(jobs: JobStore, settings: Settings, job_id: str, *, as_json: bool) -> int:
     if settings.jobs.engine == PROCRASTINATE:
-        from server.jobs.procrastinate_engine import ProcrastinateQueue
+        from server.jobs.engines.procrastinate_engine import ProcrastinateQueue
 
         async def cancel() -> Job:
             queue = ProcrastinateQueue(settings, jobs)
@@ -130,7 +130,7 @@ def engine_views(settings: Settings, jobs: JobStore, listed: list[Job]) -> dict[
     """The engine's view of `listed` (Procrastinate's tables on PostgreSQL, the runner's leases otherwise)."""
     if settings.jobs.engine != PROCRASTINATE:
         return {job.job_id: in_process_view(job, settings) for job in listed}
-    from server.jobs.procrastinate_engine import Engine
+    from server.jobs.engines.procrastinate_engine import Engine
 
     async def views() -> dict[str, EngineView]:
         engine = Engine(settings, jobs)
@@ -161,7 +161,7 @@ def cmd_worker(args, settings: Settings) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     from server.cli.common import running_services
-    from server.jobs.procrastinate_engine import run_worker
+    from server.jobs.engines.procrastinate_engine import run_worker
 
     queues = [queue.strip() for queue in args.queues.split(",") if queue.strip()]
     with running_services(settings):       # the schema and the store checked once, with one-line errors

@@ -15,7 +15,7 @@ retry_job) and run again by a live worker. The sweep also hands over jobs record
 service stopped in between), and webhook deliveries that are due with no task queued for them.
 
 Completion webhooks are `series.deliver_webhook` tasks: one attempt each, the next deferred for when it
-is due (server/jobs/deliveries.py keeps the schedule and every attempt).
+is due (server/jobs/webhooks/deliveries.py keeps the schedule and every attempt).
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from procrastinate import exceptions as procrastinate_errors
 from server.config import Settings
 from server.config.jobs import PROCRASTINATE
 from server.jobs.child import Process, run_in_child
-from server.jobs.completion import open_webhook_session
-from server.jobs.deliveries import PENDING, DeliveryStore, attempt_delivery
+from server.jobs.engines.runner import JobMetrics
 from server.jobs.job_store import JobStore
 from server.jobs.jobs import QUEUED, Job, JobStoreUnavailable
 from server.jobs.owners import new_owner_id
 from server.jobs.queue import EngineView
-from server.jobs.runner import JobMetrics
+from server.jobs.webhooks.completion import open_webhook_session
+from server.jobs.webhooks.deliveries import PENDING, DeliveryStore, attempt_delivery
 from server.jobs.worker_metrics import WorkerCollector, serve_worker_metrics
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,9 @@
 
 One delivery attempt is deliver_once(): it checks the URL against SERIES_JOB_WEBHOOK_HOSTS again (the
 list may have shrunk since the job was submitted), connects only to addresses the policy of
-server/jobs/webhook_address.py allows (checked on the socket itself, after DNS), never follows a
+server/jobs/webhooks/addresses.py allows (checked on the socket itself, after DNS), never follows a
 redirect (a 3xx is a failed delivery: following it would carry the signed body to a host nobody
-listed), and returns a DeliveryOutcome saying whether to try again. server/jobs/deliveries.py records
+listed), and returns a DeliveryOutcome saying whether to try again. server/jobs/webhooks/deliveries.py records
 each delivery and calls deliver_once() once per attempt, on a schedule of hours, and on request.
 
 Signatures follow Standard Webhooks (standardwebhooks.com): headers `webhook-id` (the same on every
@@ -31,7 +31,7 @@ import aiohttp
 from drm.payments import purchases
 from server.config.jobs import JobSettings, webhook_signing_key
 from server.jobs.jobs import Job, WebhookNotAllowed, check_webhook_allowed
-from server.jobs.webhook_address import AddressNotAllowed, guarded_socket_factory, listed_networks
+from server.jobs.webhooks.addresses import AddressNotAllowed, guarded_socket_factory, listed_networks
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ def open_queue(settings: Settings, jobs: JobStore, *, run_jobs: bool = True) -> 
     SERIES_JOB_ENGINE=in-process)."""
     if settings.jobs.engine == PROCRASTINATE:
         # imported here: the embedded set-up (SQLite, ./run demo) never loads the engine
-        from server.jobs.procrastinate_engine import ProcrastinateQueue
+        from server.jobs.engines.procrastinate_engine import ProcrastinateQueue
 
         return ProcrastinateQueue(settings, jobs)
     return InProcessQueue(settings, jobs, run_jobs=run_jobs)

@@ -1,4 +1,4 @@
-"""`series gc`: removing what no live version needs (`series jobs` is server/cli/jobs.py)."""
+"""`series gc`: removing what no live version needs (`series jobs` is server/cli/operations/jobs.py)."""
 
 from __future__ import annotations
 
