@@ -152,8 +152,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         summary="the catalog as an API: series status and descriptions, episode positions, titles and status, "
                 "viewers' progress, idempotency keys",
         # Positions are written through negative values (see _write_order in drm/catalog/episode_store.py)
-        # so the unique index holds at every statement on SQLite, which checks it row by row. Existing episodes are numbered
-        # in the order they were added, as they were listed.
+        # so the unique index holds at every statement on SQLite, which checks it row by row. Existing
+        # episodes are numbered in the order they were added, as they were listed.
         script="""
             ALTER TABLE series ADD COLUMN description {text} NOT NULL DEFAULT '';
             ALTER TABLE series ADD COLUMN status {text} NOT NULL DEFAULT 'published';
