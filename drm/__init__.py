@@ -1,4 +1,16 @@
-"""drm: content keys, playback tokens and entitlements. Synchronous; imports nothing of ours."""
+"""drm: content keys, playback tokens, entitlements, the catalog and payments. Synchronous; imports nothing
+of ours.
+
+    keystore.py  content keys, wrapped at rest under the master key
+    access/      who may watch what: entitlements and their change feed, tokens, sessions, revocations
+    catalog/     series and episodes, pages, viewers' libraries, creator eligibility
+    payments/    purchase, refund and chargeback events, sales, idempotency keys
+    storage/     the Database interface, its SQLite and PostgreSQL engines, the schema and its migrations
+    ids.py, errors.py
+
+Rooms import downwards: payments → catalog → access → keystore → storage → errors.
+tests/test_layering.py holds them to it.
+"""
 
 from drm.access.entitlement_changes import EntitlementChanges, EntitlementFeed
 from drm.access.entitlements import Entitlement, EntitlementEvent, EntitlementStore
