@@ -4,13 +4,13 @@
        version that has recorded sessions, each tried by reading the leak against its reference (a leak that
        does not match an episode's pictures in time is skipped) and the best temporal match kept;
     2. the leak's soft A/B value per segment (pipeline/watermark read_leak), against that version's reference;
-    3. the candidates: every session recorded for that version (drm/watermark_sessions.py), each with its
+    3. the candidates: every session recorded for that version (drm/access/watermark_sessions.py), each with its
        bits recomputed from the service's secret (session_bits);
     4. decide(): a session is named only when its p-value, corrected for the number of candidates, is below
        `false_accusation` (1e-6 by default); otherwise the verdict is "undecided", with why.
 
-A version's reference lives under its prefix (packager/watermark_variants.py), and is kept beside the versions
-when `series gc` removes the version (packager/retention.py): leaks of superseded versions stay traceable
+A version's reference lives under its prefix (packager/publishing/watermark_variants.py), and is kept beside the versions
+when `series gc` removes the version (packager/publishing/retention.py): leaks of superseded versions stay traceable
 until the episode itself is deleted.
 """
 
@@ -21,11 +21,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from drm.watermark_sessions import WatermarkSession
+from drm.access.watermark_sessions import WatermarkSession
 from packager.errors import ObjectMissing
-from packager.version_manifest import read_manifest
-from packager.versions import EpisodeLocation
-from packager.watermark_variants import archived_reference_key
+from packager.publishing.version_manifest import read_manifest
+from packager.publishing.versions import EpisodeLocation
+from packager.publishing.watermark_variants import archived_reference_key
 from pipeline.watermark import (
     DEFAULT_FALSE_ACCUSATION,
     LeakDoesNotMatch,
@@ -161,7 +161,7 @@ def _reference(services: Services, series_id: str, episode_id: str, version: int
     """The version's reference, or None (with why in `problems`) when it has none or it was collected."""
     location = EpisodeLocation(series_id=series_id, episode_id=episode_id)
     manifest = read_manifest(services.store, location, version)
-    # a collected version's reference was kept beside the versions (packager/retention.py)
+    # a collected version's reference was kept beside the versions (packager/publishing/retention.py)
     key = (f"{location.version_prefix(version)}/{manifest.watermark.reference}" if manifest and manifest.watermark
            else archived_reference_key(location, version))
     try:

@@ -16,10 +16,10 @@ from aiohttp import web
 from drm.errors import WrongSeries
 from drm.ids import check_id
 from packager.errors import ObjectMissing
-from packager.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
+from packager.publishing.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
 from server.edge.accesslog import VIEWER_ID
 from server.edge.auth import token_of
-from packager.version_manifest import VersionManifest, read_manifest
+from packager.publishing.version_manifest import VersionManifest, read_manifest
 from server.playback import watermark
 from server.playback.playlists import personalize_master, personalize_media
 from server.playback.segments import SEGMENT_NAME, content_type_of, stream_object

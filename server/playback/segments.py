@@ -11,12 +11,12 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from packager.segment_container import FMP4_SEGMENT_TYPE, INIT_SEGMENT_TYPE, TS_SEGMENT_TYPE
+from packager.containers.segment_container import FMP4_SEGMENT_TYPE, INIT_SEGMENT_TYPE, TS_SEGMENT_TYPE
 from packager.store import ObjectStore
 from server.edge.security import EDGE_HEADERS
 
 # the objects of a rendition players fetch by URI besides playlists: TS or fMP4 segments (with a watermarked
-# version's B variants, seg_00000.b.ts: packager/watermark_variants.py), the fMP4 init
+# version's B variants, seg_00000.b.ts: packager/publishing/watermark_variants.py), the fMP4 init
 SEGMENT_NAME = r"{segment:seg_\d{5}(?:\.b)?\.(?:ts|m4s)|init\.mp4}"
 _CONTENT_TYPES = {".ts": TS_SEGMENT_TYPE, ".m4s": FMP4_SEGMENT_TYPE, ".mp4": INIT_SEGMENT_TYPE}
 

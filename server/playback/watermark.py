@@ -12,7 +12,7 @@ I-frame playlists list variant A, as stored: their byte ranges are measured on A
 end elsewhere), and what they expose, one IDR picture per 2 s segment for trick play, is no episode a
 leaker could publish.
 
-The record (drm/watermark_sessions.py) is written in a thread, off the event loop and off the key path,
+The record (drm/access/watermark_sessions.py) is written in a thread, off the event loop and off the key path,
 once per (session, media version of the episode) and process: later fetches, of any rendition, are
 answered from memory, and concurrent first fetches share one write. It is awaited before the playlist is
 served, so a session that received A/B segments always has its row; a failed write fails the request.
@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 
 from aiohttp import web
 
-from drm.tokens import PlaybackToken
-from packager.version_manifest import VersionManifest
-from packager.versions import EpisodeLocation
-from packager.watermark_variants import b_variant
+from drm.access.tokens import PlaybackToken
+from packager.publishing.version_manifest import VersionManifest
+from packager.publishing.versions import EpisodeLocation
+from packager.publishing.watermark_variants import b_variant
 from pipeline.watermark import session_bits
 from server.access.memory import MISSING, AnswerCache
 from server.config.watermark import WatermarkUnavailable

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 
-from pipeline.ladder import LadderSettings
+from pipeline.encode.ladder import LadderSettings
 from pipeline.watermark import WatermarkSpec
 from server.config import Settings
 from server.config.watermark import WatermarkUnavailable

@@ -3,11 +3,11 @@
 
 import pytest
 
-from drm.catalog import SqlCatalog
-from drm.entitlements import EntitlementStore
+from drm.access.entitlements import EntitlementStore
+from drm.access.sessions import PlaybackSessions
+from drm.access.watermark_sessions import FREE_PREVIEW, WatermarkSessions
+from drm.catalog.catalog import SqlCatalog
 from drm.errors import InvalidField, InvalidId
-from drm.sessions import PlaybackSessions
-from drm.watermark_sessions import FREE_PREVIEW, WatermarkSessions
 from tests.drm.fixtures import FakeClock
 
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from packager.retention import RetentionPlan, delete_versions, keep_reference
-from packager.version_manifest import VersionManifest, read_manifest, write_manifest
-from packager.versions import EpisodeLocation
-from packager.watermark_variants import REFERENCE_NAME, WatermarkEntry, archived_reference_key, b_variant, put_reference
+from packager.publishing.retention import RetentionPlan, delete_versions, keep_reference
+from packager.publishing.version_manifest import VersionManifest, read_manifest, write_manifest
+from packager.publishing.versions import EpisodeLocation
+from packager.publishing.watermark_variants import (
+    REFERENCE_NAME,
+    WatermarkEntry,
+    archived_reference_key,
+    b_variant,
+    put_reference,
+)
 
 LOCATION = EpisodeLocation(series_id="s1", episode_id="e1")
 

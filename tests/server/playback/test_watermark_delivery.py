@@ -13,11 +13,11 @@ from dataclasses import replace
 import m3u8
 import pytest
 
-from drm.watermark_sessions import WatermarkSessions
+from drm.access.watermark_sessions import WatermarkSessions
 from packager.encrypt import decrypt_segment
-from packager.publish import EpisodeLocation
-from packager.version_manifest import read_manifest
-from packager.watermark_variants import REFERENCE_NAME, b_variant
+from packager.publishing.publish import EpisodeLocation
+from packager.publishing.version_manifest import read_manifest
+from packager.publishing.watermark_variants import REFERENCE_NAME, b_variant
 from pipeline.watermark import WatermarkReference, session_bits
 from server.config import Settings
 from server.config.watermark import WatermarkUnavailable
