@@ -1,6 +1,6 @@
 """RungMark and Marking: the A and B pictures of one rung's scaled frame, +mark and -mark in luma.
 
-Runs on the rung's encoding thread (pipeline/rendition_output.py), right after the frame is scaled,
+Runs on the rung's encoding thread (pipeline/encode/rendition_output.py), right after the frame is scaled,
 so the mark is added at the rung's own resolution and both encoders get the same picture but for the
 mark's sign. Chroma is left alone: the eye is less sensitive to luma changes this slow, and detection
 reads luma only.
@@ -8,7 +8,7 @@ reads luma only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import av
 import numpy as np
@@ -18,8 +18,14 @@ from pipeline.watermark.plan import SegmentPlan
 from pipeline.watermark.spec import WatermarkSpec
 
 if TYPE_CHECKING:
-    from pipeline.rendition_output import RenditionOutput
     from pipeline.watermark.reference import ReferenceBuilder
+
+
+class VariantEncoder(Protocol):
+    """The B variant's encoder (pipeline/encode/rendition_output.py RenditionOutput), on its own thread."""
+
+    def submit(self, work, *args) -> None: ...
+    def encode_scaled(self, out: av.VideoFrame, index: int, is_idr: bool, audio_packets: list) -> None: ...
 
 
 class RungMark:
@@ -54,7 +60,7 @@ class Marking:
     """One marked rung, driven from its A encoder's thread: the mark, the B variant's encoder, and on one
     rung the reference builder, which sees the unmarked picture."""
 
-    def __init__(self, mark: RungMark, variant_b: RenditionOutput, reference: ReferenceBuilder | None = None) -> None:
+    def __init__(self, mark: RungMark, variant_b: VariantEncoder, reference: ReferenceBuilder | None = None) -> None:
         self.mark, self.variant_b, self.reference = mark, variant_b, reference
 
     def split(self, frame: av.VideoFrame, index: int, is_idr: bool, b_audio_packets: list) -> av.VideoFrame:
