@@ -15,6 +15,7 @@ import av
 import numpy as np
 import pytest
 
+from pipeline.encode.fmp4 import SegmentFormat
 from pipeline.encode.ladder import LadderSettings, plan_ladder
 from pipeline.encode.transcode import transcode
 from pipeline.watermark import (
@@ -173,3 +174,15 @@ def test_without_a_spec_the_transcode_is_unchanged(short_clip, tmp_path, monkeyp
         assert [hashlib.sha256(s.path.read_bytes()).digest() for s in one.segments] == \
                [hashlib.sha256(s.path.read_bytes()).digest() for s in two.segments]
         assert not (tmp_path / "default" / one.rendition.name / "b").exists()
+
+
+def test_fmp4_variants_are_cut_alike_and_share_one_init(short_clip, tmp_path):
+    result = transcode(short_clip, plan_ladder(320, 180), tmp_path, FAST, segment_format=SegmentFormat.FMP4,
+                       watermark=SPEC)
+    (rendition,) = result.renditions
+    assert rendition.b_init_path == tmp_path / rendition.rendition.name / "b" / "init.mp4"
+    # one EXT-X-MAP can serve both variants
+    assert rendition.b_init_path.read_bytes() == rendition.init_path.read_bytes()
+    assert [(s.start_s, s.duration_s) for s in rendition.b_segments] == \
+           [(s.start_s, s.duration_s) for s in rendition.segments]
+    assert len(rendition.segments) == result.watermark.segment_count == 5
