@@ -55,12 +55,12 @@ SERVER_ROOMS: dict[str, set[str]] = {
 PIPELINE_ROOMS: dict[str, set[str]] = {
     "errors": set(),
     "inspect": {"errors"},
-    "encode": {"inspect", "errors", "watermark"},     # transcode with a WatermarkSpec marks what it encodes
-    "watermark": {"errors"},
+    "encode": {"inspect", "errors", "watermark"},   # transcode() embeds the A/B mark when asked
     "per_title": {"encode", "inspect", "errors"},
     "pictures": {"errors"},
     "captions": {"inspect", "errors"},
     "synthetic": set(),
+    "watermark": {"errors"},
     "__init__": set(),
 }
 PACKAGER_ROOMS: dict[str, set[str]] = {

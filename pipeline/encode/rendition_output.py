@@ -135,18 +135,19 @@ class RenditionOutput:
         self.quality: RenditionQuality | None = None
         self.worker = Worker(f"encode-{rendition.name}", niceness=threads.niceness)
         self.marking: Marking | None = None
+        self.variant_b: RenditionOutput | None = None
 
-    def mark_with(self, marking: Marking) -> None:
-        """Encode the A variant here and hand each B picture to `marking.variant_b` (before any frame)."""
-        self.marking = marking
+    def mark_with(self, marking: Marking, variant_b: RenditionOutput) -> None:
+        """Encode the A variant here; `marking` hands each B picture to `variant_b` (call before any frame)."""
+        self.marking, self.variant_b = marking, variant_b
 
     def feed(self, frame, index: int, is_idr: bool) -> None:
         """Queue output frame `index` for this rendition, with the audio that came before it (main thread)."""
-        if self.marking is None:
+        if self.variant_b is None:
             self.submit(self.encode_video, frame, index, is_idr, self.take_audio())
         else:
             self.submit(self.encode_video, frame, index, is_idr, self.take_audio(),
-                        self.marking.variant_b.take_audio())
+                        self.variant_b.take_audio())
 
     def submit(self, work, *args) -> None:
         """Queue scaling/encoding for this rendition's thread; raises if that thread has failed."""
@@ -215,15 +216,15 @@ class RenditionOutput:
 
     def finish_feed(self) -> None:
         """After the last frame (main thread): queue the last audio, the encoder flush and the muxer close."""
-        if self.marking is None:
+        if self.variant_b is None:
             self.submit(self.mux_audio, self.take_audio())
         else:
-            self.submit(self._last_audio, self.take_audio(), self.marking.variant_b.take_audio())
+            self.submit(self._last_audio, self.take_audio(), self.variant_b.take_audio())
         self.start_finish()
 
     def _last_audio(self, packets: list, b_packets: list) -> None:
         self.mux_audio(packets)
-        self.marking.variant_b.submit(self.marking.variant_b.mux_audio, b_packets)
+        self.variant_b.submit(self.variant_b.mux_audio, b_packets)
 
     def start_finish(self) -> None:
         """Queue the encoder flush and the muxer close behind the work already queued."""
@@ -233,13 +234,13 @@ class RenditionOutput:
     def wait_finished(self) -> None:
         """Wait until start_finish()'s work is done; re-raise this rendition's (or its B variant's) failure."""
         self.worker.join()
-        if self.marking is not None:
-            self.marking.variant_b.wait_finished()
+        if self.variant_b is not None:
+            self.variant_b.wait_finished()
 
     def _flush(self) -> None:
-        if self.marking is not None:
+        if self.variant_b is not None:
             # from this thread, so the B encoder's flush queues behind every frame this thread handed it
-            self.marking.variant_b.start_finish()
+            self.variant_b.start_finish()
         self._mux(self.video.encode(None))
         self.container.close()
         if self.fmp4_options is not None:
@@ -256,8 +257,8 @@ class RenditionOutput:
             return [row[0] for row in csv.reader(handle) if row]
 
     def abort(self) -> None:
-        if self.marking is not None:
-            self.marking.variant_b.abort()
+        if self.variant_b is not None:
+            self.variant_b.abort()
         self.worker.cancel()
         try:
             self.container.close()
@@ -283,9 +284,9 @@ class RenditionOutput:
         if self.sps is None:
             raise TranscodeError(f"{self.rendition.name}: the encoder produced no keyframe")
         b_segments, b_init_path = (), None
-        if self.marking is not None:
-            variant_b = self.marking.variant_b.collect(segment_bounds)
-            if variant_b.codecs != f"{self._video_codec()},mp4a.40.2" or self.marking.variant_b.idr_indexes != \
+        if self.variant_b is not None:
+            variant_b = self.variant_b.collect(segment_bounds)
+            if variant_b.codecs != f"{self._video_codec()},mp4a.40.2" or self.variant_b.idr_indexes != \
                     self.idr_indexes:
                 raise TranscodeError(f"{self.rendition.name}: the B variant's encoder diverged from A's "
                                      "(codec profile or keyframes); the variants would not be interchangeable")

@@ -198,7 +198,7 @@ class _Transcoder:
                                             QualityCheck(f"{r.name} B", [], settings.min_psnr_db, self.checker),
                                             fmp4_options, threads)
                 builder = ReferenceBuilder(watermark, plan, r.width, r.height) if output is smallest else None
-                output.mark_with(Marking(RungMark(watermark, plan, r.width, r.height), variant_b, builder))
+                output.mark_with(Marking(RungMark(watermark, plan, r.width, r.height), variant_b, builder), variant_b)
                 self.reference = builder or self.reference
                 variants_b.append(variant_b)
         # Smallest rung first: the largest encoder is the slowest, so its queue is the one that is full;

@@ -3,7 +3,7 @@
 Owns: the per-segment mark (pattern.py, embed.py), the segment plan and fade (plan.py), the reference
 detection needs, computed during the transcode (reference.py), each session's A/B sequence
 (sequence.py), reading a leaked copy (read.py, align.py) and the verdict with its false-accusation
-bound (verdict.py). pipeline/transcode.py calls into it when given a WatermarkSpec; storing variants,
+bound (verdict.py). pipeline/encode/transcode.py calls into it when given a WatermarkSpec; storing variants,
 playlists and sessions are the caller's.
 """
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pipeline.watermark.reference import WatermarkReference
     from pipeline.watermark.verdict import DEFAULT_FALSE_ACCUSATION, Candidate, Verdict, decide
 
-# The modules that need numpy load on first use: pipeline/transcode.py imports this package, and a
+# The modules that need numpy load on first use: pipeline/encode/transcode.py imports this package, and a
 # transcode leaves numpy's import (~0.15 s) to its quality thread (pipeline/quality.py).
 _LAZY = {"read_leak": "read", "LeakReading": "reading", "WatermarkReference": "reference",
          "DEFAULT_FALSE_ACCUSATION": "verdict", "Candidate": "verdict", "Verdict": "verdict", "decide": "verdict"}

@@ -8,8 +8,7 @@ reads luma only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import av
 import numpy as np
@@ -22,12 +21,11 @@ if TYPE_CHECKING:
     from pipeline.watermark.reference import ReferenceBuilder
 
 
-class VariantOutput(Protocol):
-    """What Marking needs of the B variant's encoder (pipeline/encode/rendition_output.py RenditionOutput,
-    named by shape: encode imports this module, so this one may not import encode)."""
+class VariantEncoder(Protocol):
+    """The B variant's encoder (pipeline/encode/rendition_output.py RenditionOutput), on its own thread."""
 
-    def submit(self, work: Callable[..., Any], *args: Any) -> None: ...
-    def encode_scaled(self, picture: av.VideoFrame, index: int, is_idr: bool, audio_packets: list) -> None: ...
+    def submit(self, work, *args) -> None: ...
+    def encode_scaled(self, out: av.VideoFrame, index: int, is_idr: bool, audio_packets: list) -> None: ...
 
 
 class RungMark:
@@ -62,7 +60,7 @@ class Marking:
     """One marked rung, driven from its A encoder's thread: the mark, the B variant's encoder, and on one
     rung the reference builder, which sees the unmarked picture."""
 
-    def __init__(self, mark: RungMark, variant_b: VariantOutput, reference: ReferenceBuilder | None = None) -> None:
+    def __init__(self, mark: RungMark, variant_b: VariantEncoder, reference: ReferenceBuilder | None = None) -> None:
         self.mark, self.variant_b, self.reference = mark, variant_b, reference
 
     def split(self, frame: av.VideoFrame, index: int, is_idr: bool, b_audio_packets: list) -> av.VideoFrame:

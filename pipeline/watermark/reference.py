@@ -105,7 +105,7 @@ class WatermarkReference:
                                 signatures=stored["signatures"].astype(np.float32))
         except ReferenceInvalid:
             raise
-        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError, zipfile.BadZipFile) as exc:
+        except (OSError, EOFError, ValueError, KeyError, TypeError, ZeroDivisionError, zipfile.BadZipFile) as exc:
             raise ReferenceInvalid(f"the stored watermark reference is unreadable ({exc}); it is corrupt or "
                                    "not a watermark reference") from exc
         if (reference.grid.shape[0] != reference.segment_count

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.rendition_output import EncodedRendition
+from pipeline.encode.rendition_output import EncodedRendition
 
 FFMPEG = shutil.which("ffmpeg")
 

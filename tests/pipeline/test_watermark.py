@@ -15,8 +15,9 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.transcode import transcode
+from pipeline.encode.fmp4 import SegmentFormat
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.transcode import transcode
 from pipeline.watermark import (
     LeakDoesNotMatch,
     LeakNotVideo,
@@ -100,7 +101,9 @@ def test_reference_round_trips_and_refuses_other_bytes(marked):
     assert (again.seed, again.strength, again.fps, again.segment_bounds) == \
            (SPEC.seed, SPEC.strength, reference.fps, reference.segment_bounds)
     assert np.abs(again.grid - reference.grid).max() <= 1 / 32 + 1e-6      # stored to 1/16 luma level
-    assert len(reference.to_bytes()) < 2_000 * SEGMENTS      # < 2.4 MB for a 20-minute episode of 1 s segments
+    size = len(reference.to_bytes())
+    # per 2 s segment about 4.6 kB of grid, per frame 16 B of signature: ~3 MB for 20 minutes at 30 fps
+    assert size < 4_700 * reference.segment_count + 16 * reference.frame_count, size
     assert "seed" not in repr(reference) or repr(SPEC.seed) not in repr(reference)
     for junk in (b"", b"not a reference", reference.to_bytes()[:100]):
         with pytest.raises(ReferenceInvalid) as caught:
@@ -161,7 +164,7 @@ def test_what_is_not_this_episode_gets_a_clear_error(marked, leaked_copy, tmp_pa
 
 def test_without_a_spec_the_transcode_is_unchanged(short_clip, tmp_path, monkeypatch):
     # one core: an encoder with frame threads of its own is not repeatable byte for byte, with or without a mark
-    monkeypatch.setattr("pipeline.transcode.os.cpu_count", lambda: 1)
+    monkeypatch.setattr("pipeline.encode.transcode.os.cpu_count", lambda: 1)
     ladder = plan_ladder(320, 180)
     default = transcode(short_clip, ladder, tmp_path / "default", FAST)
     explicit = transcode(short_clip, ladder, tmp_path / "explicit", FAST, watermark=None)
@@ -171,3 +174,15 @@ def test_without_a_spec_the_transcode_is_unchanged(short_clip, tmp_path, monkeyp
         assert [hashlib.sha256(s.path.read_bytes()).digest() for s in one.segments] == \
                [hashlib.sha256(s.path.read_bytes()).digest() for s in two.segments]
         assert not (tmp_path / "default" / one.rendition.name / "b").exists()
+
+
+def test_fmp4_variants_are_cut_alike_and_share_one_init(short_clip, tmp_path):
+    result = transcode(short_clip, plan_ladder(320, 180), tmp_path, FAST, segment_format=SegmentFormat.FMP4,
+                       watermark=SPEC)
+    (rendition,) = result.renditions
+    assert rendition.b_init_path == tmp_path / rendition.rendition.name / "b" / "init.mp4"
+    # one EXT-X-MAP can serve both variants
+    assert rendition.b_init_path.read_bytes() == rendition.init_path.read_bytes()
+    assert [(s.start_s, s.duration_s) for s in rendition.b_segments] == \
+           [(s.start_s, s.duration_s) for s in rendition.segments]
+    assert len(rendition.segments) == result.watermark.segment_count == 5
