@@ -18,6 +18,7 @@ from packager.encrypt import decrypt_segment
 from packager.publishing.publish import EpisodeLocation
 from packager.publishing.version_manifest import read_manifest
 from packager.publishing.watermark_variants import REFERENCE_NAME, b_variant
+from pipeline.encode.playback import decode_segment
 from pipeline.watermark import WatermarkReference, session_bits
 from server.config import Settings
 from server.config.watermark import WatermarkUnavailable
@@ -170,3 +171,28 @@ async def test_without_the_secret_a_watermarked_playlist_is_refused_and_no_episo
         ingest_episode(source, series_id=MARKED, episode_id="2", settings=replace(settings), store=services.store,
                        keystore=services.keystore, catalog=services.catalog)
     assert [e.episode_id for e in services.catalog.list_episodes(MARKED, published_only=False)] == [EPISODE]
+
+
+async def test_fmp4_variants_share_the_init_segment_and_play(world, served, media_dir):
+    """With fMP4 segments one EXT-X-MAP serves both variants: B decrypts with A's key and IV and decodes
+    behind A's init segment, as a player switching variants does."""
+    env = {**world, "SERIES_HLS_SEGMENT_FORMAT": "fmp4", "SERIES_LADDER_MAX_RENDITIONS": "1"}
+    settings = Settings.from_env(env)
+    source = clip(media_dir, "watermark-16s.mp4", duration_s=16, width=640, height=360, fps=12)
+    with Services.open(settings) as services:
+        add_series(services, "marked-fmp4", watermark=True)
+        ingest_episode(source, series_id="marked-fmp4", episode_id=EPISODE, settings=settings, store=services.store,
+                       keystore=services.keystore, catalog=services.catalog)
+        services.entitlements.grant(BUYER, "marked-fmp4")
+    client, services = await served(env)
+    fetched = await playlists(client, services, "marked-fmp4", BUYER, "sid-fmp4")
+    media = next(text for uri, text in fetched.items() if uri.endswith("index.m3u8"))
+    playlist = m3u8.loads(media)
+    base = f"/v1/series/marked-fmp4/episodes/{EPISODE}/v1/360p/"
+    init = await (await client.get(base + playlist.segment_map[0].uri)).read()
+    segment = next(s for s in playlist.segments if ".b." in s.uri)
+    key = await (await client.get(segment.key.uri)).read()
+    plaintext = decrypt_segment(await (await client.get(base + segment.uri)).read(), key,
+                                bytes.fromhex(segment.key.iv[2:]))
+    decoded = decode_segment(init + plaintext)
+    assert decoded.starts_with_key_frame and decoded.video_frames == 24      # 2 s at 12 fps
