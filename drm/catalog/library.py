@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from drm.catalog.cursors import Page, decode_cursor, encode_cursor
-from drm.catalog.records import _SERIES_COLUMNS, DELETED, Series
+from drm.catalog.records import _SERIES_COLUMNS, DELETED, Series, series_from_row
 from drm.errors import InvalidField
 from drm.ids import check_id
 from drm.storage.database import Database

@@ -159,7 +159,7 @@ def publish(
                 if rendition.b_init_path is not None and rendition.b_init_path.read_bytes() != container.init:
                     # one EXT-X-MAP serves both variants: a viewer's playlist switches segments, not inits
                     raise PublishError(f"{location.prefix}: {rendition.rendition.name}'s B variant has another fMP4 "
-                                       "init segment than A; watermark with MPEG-TS segments (SERIES_HLS_SEGMENT_FORMAT=ts)")
+                                       "init segment than A; transcode again, or watermark with MPEG-TS segments")
                 b_segments = rendition.b_segments or (None,) * len(rendition.segments)
                 uploaded = list(pool.map(
                     lambda pair: _upload_segment(store, prefix, rendition, pair[0], keys, segments_per_key,

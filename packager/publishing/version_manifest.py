@@ -93,7 +93,8 @@ class VersionManifest:
             raw["storyboard"] = StoryboardEntry(**{**raw["storyboard"], "sheets": tuple(raw["storyboard"]["sheets"])})
         raw["renditions"] = tuple(raw.get("renditions", ()))
         if raw.get("watermark"):
-            raw["watermark"] = WatermarkEntry(**{**raw["watermark"], "renditions": tuple(raw["watermark"]["renditions"])})
+            marks = raw["watermark"]
+            raw["watermark"] = WatermarkEntry(**{**marks, "renditions": tuple(marks["renditions"])})
         return cls(**raw)
 
 

@@ -9,9 +9,9 @@
     4. decide(): a session is named only when its p-value, corrected for the number of candidates, is below
        `false_accusation` (1e-6 by default); otherwise the verdict is "undecided", with why.
 
-A version's reference lives under its prefix (packager/publishing/watermark_variants.py), and is kept beside the versions
-when `series gc` removes the version (packager/publishing/retention.py): leaks of superseded versions stay traceable
-until the episode itself is deleted.
+A version's reference lives under its prefix (packager/publishing/watermark_variants.py), and is kept beside
+the versions when `series gc` removes the version (packager/publishing/retention.py): leaks of superseded
+versions stay traceable until the episode itself is deleted.
 """
 
 from __future__ import annotations

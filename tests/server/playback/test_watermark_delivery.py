@@ -77,7 +77,8 @@ async def test_both_variants_are_stored_with_one_key_and_iv_and_the_reference_pr
     location = EpisodeLocation(series_id=MARKED, episode_id=EPISODE)
     manifest = read_manifest(services.store, location, 1)
     assert manifest.watermark is not None and manifest.watermark.reference == REFERENCE_NAME
-    reference = WatermarkReference.from_bytes(services.store.get_bytes(f"{location.version_prefix(1)}/{REFERENCE_NAME}"))
+    stored = services.store.get_bytes(f"{location.version_prefix(1)}/{REFERENCE_NAME}")
+    reference = WatermarkReference.from_bytes(stored)
     assert reference.segment_count == manifest.watermark.segment_count
     for rendition in manifest.renditions:
         assert rendition in manifest.watermark.renditions       # every rung: the lowest is no escape hatch
@@ -115,7 +116,8 @@ async def test_each_session_gets_its_own_sequence_in_every_rendition_and_is_reco
         for uri in (uri for uri in fetched if uri.endswith("iframes.m3u8")):
             assert all(".b." not in line for line in fetched[uri].splitlines())   # I-frames: variant A
     # the same session again (a new token: a refresh keeps the session id): the same sequence
-    assert {uri: media_lines(text) for uri, text in again.items()} == {uri: media_lines(text) for uri, text in first.items()}
+    assert {uri: media_lines(text) for uri, text in again.items()} == {
+        uri: media_lines(text) for uri, text in first.items()}
     assert media_lines(first[media[0]]) != media_lines(second[media[0]])
     rows = {row.session_id: row for row in services.watermark_sessions.sessions_of(MARKED, EPISODE)}
     assert set(rows) >= {"sid-first", "sid-second"}
