@@ -17,9 +17,9 @@ from drm.errors import WrongSeries
 from drm.ids import check_id
 from packager.errors import ObjectMissing
 from packager.publishing.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
+from packager.publishing.version_manifest import VersionManifest, read_manifest
 from server.edge.accesslog import VIEWER_ID
 from server.edge.auth import token_of
-from packager.publishing.version_manifest import VersionManifest, read_manifest
 from server.playback import watermark
 from server.playback.playlists import personalize_master, personalize_media
 from server.playback.segments import SEGMENT_NAME, content_type_of, stream_object
