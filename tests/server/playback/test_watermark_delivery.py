@@ -25,6 +25,7 @@ from pipeline.encode.playback import decode_segment
 from pipeline.watermark import WatermarkReference, session_bits
 from server.config import Settings
 from server.config.watermark import WatermarkUnavailable
+from server.publishing.edits import EpisodeEditor
 from server.publishing.episode import ingest_episode
 from server.services import Services
 from tests.conftest import settings_env
@@ -319,3 +320,32 @@ async def test_fmp4_variants_share_the_init_segment_and_play(world, served, medi
                                 bytes.fromhex(segment.key.iv[2:]))
     decoded = decode_segment(init + plaintext)
     assert decoded.starts_with_key_frame and decoded.video_frames == 24      # 2 s at 12 fps
+
+
+async def test_a_version_built_without_transcoding_serves_the_media_versions_names(world, served, media_dir):
+    """New captions make v2 from v1 without re-transcoding: v2's playlists point at v1's segments, and a
+    session's names there are the ones v1's variant key gives (carried in v2's manifest), which v1 serves."""
+    settings = Settings.from_env(world)
+    source = clip(media_dir, "watermark-16s.mp4", duration_s=16, width=640, height=360, fps=12)
+    with Services.open(settings) as services:
+        add_series(services, "marked-edit", watermark=True)
+        ingest_episode(source, series_id="marked-edit", episode_id=EPISODE, settings=settings, store=services.store,
+                       keystore=services.keystore, catalog=services.catalog)
+        services.entitlements.grant(BUYER, "marked-edit")
+        EpisodeEditor(settings=services.settings, store=services.store, keystore=services.keystore,
+                      catalog=services.catalog, versions=None).add_captions(
+            "marked-edit", EPISODE, b"WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nBonjour\n", language="fr")
+    client, services = await served(world)
+    location = EpisodeLocation(series_id="marked-edit", episode_id=EPISODE)
+    v1, v2 = read_manifest(services.store, location, 1), read_manifest(services.store, location, 2)
+    assert v2.media_version == 1 and v2.watermark == v1.watermark
+    fetched = await playlists(client, services, "marked-edit", BUYER, "sid-edit")
+    uri = next(uri for uri in fetched if uri.endswith("index.m3u8"))
+    assert uri.startswith("v2/")
+    names = media_lines(fetched[uri])
+    bits = session_bits(SECRET, "sid-edit", len(names))
+    rendition = uri.split("/")[1]
+    assert names == [f"../../v1/{rendition}/{name}" for name in expected_names(v1.watermark.variant_key, bits)]
+    for name in (names[bits.index(1)], names[bits.index(0)]):
+        answer = await client.get(f"/v1/series/marked-edit/episodes/{EPISODE}/{uri.rsplit('/', 1)[0]}/{name}")
+        assert answer.status == 200, name
