@@ -134,12 +134,13 @@ def verify_b_variants(store: ObjectStore, prefix: str, renditions: Mapping[str, 
         stored: set[str] = set()
         for directory in {posixpath.dirname(key) for key in wanted}:     # one listing per directory
             stored.update(store.list_keys(directory + "/"))
-        problems += [f"{name}: B variant of {a} is missing" for key, a in wanted.items() if key not in stored]
+        missing = [key for key in wanted if key not in stored]
+        problems += [f"{name}: B variant of {wanted[key]} is missing" for key in missing]
         i_frame_lengths = tuple(b_i_frame_bytes.get(name, ()))
         if len(i_frame_lengths) != len(playlist.segments):
             problems.append(f"{name}: the manifest gives {len(i_frame_lengths)} B I-frame ranges for "
                             f"{len(playlist.segments)} segments")
-        if not playlist.segments:
+        if not playlist.segments or resolve(prefix, b_uris[-1], uri) in missing:
             continue
         last = playlist.segments[-1]
         key, iv = keys_by_uri.get(last.key.uri), bytes.fromhex(last.key.iv[2:])
@@ -154,18 +155,26 @@ def verify_b_variants(store: ObjectStore, prefix: str, renditions: Mapping[str, 
         except ValueError as exc:   # bad padding: not encrypted with A's key and IV
             problems.append(f"{name}: B variant of {last.uri} does not decrypt with A's key and IV: {exc}")
             continue
-        if decode_segment is None:
-            continue
+        if decode_segment is not None:
+            problems += _decode_b(decode_segment, f"{name}: B variant of {last.uri}", init, a, b,
+                                  decrypt_prefix(b_ciphertext[:i_frame_lengths[-1]], key, iv)
+                                  if len(i_frame_lengths) == len(playlist.segments) else None)
+    return problems
+
+
+def _decode_b(decode_segment: DecodeSegment, where: str, init: bytes, a: bytes, b: bytes,
+              b_i_frame: bytes | None) -> list[str]:
+    """Problems decoding B (`b_i_frame`: its I-frame range decrypted, as a player fetches it alone)."""
+    try:
         decoded_a, decoded_b = decode_segment(init + a), decode_segment(init + b)
-        if not decoded_b.starts_with_key_frame:
-            problems.append(f"{name}: B variant of {last.uri} does not start with a key frame")
-        if decoded_b.video_frames != decoded_a.video_frames:
-            problems.append(f"{name}: B variant of {last.uri} holds {decoded_b.video_frames} pictures, "
-                            f"A holds {decoded_a.video_frames}")
-        if len(i_frame_lengths) == len(playlist.segments):
-            # as a player fetches it: the range alone, decrypted from the segment's IV
-            pictures = decode_segment(init + decrypt_prefix(b_ciphertext[:i_frame_lengths[-1]], key, iv)).video_frames
-            if pictures != 1:
-                problems.append(f"{name}: the I-frame range of {last.uri}'s B variant holds {pictures} pictures, "
-                                "expected 1")
+        pictures = decode_segment(init + b_i_frame).video_frames if b_i_frame is not None else 1
+    except Exception as exc:  # noqa: BLE001 - any failure to play is a verification failure
+        return [f"{where} (or its I-frame range) does not decode: {exc}"]
+    problems = []
+    if not decoded_b.starts_with_key_frame:
+        problems.append(f"{where} does not start with a key frame")
+    if decoded_b.video_frames != decoded_a.video_frames:
+        problems.append(f"{where} holds {decoded_b.video_frames} pictures, A holds {decoded_a.video_frames}")
+    if pictures != 1:
+        problems.append(f"{where}: its I-frame range holds {pictures} pictures, expected 1")
     return problems

@@ -20,7 +20,7 @@ from drm.access.watermark_sessions import WatermarkSessions
 from packager.encrypt import decrypt_prefix, decrypt_segment
 from packager.publishing.publish import EpisodeLocation
 from packager.publishing.version_manifest import read_manifest
-from packager.publishing.watermark_variants import REFERENCE_NAME, variant_uri
+from packager.publishing.watermark_variants import REFERENCE_NAME, variant_uri, verify_b_variants
 from pipeline.encode.playback import decode_segment
 from pipeline.watermark import WatermarkReference, session_bits
 from server.config import Settings
@@ -349,3 +349,29 @@ async def test_a_version_built_without_transcoding_serves_the_media_versions_nam
     for name in (names[bits.index(1)], names[bits.index(0)]):
         answer = await client.get(f"/v1/series/marked-edit/episodes/{EPISODE}/{uri.rsplit('/', 1)[0]}/{name}")
         assert answer.status == 200, name
+
+
+async def test_the_self_check_of_b_variants_needs_the_versions_key_and_ranges(world, served):
+    """verify_b_variants on the published version: clean with its manifest; with another variant key the A
+    names are not its and no B is found; with B's I-frame ranges missing or cut short, it says so."""
+    _, services = await served(world)
+    location = EpisodeLocation(series_id=MARKED, episode_id=EPISODE)
+    prefix, marks = location.version_prefix(1), marked_manifest(services).watermark
+    renditions = {name: f"{name}/index.m3u8" for name in marks.renditions}
+    keys = {}
+    for name in marks.renditions:
+        for segment in m3u8.loads(services.store.get_bytes(f"{prefix}/{name}/index.m3u8").decode()).segments:
+            keys[segment.key.uri] = services.keystore.episode_key(segment.key.uri.split("/")[-1], MARKED, EPISODE)
+
+    def check(**changed):
+        arguments = {"variant_key": marks.variant_key, "b_i_frame_bytes": marks.b_i_frame_bytes, **changed}
+        return verify_b_variants(services.store, prefix, renditions, keys_by_uri=keys, decode_segment=decode_segment,
+                                 **arguments)
+
+    assert check() == []
+    wrong_key = check(variant_key=bytes(16))
+    assert any("is not variant A's keyed name" in problem for problem in wrong_key)
+    assert any("B variant of" in problem and "is missing" in problem for problem in wrong_key)
+    assert any("0 B I-frame ranges" in problem for problem in check(b_i_frame_bytes={}))
+    cut = {name: (*lengths[:-1], 16) for name, lengths in marks.b_i_frame_bytes.items()}
+    assert any("I-frame range" in problem for problem in check(b_i_frame_bytes=cut))
