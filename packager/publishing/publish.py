@@ -8,6 +8,7 @@ the pointer leaves the previous version playing and the new prefix is discarded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -43,8 +44,9 @@ from packager.store import ObjectStore
 from packager.publishing.watermark_variants import (
     REFERENCE_NAME,
     WatermarkEntry,
-    b_variant,
+    new_variant_key,
     put_reference,
+    variant_uri,
     verify_b_variants,
 )
 from pipeline.captions.tracks import CaptionTrack
@@ -84,6 +86,7 @@ class _UploadedSegment:
     segment: PlaylistSegment
     i_frame: IFrame
     size_bytes: int             # for bandwidth: the larger of the two variants of a watermarked segment
+    b_i_frame_bytes: int | None = None      # a watermarked segment's B: its I-frame range, as i_frame's for A
 
 
 def publish(
@@ -116,9 +119,9 @@ def publish(
     and the result has is_live=False.
     `captions` become HLS subtitle renditions (packager/publishing/subtitles.py), `poster` and `storyboard` objects
     beside the renditions (packager/publishing/pictures.py); version.json lists them (packager/publishing/version_manifest.py).
-    A watermarked transcode (renditions with `b_segments`, `encoded.watermark` set) stores each B variant
-    beside its A with the same key and IV, and the reference, privately (packager/publishing/watermark_variants.py);
-    the stored playlists list A.
+    A watermarked transcode (renditions with `b_segments`, `encoded.watermark` set) stores each segment's A
+    and B variants side by side with the same key and IV, under names keyed by a variant key made here and
+    kept, with the reference, privately (packager/publishing/watermark_variants.py); the stored playlists list A.
     Raises PublishError (VerificationFailed if the self-check fails, CaptionTracksConflict for tracks that
     cannot share a group); on failure the new version's objects are removed and the old version stays live.
     """
@@ -134,7 +137,7 @@ def publish(
                            "be timed against all of them (RFC 8216 §6.2.4); transcode again")
     marked = {r.rendition.name: f"{r.rendition.name}/{MEDIA_PLAYLIST_NAME}" for r in encoded.renditions
               if r.b_segments}
-    watermark = WatermarkEntry(reference=REFERENCE_NAME, renditions=tuple(marked),
+    watermark = WatermarkEntry(reference=REFERENCE_NAME, renditions=tuple(marked), variant_key=new_variant_key(),
                                segment_count=encoded.watermark.segment_count) if encoded.watermark else None
     if watermark is None and marked:
         raise PublishError(f"{location.prefix}: renditions {', '.join(marked)} have B variants but the transcode "
@@ -149,6 +152,7 @@ def publish(
     try:
         write_manifest(store, location, manifest)     # first: GC reads references from it (version_manifest.py)
         variants, i_frame_variants = [], []
+        b_i_frame_bytes: dict[str, tuple[int, ...]] = {}
         with ThreadPoolExecutor(max_workers=upload_workers, thread_name_prefix="upload") as pool:
             for rendition in encoded.renditions:
                 container = segment_container(rendition)
@@ -163,17 +167,23 @@ def publish(
                 b_segments = rendition.b_segments or (None,) * len(rendition.segments)
                 uploaded = list(pool.map(
                     lambda pair: _upload_segment(store, prefix, rendition, pair[0], keys, segments_per_key,
-                                                 iv_source, key_uri, container, b_segment=pair[1]),
+                                                 iv_source, key_uri, container, b_segment=pair[1],
+                                                 variant_key=watermark.variant_key if watermark else None),
                     zip(rendition.segments, b_segments, strict=True),
                 ))
+                if rendition.b_segments:
+                    b_i_frame_bytes[rendition.rendition.name] = tuple(u.b_i_frame_bytes for u in uploaded)
                 keys_by_uri.update((u.segment.key_uri, u.key.key) for u in uploaded)
                 key_ids.update(u.key.key_id for u in uploaded)
                 variant, i_frame_variant = _upload_playlists(store, prefix, rendition, uploaded,
                                                              map_uri=container.init_name)
                 variants.append(variant)
                 i_frame_variants.append(i_frame_variant)
-        if encoded.watermark is not None:
+        if watermark is not None:
             put_reference(store, prefix, encoded.watermark.to_bytes())
+            # completed with B's I-frame ranges, known once B is encrypted: viewers' I-frame playlists list B too
+            watermark = dataclasses.replace(watermark, b_i_frame_bytes=b_i_frame_bytes)
+            write_manifest(store, location, dataclasses.replace(manifest, watermark=watermark))
         segment_durations = [segment.duration_s for segment in encoded.renditions[0].segments]
         subtitles = [upload_caption_track(store, prefix, track, segment_durations_s=segment_durations,
                                           timestamp_map_mpegts=timestamp_map) for track in captions]
@@ -189,7 +199,9 @@ def publish(
                        duration_s=float(encoded.duration_s), decode_segment=decode_segment,
                        timestamp_map_mpegts=timestamp_map if captions else None)
         if marked:
-            problems = verify_b_variants(store, prefix, marked, keys_by_uri=keys_by_uri, decode_segment=decode_segment)
+            problems = verify_b_variants(store, prefix, marked, variant_key=watermark.variant_key,
+                                         b_i_frame_bytes=watermark.b_i_frame_bytes, keys_by_uri=keys_by_uri,
+                                         decode_segment=decode_segment)
             if problems:
                 raise VerificationFailed(prefix, tuple(problems))
         switching = True
@@ -284,33 +296,45 @@ def caption_entry(track: CaptionTrack) -> CaptionEntry:
 
 def _upload_segment(store: ObjectStore, prefix: str, rendition: EncodedRendition, segment: EncodedSegment,
                     keys: KeySchedule, segments_per_key: int, iv_source, key_uri,
-                    container: SegmentContainer, *, b_segment: EncodedSegment | None = None) -> _UploadedSegment:
+                    container: SegmentContainer, *, b_segment: EncodedSegment | None = None,
+                    variant_key: bytes | None = None) -> _UploadedSegment:
     # every rendition uses the same key for the same period, so a quality switch costs no key fetch
     key = keys.key_for(segment.index // segments_per_key)
     iv = iv_source()
     plaintext = segment.path.read_bytes()
     ciphertext = encrypt_segment(plaintext, key.key, iv)
-    # the I-frame range: from offset 0 (the segment's IV applies) to the end of the first picture,
-    # rounded up to a whole AES block so CBC can decrypt it without the rest of the segment
-    picture_end = container.first_picture_end(plaintext)
-    i_frame_bytes = min(math.ceil(picture_end / _AES_BLOCK_BYTES) * _AES_BLOCK_BYTES, len(ciphertext))
+    i_frame_bytes = _i_frame_range_bytes(container, plaintext, ciphertext)
     name = segment.path.name
+    if b_segment is not None and variant_key is None:
+        raise PublishError(f"{rendition.rendition.name}: segment {name} has a B variant but the version has no "
+                           "variant key to name it")
+    if b_segment is not None:
+        name = variant_uri(segment.path.name, variant_key, "a")
     store.put_bytes(f"{prefix}/{rendition.rendition.name}/{name}", ciphertext,
                     content_type=container.content_type, cache_control=SEGMENT_CACHE)
-    size_bytes = len(ciphertext)
+    size_bytes, b_i_frame_bytes = len(ciphertext), None
     if b_segment is not None:
         # the same key and IV: the stored playlist's EXT-X-KEY line serves either variant
-        b_ciphertext = encrypt_segment(b_segment.path.read_bytes(), key.key, iv)
-        store.put_bytes(f"{prefix}/{rendition.rendition.name}/{b_variant(name)}", b_ciphertext,
-                        content_type=container.content_type, cache_control=SEGMENT_CACHE)
+        b_plaintext = b_segment.path.read_bytes()
+        b_ciphertext = encrypt_segment(b_plaintext, key.key, iv)
+        store.put_bytes(f"{prefix}/{rendition.rendition.name}/{variant_uri(segment.path.name, variant_key, 'b')}",
+                        b_ciphertext, content_type=container.content_type, cache_control=SEGMENT_CACHE)
         size_bytes = max(size_bytes, len(b_ciphertext))
+        b_i_frame_bytes = _i_frame_range_bytes(container, b_plaintext, b_ciphertext)
     uri = key_uri(key.key_id)
     return _UploadedSegment(
-        key=key, size_bytes=size_bytes,
+        key=key, size_bytes=size_bytes, b_i_frame_bytes=b_i_frame_bytes,
         segment=PlaylistSegment(uri=name, duration_s=segment.duration_s, size_bytes=len(ciphertext),
                                 key_uri=uri, iv=iv),
         i_frame=IFrame(uri=name, duration_s=segment.duration_s, length_bytes=i_frame_bytes, key_uri=uri, iv=iv),
     )
+
+
+def _i_frame_range_bytes(container: SegmentContainer, plaintext: bytes, ciphertext: bytes) -> int:
+    """The I-frame range's length: from offset 0 (the segment's IV applies) to the end of the first picture,
+    rounded up to a whole AES block so CBC can decrypt it without the rest of the segment."""
+    picture_end = container.first_picture_end(plaintext)
+    return min(math.ceil(picture_end / _AES_BLOCK_BYTES) * _AES_BLOCK_BYTES, len(ciphertext))
 
 
 def _upload_playlists(store: ObjectStore, prefix: str, rendition: EncodedRendition,
@@ -336,7 +360,9 @@ def _upload_playlists(store: ObjectStore, prefix: str, rendition: EncodedRenditi
     )
     i_frame_variant = IFrameVariant(
         uri=f"{name}/{I_FRAME_PLAYLIST_NAME}",
-        bandwidth_bps=peak_bandwidth(durations, [f.length_bytes for f in frames], target_s),
+        # the larger of A's and B's range: a viewer's I-frame playlist lists either (server/playback/watermark.py)
+        bandwidth_bps=peak_bandwidth(durations, [max(u.i_frame.length_bytes, u.b_i_frame_bytes or 0)
+                                                 for u in uploaded], target_s),
         codecs=video_codecs(rendition.codecs),
         width=rendition.rendition.width,
         height=rendition.rendition.height,

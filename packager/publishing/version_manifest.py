@@ -4,7 +4,10 @@
                          "captions": [...], "poster": {...}, "storyboard": {...}, "watermark": {...}}
 
 `watermark` is set when the media version's segments have A and B variants (packager/publishing/watermark_variants.py):
-its reference object (under the media version's prefix), the marked renditions, the segment count.
+its reference object (under the media version's prefix), the marked renditions, the segment count, and the
+variant key that names both variants of every segment (hex). The key is why this file is never served: the
+playback routes match segment, playlist, caption and picture names only
+(tests/server/playback/test_watermark_delivery.py checks it).
 
 `media_version` is the version whose prefix holds the encrypted segments (and fMP4 init segments) the
 playlists of this version play: itself after a transcode; an older version when this one was built
@@ -81,7 +84,10 @@ class VersionManifest:
         return self.watermark is not None
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        raw = asdict(self)
+        if self.watermark is not None:
+            raw["watermark"]["variant_key"] = self.watermark.variant_key.hex()
+        return json.dumps(raw, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> VersionManifest:
@@ -94,7 +100,13 @@ class VersionManifest:
         raw["renditions"] = tuple(raw.get("renditions", ()))
         if raw.get("watermark"):
             marks = raw["watermark"]
-            raw["watermark"] = WatermarkEntry(**{**marks, "renditions": tuple(marks["renditions"])})
+            if "variant_key" not in marks:
+                raise ValueError("version.json's watermark entry has no variant_key: the version was published "
+                                 "before variant names were keyed; re-ingest the episode")
+            raw["watermark"] = WatermarkEntry(**{**marks, "renditions": tuple(marks["renditions"]),
+                                                 "variant_key": bytes.fromhex(marks["variant_key"]),
+                                                 "b_i_frame_bytes": {rendition: tuple(lengths) for rendition, lengths
+                                                                     in marks.get("b_i_frame_bytes", {}).items()}})
         return cls(**raw)
 
 

@@ -147,7 +147,7 @@ async def master_playlist(request: web.Request) -> web.Response:
 
 async def media_playlist(request: web.Request) -> web.Response:
     """A rendition's media or I-frame playlist with the viewer's token on its key URIs; of a watermarked
-    version, the media playlist lists this session's A/B variants (server/playback/watermark.py)."""
+    version, both list this session's A/B variants (server/playback/watermark.py)."""
     location = location_of(request)
     viewer, token = viewer_for_series(request, location.series_id)
     version, rendition = await servable_version(request, location), request.match_info["rendition"]
@@ -155,9 +155,9 @@ async def media_playlist(request: web.Request) -> web.Response:
     store = request.app[SERVICES].store
     stored = await asyncio.to_thread(store.get_bytes, f"{location.version_prefix(version)}/{rendition}/{name}")
     text = personalize_media(stored.decode(), token)
-    if name == MEDIA_PLAYLIST_NAME:
-        manifest = await version_manifest(request, location, version)
-        text = await watermark.viewer_variants(request.app, viewer, location, manifest, rendition, text)
+    manifest = await version_manifest(request, location, version)
+    text = await watermark.viewer_variants(request.app, viewer, location, manifest, rendition, text,
+                                           is_i_frames=name == I_FRAME_PLAYLIST_NAME)
     return playlist_response(text)
 
 

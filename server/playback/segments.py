@@ -15,9 +15,10 @@ from packager.containers.segment_container import FMP4_SEGMENT_TYPE, INIT_SEGMEN
 from packager.store import ObjectStore
 from server.edge.security import EDGE_HEADERS
 
-# the objects of a rendition players fetch by URI besides playlists: TS or fMP4 segments (with a watermarked
-# version's B variants, seg_00000.b.ts: packager/publishing/watermark_variants.py), the fMP4 init
-SEGMENT_NAME = r"{segment:seg_\d{5}(?:\.b)?\.(?:ts|m4s)|init\.mp4}"
+# the objects of a rendition players fetch by URI besides playlists: TS or fMP4 segments (a watermarked
+# version's variants carry a 64-bit keyed tag, seg_00000.<16 hex>.ts: packager/publishing/watermark_variants.py),
+# the fMP4 init
+SEGMENT_NAME = r"{segment:seg_\d{5}(?:\.[0-9a-f]{16})?\.(?:ts|m4s)|init\.mp4}"
 _CONTENT_TYPES = {".ts": TS_SEGMENT_TYPE, ".m4s": FMP4_SEGMENT_TYPE, ".mp4": INIT_SEGMENT_TYPE}
 
 

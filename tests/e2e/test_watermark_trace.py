@@ -27,6 +27,10 @@ import pytest
 
 from drm.catalog.eligibility import CreatorProfile
 from packager.encrypt import decrypt_segment
+from packager.publishing.version_manifest import read_manifest
+from packager.publishing.versions import EpisodeLocation
+from packager.publishing.watermark_variants import variant_uri
+from pipeline.watermark import session_bits
 from server.config import Settings
 from server.publishing.episode import ingest_episode
 from server.services import Services
@@ -96,7 +100,12 @@ async def play(env: dict[str, str], aiohttp_server, viewer: str, saved: Path | N
                 assert response.status == 200
                 ciphertext = await response.read()
             plaintext.append(decrypt_segment(ciphertext, keys[segment.key.uri], bytes.fromhex(segment.key.iv[2:])))
-        assert any(".b." in segment.uri for segment in playlist.segments)
+        # the session's own variants, by their keyed names (some B: the leak carries its sequence)
+        variant_key = read_manifest(services.store, EpisodeLocation(series_id=SERIES, episode_id=EPISODE),
+                                    1).watermark.variant_key
+        bits = session_bits(base64.b64decode(SECRET), session_id, len(playlist.segments))
+        assert 0 < sum(bits) and [segment.uri for segment in playlist.segments] == [
+            variant_uri(f"seg_{i:05d}.ts", variant_key, "b" if bit else "a") for i, bit in enumerate(bits)]
         if saved is not None:
             saved.write_bytes(b"".join(plaintext))
     return session_id
