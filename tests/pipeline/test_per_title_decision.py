@@ -158,7 +158,8 @@ def test_the_plan_reads_as_json_with_a_decision_per_candidate():
     plan = decide_ladder(CANDIDATES, analysis(easy(display_step=0.1)), SETTINGS)
     as_dict = plan.as_dict()
     assert as_dict["mode"] == "per-title" and as_dict["metric"] == "psnr"
-    assert as_dict["thresholds"] == {"enough_db": 45.0, "max_loss_db": 0.5, "min_gain_db": 1.0, "max_crf": 30.0}
+    assert as_dict["thresholds"] == {"enough_db": 45.0, "max_loss_db": 0.5, "min_gain_db": 1.0, "max_crf": 30.0,
+                                     "min_crf": SETTINGS.min_crf}
     assert [r["name"] for r in as_dict["rungs"]] == [c.name for c in CANDIDATES]
     assert [r["kept"] for r in as_dict["rungs"]] == [True, False, False, False, True]
     assert as_dict["analysis"]["windows"] == 1 and as_dict["analysis"]["probe_crfs"] == [20.0, 28.0]
@@ -190,7 +191,7 @@ def test_any_probes_keep_the_lowest_rung_two_bit_rates_and_the_fixed_caps(values
         assert (rendition.width, rendition.height) == (fixed.width, fixed.height)
         assert rendition.maxrate_bps <= fixed.maxrate_bps and rendition.bufsize_bits <= fixed.bufsize_bits
         if rendition.is_constant_quality:
-            assert 12 <= rendition.crf <= 40 and rendition.video_bitrate_bps < fixed.video_bitrate_bps
+            assert SETTINGS.min_crf <= rendition.crf <= 40 and rendition.video_bitrate_bps < fixed.video_bitrate_bps
         else:
             assert rendition == fixed
 
@@ -202,5 +203,6 @@ def test_ladder_settings_default_to_the_fixed_ladder():
 def test_each_metric_has_its_own_thresholds():
     assert PerTitleSettings.for_metric(QualityMetric.PSNR) == PerTitleSettings()
     ssim = PerTitleSettings.for_metric(QualityMetric.SSIM)
-    assert ssim.metric == QualityMetric.SSIM and ssim.enough_db == 30.0      # SSIM 0.999
-    assert ssim.max_crf == PerTitleSettings().max_crf
+    assert ssim.metric == QualityMetric.SSIM and ssim.max_loss_db == 0.1 and ssim.min_gain_db == 0.2
+    assert ssim.max_crf == PerTitleSettings().max_crf and ssim.min_crf == PerTitleSettings().min_crf
+    assert ssim.enough_db is None and PerTitleSettings().enough_db is None    # CRF floors, not dB ceilings
