@@ -49,14 +49,16 @@ class PerTitleSettings:
     other than the benchmark's) and the benchmark (docs/benchmarks.md). Each rung follows the fixed
     rung's predicted quality (less `max_loss_db`) between two x264 constant qualities: `max_crf`, the
     guard where PSNR is blind (it does not see lost grain or texture), and `min_crf`, where a rung is
-    near-lossless and stops spending. That floor replaced an absolute "enough" of 55 dB predicted PSNR:
-    on flat text, where x264's average bit rate undershoots into near-lossless (63-68 dB), a rung held
-    at a predicted 55 dB measured 49-51 dB, and the small rungs, upscaled as a player shows them, lost
-    up to 1.4 VMAF; at CRF 8 they are within 0.2 VMAF for two thirds of the fixed rungs' bits.
+    near-lossless and stops spending, and `enough_db`, past which a rung's predicted quality buys
+    nothing seen. "Enough" was 55 dB with a floor at CRF 12: on flat text, where x264's average bit
+    rate undershoots into near-lossless (63-68 dB), the rungs held at a predicted 55 dB (CRF 12-14, six
+    below the probes, where the prediction runs 4-6 dB high) measured 49-51 dB, and upscaled as a player
+    shows them lost up to 1.4 VMAF; at CRF 8 they were within 0.2 VMAF for two thirds of the fixed
+    rungs' bits. 60 dB predicted lands text at CRF 8-10 and keeps a still slide off the floor.
     """
 
     metric: QualityMetric = QualityMetric.PSNR
-    enough_db: float | None = None  # if set: a rung's predicted quality (own size) past which no more bits are spent
+    enough_db: float | None = 60.0  # a rung's predicted quality (own size) past which no bits are spent; None: none
     max_loss_db: float = 0.3        # how far below the fixed rung's predicted quality a rung may go to save bits
     min_gain_db: float = 0.5        # a larger rung must add this much at display size over the kept rung below
     max_crf: float = 20.0           # no rung is encoded at a lower constant quality than this x264 CRF ...
@@ -72,9 +74,10 @@ class PerTitleSettings:
     @classmethod
     def for_metric(cls, metric: QualityMetric) -> PerTitleSettings:
         """The defaults in `metric`'s dB. SSIM's are from the calibration clips only (the benchmark ran
-        PSNR): 0.1 dB of SSIM cost up to 2 VMAF on grain there, 0.3 dB 0.9 on a talking head."""
+        PSNR): 0.1 dB of SSIM cost up to 2 VMAF on grain there, 0.3 dB 0.9 on a talking head. SSIM has
+        no "enough" (its 30 dB, SSIM 0.999, was the PSNR 55 dB's peer and not re-measured): min_crf stops it."""
         if metric == QualityMetric.SSIM:
-            return cls(metric=metric, max_loss_db=0.1, min_gain_db=0.2)
+            return cls(metric=metric, enough_db=None, max_loss_db=0.1, min_gain_db=0.2)
         return cls(metric=metric)
 
 

@@ -92,10 +92,10 @@ def test_a_static_input_gets_lower_bit_rates_than_a_noisy_one_of_the_same_size(s
     static = {d.name: d for d in static_plan.decisions}
     both = [d for d in noisy_plan.decisions if d.is_kept and static[d.name].is_kept]
     assert all(static[d.name].bitrate_bps <= d.bitrate_bps for d in both)
-    # the larger rungs at constant quality for a fraction of the rate (the 80 kbit/s one may stay fixed)
-    assert static["540p"].rate_control == "capped_crf" and static["540p"].bitrate_bps < 2_000_000 / 4
-    assert len(static_plan.renditions) < len(noisy_plan.renditions) or sum(
-        static[d.name].bitrate_bps for d in both) < sum(d.bitrate_bps for d in both) / 2
+    # the larger rungs near-lossless at constant quality, never above the fixed rate (the 80 kbit/s one
+    # may stay fixed); the bytes written below say what it saved
+    assert static["540p"].rate_control == "capped_crf" and static["540p"].crf == PER_TITLE.per_title.min_crf
+    assert static["540p"].peak_bitrate_bps <= 2_000_000
     noisy_result = transcode(noisy_clip, list(noisy_plan.renditions), tmp_path, PER_TITLE)
     assert total_bytes(static_result) < total_bytes(noisy_result) / 2     # with a rung more, even
     for encoded in static_result.renditions:         # CRF held the quality: nothing below the flag

@@ -205,4 +205,4 @@ def test_each_metric_has_its_own_thresholds():
     ssim = PerTitleSettings.for_metric(QualityMetric.SSIM)
     assert ssim.metric == QualityMetric.SSIM and ssim.max_loss_db == 0.1 and ssim.min_gain_db == 0.2
     assert ssim.max_crf == PerTitleSettings().max_crf and ssim.min_crf == PerTitleSettings().min_crf
-    assert ssim.enough_db is None and PerTitleSettings().enough_db is None    # CRF floors, not dB ceilings
+    assert ssim.enough_db is None and PerTitleSettings().enough_db == 60.0
