@@ -238,7 +238,7 @@ def _rate(candidate: Rendition, probe: RungProbe, settings: PerTitleSettings, un
     if is_extrapolated:
         # below the probes the rate is extrapolated, and measured 0.5-2.1x the prediction at CRF 8-12:
         # a cap from it starved text and grain of the quality the CRF was chosen for. The fixed rung's
-        # average rate caps it instead: never dearer than the fixed rung, and x264's CRF spends less
+        # average rate caps it instead: never above the fixed rung's rate, and x264's CRF spends less
         # where the content allows
         peak = min(candidate.maxrate_bps, fixed_rate)
     # the buffer holds two of the rung's IDRs, or x264 starves every GOP's first picture to fit it (a
