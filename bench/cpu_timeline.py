@@ -22,9 +22,9 @@ from pathlib import Path
 from common import CACHE, ROOT  # noqa: E402  (also puts the project on sys.path)
 from transcode_vs_ffmpeg import INPUTS, ffmpeg_command, generated_input, ours_command  # noqa: E402
 
-from pipeline.ladder import LadderSettings  # noqa: E402
-from pipeline.probe import probe  # noqa: E402
-from pipeline.transcode import output_frame_rate  # noqa: E402
+from pipeline.encode.ladder import LadderSettings  # noqa: E402
+from pipeline.encode.transcode import output_frame_rate  # noqa: E402
+from pipeline.inspect.probe import probe  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -41,9 +41,9 @@ def _named(self):
     _libc.prctl(15, self.name[:15].encode(), 0, 0, 0)
     _bootstrap(self)
 threading.Thread._bootstrap_inner = _named
-from pipeline.ladder import LadderSettings, plan_ladder
-import pipeline.transcode as transcode_module
-from pipeline import audio
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+import pipeline.encode.transcode as transcode_module
+from pipeline.encode import audio
 mark("imports done")
 def wrap(owner, name, before=None, after=None):
     original = getattr(owner, name)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from common import _machine_busy_s
 
-from drm.database import Database
-from drm.engines import open_database
-from drm.entitlements import EntitlementStore
+from drm.access.entitlements import EntitlementStore
+from drm.storage.database import Database
+from drm.storage.engines import open_database
 
 LOOKUP = "SELECT 1 FROM entitlements WHERE viewer_id = ? AND series_id = ? AND revoked_at IS NULL"
 

@@ -50,8 +50,8 @@ async def drive(lookup, buyers: int, concurrency: int, seconds: float) -> dict:
 async def run(url: str, args) -> dict[str, list[dict]]:
     import psycopg_pool
 
-    from drm.engines import open_database
-    from drm.entitlements import EntitlementStore
+    from drm.access.entitlements import EntitlementStore
+    from drm.storage.engines import open_database
 
     db = open_database(url, pool_max_size=args.threads + 2)
     store = EntitlementStore(db)
@@ -96,7 +96,7 @@ def main() -> None:
 
     import psycopg
 
-    from drm.engines import open_database
+    from drm.storage.engines import open_database
     from tests.support.postgres import start_cluster
 
     cluster = start_cluster()

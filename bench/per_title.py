@@ -32,17 +32,17 @@ from per_title_corpus import TITLES, build_corpus, ffmpeg_exe  # noqa: E402
 from per_title_quality import hull, ladder_quality, rung_bytes, source_tags  # noqa: E402
 from transcode_vs_ffmpeg import ffmpeg_command  # noqa: E402
 
-from pipeline.ladder import LadderMode, LadderSettings, plan_ladder  # noqa: E402
-from pipeline.probe import probe  # noqa: E402
-from pipeline.transcode import output_frame_rate  # noqa: E402
+from pipeline.encode.ladder import LadderMode, LadderSettings, plan_ladder  # noqa: E402
+from pipeline.encode.transcode import output_frame_rate  # noqa: E402
+from pipeline.inspect.probe import probe  # noqa: E402
 
 RESULTS = CACHE / "per_title-results.json"
 
 OURS = """
 import json, sys, time
-from pipeline.ladder import LadderMode, LadderSettings
-from pipeline.per_title import plan_ladder_for
-from pipeline.transcode import transcode
+from pipeline.encode.ladder import LadderMode, LadderSettings
+from pipeline.per_title.decision import plan_ladder_for
+from pipeline.encode.transcode import transcode
 source, out, width, height, preset, mode, report, analyses = sys.argv[1:9]
 settings = LadderSettings(preset=preset, mode=LadderMode(mode))
 analysis_cpu, analysis_wall = [], []
@@ -167,12 +167,12 @@ def verdict(results: list[dict]) -> None:
     overheads = [r["analysis_cpu_s"] / r["per_title_transcode_cpu_s"] for r in results]
     wall_overheads = [r["analysis_wall_s"] / r["runs"]["per-title"]["transcode_wall_s"] for r in results]
     print("\n== targets")
-    print(f"  bytes per-title/fixed: " + ", ".join(f"{r['title']} {r['bytes_ratio']:.3f}" for r in results)
+    print("  bytes per-title/fixed: " + ", ".join(f"{r['title']} {r['bytes_ratio']:.3f}" for r in results)
           + f"; mean {mean_ratio:.3f} (target <= 0.70: {'met' if mean_ratio <= 0.70 else 'NOT met'})")
     print(f"  worst rung VMAF delta {worst_vmaf[0]:+.2f} ({worst_vmaf[1]} {worst_vmaf[2]}; target >= -1: "
           f"{'met' if worst_vmaf[0] >= -1 else 'NOT met'}); worst own-size PSNR delta {worst_psnr[0]:+.2f} dB "
           f"({worst_psnr[1]} {worst_psnr[2]}; target >= -0.5 dB: {'met' if worst_psnr[0] >= -0.5 else 'NOT met'})")
-    print(f"  analysis cpu / per-title transcode cpu: " + ", ".join(
+    print("  analysis cpu / per-title transcode cpu: " + ", ".join(
         f"{r['title']} {o:.1%}" for r, o in zip(results, overheads))
           + f"; max {max(overheads):.1%} (target <= 15 %: {'met' if max(overheads) <= 0.15 else 'NOT met'})")
     print("  analysis wall / per-title transcode wall (shared machine: noisier): " + ", ".join(

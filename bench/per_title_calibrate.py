@@ -18,16 +18,16 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import per_title_corpus  # noqa: E402
 from common import CACHE  # noqa: E402
 from per_title_corpus import CORPUS, build_corpus, ffmpeg_exe  # noqa: E402
-import per_title_corpus  # noqa: E402
 from per_title_quality import ladder_quality, rung_bytes, source_tags  # noqa: E402
 
-from pipeline.complexity import analyze_complexity  # noqa: E402
-from pipeline.ladder import LadderSettings, PerTitleSettings, plan_ladder  # noqa: E402
-from pipeline.per_title import _Curve  # noqa: E402
-from pipeline.probe import probe  # noqa: E402
-from pipeline.transcode import transcode  # noqa: E402
+from pipeline.encode.ladder import LadderSettings, PerTitleSettings, plan_ladder  # noqa: E402
+from pipeline.encode.transcode import transcode  # noqa: E402
+from pipeline.inspect.probe import probe  # noqa: E402
+from pipeline.per_title.complexity import analyze_complexity  # noqa: E402
+from pipeline.per_title.decision import _Curve  # noqa: E402
 
 CALIBRATION = CACHE / "calibration"
 

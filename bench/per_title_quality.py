@@ -4,7 +4,7 @@ Quality comes from one ffmpeg CLI run per ladder (the imageio-ffmpeg build, whic
 source is decoded once and split to every rung; each rung's segments are read back in order (the
 concat protocol), upscaled bicubically to the source's size for VMAF, PSNR-Y and SSIM (libvmaf's
 features), and compared at their own size with PSNR-Y against the source scaled down bilinearly,
-as pipeline/rendition_output.py scales it.
+as pipeline/encode/rendition_output.py scales it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-
 from per_title_corpus import ffmpeg_exe
 
-SEGMENT_TARGET_S = 6       # peak windows of 0.5x to 1.5x this (RFC 8216 4.1), as packager/playlist.py measures
+SEGMENT_TARGET_S = 6       # peak windows of 0.5x to 1.5x this (RFC 8216 4.1), as packager/hls/playlist.py measures
 # Our renditions carry no colour tags (their pixels keep the source's range and matrix); a tagged source
 # (Big Buck Bunny: limited range, BT.709) against an untagged rung makes FFmpeg 9 insert a range
 # conversion, and every rung of ours measured ~35 dB. So our rungs are given the source's tags, pixels
@@ -108,7 +107,7 @@ def rung_bytes(directory: Path) -> dict:
 
 
 def _peak(durations: list[Fraction], sizes: list[int]) -> Fraction:
-    """Largest rate of contiguous segments lasting 0.5x to 1.5x the target (packager/playlist.py peak_bandwidth)."""
+    """Largest rate of contiguous segments lasting 0.5x to 1.5x the target (packager/hls/playlist.py peak_bandwidth)."""
     best = Fraction(0)
     for start in range(len(durations)):
         seconds, bits = Fraction(0), 0

@@ -1,4 +1,4 @@
-"""Benchmark: what sampling posters and the storyboard costs a transcode (pipeline/pictures.py).
+"""Benchmark: what sampling posters and the storyboard costs a transcode (pipeline/pictures/sampler.py).
 
     flock /tmp/bench.lock .venv/bin/python bench/pictures_cost.py [--seconds 20] [--rounds 5]
 
@@ -20,10 +20,10 @@ from common import CACHE, measure, source_clip
 
 TRANSCODE = """
 import sys, time
-from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.pictures import PictureSampler
-from pipeline.probe import probe
-from pipeline.transcode import transcode
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.pictures.sampler import PictureSampler
+from pipeline.inspect.probe import probe
+from pipeline.encode.transcode import transcode
 source, out, preset, with_pictures = sys.argv[1:5]
 info = probe(source)
 settings = LadderSettings(preset=preset)

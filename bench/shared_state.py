@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import signal
 import statistics
 import subprocess
@@ -272,7 +271,7 @@ def copy_buyers(url: str, buyers: int) -> float:
 
 def plan(env: dict[str, str], keys: list, *, viewers: list[str], size: int, seed: int) -> list:
     """The key-bench mix over `viewers` (80 % of requests), strangers (15 %) and bad tokens (5 %)."""
-    from drm.tokens import TokenSigner
+    from drm.access.tokens import TokenSigner
     from server.config import Settings
 
     signer = TokenSigner(Settings.from_env(env).drm)
@@ -398,8 +397,8 @@ def churn(env, work, churn_plan, args) -> dict:
 async def revocation(env, work, keys, cluster, args) -> dict:
     import aiohttp
 
-    from drm.purchases import SIGNATURE_HEADER, sign
-    from drm.tokens import TokenSigner
+    from drm.access.tokens import TokenSigner
+    from drm.payments.purchases import SIGNATURE_HEADER, sign
     from server.config import Settings
 
     signer = TokenSigner(Settings.from_env(env).drm)
@@ -528,7 +527,7 @@ def main() -> int:
     if not key_server.ensure_wrk():
         raise SystemExit("wrk is needed (apt-get install wrk)")
 
-    from drm.engines import open_database
+    from drm.storage.engines import open_database
     from server.local.object_store import LocalObjectStore, LocalStoreSettings
     from tests.support.postgres import start_cluster
     from tests.support.s3_server import free_port

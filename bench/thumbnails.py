@@ -44,8 +44,8 @@ def main() -> int:
 
     import m3u8
 
-    from packager.seek import read_segment_at
-    from packager.versions import EpisodeLocation, read_pointer
+    from packager.publishing.seek import read_segment_at
+    from packager.publishing.versions import EpisodeLocation, read_pointer
     from server.config import Settings
     from server.local.object_store import LocalObjectStore, LocalStoreSettings
     from server.playback.thumbnails import THUMBNAILS_DIR, _key_lookup, _variant_for, render_thumbnail

@@ -35,16 +35,16 @@ from pathlib import Path
 
 from common import CACHE, ROOT, measure  # noqa: E402  (bench/common.py also puts the project on sys.path)
 
-from pipeline.ladder import LadderSettings, plan_ladder  # noqa: E402
-from pipeline.probe import probe  # noqa: E402
-from pipeline.transcode import output_frame_rate  # noqa: E402
+from pipeline.encode.ladder import LadderSettings, plan_ladder  # noqa: E402
+from pipeline.encode.transcode import output_frame_rate  # noqa: E402
+from pipeline.inspect.probe import probe  # noqa: E402
 
 INPUTS = {"landscape": (1920, 1080), "portrait": (1080, 1920)}
 
 OURS = """
 import sys
-from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.transcode import transcode
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.transcode import transcode
 source, out, width, height, preset = sys.argv[1:6]
 settings = LadderSettings(preset=preset)
 transcode(source, plan_ladder(int(width), int(height), settings), out, settings)
@@ -84,7 +84,7 @@ def ffmpeg_command(source: Path, out: Path, width: int, height: int, fps: Fracti
     command += ["-c:v", "libx264", "-preset", settings.preset, "-profile:v", "high", "-pix_fmt", "yuv420p",
                 "-force_key_frames", f"expr:gte(t,n_forced*{settings.gop_s:g})",
                 "-c:a", "aac", "-ar", "48000", "-ac", "2"]
-    keyint = math.ceil(Fraction(settings.gop_s) * fps) + 1   # as pipeline/transcode.py sets it
+    keyint = math.ceil(Fraction(settings.gop_s) * fps) + 1   # as pipeline/encode/transcode.py sets it
     for i, r in enumerate(renditions):
         command += [f"-b:v:{i}", str(r.video_bitrate_bps), f"-b:a:{i}", str(r.audio_bitrate_bps),
                     f"-x264-params:v:{i}",
@@ -138,7 +138,7 @@ def x264_header(segment: Path) -> tuple[str, str]:
 
 
 # How each tool spreads its encoders over the cores: ours one x264 thread per rendition while there are
-# no more cores than renditions (pipeline/transcode.py encoder_threads()), the ffmpeg CLI x264's own
+# no more cores than renditions (pipeline/encode/transcode.py encoder_threads()), the ffmpeg CLI x264's own
 # count. Every other option must match.
 THREAD_OPTIONS = ("threads", "lookahead_threads", "sliced_threads")
 

@@ -19,13 +19,13 @@ import tempfile
 
 from common import CACHE, measure, source_clip
 
-PROBE = "import sys; from pipeline.validate import validate; validate(sys.argv[1], decode=False)"
-VALIDATE = "import sys; from pipeline.validate import validate; validate(sys.argv[1])"
+PROBE = "import sys; from pipeline.inspect.validate import validate; validate(sys.argv[1], decode=False)"
+VALIDATE = "import sys; from pipeline.inspect.validate import validate; validate(sys.argv[1])"
 TRANSCODE = """
 import sys
-from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.probe import probe
-from pipeline.transcode import transcode
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.inspect.probe import probe
+from pipeline.encode.transcode import transcode
 source, out, preset = sys.argv[1:4]
 video = probe(source).video
 settings = LadderSettings(preset=preset)

@@ -105,9 +105,9 @@ def _prepared_env(cluster, store, data_dir: Path, stalled_s: float, clip: Path) 
 def _submit(env: dict[str, str], episodes: list[str]) -> list[str]:
     """Record and hand over one job per episode, as the ingest API does."""
     from server.config import Settings
+    from server.jobs.engines.procrastinate_engine import Engine
     from server.jobs.job_store import JobStore
     from server.jobs.jobs import SOURCE_BUCKET, JobRequest, fingerprint
-    from server.jobs.procrastinate_engine import Engine
 
     settings = Settings.from_env(env)
     jobs = JobStore.open(settings.database_target)
@@ -135,7 +135,7 @@ def _submit(env: dict[str, str], episodes: list[str]) -> list[str]:
 
 
 def _rows(env: dict[str, str]) -> dict[str, dict]:
-    from drm.engines import open_database
+    from drm.storage.engines import open_database
 
     with open_database(env["SERIES_DATABASE_URL"]) as db:
         return {row["job_id"]: dict(row) for row in db.query("SELECT * FROM ingest_jobs")}

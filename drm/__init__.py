@@ -1,12 +1,23 @@
-"""drm: content keys, playback tokens and entitlements. Synchronous; imports nothing of ours."""
+"""drm: content keys, playback tokens, entitlements, the catalog and payments. Synchronous; imports nothing
+of ours.
 
-from .catalog import Catalog, Episode, Series, SqlCatalog, SqliteCatalog
-from .database import Database, Dialect, Transaction
-from .engines import connect_database, open_database
-from .entitlement_changes import EntitlementChanges, EntitlementFeed
-from .eligibility import CreatorProfile, CreatorRegistry, CreatorStatus, Verdict, evaluate
-from .entitlements import Entitlement, EntitlementEvent, EntitlementStore
-from .errors import (
+    keystore.py  content keys, wrapped at rest under the master key
+    access/      who may watch what: entitlements and their change feed, tokens, sessions, revocations
+    catalog/     series and episodes, pages, viewers' libraries, creator eligibility
+    payments/    purchase, refund and chargeback events, sales, idempotency keys
+    storage/     the Database interface, its SQLite and PostgreSQL engines, the schema and its migrations
+    ids.py, errors.py
+
+Rooms import downwards: payments → catalog → access → keystore → storage → errors.
+tests/test_layering.py holds them to it.
+"""
+
+from drm.access.entitlement_changes import EntitlementChanges, EntitlementFeed
+from drm.access.entitlements import Entitlement, EntitlementEvent, EntitlementStore
+from drm.access.tokens import AccountToken, PlaybackToken, TokenSigner
+from drm.catalog.catalog import Catalog, Episode, Series, SqlCatalog, SqliteCatalog
+from drm.catalog.eligibility import CreatorProfile, CreatorRegistry, CreatorStatus, Verdict, evaluate
+from drm.errors import (
     ApplicationRefused,
     CreatorNotEligible,
     DatabaseUnavailable,
@@ -28,13 +39,14 @@ from .errors import (
     WebhookRejected,
     WrongSeries,
 )
-from .ids import check_id
-from .keystore import ContentKey, DrmSettings, KeyStore
-from .migrations import SCHEMA_VERSION, MigrationResult, migrate, schema_version
-from .purchases import PaymentEvent, PaymentProcessor, verify_signature
-from .sales import SalesReport, sales_report
-from .sqlite import connect
-from .tokens import AccountToken, PlaybackToken, TokenSigner
+from drm.ids import check_id
+from drm.keystore import ContentKey, DrmSettings, KeyStore
+from drm.payments.purchases import PaymentEvent, PaymentProcessor, verify_signature
+from drm.payments.sales import SalesReport, sales_report
+from drm.storage.database import Database, Dialect, Transaction
+from drm.storage.engines import connect_database, open_database
+from drm.storage.migrations import SCHEMA_VERSION, MigrationResult, migrate, schema_version
+from drm.storage.sqlite import connect
 
 __all__ = [
     "AccountToken",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ID_PATTERN, InvalidField, InvalidId
+from drm.errors import ID_PATTERN, InvalidField, InvalidId
 
 _ID_RE = re.compile(ID_PATTERN)
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .database import Database, Row
-from .errors import InvalidId, KeyUnwrapFailed, UnknownKey
-from .ids import check_id
+from drm.errors import InvalidId, KeyUnwrapFailed, UnknownKey
+from drm.ids import check_id
+from drm.storage.database import Database, Row
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ class RejectionReason(Protocol):
 
 
 class RejectionReport(Protocol):
-    """What MediaRejected carries (pipeline/validate.py's ValidationReport): described here, not
+    """What MediaRejected carries (pipeline/inspect/validate.py's ValidationReport): described here, not
     imported, so that the errors stay at the bottom of the package's imports."""
 
     @property
@@ -58,7 +58,7 @@ class MediaRejected(PipelineError):
 
 class MediaOverLimit(PipelineError):
     """A decoded picture broke an upload limit the header did not reveal (a size change mid-stream, a
-    work budget spent): raised by pipeline/frame_limits.py's FrameGuard; the caller turns it into a
+    work budget spent): raised by pipeline/inspect/frame_limits.py's FrameGuard; the caller turns it into a
     rejection reason with `code`, `message` and `how_to_fix`."""
 
     def __init__(self, code: str, message: str, how_to_fix: str, *, time_s: float | None = None) -> None:

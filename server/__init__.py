@@ -16,7 +16,7 @@
     reference/   the OpenAPI 3.1 description (/openapi.json) and its readable reference page (/docs)
     web/         the viewer web app: storefront, paywall, test purchase, player (static files built with
                  esbuild, served under their own CSP); the local sign-in and test payments, each off by default
-    cli/         `series …`: one module per group of commands
+    cli/         `series …`: one module per group of commands (catalog/ and operations/ groups)
     app.py       create_app(): composes the rooms into the service
 
 Rooms import downwards only (tests/test_layering.py): config → local; edge → config, services; access →

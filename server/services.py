@@ -6,18 +6,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from drm.catalog import Catalog, SqlCatalog
-from drm.database import Database
-from drm.eligibility import CreatorRegistry
-from drm.engines import open_database
-from drm.entitlements import EntitlementStore
-from drm.idempotency import IdempotencyStore
+from drm.access.entitlements import EntitlementStore
+from drm.access.revocations import AccountRevocations
+from drm.access.sessions import PlaybackSessions
+from drm.access.tokens import TokenSigner
+from drm.catalog.catalog import Catalog, SqlCatalog
+from drm.catalog.eligibility import CreatorRegistry
+from drm.catalog.library import Library
 from drm.keystore import KeyStore
-from drm.library import Library
-from drm.purchases import PaymentProcessor
-from drm.revocations import AccountRevocations
-from drm.sessions import PlaybackSessions
-from drm.tokens import TokenSigner
+from drm.payments.idempotency import IdempotencyStore
+from drm.payments.purchases import PaymentProcessor
+from drm.storage.database import Database
+from drm.storage.engines import open_database
 from packager.store import ObjectStore
 from server.config import Settings
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from drm.engines import open_database
+from drm.storage.engines import open_database
 from server.config import Settings
 from tests.support.media import clip
 from tests.support.postgres import PostgresUnavailable, start_cluster
@@ -61,7 +61,7 @@ def postgres_cluster():
 def postgres_template(postgres_cluster) -> str:
     """The name of a database migrated to the current schema, for fresh copies (no connection stays open)."""
 
-    from server.jobs.procrastinate_engine import apply_schema
+    from server.jobs.engines.procrastinate_engine import apply_schema
 
     name = postgres_cluster.create_database(prefix="template")
     open_database(postgres_cluster.url(name), migrate=True).close()
@@ -98,7 +98,7 @@ def engine(request) -> str:
 def db_target(engine, tmp_path, request) -> str:
     """Where the test's database is: a fresh SQLite file path, or the URL of a fresh PostgreSQL database."""
     if engine == "sqlite":
-        return str(tmp_path / "var" / "drm.sqlite")
+        return str(tmp_path / "var" / "drm.storage.sqlite")
     return request.getfixturevalue("postgres_url")
 
 
@@ -154,8 +154,8 @@ def portrait_clip(media_dir) -> Path:
 @pytest.fixture(scope="session")
 def small_encoded(tmp_path_factory, media_dir):
     """A 14 s 320x180 clip transcoded once for the session (three segments): input for publish() tests."""
-    from pipeline.ladder import LadderSettings, plan_ladder
-    from pipeline.transcode import transcode
+    from pipeline.encode.ladder import LadderSettings, plan_ladder
+    from pipeline.encode.transcode import transcode
 
     source = clip(media_dir, "small.mp4", duration_s=14, width=320, height=180, fps=25)
     ladder = LadderSettings(max_renditions=1, preset="superfast")
@@ -165,9 +165,9 @@ def small_encoded(tmp_path_factory, media_dir):
 @pytest.fixture(scope="session")
 def small_encoded_fmp4(tmp_path_factory, media_dir):
     """The same 14 s clip as small_encoded, transcoded to fMP4 segments: input for the fMP4 tests."""
-    from pipeline.fmp4 import SegmentFormat
-    from pipeline.ladder import LadderSettings, plan_ladder
-    from pipeline.transcode import transcode
+    from pipeline.encode.fmp4 import SegmentFormat
+    from pipeline.encode.ladder import LadderSettings, plan_ladder
+    from pipeline.encode.transcode import transcode
 
     source = clip(media_dir, "small.mp4", duration_s=14, width=320, height=180, fps=25)
     ladder = LadderSettings(max_renditions=1, preset="superfast")

@@ -1,7 +1,7 @@
 """Dependencies point one way: server → pipeline, packager, drm; packager → pipeline; nothing back.
 
-Inside server/, rooms import downwards only (server/__init__.py draws the map), and no module of ours
-takes part in an import circle.
+Inside each package, rooms (its sub-packages and top-level modules) import downwards only (each package's
+__init__.py and its rooms' docstrings draw the map), and no module of ours takes part in an import circle.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ ALLOWED = {
     "server": {"pipeline", "packager", "drm"},
 }
 # third-party imports confined to one place (STYLE §2)
-CONFINED = {"minio": {"packager/store.py"}, "av": {"pipeline"}, "asyncio": {"server"}, "aiohttp": {"server"},
+CONFINED = {"minio": {"packager/store"}, "av": {"pipeline"}, "asyncio": {"server"}, "aiohttp": {"server"},
             "yaml": {"server/reference/document.py"},
             # the PostgreSQL driver behind drm's engine-neutral Database; everything else goes through it
-            "psycopg": {"drm/postgres.py"}, "psycopg_pool": {"drm/postgres.py"},
+            "psycopg": {"drm/storage/postgres.py"}, "psycopg_pool": {"drm/storage/postgres.py"},
             # the distributed job engine, behind the jobs room's JobQueue (it brings psycopg along, as a conninfo)
-            "procrastinate": {"server/jobs/procrastinate_engine.py"}}
+            "procrastinate": {"server/jobs/engines/procrastinate_engine.py"}}
 
 # server's rooms and the rooms each may import; a module directly in server/ is a room of its own name
 _FEATURE_ROOMS = {"access", "keys", "playback", "catalog", "publishing", "jobs", "ingest", "reference", "web"}
@@ -49,6 +49,37 @@ SERVER_ROOMS: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": set(),
 }
+PIPELINE_ROOMS: dict[str, set[str]] = {
+    "errors": set(),
+    "inspect": {"errors"},
+    "encode": {"inspect", "errors"},
+    "per_title": {"encode", "inspect", "errors"},
+    "pictures": {"errors"},
+    "captions": {"inspect", "errors"},
+    "synthetic": set(),
+    "__init__": set(),
+}
+PACKAGER_ROOMS: dict[str, set[str]] = {
+    "errors": set(),
+    "encrypt": set(),
+    "store": {"errors"},
+    "containers": {"errors"},
+    "hls": {"errors"},
+    "publishing": {"containers", "hls", "store", "encrypt", "errors"},
+    "__init__": set(),
+}
+DRM_ROOMS: dict[str, set[str]] = {
+    "errors": set(),
+    "ids": {"errors"},
+    "storage": {"errors"},
+    "keystore": {"storage", "ids", "errors"},
+    "access": {"keystore", "storage", "ids", "errors"},
+    # an episode's publication is an access change (catalog/episode_store.py writes to access's feed)
+    "catalog": {"access", "storage", "ids", "errors"},
+    "payments": {"catalog", "access", "storage", "ids", "errors"},
+    "__init__": {"errors", "ids", "storage", "keystore", "access", "catalog", "payments"},
+}
+ROOMS = {"server": SERVER_ROOMS, "pipeline": PIPELINE_ROOMS, "packager": PACKAGER_ROOMS, "drm": DRM_ROOMS}
 
 
 def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
@@ -76,21 +107,22 @@ def imports_of(path: Path) -> set[str]:
 
 
 def room_of(module: str) -> str | None:
-    """server.edge.problems → "edge"; server.app → "app"; None outside server/."""
+    """server.edge.problems → "edge"; server.app → "app"; drm.access.tokens → "access"; None outside ours."""
     parts = module.split(".")
-    if parts[0] != "server":
+    if parts[0] not in ROOMS:
         return None
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def forbidden_server_imports(path: Path, root: Path = ROOT) -> list[str]:
-    """The imports of a server/ module that point to a room it may not import."""
+def forbidden_room_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """The imports of a module that point to a room of its own package it may not import."""
     module = ".".join(path.relative_to(root).with_suffix("").parts)
-    own = room_of(module)
-    allowed = SERVER_ROOMS[own] | {own}
+    package, own = module.split(".")[0], room_of(module)
+    rooms = ROOMS[package]
+    allowed = rooms[own] | {own}
     return sorted(name for name in imported_modules(path, root)
-                  if room_of(name) not in (None, "__init__") and room_of(name) not in allowed
-                  and name.split(".")[1] in SERVER_ROOMS)
+                  if name.split(".")[0] == package and room_of(name) not in ("__init__", *allowed)
+                  and name.split(".")[1] in rooms)
 
 
 def modules():
@@ -109,15 +141,16 @@ def test_imports_point_one_way(package, path):
         if library in imported:
             assert any(relative == home or relative.startswith(home + "/") for home in homes), (
                 f"{relative} imports {library}, which belongs only in {sorted(homes)}")
-    if package == "server":
-        forbidden = forbidden_server_imports(path)
-        assert not forbidden, f"{relative} imports {forbidden}, against the rooms' order in server/__init__.py"
+    forbidden = forbidden_room_imports(path)
+    assert not forbidden, f"{relative} imports {forbidden}, against the order of {package}'s rooms (ROOMS above)"
 
 
-def test_every_server_room_is_known():
-    rooms = {path.stem if path.is_file() else path.name for path in (ROOT / "server").iterdir()
+@pytest.mark.parametrize("package", sorted(ROOMS))
+def test_every_room_is_known(package):
+    rooms = {path.stem if path.is_file() else path.name for path in (ROOT / package).iterdir()
              if path.suffix == ".py" or (path / "__init__.py").exists()}
-    assert rooms <= set(SERVER_ROOMS), f"rooms without a place in SERVER_ROOMS: {sorted(rooms - set(SERVER_ROOMS))}"
+    known = set(ROOMS[package])
+    assert rooms <= known, f"{package}'s rooms without a place in ROOMS: {sorted(rooms - known)}"
 
 
 def test_a_forbidden_room_import_is_caught(tmp_path):
@@ -125,12 +158,23 @@ def test_a_forbidden_room_import_is_caught(tmp_path):
     edge_module.parent.mkdir(parents=True)
     edge_module.write_text("from server.edge.problems import problem\nfrom server.catalog import api\n"
                            "from server.jobs.jobs import Job\nimport server.cli\n")
-    assert forbidden_server_imports(edge_module, tmp_path) == ["server.catalog", "server.catalog.api", "server.cli",
+    assert forbidden_room_imports(edge_module, tmp_path) == ["server.catalog", "server.catalog.api", "server.cli",
                                                                "server.jobs.jobs", "server.jobs.jobs.Job"]
     keys_module = tmp_path / "server" / "keys" / "fine.py"
     keys_module.parent.mkdir(parents=True)
     keys_module.write_text("from server.edge.auth import token_of\nfrom server.services import SERVICES\n")
-    assert forbidden_server_imports(keys_module, tmp_path) == []
+    assert forbidden_room_imports(keys_module, tmp_path) == []
+
+
+def test_a_forbidden_import_inside_a_library_package_is_caught(tmp_path):
+    encoder = tmp_path / "pipeline" / "encode" / "newcomer.py"
+    encoder.parent.mkdir(parents=True)
+    encoder.write_text("from pipeline.inspect.rotation import rotation_of\nfrom pipeline.per_title import decision\n")
+    assert forbidden_room_imports(encoder, tmp_path) == ["pipeline.per_title", "pipeline.per_title.decision"]
+    access = tmp_path / "drm" / "access" / "newcomer.py"
+    access.parent.mkdir(parents=True)
+    access.write_text("from drm.storage.database import Database\nfrom drm.payments.purchases import Purchases\n")
+    assert forbidden_room_imports(access, tmp_path) == ["drm.payments.purchases", "drm.payments.purchases.Purchases"]
 
 
 def _import_graph() -> dict[str, set[str]]:

@@ -5,8 +5,8 @@ an episode: the key server today, captions, storyboards and thumbnails next.
     gate.py       Access: the answer from memory when it is fresh (decide_from_memory, synchronous, for
                   the key path's fast path), else from the database (await require_may_watch(...))
     memory.py     bounded memory of answers (least recently used first, a maximum age)
-    sessions.py   the concurrent-session limit: admissions (drm/sessions.py) remembered for half the idle time
-    revocations.py  every current account revocation (drm/revocations.py), reloaded every second
+    sessions.py   the concurrent-session limit: admissions (drm/access/sessions.py) remembered for half the idle time
+    revocations.py  every current account revocation (drm/access/revocations.py), reloaded every second
     feed.py       following the change feed: a poll every second, LISTEN on PostgreSQL, the freshness bound
     lifecycle.py  install(app, settings): the app's Access at app[ACCESS], in its metrics
 

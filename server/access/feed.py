@@ -1,4 +1,4 @@
-"""Following the change feed (drm/entitlement_changes.py) so the access room's memory stays true.
+"""Following the change feed (drm/access/entitlement_changes.py) so the access room's memory stays true.
 
 Per process:
   * a poll of the outbox every POLL_INTERVAL_S from a watermark the feed hands back (transaction-id
@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from drm.database import Database
-from drm.entitlement_changes import EntitlementChanges, EntitlementFeed, parse_notification
+from drm.access.entitlement_changes import EntitlementChanges, EntitlementFeed, parse_notification
 from drm.errors import DrmError
-from drm.migrations import NOTIFY_CHANNEL
+from drm.storage.database import Database
+from drm.storage.migrations import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from drm.entitlement_changes import EntitlementChanges
+from drm.access.entitlement_changes import EntitlementChanges
+from drm.access.tokens import PlaybackToken
 from drm.errors import DatabaseUnavailable, TokenRevoked
-from drm.tokens import PlaybackToken
 from server.access.feed import FRESHNESS_S, FeedFollower
 from server.access.memory import MISSING, AnswerCache
 from server.access.revocations import RevokedAccounts
@@ -178,7 +178,7 @@ class Access:
                                f"{not_before}, unix s); sign in again")
 
     async def admit_session(self, viewer: PlaybackToken) -> None:
-        """Count the token's session as live (drm/sessions.py): at once when admitted recently, else in the
+        """Count the token's session as live (drm/access/sessions.py): at once when admitted recently, else in the
         access room's threads. Raises SessionLimitReached (403) for a new session beyond the viewer's limit,
         AccessUnavailable (503) when the database cannot be reached."""
         sessions = self.sessions

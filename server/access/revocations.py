@@ -1,4 +1,4 @@
-"""Account revocations in memory: every current one (drm/revocations.py), reloaded every second.
+"""Account revocations in memory: every current one (drm/access/revocations.py), reloaded every second.
 
 The table holds one row per account revoked within the longest account-token lifetime (30 days), so
 every process can hold all of it, and a check is one dict lookup: account requests and the key path
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from drm.revocations import AccountRevocations
+from drm.access.revocations import AccountRevocations
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 (drm's EpisodeFacts: free preview, unpublished, deleted), whether the viewer holds an entitlement to its
 series, and who the viewer is (the operator's test viewers see unpublished episodes).
 
-The catalog's part of it (drm.catalog.key_needs_entitlement) decides what the episode's state demands;
+The catalog's part of it (drm.catalog.catalog.key_needs_entitlement) decides what the episode's state demands;
 this adds the entitlement, and turns the answer into a Verdict the access room can give from memory or
 after reading the database, the same either way. Every path that releases something of an episode
 (content keys today; captions, storyboards and thumbnails next) goes through it.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 
-from drm.catalog import EpisodeFacts, key_needs_entitlement
+from drm.catalog.catalog import EpisodeFacts, key_needs_entitlement
 from drm.errors import DrmError, EpisodeDeleted, EpisodeUnpublished, NotEntitled
 
 __all__ = ["EpisodeFacts", "Verdict", "may_watch", "refusal"]

@@ -1,7 +1,7 @@
 """The concurrent-session limit on the key path: admissions remembered, so a playing session costs one
 database write per half of SERIES_SESSION_IDLE_S (150 s by default), not one per key request.
 
-drm/sessions.py holds the sessions every key server counts (and says why a session beyond the limit is
+drm/access/sessions.py holds the sessions every key server counts (and says why a session beyond the limit is
 refused rather than evicting the oldest). This remembers, per process, the sessions it admitted, each
 for half the idle time. Two bounds meet there: the database counts a session as live for the whole
 idle time after its last write, so a session this memory lets through is always one the database
@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable
 
-from drm.sessions import PlaybackSessions
+from drm.access.sessions import PlaybackSessions
 from server.access.memory import MISSING, AnswerCache
 from server.config import AccessSettings
 

@@ -14,16 +14,16 @@ from typing import Any
 
 from aiohttp import web
 
-from drm.catalog import Series
-from drm.eligibility import CreatorProfile, evaluate
+from drm.catalog.catalog import Series
+from drm.catalog.eligibility import CreatorProfile, evaluate
 from drm.errors import InvalidField, UnknownEpisode
 from drm.ids import check_id
-from drm.purchases import how_access_ended
+from drm.payments.purchases import how_access_ended
 from server.access import ACCESS
-from server.edge.auth import is_operator, require_account
-from server.edge.bodies import read_object
 from server.catalog.idempotency import idempotent
 from server.catalog.views import episode_urls
+from server.edge.auth import is_operator, require_account
+from server.edge.bodies import read_object
 from server.playback.playlists import master_url, with_token
 from server.services import SERVICES, Services
 

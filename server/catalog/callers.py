@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from drm.catalog import PUBLISHED, Series
+from drm.catalog.catalog import PUBLISHED, Series
 from drm.errors import NotSeriesOwner, UnknownSeries
 from server.edge.auth import Forbidden, bearer, is_operator, require_account, require_operator
 from server.services import Services

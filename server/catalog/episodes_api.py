@@ -18,7 +18,7 @@ import asyncio
 
 from aiohttp import web
 
-from drm.catalog import Episode
+from drm.catalog.catalog import Episode
 from drm.errors import UnknownEpisode
 from server.catalog.callers import managed_series, visible_series
 from server.catalog.idempotency import idempotent

@@ -1,5 +1,5 @@
 """`Idempotency-Key` on every write of the catalog API (IETF httpapi draft semantics, kept in the
-database by drm/idempotency.py so every instance answers a retry alike).
+database by drm/payments/idempotency.py so every instance answers a retry alike).
 
     @routes.patch(...)
     @idempotent
@@ -25,9 +25,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from drm.idempotency import StoredResponse, response_headers
-from server.catalog.callers import ANONYMOUS, identify
 from drm.errors import DrmError
+from drm.payments.idempotency import StoredResponse, response_headers
+from server.catalog.callers import ANONYMOUS, identify
 from server.edge.auth import AuthRequired, Forbidden
 from server.edge.bodies import read_bytes
 from server.services import SERVICES

@@ -12,7 +12,7 @@ import dataclasses
 
 from aiohttp import web
 
-from drm.eligibility import PENDING
+from drm.catalog.eligibility import PENDING
 from drm.errors import InvalidField
 from drm.ids import check_id, field_id
 from server.catalog.idempotency import idempotent

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.catalog import (
-    api,
-    episodes_api,
-    operator_api,
-    payment_webhook,
-    pictures_api,
-    sales_api,
-    series_api,
-    viewer_api,
-)
+from server.catalog import api, episodes_api, operator_api, pictures_api, series_api, viewer_api
 from server.catalog.idempotency import prune_keys
+from server.catalog.payments import sales_api, webhook
 from server.config import Settings
 
-MODULES = (api, series_api, episodes_api, pictures_api, sales_api, viewer_api, operator_api, payment_webhook)
+MODULES = (api, series_api, episodes_api, pictures_api, sales_api, viewer_api, operator_api, webhook)
 
 
 def add_routes(app: web.Application, settings: Settings) -> None:

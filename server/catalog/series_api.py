@@ -19,8 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from drm.catalog import ARCHIVED, PUBLISHED, SERIES_STATUSES, UNPUBLISHED, Series
-from drm.cursors import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from drm.catalog.catalog import ARCHIVED, PUBLISHED, SERIES_STATUSES, UNPUBLISHED, Series
+from drm.catalog.cursors import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from drm.errors import InvalidField
 from drm.ids import check_id, field_id
 from server.catalog.api import create_series

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from drm.catalog import Episode, Series
-from drm.cursors import Page
-from drm.library import Progress
+from drm.catalog.catalog import Episode, Series
+from drm.catalog.cursors import Page
+from drm.catalog.library import Progress
 
 PURCHASE_PATH = "/buy/{series_id}"
 EPISODE_PATH = "/v1/series/{series_id}/episodes/{episode_id}"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.fmp4 import SegmentFormat
+from pipeline.encode.fmp4 import SegmentFormat
 from server.cli.progress import IngestProgress
 from server.config import Settings
 from server.local.object_store import LocalObjectStore

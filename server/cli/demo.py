@@ -10,8 +10,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from packager.publish import EpisodeLocation, read_pointer
-from server.cli.catalog import ensure_demo_series
+from packager.publishing.publish import EpisodeLocation, read_pointer
+from server.cli.catalog.series import ensure_demo_series
 from server.cli.common import (
     EXIT_OK,
     ingest_options,
@@ -21,7 +21,7 @@ from server.cli.common import (
     running_services,
     with_segment_format,
 )
-from server.cli.serving import serve_until_signalled
+from server.cli.operations.serving import serve_until_signalled
 from server.config import Settings
 from server.playback.playlists import master_url
 

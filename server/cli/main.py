@@ -17,27 +17,16 @@ from pathlib import Path
 from drm.errors import DrmError
 from packager.errors import PackagerError
 from pipeline.errors import MediaRejected, PipelineError
-from server.cli import (
-    access,
-    catalog,
-    database,
-    demo,
-    episode_catalog,
-    episodes,
-    jobs,
-    operations,
-    pictures,
-    service,
-    uploads,
-)
+from server.cli import demo
+from server.cli.catalog import access, episodes, ingest, pictures, series
 from server.cli.common import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE
+from server.cli.operations import database, gc, jobs, service, uploads
 from server.config import Settings, SettingsError
 from server.ingest.resumable import UploadError
 from server.jobs.jobs import JobError
 from server.publishing.admission import SeriesNotSellable
 
-COMMAND_GROUPS = (demo, episodes, pictures, episode_catalog, service, access, jobs, operations, uploads, catalog,
-                  database)
+COMMAND_GROUPS = (demo, ingest, pictures, episodes, service, access, jobs, gc, uploads, series, database)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

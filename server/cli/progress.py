@@ -17,7 +17,7 @@ import time
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from pipeline.transcode import TranscodeProgress
+from pipeline.encode.transcode import TranscodeProgress
 
 log = logging.getLogger("series")
 BAR_FORMAT = "{desc:<12} {percentage:3.0f}%|{bar:24}| {detail}"

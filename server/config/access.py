@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from drm.database import POSTGRESQL_SCHEMES, redact_url
+from drm.storage.database import POSTGRESQL_SCHEMES, redact_url
+from server.config.environment import PREFIX, Environment, SettingsError
 
 
 class DatabaseUrl:
@@ -69,3 +71,64 @@ class AccessSettings:
             raise ValueError(f"session_idle_s is {self.session_idle_s!r}; expected 90 to 86400 seconds")
         if type(self.refresh_grace_s) is not int or not 0 <= self.refresh_grace_s <= 86400:
             raise ValueError(f"refresh_grace_s is {self.refresh_grace_s!r}; expected 0 to 86400 seconds")
+
+
+def read_database_url(env: Environment) -> DatabaseUrl | None:
+    """SERIES_DATABASE_URL: unset (or empty) keeps the embedded SQLite file. Its value may hold a password,
+    so no message echoes it."""
+    raw = env.str("DATABASE_URL", "").strip()
+    if not raw:
+        return None
+    if not DatabaseUrl.is_postgresql(raw):
+        scheme = raw.split("://", 1)[0] if "://" in raw else ""
+        shown = f"scheme {scheme[:20]!r}" if scheme.isalnum() else "a value that is not a URL"
+        raise SettingsError(f"{PREFIX}DATABASE_URL has {shown}; expected postgresql://user:password@host:port/database "
+                            f"(or unset it to use the embedded SQLite file, {PREFIX}DB_PATH)")
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise SettingsError(f"{PREFIX}DATABASE_URL does not parse as a URL; expected "
+                            "postgresql://user:password@host:port/database (percent-encode special characters "
+                            "in the password)") from None
+    return DatabaseUrl(raw)
+
+
+def read_pool_size(env: Environment, lookup_threads: int) -> int:
+    """SERIES_DATABASE_POOL_SIZE: PostgreSQL connections per process (the LISTEN connection is one more)."""
+    least = lookup_threads + 2
+    size = env.positive_int("DATABASE_POOL_SIZE", max(10, least))
+    if size < least:
+        raise SettingsError(f"{PREFIX}DATABASE_POOL_SIZE has value {size}; expected at least {least}: one connection "
+                            f"per key lookup thread ({PREFIX}KEY_LOOKUP_THREADS = {lookup_threads}), plus the change "
+                            "feed's poll and the API's requests")
+    return size
+
+
+def read_access(env: Environment, *, is_postgresql: bool) -> AccessSettings:
+    # SQLite serializes a process's reads on one connection: more lookup threads would only queue;
+    # PostgreSQL answers several lookups at once, each a network round trip.
+    default = AccessSettings(lookup_threads=4 if is_postgresql else 2)
+    values = {
+        "entitled_entries": env.positive_int("ACCESS_CACHE_ENTRIES", default.entitled_entries),
+        "refused_entries": env.positive_int("ACCESS_CACHE_REFUSALS", default.refused_entries),
+        "episode_entries": env.positive_int("ACCESS_EPISODE_ENTRIES", default.episode_entries),
+        "max_age_s": env.float("ACCESS_CACHE_MAX_AGE_S", default.max_age_s),
+        "key_entries": env.positive_int("KEY_CACHE_ENTRIES", default.key_entries),
+        "token_entries": env.positive_int("TOKEN_CACHE_ENTRIES", default.token_entries),
+        "lookup_threads": env.positive_int("KEY_LOOKUP_THREADS", default.lookup_threads),
+        "max_sessions": env.int("MAX_SESSIONS", default.max_sessions),
+        "session_idle_s": env.float("SESSION_IDLE_S", default.session_idle_s),
+        "refresh_grace_s": env.int("TOKEN_REFRESH_GRACE_S", default.refresh_grace_s),
+    }
+    if not 1 <= values["max_age_s"] <= 3600:
+        raise SettingsError(f"{PREFIX}ACCESS_CACHE_MAX_AGE_S has value {values['max_age_s']!r}; "
+                            "expected 1 to 3600 seconds")
+    for name, variable, low, high in (("max_sessions", "MAX_SESSIONS", 0, 1000),
+                                      ("session_idle_s", "SESSION_IDLE_S", 90, 86400),
+                                      ("refresh_grace_s", "TOKEN_REFRESH_GRACE_S", 0, 86400)):
+        if not low <= values[name] <= high:
+            raise SettingsError(f"{PREFIX}{variable} has value {values[name]!r}; expected {low} to {high}")
+    if values["lookup_threads"] > 64:
+        raise SettingsError(f"{PREFIX}KEY_LOOKUP_THREADS has value {values['lookup_threads']}; expected 1 to 64")
+    return AccessSettings(**values)

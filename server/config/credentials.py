@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from drm.errors import InvalidId
 from drm.ids import check_id
-from server.config.environment import PREFIX, SettingsError, decode_b64
+from drm.keystore import DEFAULT_PLAYBACK_TOKEN_TTL_S, DrmSettings
+from server.config.environment import PREFIX, Environment, SettingsError, decode_b64
 
 MIN_SECRET_CHARS = 24           # every bearer secret: 24 random URL-safe characters are ~144 bits
 MIN_SECRET_BITS = 64.0          # estimated entropy: characters' Shannon entropy x length
@@ -144,6 +145,50 @@ def check_webhook_secret(name: str, value: str) -> str:
 def _is_kid(kid: str) -> bool:
     try:
         check_id("key id", kid)
+    except InvalidId:
+        return False
+    return True
+
+
+def read_drm_settings(env: Environment, generated: dict) -> DrmSettings:
+    """Master key and token keys; every bad value named by its variable (DrmSettings' own checks speak of
+    fields, so everything it would refuse is checked here first)."""
+    master_key = env.base64_key("MASTER_KEY", generated.get("master_key"), size=32)
+    check_random_bytes("MASTER_KEY", master_key, minimum=32)
+    raw_keys = env.str("TOKEN_KEYS", "")
+    if raw_keys:
+        token_keys = parse_token_keys("TOKEN_KEYS", raw_keys)
+    elif generated.get("token_keys"):
+        token_keys = generated["token_keys"]
+    else:
+        raise SettingsError(f"{PREFIX}TOKEN_KEYS is not set; give 'kid:base64secret[,kid2:base64secret]', "
+                            "each secret 32 random bytes or more")
+    master_key_id = env.str("MASTER_KEY_ID", "mk1")
+    old_master_keys = env.old_master_keys("OLD_MASTER_KEYS")
+    for name, kid in [("MASTER_KEY_ID", master_key_id)] + [("OLD_MASTER_KEYS", kid) for kid in old_master_keys]:
+        if not is_id(kid):
+            raise SettingsError(f"{PREFIX}{name} has key id {kid[:40]!r}; use a letter or digit, then letters, "
+                                "digits, '-' or '_'")
+    for kid, key in old_master_keys.items():
+        if len(key) != 32:
+            raise SettingsError(f"{PREFIX}OLD_MASTER_KEYS entry {kid!r} decodes to {len(key)} bytes; expected 32")
+    if master_key_id in old_master_keys:
+        raise SettingsError(f"{PREFIX}MASTER_KEY_ID {master_key_id!r} is also in {PREFIX}OLD_MASTER_KEYS; "
+                            "remove it from the old keys")
+    ttl_s = env.int("TOKEN_TTL_S", DEFAULT_PLAYBACK_TOKEN_TTL_S)
+    if ttl_s < 1:
+        raise SettingsError(f"{PREFIX}TOKEN_TTL_S has value {ttl_s!r}; expected a positive number of seconds")
+    kid = check_signing_kid("TOKEN_KID", env.str("TOKEN_KID", max(token_keys)), token_keys, "TOKEN_KEYS")
+    try:
+        return DrmSettings(master_key=master_key, master_key_id=master_key_id, old_master_keys=old_master_keys,
+                           token_signing_keys=token_keys, token_signing_kid=kid, token_ttl_s=ttl_s)
+    except ValueError as exc:   # a rule of drm's this module does not know yet: still name the variables
+        raise SettingsError(f"{PREFIX}MASTER_KEY* / {PREFIX}TOKEN_*: {exc}") from None
+
+
+def is_id(value: str) -> bool:
+    try:
+        check_id("id", value)
     except InvalidId:
         return False
     return True

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from server.config.environment import PREFIX, Environment, SettingsError
+
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -66,3 +68,48 @@ class AuthFailureSettings:
     per_s: float = 0.1               # one more failure allowed every 10 s (SERIES_AUTH_FAILURES_PER_S)
     burst: int = 20                  # failures in a row before the address waits (SERIES_AUTH_FAILURES_BURST)
     max_tracked: int = 100_000       # addresses remembered (least recent dropped first)
+
+
+_RATE_VARIABLES = {"viewer_per_s": "RATE_VIEWER_PER_S", "viewer_burst": "RATE_VIEWER_BURST",
+                   "ip_per_s": "RATE_IP_PER_S", "ip_burst": "RATE_IP_BURST", "max_tracked": "RATE_MAX_TRACKED"}
+
+
+def read_rate_limits(env: Environment) -> RateLimitSettings:
+    default = RateLimitSettings()
+    values = {}
+    for attribute, variable in _RATE_VARIABLES.items():
+        read = env.float if attribute.endswith("_per_s") else env.int
+        values[attribute] = value = read(variable, getattr(default, attribute))
+        if not value > 0:
+            raise SettingsError(f"{PREFIX}{variable} has value {value!r}; expected a positive number")
+    return RateLimitSettings(**values)
+
+
+def read_http(env: Environment) -> HttpSettings:
+    try:
+        origins = parse_origins(env.str("CORS_ORIGINS", "*"))
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}CORS_ORIGINS: {exc}") from None
+    proxies = read_networks(env, "TRUSTED_PROXIES")
+    max_request_bytes = env.int("MAX_REQUEST_BYTES", HttpSettings().max_request_bytes)
+    if max_request_bytes < 1:
+        raise SettingsError(f"{PREFIX}MAX_REQUEST_BYTES has value {max_request_bytes!r}; expected a positive integer")
+    return HttpSettings(cors_origins=origins, trusted_proxies=proxies, max_request_bytes=max_request_bytes)
+
+
+def read_auth_failures(env: Environment) -> AuthFailureSettings:
+    default = AuthFailureSettings()
+    per_s = env.float("AUTH_FAILURES_PER_S", default.per_s)
+    burst = env.int("AUTH_FAILURES_BURST", default.burst)
+    if not per_s > 0:
+        raise SettingsError(f"{PREFIX}AUTH_FAILURES_PER_S has value {per_s!r}; expected a positive number")
+    if burst < 1:
+        raise SettingsError(f"{PREFIX}AUTH_FAILURES_BURST has value {burst!r}; expected a positive integer")
+    return AuthFailureSettings(per_s=per_s, burst=burst)
+
+
+def read_networks(env: Environment, name: str):
+    try:
+        return parse_networks(env.str(name, ""))
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}{name}: {exc}") from None

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.captions import CaptionRules
-from pipeline.thumbnail import MAX_WIDTH_PX, MIN_WIDTH_PX
+from pipeline.captions.tracks import CaptionRules
+from pipeline.pictures.thumbnail import MAX_WIDTH_PX, MIN_WIDTH_PX
 from server.config.environment import PREFIX, Environment, SettingsError
 
 DEFAULT_THUMBNAIL_WIDTHS = (160, 320, 480, 640, 960, 1280)

@@ -19,9 +19,9 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from drm.access.tokens import AccountToken
 from drm.errors import InvalidId
 from drm.ids import check_id
-from drm.tokens import AccountToken
 from server.edge.problems import status_for
 from server.edge.ratelimit import AuthFailureLimiter
 from server.edge.security import client_address

@@ -10,7 +10,7 @@ from multidict import CIMultiDict
 
 from drm import errors as drm_errors
 from packager.errors import CaptionTracksConflict, EpisodeNotPublished, LiveVersionChanged, ObjectMissing, StoreError
-from packager.seek import TimeOutsideEpisode
+from packager.publishing.seek import TimeOutsideEpisode
 from pipeline.errors import MediaRejected, PictureTimeOutOfRange, PictureWidthOutOfRange
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from server.edge.auth import AuthRequired, bearer_matches, checked_credentials
 from server.edge.bodies import MalformedBody, read_json
 from server.edge.metrics import METRICS, Metrics
 from server.ingest.spool import sweep_spool_forever
-from server.jobs.engines import open_queue
+from server.jobs.engines.configured import open_queue
 from server.jobs.job_store import JobStore
 from server.jobs.jobs import (
     PUBLISHED,

@@ -3,7 +3,7 @@
     GET  /v1/operator/webhook-deliveries?job_id=&state=&limit=      newest first, each with its attempt log
     POST /v1/operator/webhook-deliveries/{delivery_id}/redeliver    → 202: due now, its schedule started again
 
-The deliveries themselves are server/jobs/deliveries.py; whichever engine runs jobs makes the attempts.
+The deliveries themselves are server/jobs/webhooks/deliveries.py; whichever engine runs jobs makes the attempts.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from aiohttp import web
 
 from server.edge.auth import require_operator
 from server.ingest.api import JOBS, QUEUE, query_limit
-from server.jobs.deliveries import DELIVERY_STATES, DeliveryStore
 from server.jobs.jobs import JobError
+from server.jobs.webhooks.deliveries import DELIVERY_STATES, DeliveryStore
 from server.services import SERVICES
 
 DELIVERIES_PATH = "/v1/operator/webhook-deliveries"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from drm.catalog import Catalog
+from drm.catalog.catalog import Catalog
 from drm.errors import DrmError
 from packager.errors import MultipartMissing
 from packager.store import ObjectStore

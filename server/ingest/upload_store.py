@@ -1,4 +1,4 @@
-"""The resumable_uploads table (drm/migrations.py, version 5): every upload's offset, parts, tail, owner and
+"""The resumable_uploads table (drm/storage/migrations.py, version 5): every upload's offset, parts, tail, owner and
 expiry, shared by every instance, so that any of them can take the next chunk.
 
 One request at a time writes an upload: a PATCH (or a termination, or the sweep) first *claims* it, an
@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 
-from drm.database import Database, Row
+from drm.storage.database import Database, Row
 from packager.store import StoredPart
 from server.ingest.resumable import (
     ACTIVE,

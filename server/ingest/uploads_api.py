@@ -29,21 +29,13 @@ from email.utils import formatdate
 
 from aiohttp import web
 
-from drm.catalog import check_title
+from drm.catalog.catalog import check_title
 from drm.errors import EpisodeExists, NotSeriesOwner
 from drm.ids import field_id
 from server.config import Settings
 from server.edge.auth import bearer, bearer_matches, checked_credentials, require_account
 from server.edge.problems import problem_for
-from server.ingest.api import (
-    JOBS,
-    QUEUE,
-    UPLOADS,
-    IngestUnauthorized,
-    UploadTooLarge,
-    _check_webhook,
-    query_limit,
-)
+from server.ingest.api import JOBS, QUEUE, UPLOADS, IngestUnauthorized, UploadTooLarge, _check_webhook, query_limit
 from server.ingest.resumable import (
     ACTIVE,
     CHECKSUM_ALGORITHMS,

@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from drm.database import Row, Transaction
 from drm.errors import DatabaseUnavailable
+from drm.storage.database import Row, Transaction
 from server.jobs.jobs import Job, JobStoreUnavailable
 
 

@@ -2,7 +2,7 @@
 every instance shares) so a hand-off survives a restart, and fenced so a stale worker cannot overwrite
 the work of the attempt that replaced it.
 
-The table is owned here; its schema is one of drm/migrations.py's steps, because the database has one
+The table is owned here; its schema is one of drm/storage/migrations.py's steps, because the database has one
 schema version. Progress writes are plain UPDATEs of this table: nothing here notifies anyone.
 
 Several service instances may share the database. A runner claims a job before running it: the row
@@ -26,10 +26,10 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
-from drm.catalog import SqlCatalog
-from drm.database import Database, Transaction
-from drm.engines import open_database
+from drm.catalog.catalog import SqlCatalog
 from drm.errors import UnknownSeries
+from drm.storage.database import Database, Transaction
+from drm.storage.engines import open_database
 from server.jobs.job_rows import attempt_ended, episode_error, job_of, translated_errors
 from server.jobs.jobs import (
     FAILED,

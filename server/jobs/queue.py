@@ -22,9 +22,9 @@ from typing import Protocol
 
 from server.config import Settings
 from server.config.jobs import IN_PROCESS
+from server.jobs.engines.runner import JobMetrics, JobRunner
 from server.jobs.job_store import JobStore
 from server.jobs.jobs import Job
-from server.jobs.runner import JobMetrics, JobRunner
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from drm.eligibility import CreatorRegistry
+from drm.catalog.eligibility import CreatorRegistry
 from drm.errors import DrmError
 from drm.keystore import KeyStore
 from packager.errors import PackagerError
+from packager.publishing.versions import EpisodeLocation, read_pointer
 from packager.store import ObjectStore
-from packager.versions import EpisodeLocation, read_pointer
 from pipeline.errors import MediaRejected, PipelineError
 from server.config import Settings
 from server.jobs.job_store import JobStore

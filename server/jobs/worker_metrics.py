@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from server.jobs.runner import JobMetrics
+from server.jobs.engines.runner import JobMetrics
 
 
 class WorkerCollector:

@@ -26,8 +26,8 @@ from time import perf_counter
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
+from drm.access.tokens import PlaybackToken
 from drm.errors import WrongSeries
-from drm.tokens import PlaybackToken
 from server.access import ACCESS, Access, Verdict
 from server.access.rule import refusal
 from server.config import Settings

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
+from drm.access.tokens import PlaybackToken
 from drm.errors import WrongSeries
 from drm.keystore import KeyStore
-from drm.tokens import PlaybackToken
 from server.access import Access
 
 log = logging.getLogger(__name__)

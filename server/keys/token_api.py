@@ -24,7 +24,7 @@ import asyncio
 
 from aiohttp import web
 
-from drm.tokens import MAX_ACCOUNT_TOKEN_TTL_S, PlaybackToken
+from drm.access.tokens import MAX_ACCOUNT_TOKEN_TTL_S, PlaybackToken
 from server.access import ACCESS
 from server.edge.auth import Forbidden, bearer, checked_credentials, require_operator, verified_account
 from server.edge.bodies import read_object

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from hashlib import blake2b
 
+from drm.access.tokens import PlaybackToken, TokenSigner
 from drm.errors import TokenInvalid
-from drm.tokens import PlaybackToken, TokenSigner
 
 
 class VerifiedTokens:

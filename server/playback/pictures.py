@@ -25,9 +25,15 @@ from aiohttp import web
 
 from drm.errors import InvalidField
 from packager.errors import ObjectMissing
-from packager.pictures import IMAGE_PLAYLIST_NAME, POSTERS_DIR, STORYBOARD_DIR, STORYBOARD_VTT_NAME, poster_name
-from packager.subtitles import CAPTIONS_DIR, SUBTITLE_PLAYLIST_NAME
-from packager.version_manifest import VersionManifest, read_manifest
+from packager.publishing.pictures import (
+    IMAGE_PLAYLIST_NAME,
+    POSTERS_DIR,
+    STORYBOARD_DIR,
+    STORYBOARD_VTT_NAME,
+    poster_name,
+)
+from packager.publishing.subtitles import CAPTIONS_DIR, SUBTITLE_PLAYLIST_NAME
+from packager.publishing.version_manifest import VersionManifest, read_manifest
 from server.access import ACCESS
 from server.config import Settings
 from server.playback.playlists import personalize_storyboard, personalize_uris

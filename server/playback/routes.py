@@ -16,7 +16,7 @@ from aiohttp import web
 from drm.errors import WrongSeries
 from drm.ids import check_id
 from packager.errors import ObjectMissing
-from packager.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
+from packager.publishing.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
 from server.edge.accesslog import VIEWER_ID
 from server.edge.auth import token_of
 from server.playback.playlists import personalize_master, personalize_media

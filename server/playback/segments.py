@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from packager.segment_container import FMP4_SEGMENT_TYPE, INIT_SEGMENT_TYPE, TS_SEGMENT_TYPE
+from packager.containers.segment_container import FMP4_SEGMENT_TYPE, INIT_SEGMENT_TYPE, TS_SEGMENT_TYPE
 from packager.store import ObjectStore
 from server.edge.security import EDGE_HEADERS
 

@@ -7,7 +7,7 @@ A request is snapped to the episode's frame grid (the frame nearest `time`, from
 FRAME-RATE) and to the smallest configured width at or above the asked one, so the cache holds at most
 frames x widths pictures per media version, whatever a scraper asks. The picture is decoded from the
 smallest rendition at least that wide (less to decrypt and decode), from the one segment covering the
-time (packager/seek.py, pipeline/thumbnail.py: last keyframe at or before it, at most one GOP).
+time (packager/publishing/seek.py, pipeline/pictures/thumbnail.py: last keyframe at or before it, at most one GOP).
 
 Cached pictures live under the media version's prefix, v{m}/thumbnails/{width}/{frame}.{jpg|webp}, so
 garbage collection removes them with the version they show. (A cache write marks that prefix as
@@ -24,13 +24,13 @@ import m3u8
 
 from drm.keystore import KeyStore
 from packager.errors import ObjectMissing
-from packager.publish import MASTER_NAME
-from packager.seek import TimeOutsideEpisode, read_segment_at
+from packager.publishing.publish import MASTER_NAME
+from packager.publishing.seek import TimeOutsideEpisode, read_segment_at
+from packager.publishing.version_manifest import media_version_of
+from packager.publishing.versions import EpisodeLocation
 from packager.store import ObjectStore
-from packager.version_manifest import media_version_of
-from packager.versions import EpisodeLocation
 from pipeline.errors import PictureWidthOutOfRange
-from pipeline.thumbnail import MAX_WIDTH_PX, MIN_WIDTH_PX, thumbnail
+from pipeline.pictures.thumbnail import MAX_WIDTH_PX, MIN_WIDTH_PX, thumbnail
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ read here; reserve_episode() takes the slot atomically when the job runs.
 
 from __future__ import annotations
 
-from drm.catalog import ARCHIVED, MAX_EPISODES, Catalog, Series, check_currency, check_price
-from drm.eligibility import CreatorRegistry
+from drm.catalog.catalog import ARCHIVED, MAX_EPISODES, Catalog, Series, check_currency, check_price
+from drm.catalog.eligibility import CreatorRegistry
 from drm.errors import EpisodeDeleted, EpisodeLimitReached, InvalidField, SeriesStateConflict, UnknownEpisode
 
 

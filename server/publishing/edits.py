@@ -1,6 +1,6 @@
 """Changing a published episode without re-transcoding: caption tracks added, replaced or removed, the
 poster taken at another time. Each change is a new version built from the live one by
-packager/republish.py (its playlists name the same encrypted segments and keys, a few kilobytes
+packager/publishing/republish.py (its playlists name the same encrypted segments and keys, a few kilobytes
 written), self-checked, and switched to atomically; a refusal or failure leaves the live version as it
 was, and viewers mid-playback keep playing the version they loaded (its playlists and segments stay;
 the server serves the live and previous versions and the media versions they play).
@@ -17,20 +17,20 @@ from dataclasses import dataclass
 
 import m3u8
 
-from drm.catalog import Catalog
+from drm.catalog.catalog import Catalog
 from drm.ids import check_id
 from drm.keystore import KeyStore
 from packager.errors import EpisodeNotPublished
-from packager.publish import MASTER_NAME, PublishedEpisode, next_version
-from packager.republish import republish
-from packager.seek import read_segment_at
+from packager.publishing.publish import MASTER_NAME, PublishedEpisode, next_version
+from packager.publishing.republish import republish
+from packager.publishing.seek import read_segment_at
+from packager.publishing.version_manifest import VersionManifest, read_manifest
+from packager.publishing.versions import EpisodeLocation, read_pointer
 from packager.store import ObjectStore
-from packager.version_manifest import VersionManifest, read_manifest
-from packager.versions import EpisodeLocation, read_pointer
-from pipeline.captions import CaptionReport, read_captions
+from pipeline.captions.tracks import CaptionReport, read_captions
+from pipeline.encode.playback import decode_segment
 from pipeline.errors import PictureTimeOutOfRange
-from pipeline.playback import decode_segment
-from pipeline.thumbnail import poster_from_segment
+from pipeline.pictures.thumbnail import poster_from_segment
 from server.config import Settings
 from server.publishing.episode import KEY_URI_PATH, collect_after_publish
 from server.publishing.versions import EpisodeVersions

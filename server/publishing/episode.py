@@ -15,21 +15,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from drm.catalog import Catalog
-from drm.eligibility import CreatorRegistry
+from drm.catalog.catalog import Catalog
+from drm.catalog.eligibility import CreatorRegistry
 from drm.ids import check_id
 from drm.keystore import ContentKey, KeyStore
 from packager.encrypt import SegmentKey
 from packager.errors import PointerSwitchUncertain
-from packager.publish import EpisodeLocation, PublishedEpisode, next_version, publish
+from packager.publishing.publish import EpisodeLocation, PublishedEpisode, next_version, publish
 from packager.store import ObjectStore
+from pipeline.encode.ladder import LadderMode
+from pipeline.encode.playback import decode_segment
+from pipeline.encode.transcode import DecodeDamage, TranscodeProgress, TranscodeResult, transcode
 from pipeline.errors import MediaOverLimit, MediaRejected
-from pipeline.ladder import LadderMode
-from pipeline.per_title import LadderPlan, plan_ladder_for
-from pipeline.pictures import PictureSampler
-from pipeline.playback import decode_segment
-from pipeline.transcode import DecodeDamage, TranscodeProgress, TranscodeResult, transcode
-from pipeline.validate import (
+from pipeline.inspect.validate import (
     Issue,
     ValidationReport,
     check_decode_errors,
@@ -37,6 +35,8 @@ from pipeline.validate import (
     format_duration,
     validate,
 )
+from pipeline.per_title.decision import LadderPlan, plan_ladder_for
+from pipeline.pictures.sampler import PictureSampler
 from server.config import Settings
 from server.publishing.admission import check_admission
 from server.publishing.garbage import collect_garbage

@@ -4,7 +4,7 @@ has passed since the deletion: every object, then the keys, then the catalog's r
 
 Runs after every successful publish (for that episode) and from `series gc` (for every episode, found
 episode by episode with delimiter listings: never one listing of the whole bucket).
-The rules of what is kept live in packager/retention.py; this adds drm's keys, which the packager
+The rules of what is kept live in packager/publishing/retention.py; this adds drm's keys, which the packager
 may not touch: a version's keys go after its objects, so no playable object ever loses its key.
 """
 
@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from drm.catalog import Catalog
+from drm.catalog.catalog import Catalog
 from drm.keystore import KeyStore
-from packager.retention import RetentionPlan, delete_episode, delete_versions, plan_retention
+from packager.publishing.retention import RetentionPlan, delete_episode, delete_versions, plan_retention
+from packager.publishing.versions import EpisodeLocation, stored_episodes
 from packager.store import ObjectStore
-from packager.versions import EpisodeLocation, stored_episodes
 
 log = logging.getLogger(__name__)
 

@@ -18,16 +18,16 @@ import os
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from packager.pictures import poster_entry, storyboard_entry
+from packager.publishing.pictures import poster_entry, storyboard_entry
+from packager.publishing.subtitles import WHOLE_TRACK_NAME, track_prefix
+from packager.publishing.version_manifest import PosterEntry, StoryboardEntry, VersionManifest, read_manifest
+from packager.publishing.versions import EpisodeLocation, read_pointer
 from packager.store import ObjectStore
-from packager.subtitles import WHOLE_TRACK_NAME, track_prefix
-from packager.version_manifest import PosterEntry, StoryboardEntry, VersionManifest, read_manifest
-from packager.versions import EpisodeLocation, read_pointer
-from pipeline.captions import CaptionRules, CaptionTrack, read_captions
+from pipeline.captions.subtitles import extract_subtitles
+from pipeline.captions.tracks import CaptionRules, CaptionTrack, read_captions
 from pipeline.errors import PictureError, PictureTimeOutOfRange, UnreadableMedia
-from pipeline.pictures import PictureSampler, Poster
-from pipeline.storyboard import Storyboard
-from pipeline.subtitles import extract_subtitles
+from pipeline.pictures.sampler import PictureSampler, Poster
+from pipeline.pictures.storyboard import Storyboard
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ service) used to read the store, see the same highest version, and write into th
 Here the number comes from one row per episode, bumped by one atomic upsert: every caller sharing
 the database gets a number nobody else got. The store is still read first, as a floor, so versions
 written before this table existed (or by a tool without it) are never reused. The table's schema is a
-step of drm/migrations.py.
+step of drm/storage/migrations.py.
 
 The same row serves as a short lease for the pointer switch, so two publishers that finish at the
-same moment read and replace `published.json` one after the other (see packager.publish).
+same moment read and replace `published.json` one after the other (see packager.publishing.publish).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from drm.database import Database
+from drm.storage.database import Database
+from packager.publishing.versions import EpisodeLocation, next_version
 from packager.store import ObjectStore
-from packager.versions import EpisodeLocation, next_version
 
 log = logging.getLogger(__name__)
 

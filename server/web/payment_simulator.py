@@ -24,14 +24,14 @@ from aiohttp import hdrs, web
 
 from drm.errors import NotEntitled
 from drm.ids import field_id
-from drm.purchases import PURCHASE, REFUND, SIGNATURE_HEADER, Outcome, PaymentEvent, sign
+from drm.payments.purchases import PURCHASE, REFUND, SIGNATURE_HEADER, Outcome, PaymentEvent, sign
 from server.edge.auth import require_account
 from server.edge.bodies import read_object
 from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
 TEST_PAYMENTS_PATH = "/v1/test-payments"
-WEBHOOK_PATH = "/v1/webhooks/payments"      # the payment system's way in (server/catalog/payment_webhook.py)
+WEBHOOK_PATH = "/v1/webhooks/payments"      # the payment system's way in (server/catalog/payments/webhook.py)
 TEST_PAYMENT_PREFIX = "testpay_"
 WEBHOOK_TIMEOUT_S = 10.0
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from drm.database import Database
-from drm.engines import open_database
+from drm.storage.database import Database
+from drm.storage.engines import open_database
 
 
 @pytest.fixture

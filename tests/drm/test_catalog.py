@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from drm.catalog import MAX_EPISODES, SqlCatalog
+from drm.catalog.catalog import MAX_EPISODES, SqlCatalog
 from drm.errors import DrmError, EpisodeLimitReached, InvalidField, SeriesExists, UnknownEpisode, UnknownSeries
 from tests.drm.fixtures import FakeClock
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from drm.catalog import MAX_EPISODES, ORDINARY, EpisodeFacts, SqlCatalog, key_needs_entitlement
+from drm.catalog.catalog import MAX_EPISODES, ORDINARY, EpisodeFacts, SqlCatalog, key_needs_entitlement
 from drm.errors import (
     EpisodeDeleted,
     EpisodeExists,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from drm.catalog import SqlCatalog
-from drm.entitlements import EntitlementStore
+from drm.access.entitlements import EntitlementStore
+from drm.catalog.catalog import SqlCatalog
 from drm.errors import InvalidCursor, InvalidField, SeriesStateConflict, UnknownSeries
-from drm.purchases import PURCHASE, PaymentEvent, PaymentProcessor
+from drm.payments.purchases import PURCHASE, PaymentEvent, PaymentProcessor
 from tests.drm.fixtures import FakeClock
 from tests.drm.test_concurrency import race
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from drm.catalog import MAX_EPISODES, SqlCatalog
-from drm.entitlements import EntitlementStore
+from drm.access.entitlements import EntitlementStore
+from drm.catalog.catalog import MAX_EPISODES, SqlCatalog
 from drm.errors import EpisodeLimitReached, SeriesExists
-from drm.purchases import PURCHASE, REFUND, PaymentEvent, PaymentProcessor
+from drm.payments.purchases import PURCHASE, REFUND, PaymentEvent, PaymentProcessor
 
 TRIALS = 8
 

@@ -79,7 +79,7 @@ def test_a_lock_is_held_until_the_unit_of_work_ends(open_db):
 
 
 def test_describe_never_shows_a_password():
-    from drm.database import redact_url
+    from drm.storage.database import redact_url
 
     assert redact_url("postgresql://series:hunter2@db.internal:5432/series") == \
         "postgresql://series:***@db.internal:5432/series"

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from drm.eligibility import APPROVED, ELIGIBLE, INELIGIBLE, PENDING, CreatorProfile, CreatorRegistry, evaluate
+from drm.catalog.eligibility import APPROVED, ELIGIBLE, INELIGIBLE, PENDING, CreatorProfile, CreatorRegistry, evaluate
 from drm.errors import ApplicationRefused, CreatorNotEligible, InvalidField
 from tests.drm.fixtures import FakeClock
 from tests.support.catalog import eligible_facts

@@ -2,8 +2,8 @@
 
 import pytest
 
-from drm.entitlement_changes import EntitlementFeed
-from drm.entitlements import EntitlementStore
+from drm.access.entitlement_changes import EntitlementFeed
+from drm.access.entitlements import EntitlementStore
 from drm.keystore import KeyStore
 from tests.drm.fixtures import FakeClock, settings_for
 
@@ -96,7 +96,7 @@ def test_is_entitled_is_one_lookup_that_follows_grants_and_revokes(store):
 def test_every_catalog_write_that_changes_an_episodes_facts_is_in_the_feed(db, clock, feed):
     """Key servers cache each episode's facts (free preview, unpublished, deleted) and forget them when
     the feed says so: every write that changes them must be there, in the writer's transaction."""
-    from drm.catalog import SqlCatalog
+    from drm.catalog.catalog import SqlCatalog
 
     catalog = SqlCatalog(db, clock=clock)
     heard: list[tuple[str, str]] = []

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from drm.catalog import SqlCatalog
-from drm.entitlements import EntitlementStore
+from drm.access.entitlements import EntitlementStore
+from drm.catalog.catalog import SqlCatalog
+from drm.catalog.library import Library
 from drm.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidCursor, InvalidField
-from drm.idempotency import IdempotencyStore, StoredResponse
-from drm.library import Library
+from drm.payments.idempotency import IdempotencyStore, StoredResponse
 from tests.drm.fixtures import FakeClock
 from tests.drm.test_concurrency import race
 

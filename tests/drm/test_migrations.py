@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from drm import migrations
-from drm.database import Database
-from drm.engines import connect_database, open_database
-from drm.entitlements import EntitlementStore
+from drm.access.entitlements import EntitlementStore
 from drm.errors import SchemaNotMigrated, SchemaTooNew
-from drm.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate, schema_version
+from drm.storage import migrations
+from drm.storage.database import Database
+from drm.storage.engines import connect_database, open_database
+from drm.storage.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate, schema_version
 
 TABLES = {"schema_version", "content_keys", "content_key_versions", "entitlements", "series", "episodes",
           "creators", "payments", "payment_events", "entitlement_events", "entitlement_changes",
@@ -74,7 +74,7 @@ UPDATE schema_version SET version = 2 WHERE id = 1;
 @pytest.fixture
 def empty_target(engine, tmp_path, request) -> str:
     if engine == "sqlite":
-        return str(tmp_path / "new" / "drm.sqlite")
+        return str(tmp_path / "new" / "drm.storage.sqlite")
     return request.getfixturevalue("empty_postgres_url")
 
 

@@ -8,11 +8,11 @@ import psycopg
 import pytest
 
 from drm import KeyStore
-from drm.engines import open_database
-from drm.entitlement_changes import EntitlementFeed
-from drm.entitlements import EntitlementStore
+from drm.access.entitlement_changes import EntitlementFeed
+from drm.access.entitlements import EntitlementStore
 from drm.errors import DatabaseUnavailable
-from drm.migrations import NOTIFY_CHANNEL
+from drm.storage.engines import open_database
+from drm.storage.migrations import NOTIFY_CHANNEL
 from tests.drm.fixtures import settings_for
 from tests.support.s3_server import free_port
 

@@ -1,9 +1,9 @@
 import pytest
 
 from drm import EntitlementStore
-from drm.catalog import SqlCatalog
+from drm.catalog.catalog import SqlCatalog
 from drm.errors import InvalidField, WebhookRejected
-from drm.purchases import PURCHASE, REFUND, PaymentEvent, PaymentProcessor, sign, verify_signature
+from drm.payments.purchases import PURCHASE, REFUND, PaymentEvent, PaymentProcessor, sign, verify_signature
 from tests.drm.fixtures import FakeClock
 
 SECRET = b"s" * 32

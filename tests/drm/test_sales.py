@@ -3,10 +3,10 @@ refused ones apart, money kept per currency, buyers and comps from the entitleme
 
 from __future__ import annotations
 
-from drm.catalog import SqlCatalog
-from drm.entitlements import EntitlementStore
-from drm.purchases import CHARGEBACK, PURCHASE, REFUND, PaymentEvent, PaymentProcessor
-from drm.sales import RECENT_EVENTS, CurrencyTotals, sales_report
+from drm.access.entitlements import EntitlementStore
+from drm.catalog.catalog import SqlCatalog
+from drm.payments.purchases import CHARGEBACK, PURCHASE, REFUND, PaymentEvent, PaymentProcessor
+from drm.payments.sales import RECENT_EVENTS, CurrencyTotals, sales_report
 
 
 def event(event_type: str, payment_id: str, viewer_id: str, *, series_id: str = "s1", amount_cents: int = 499,

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
+from drm.access.revocations import AccountRevocations
+from drm.access.sessions import PlaybackSessions
+from drm.access.tokens import MAX_ACCOUNT_TOKEN_TTL_S
 from drm.errors import InvalidField, InvalidId, SessionLimitReached
-from drm.revocations import AccountRevocations
-from drm.sessions import PlaybackSessions
-from drm.tokens import MAX_ACCOUNT_TOKEN_TTL_S
 from tests.drm.fixtures import FakeClock
 
 IDLE_S = 180.0

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 
 from drm import KeyStore
-from drm.engines import open_database
+from drm.storage.engines import open_database
 from tests.drm.fixtures import settings_for
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "drm.sqlite"
+    return tmp_path / "var" / "drm.storage.sqlite"
 
 
 @pytest.fixture

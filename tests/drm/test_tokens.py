@@ -7,9 +7,9 @@ import jwt
 import pytest
 
 from drm import InvalidId, PlaybackToken, TokenExpired, TokenInvalid, TokenSigner, WrongSeries
+from drm.access.tokens import DEFAULT_ACCOUNT_TOKEN_TTL_S, MAX_ACCOUNT_TOKEN_TTL_S
 from drm.errors import InvalidField
 from drm.keystore import DEFAULT_PLAYBACK_TOKEN_TTL_S
-from drm.tokens import DEFAULT_ACCOUNT_TOKEN_TTL_S, MAX_ACCOUNT_TOKEN_TTL_S
 from tests.drm.fixtures import SIGNING_A, SIGNING_B, FakeClock, settings_for
 
 

@@ -19,7 +19,7 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from packager.conformance import check_parsed_episode, parse_playlist
+from packager.hls.conformance import check_parsed_episode, parse_playlist
 from server.app import create_app
 from server.config import Settings
 from server.publishing.edits import EpisodeEditor

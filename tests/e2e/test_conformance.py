@@ -11,10 +11,11 @@ import aiohttp
 import m3u8
 import pytest
 
-from packager.conformance import ParsedPlaylist, check_parsed_episode, parse_playlist
-from packager.publish import EpisodeLocation, read_pointer
-from pipeline.playback import decode_segment
+from packager.hls.conformance import ParsedPlaylist, check_parsed_episode, parse_playlist
+from packager.publishing.publish import EpisodeLocation, read_pointer
+from pipeline.encode.playback import decode_segment
 from server.services import Services
+from tests.conftest import settings_for
 from tests.support.episodes import (
     fetch_i_frame,
     fetch_text,
@@ -23,7 +24,6 @@ from tests.support.episodes import (
     served_playlists,
     serving,
 )
-from tests.conftest import settings_for
 from tests.support.media import clip, count_frames
 
 SERIES, BUYER = "conformance", "alice"

@@ -23,10 +23,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from drm.engines import open_database
 from drm.keystore import KeyStore
+from drm.storage.engines import open_database
+from packager.publishing.versions import EpisodeLocation, read_pointer, stored_versions
 from packager.store import ObjectStore
-from packager.versions import EpisodeLocation, read_pointer, stored_versions
 from server.config import Settings
 from server.publishing.garbage import collect_garbage
 from tests.conftest import settings_env

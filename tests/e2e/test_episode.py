@@ -12,7 +12,7 @@ import av
 import pytest
 import yarl
 
-from packager.publish import EpisodeLocation, read_pointer
+from packager.publishing.publish import EpisodeLocation, read_pointer
 from server.app import create_app
 from server.publishing.episode import ingest_episode
 from server.services import Services

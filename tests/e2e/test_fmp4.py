@@ -15,9 +15,9 @@ import aiohttp
 import m3u8
 import pytest
 
-from packager.conformance import check_parsed_episode
-from packager.fragmented_mp4 import is_init_segment
-from pipeline.playback import decode_segment
+from packager.containers.fragmented_mp4 import is_init_segment
+from packager.hls.conformance import check_parsed_episode
+from pipeline.encode.playback import decode_segment
 from server.services import Services
 from tests.conftest import settings_for
 from tests.e2e.test_conformance import parsed_episode, short_landscape_clip, stored_playlists  # noqa: F401

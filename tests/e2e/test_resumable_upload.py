@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from tusclient.client import TusClient
 
-from packager.publish import EpisodeLocation, read_pointer
+from packager.publishing.publish import EpisodeLocation, read_pointer
 from server.app import create_app
 from server.config import Settings
 from server.services import Services

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from packager.errors import StoreError
-from packager.publish import EpisodeLocation, read_pointer
+from packager.publishing.publish import EpisodeLocation, read_pointer
 from packager.store import ObjectStore
 from server.app import create_app
 from server.local.object_store import LocalObjectStore

@@ -22,8 +22,8 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
-from drm.eligibility import CreatorProfile
-from drm.purchases import PURCHASE, REFUND, SIGNATURE_HEADER, sign
+from drm.catalog.eligibility import CreatorProfile
+from drm.payments.purchases import PURCHASE, REFUND, SIGNATURE_HEADER, sign
 from server.app import create_app
 from server.config import Settings
 from server.services import Services

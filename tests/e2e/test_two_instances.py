@@ -19,8 +19,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from drm.engines import open_database
-from drm.purchases import PURCHASE, REFUND
+from drm.payments.purchases import PURCHASE, REFUND
+from drm.storage.engines import open_database
 from server.access.feed import FRESHNESS_S
 from server.access.revocations import RELOAD_INTERVAL_S
 from server.config import Settings
@@ -119,7 +119,7 @@ def listeners_within(url: str, expected: int, timeout_s: float) -> int:
 
 
 async def post_webhook(http: aiohttp.ClientSession, instance: Instance, body: bytes) -> dict:
-    from drm.purchases import SIGNATURE_HEADER, sign
+    from drm.payments.purchases import SIGNATURE_HEADER, sign
 
     headers = {SIGNATURE_HEADER: sign(WEBHOOK_SECRET.encode(), int(time.time()), body),
                "Content-Type": "application/json"}
@@ -229,7 +229,7 @@ async def test_two_instances_share_purchases_refunds_and_survive_a_database_rest
 
 def playback_token(shared_env: dict[str, str]) -> str:
     """A playback token for the buyer, minted with the signing keys every instance shares."""
-    from drm.tokens import TokenSigner
+    from drm.access.tokens import TokenSigner
 
     return TokenSigner(Settings.from_env(shared_env).drm).mint(BUYER, SERIES)
 

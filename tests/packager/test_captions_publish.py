@@ -13,15 +13,15 @@ import m3u8
 import pytest
 
 from packager.errors import CaptionTracksConflict
-from packager.publish import EpisodeLocation, publish
-from packager.version_manifest import read_manifest
-from pipeline.captions import read_captions
-from pipeline.fmp4 import SegmentFormat
-from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.pictures import PictureSampler
-from pipeline.playback import decode_segment
-from pipeline.still_image import decode_image
-from pipeline.transcode import transcode
+from packager.publishing.publish import EpisodeLocation, publish
+from packager.publishing.version_manifest import read_manifest
+from pipeline.captions.tracks import read_captions
+from pipeline.encode.fmp4 import SegmentFormat
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.playback import decode_segment
+from pipeline.encode.transcode import transcode
+from pipeline.pictures.sampler import PictureSampler
+from pipeline.pictures.still_image import decode_image
 from tests.pipeline.test_pictures import check_storyboard_vtt
 from tests.support.keys import RandomKeys, key_uri
 from tests.support.media import clip

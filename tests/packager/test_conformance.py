@@ -6,8 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from packager.conformance import check_parsed_episode, check_parsed_master, check_parsed_media, parse_playlist
-from packager.playlist import (
+from packager.hls.conformance import check_parsed_episode, check_parsed_master, check_parsed_media, parse_playlist
+from packager.hls.playlist import (
     IFrame,
     IFrameVariant,
     PlaylistSegment,

@@ -11,12 +11,12 @@ import posixpath
 import m3u8
 import pytest
 
+from packager.containers.fragmented_mp4 import first_video_sample_end, is_init_segment, video_track_id
 from packager.encrypt import decrypt_prefix, decrypt_segment, encrypt_segment
 from packager.errors import MalformedSegment, VerificationFailed
-from packager.fragmented_mp4 import first_video_sample_end, is_init_segment, video_track_id
-from packager.publish import publish
-from packager.verify import verify_version
-from pipeline.playback import decode_segment
+from packager.publishing.publish import publish
+from packager.publishing.verify import verify_version
+from pipeline.encode.playback import decode_segment
 from tests.packager.test_publish import LOCATION
 from tests.support.keys import RandomKeys, key_uri
 

@@ -5,7 +5,7 @@ from fractions import Fraction
 import m3u8
 import pytest
 
-from packager.playlist import (
+from packager.hls.playlist import (
     PlaylistSegment,
     Variant,
     average_bandwidth,

@@ -11,10 +11,10 @@ import pytest
 
 from packager.encrypt import decrypt_prefix
 from packager.errors import PointerSwitchUncertain, VerificationFailed
-from packager.publish import EpisodeLocation, publish, read_pointer
+from packager.publishing.publish import EpisodeLocation, publish, read_pointer
+from packager.publishing.verify import verify_version
 from packager.store import ObjectStore
-from packager.verify import verify_version
-from pipeline.playback import decode_segment
+from pipeline.encode.playback import decode_segment
 from tests.support.keys import RandomKeys, key_uri
 
 LOCATION = EpisodeLocation(series_id="s1", episode_id="1")

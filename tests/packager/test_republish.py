@@ -11,14 +11,14 @@ import m3u8
 import pytest
 
 from packager.errors import EpisodeNotPublished, LiveVersionChanged, VerificationFailed
-from packager.publish import EpisodeLocation, publish, read_pointer
-from packager.republish import rebase_media_playlist, republish
-from packager.retention import plan_retention
-from packager.seek import TimeOutsideEpisode, read_segment_at
-from packager.version_manifest import read_manifest
-from pipeline.captions import read_captions
-from pipeline.playback import decode_segment
-from pipeline.thumbnail import poster_from_segment, thumbnail
+from packager.publishing.publish import EpisodeLocation, publish, read_pointer
+from packager.publishing.republish import rebase_media_playlist, republish
+from packager.publishing.retention import plan_retention
+from packager.publishing.seek import TimeOutsideEpisode, read_segment_at
+from packager.publishing.version_manifest import read_manifest
+from pipeline.captions.tracks import read_captions
+from pipeline.encode.playback import decode_segment
+from pipeline.pictures.thumbnail import poster_from_segment, thumbnail
 from tests.support.keys import RandomKeys, key_uri
 
 LOCATION = EpisodeLocation(series_id="s1", episode_id="1")

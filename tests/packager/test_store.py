@@ -38,7 +38,7 @@ def store(s3: LocalObjectStore) -> Iterator[ObjectStore]:
 
 
 def retry_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "packager.store" and "retrying in" in r.getMessage()]
+    return [r for r in caplog.records if r.name == "packager.store.client" and "retrying in" in r.getMessage()]
 
 
 def test_put_get_round_trip_keeps_headers(store: ObjectStore) -> None:

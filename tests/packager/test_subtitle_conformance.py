@@ -6,8 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from packager.conformance import check_parsed_episode, parse_playlist
-from packager.playlist import (
+from packager.hls.conformance import check_parsed_episode, parse_playlist
+from packager.hls.playlist import (
     IFrameVariant,
     ImageSheet,
     ImageVariant,
@@ -17,9 +17,9 @@ from packager.playlist import (
     render_master_playlist,
     render_subtitle_playlist,
 )
-from packager.subtitle_conformance import check_webvtt_segment
-from packager.subtitles import render_webvtt_segment, segment_cues
-from pipeline.captions import Cue
+from packager.hls.subtitle_conformance import check_webvtt_segment
+from packager.publishing.subtitles import render_webvtt_segment, segment_cues
+from pipeline.captions.tracks import Cue
 from tests.packager.test_conformance import DURATIONS, FPS, TOTAL_S, i_frame_text, media_text
 
 SUBTITLES = [SubtitleRendition(uri="captions/en/index.m3u8", language="en", name="English", is_default=True),

@@ -17,8 +17,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from packager.publish import EpisodeLocation, publish
-from pipeline.captions import read_captions
+from packager.publishing.publish import EpisodeLocation, publish
+from pipeline.captions.tracks import read_captions
 from tests.support.keys import RandomKeys
 
 FFMPEG = shutil.which("ffmpeg")

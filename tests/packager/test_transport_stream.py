@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from packager.containers.transport_stream import PACKET_BYTES, first_video_access_unit_end
 from packager.errors import MalformedSegment
-from packager.transport_stream import PACKET_BYTES, first_video_access_unit_end
-from pipeline.playback import decode_segment
+from pipeline.encode.playback import decode_segment
 
 
 def test_first_access_unit_is_exactly_one_key_picture(small_encoded):

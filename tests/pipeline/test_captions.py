@@ -7,7 +7,7 @@ import codecs
 
 import pytest
 
-from pipeline.captions import Cue, canonical_language, check_cues, read_captions
+from pipeline.captions.tracks import Cue, canonical_language, check_cues, read_captions
 
 DURATION_S = 60.0
 VTT = b"WEBVTT\n\n00:00:01.000 --> 00:00:02.500 line:0\nHello <i>there</i>\n\n00:00:03.000 --> 00:00:04.000\nBye\n"
@@ -69,7 +69,7 @@ REFUSALS = {
 
 @pytest.mark.parametrize("code", sorted(REFUSALS))
 def test_each_refusal_has_its_code_and_a_fix(code):
-    from pipeline.captions import CaptionRules
+    from pipeline.captions.tracks import CaptionRules
 
     data, rules = REFUSALS[code]
     report = read(data, rules=CaptionRules(**rules))

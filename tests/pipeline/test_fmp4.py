@@ -10,10 +10,10 @@ from fractions import Fraction
 import av
 import pytest
 
-from packager.fragmented_mp4 import boxes
+from packager.containers.fragmented_mp4 import boxes
+from pipeline.encode.fmp4 import split
+from pipeline.encode.playback import decode_segment
 from pipeline.errors import TranscodeError
-from pipeline.fmp4 import split
-from pipeline.playback import decode_segment
 
 FPS = 25
 

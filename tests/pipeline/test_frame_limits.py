@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.transcode import transcode
 from pipeline.errors import MediaOverLimit
-from pipeline.frame_limits import FrameLimits
-from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.measure import decode_video
-from pipeline.transcode import transcode
-from pipeline.validate import ValidationRules, check_work, validate
+from pipeline.inspect.frame_limits import FrameLimits
+from pipeline.inspect.measure import decode_video
+from pipeline.inspect.validate import ValidationRules, check_work, validate
 from tests.support.media import clip, size_change_clip, truncated_mp4
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.ladder import LadderSettings, plan_ladder
+from pipeline.encode.ladder import LadderSettings, plan_ladder
 
 
 @pytest.mark.parametrize("width, height, expected", [

@@ -10,13 +10,13 @@ import m3u8
 import numpy as np
 import pytest
 
-from packager.conformance import check_parsed_episode, parse_playlist
-from packager.publish import EpisodeLocation, publish, read_pointer
-from pipeline.complexity import analyze_complexity, plan_windows
-from pipeline.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric, plan_ladder
-from pipeline.per_title import plan_ladder_for
-from pipeline.playback import decode_segment
-from pipeline.transcode import transcode
+from packager.hls.conformance import check_parsed_episode, parse_playlist
+from packager.publishing.publish import EpisodeLocation, publish, read_pointer
+from pipeline.encode.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric, plan_ladder
+from pipeline.encode.playback import decode_segment
+from pipeline.encode.transcode import transcode
+from pipeline.per_title.complexity import analyze_complexity, plan_windows
+from pipeline.per_title.decision import plan_ladder_for
 from tests.support.keys import RandomKeys, key_uri
 
 PER_TITLE = LadderSettings(preset="superfast", mode=LadderMode.PER_TITLE)

@@ -6,11 +6,13 @@ from dataclasses import replace
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from pipeline.complexity import ComplexityAnalysis, ProbePoint, RungProbe, SampleWindow
-from pipeline.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric, plan_ladder
-from pipeline.per_title import decide_ladder, fixed_plan
+from pipeline.encode.ladder import LadderMode, LadderSettings, PerTitleSettings, QualityMetric, plan_ladder
+from pipeline.per_title.complexity import ComplexityAnalysis, ProbePoint, RungProbe, SampleWindow
+from pipeline.per_title.decision import decide_ladder, fixed_plan
 
 CANDIDATES = plan_ladder(1920, 1080)          # 1080p, 720p, 540p, 360p, 234p
 # the figures below are made for these thresholds, whatever the calibrated defaults are

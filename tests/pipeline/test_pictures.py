@@ -10,12 +10,13 @@ import av
 import numpy as np
 import pytest
 
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.transcode import transcode
 from pipeline.errors import PictureError, PictureTimeOutOfRange
-from pipeline.frame_score import score_frame
-from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.pictures import PictureSampler
-from pipeline.still_image import decode_image, encode_jpeg, encode_webp
-from pipeline.storyboard import (
+from pipeline.pictures.frame_score import score_frame
+from pipeline.pictures.sampler import PictureSampler
+from pipeline.pictures.still_image import decode_image, encode_jpeg, encode_webp
+from pipeline.pictures.storyboard import (
     SHEET_COLUMNS,
     SHEET_ROWS,
     Size,
@@ -23,7 +24,6 @@ from pipeline.storyboard import (
     render_storyboard_vtt,
     storyboard_interval_s,
 )
-from pipeline.transcode import transcode
 from tests.support.media import clip
 
 LADDER = LadderSettings(max_renditions=1, preset="superfast")

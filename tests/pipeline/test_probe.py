@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from pipeline.errors import EmptyMedia, UnreadableMedia
-from pipeline.probe import StreamInfo, bit_depth, probe
+from pipeline.inspect.probe import StreamInfo, bit_depth, probe
 from tests.support.corpus import corpus  # noqa: F401  (a fixture)
 
 

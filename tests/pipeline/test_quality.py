@@ -10,12 +10,22 @@ import numpy as np
 import pytest
 from av.video.reformatter import VideoReformatter
 
-from pipeline.fmp4 import SegmentFormat
-from pipeline.ladder import LadderSettings, plan_ladder
+from pipeline.encode.fmp4 import SegmentFormat
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.quality import (
+    QualitySample,
+    SampleScore,
+    check_sample,
+    decoded_luma,
+    luma,
+    plan_samples,
+    psnr_db,
+    ssim,
+    ssim_db,
+    summarize,
+)
+from pipeline.encode.transcode import transcode
 from pipeline.errors import TranscodeError
-from pipeline.quality import (QualitySample, SampleScore, check_sample, decoded_luma, luma, plan_samples, psnr_db,
-                              ssim, ssim_db, summarize)
-from pipeline.transcode import transcode
 from tests.support.media import clip
 
 FAST = LadderSettings(preset="superfast")
@@ -58,7 +68,7 @@ def fully_decoded_luma(segment_path, offset_in_segment, init_path=None):
 ])
 def test_samples_give_the_values_of_the_check_after_encoding(tmp_path, landscape_30fps, caplog, segment_format,
                                                              checked_early):
-    caplog.set_level(logging.DEBUG, logger="pipeline.quality")
+    caplog.set_level(logging.DEBUG, logger="pipeline.encode.quality")
     result = transcode(landscape_30fps, plan_ladder(640, 360), tmp_path, FAST, segment_format=segment_format)
     early = sorted(r.getMessage() for r in caplog.records if "checked while encoding" in r.getMessage())
     assert early == sorted(f"{r.rendition.name}: {checked_early} of 4 sampled segments checked while encoding"

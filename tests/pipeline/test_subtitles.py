@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.subtitles import extract_subtitles
+from pipeline.captions.subtitles import extract_subtitles
 from tests.support.media import clip
 
 

@@ -9,12 +9,12 @@ import av
 import numpy as np
 import pytest
 
+from pipeline.encode.fmp4 import SegmentFormat
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.transcode import transcode
 from pipeline.errors import PictureTimeOutOfRange, PictureWidthOutOfRange
-from pipeline.fmp4 import SegmentFormat
-from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.still_image import decode_image
-from pipeline.thumbnail import thumbnail
-from pipeline.transcode import transcode
+from pipeline.pictures.still_image import decode_image
+from pipeline.pictures.thumbnail import thumbnail
 from tests.support.media import clip
 
 FPS = 25

@@ -11,8 +11,8 @@ from pathlib import Path
 import av
 import pytest
 
-from pipeline.ladder import LadderSettings, plan_ladder
-from pipeline.transcode import SMALLER_RUNG_NICENESS, encoder_threads, output_frame_rate, transcode
+from pipeline.encode.ladder import LadderSettings, plan_ladder
+from pipeline.encode.transcode import SMALLER_RUNG_NICENESS, encoder_threads, output_frame_rate, transcode
 from tests.support.media import clip
 
 FAST = LadderSettings(preset="superfast")
@@ -128,8 +128,8 @@ def rotated_clip(path, rotation: int):
 @pytest.mark.parametrize("rotation, size, corner", [(90, (64, 96), "bottom-left"), (-90, (64, 96), "top-right"),
                                                     (180, (96, 64), "bottom-right")])
 def test_rotation_is_baked_into_the_pixels(tmp_path, rotation, size, corner):
-    from pipeline.ladder import Rendition
-    from pipeline.probe import probe
+    from pipeline.encode.ladder import Rendition
+    from pipeline.inspect.probe import probe
 
     source = rotated_clip(tmp_path / "phone.mp4", rotation)
     video = probe(source).video
@@ -172,7 +172,7 @@ def noisy_clip(path, *, seconds: float, width: int, height: int, fps: int = 30):
 
 
 def test_lowest_rung_peak_with_audio_stays_under_192_kbits(tmp_path):
-    from packager.playlist import peak_bandwidth, target_duration
+    from packager.hls.playlist import peak_bandwidth, target_duration
 
     source = noisy_clip(tmp_path / "grain.mp4", seconds=20, width=416, height=234)
     lowest = plan_ladder(1920, 1080)[-1]
@@ -341,9 +341,9 @@ def test_no_rung_is_upscaled_beyond_the_source(tmp_path, portrait_no_audio):
 
 
 def test_importing_the_transcoder_leaves_numpy_to_the_quality_thread():
-    # numpy is a third of a transcode's start-up; pipeline/quality.py imports it on its own thread
+    # numpy is a third of a transcode's start-up; pipeline/encode/quality.py imports it on its own thread
     # while the first frames decode. A fresh interpreter, since this one has numpy loaded already.
-    code = "import sys, pipeline.transcode; print('numpy' in sys.modules)"
+    code = "import sys, pipeline.encode.transcode; print('numpy' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            cwd=Path(__file__).resolve().parents[2])
     assert found.stdout.strip() == "False"

@@ -11,14 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.inspect.validate import ValidationReport, ValidationRules, check_duration, format_duration, validate
 from pipeline.synthetic import generate_clip
-from pipeline.validate import (
-    ValidationReport,
-    ValidationRules,
-    check_duration,
-    format_duration,
-    validate,
-)
 from tests.support.corpus import CASES, corpus  # noqa: F401  (corpus is a fixture)
 
 DEFAULT = ValidationRules()

@@ -1,4 +1,4 @@
-"""pipeline/worker.py: a rendition's thread runs its calls in order, below the caller's priority when asked."""
+"""pipeline/encode/worker.py: a rendition's thread runs its calls in order, below the caller's priority when asked."""
 
 import os
 import sys
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from pipeline.worker import Worker
+from pipeline.encode.worker import Worker
 
 
 def _nice_of_this_thread() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from drm.keystore import ContentKey
-from drm.purchases import SIGNATURE_HEADER, sign
+from drm.payments.purchases import SIGNATURE_HEADER, sign
 from server.config import Settings
 from server.services import Services
 from tests.conftest import settings_for

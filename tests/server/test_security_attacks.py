@@ -14,14 +14,14 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import aiohttp
 import jwt
 import pytest
-import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from drm.purchases import SIGNATURE_HEADER, sign
+from drm.payments.purchases import SIGNATURE_HEADER, sign
 from server.app import create_app, start_runner
 from server.edge.accesslog import ACCESS_LOGGER, quiet_parser_errors
 from server.services import Services
@@ -247,7 +247,7 @@ async def test_an_81st_episode_is_refused_with_409_before_a_job_is_queued(world,
 
 async def test_a_creator_no_longer_eligible_cannot_queue_episodes(world, not_media):
     client, services = await world()
-    from drm.eligibility import CreatorProfile
+    from drm.catalog.eligibility import CreatorProfile
     from tests.support.catalog import eligible_facts
 
     await asyncio.to_thread(services.creators.record,

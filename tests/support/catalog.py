@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from drm.catalog import Series
-from drm.eligibility import CreatorProfile
+from drm.catalog.catalog import Series
+from drm.catalog.eligibility import CreatorProfile
 from server.catalog.api import create_series
 from server.config import Settings
 from server.services import Services

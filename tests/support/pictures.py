@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.still_image import decode_image
+from pipeline.pictures.still_image import decode_image
 from server.config import Settings
 from server.publishing.episode import ingest_episode
 from server.services import Services

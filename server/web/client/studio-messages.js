@@ -2,7 +2,7 @@
 // the stages an upload goes through, and why an upload or an edit was refused.
 import { describe } from "./messages.js";
 
-/** What to do about an unmet eligibility rule (drm/eligibility.py's codes). */
+/** What to do about an unmet eligibility rule (drm/catalog/eligibility.py's codes). */
 export function ruleAdvice(code, { mayApply = false } = {}) {
   if (code === "too_few_followers" && mayApply) {
     return "Grow to 10,000 followers, or apply below with a link to premium content you already sell elsewhere.";

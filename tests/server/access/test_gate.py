@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from drm.engines import open_database
-from drm.entitlements import EntitlementStore
+from drm.access.entitlements import EntitlementStore
 from drm.errors import DatabaseUnavailable
+from drm.storage.engines import open_database
 from server.access import Access, AccessUnavailable, Verdict
 from server.access.feed import FRESHNESS_S
 from server.config import AccessSettings

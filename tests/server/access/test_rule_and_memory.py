@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drm.catalog import ORDINARY, EpisodeFacts
+from drm.catalog.catalog import ORDINARY, EpisodeFacts
 from drm.errors import EpisodeDeleted, EpisodeUnpublished, NotEntitled
 from server.access.memory import MISSING, AnswerCache
 from server.access.rule import Verdict, may_watch, refusal

@@ -1,7 +1,7 @@
 """The key path's memory of admitted sessions: trusted for half the idle time and no longer, so a remembered
 session is always one the database still counts, and a playing one is written again before it could lapse."""
 
-from drm.sessions import PlaybackSessions
+from drm.access.sessions import PlaybackSessions
 from server.access.sessions import AdmittedSessions
 from server.config import AccessSettings
 from tests.drm.fixtures import FakeClock

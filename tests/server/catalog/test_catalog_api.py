@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from drm.catalog import MAX_EPISODES
+from drm.catalog.catalog import MAX_EPISODES
 from server.app import create_app
 from server.services import Services
 from tests.server.catalog_support import Api, catalog_settings, problem_code, publish_keys

@@ -9,16 +9,9 @@ import json
 import m3u8
 import pytest
 
-from packager.versions import EpisodeLocation, read_pointer
-from pipeline.still_image import decode_image
-from tests.support.pictures import (
-    BUYER,
-    CREATOR,
-    EPISODE,
-    EPISODE_PATH,
-    SERIES,
-    publish_world,
-)
+from packager.publishing.versions import EpisodeLocation, read_pointer
+from pipeline.pictures.still_image import decode_image
+from tests.support.pictures import BUYER, CREATOR, EPISODE, EPISODE_PATH, SERIES, publish_world
 
 FRENCH = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nBonjour\n\n"
           "00:00:04.000 --> 00:00:06.000\nLe nœud de chaise\n").encode()

@@ -9,18 +9,11 @@ import time
 
 import pytest
 
-from drm.purchases import CHARGEBACK, PURCHASE, REFUND, sign
+from drm.payments.purchases import CHARGEBACK, PURCHASE, REFUND, sign
 from server.access.feed import POLL_INTERVAL_S
 from server.app import create_app
 from server.services import Services
-from tests.server.catalog_support import (
-    WEBHOOK_SECRET,
-    Api,
-    catalog_settings,
-    payment_body,
-    problem_code,
-    publish_keys,
-)
+from tests.server.catalog_support import WEBHOOK_SECRET, Api, catalog_settings, payment_body, problem_code, publish_keys
 from tests.support.catalog import add_series
 
 SERIES, BUYER, STRANGER = "s1", "alice", "bob"

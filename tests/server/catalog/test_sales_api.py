@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from drm.purchases import CHARGEBACK, PURCHASE, REFUND
+from drm.payments.purchases import CHARGEBACK, PURCHASE, REFUND
 from server.app import create_app
 from server.config import Settings
 from server.reference.document import openapi_document

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from drm.engines import open_database
-from drm.migrations import SCHEMA_VERSION
+from drm.storage.engines import open_database
+from drm.storage.migrations import SCHEMA_VERSION
 from server.cli.common import EXIT_FAILED, EXIT_OK
 from server.cli.main import main
 from tests.conftest import settings_env

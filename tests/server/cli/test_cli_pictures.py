@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from packager.versions import EpisodeLocation, read_pointer
+from packager.publishing.versions import EpisodeLocation, read_pointer
 from server.config import Settings
 from server.services import Services
 from tests.conftest import settings_env

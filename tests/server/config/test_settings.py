@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.fmp4 import SegmentFormat
-from pipeline.validate import ValidationRules
+from pipeline.encode.fmp4 import SegmentFormat
+from pipeline.inspect.validate import ValidationRules
 from server.config import Settings, SettingsError
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from packager.publish import EpisodeLocation, read_pointer
+from packager.publishing.publish import EpisodeLocation, read_pointer
 from packager.store import ObjectStore
 from server.app import create_app
 from server.services import Services

@@ -9,7 +9,7 @@ import asyncio
 import av
 import pytest
 
-from drm.catalog import MAX_EPISODES
+from drm.catalog.catalog import MAX_EPISODES
 from drm.errors import EpisodeLimitReached, UnknownSeries
 from server.app import create_app
 from server.publishing.episode import ingest_episode

@@ -9,14 +9,14 @@ import pytest
 from aiohttp import web
 
 from server.config.jobs import JobSettings
-from server.jobs.completion import (
+from server.jobs.webhooks.addresses import AddressNotAllowed, check_address, listed_networks
+from server.jobs.webhooks.completion import (
     LEGACY_SIGNATURE_HEADER,
     WebhookMessage,
     deliver_once,
     open_webhook_session,
     sign_legacy,
 )
-from server.jobs.webhook_address import AddressNotAllowed, check_address, listed_networks
 from tests.support.jobs import JOB_WEBHOOK_SECRET, verify_completion_webhook
 
 BODY = b'{"event": "job.published", "job": {"job_id": "job_1"}}'

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from packager.store import ObjectStore
+from server.jobs.engines.runner import JobRunner
 from server.jobs.job_store import JobStore
 from server.jobs.jobs import (
     FAILED,
@@ -28,7 +29,6 @@ from server.jobs.jobs import (
     JobRequest,
     fingerprint,
 )
-from server.jobs.runner import JobRunner
 from server.jobs.worker import EndNotRecorded, record_end, run_job
 from tests.support.jobs import ingest_settings
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from packager.publish import EpisodeLocation, read_pointer
+from packager.publishing.publish import EpisodeLocation, read_pointer
 from server.app import create_app
 from server.ingest.api import JOBS, QUEUE
 from server.local.object_store import LocalObjectStore

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from server.app import create_app
+from server.jobs.engines.runner import JobRunner
 from server.jobs.job_store import JobStore
 from server.jobs.jobs import QUEUED, SOURCE_SPOOL, TRANSCODING, JobRequest, fingerprint
-from server.jobs.runner import JobRunner
 from server.services import Services
 from tests.support.jobs import AUTH, ingest_settings, wait_for_job
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from packager.publish import EpisodeLocation, read_pointer
+from packager.publishing.publish import EpisodeLocation, read_pointer
+from packager.publishing.versions import stored_versions
 from packager.store import ObjectStore
-from packager.versions import stored_versions
 from server.app import create_app
 from server.ingest.api import QUEUE
 from server.jobs.job_store import JobStore

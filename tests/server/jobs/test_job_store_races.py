@@ -114,7 +114,7 @@ def test_job_progress_never_notifies(job_store, postgres_url, engine):
     serialise every commit on PostgreSQL's notification lock and wake every key server for nothing."""
     import psycopg
 
-    from drm.migrations import NOTIFY_CHANNEL
+    from drm.storage.migrations import NOTIFY_CHANNEL
 
     job_store._catalog.create_series(series_id="s1", creator_id="c1", title="Knots", price_cents=499,
                                      currency="USD")

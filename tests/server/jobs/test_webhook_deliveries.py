@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from drm.engines import open_database
+from drm.storage.engines import open_database
 from server.app import create_app
 from server.config import Settings
-from server.jobs.completion import DeliveryOutcome
-from server.jobs.deliveries import DELIVERED, FAILED, PENDING, DeliveryLoop, DeliveryStore
 from server.jobs.job_store import JobStore
 from server.jobs.jobs import SOURCE_BUCKET, JobRequest, fingerprint
+from server.jobs.webhooks.completion import DeliveryOutcome
+from server.jobs.webhooks.deliveries import DELIVERED, FAILED, PENDING, DeliveryLoop, DeliveryStore
 from tests.server.catalog_support import OPERATOR_TOKEN
 from tests.support.jobs import ingest_env, verify_completion_webhook
 
@@ -174,7 +174,7 @@ async def test_an_operator_lists_deliveries_and_redelivers_by_api_and_cli(tmp_pa
 
 
 async def test_procrastinate_delivers_and_retries_as_a_task(tmp_path, s3_store, receiver, postgres_url):
-    from server.jobs.procrastinate_engine import Engine, run_worker
+    from server.jobs.engines.procrastinate_engine import Engine, run_worker
 
     url, answers, seen = receiver
     settings = _settings(tmp_path, s3_store, postgres_url)

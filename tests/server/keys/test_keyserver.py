@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from drm.access.tokens import TokenSigner
 from drm.errors import TokenExpired, TokenInvalid
-from drm.tokens import TokenSigner
 from server.access import ACCESS
 from server.keys.tokens import VerifiedTokens
 from server.services import Services

@@ -10,7 +10,7 @@ import time
 import jwt
 import pytest
 
-from drm.tokens import TokenSigner
+from drm.access.tokens import TokenSigner
 from server.access import ACCESS
 from server.access.revocations import RELOAD_INTERVAL_S
 from server.keys.token_api import revoke_tokens

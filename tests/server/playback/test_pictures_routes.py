@@ -13,7 +13,7 @@ import m3u8
 import numpy as np
 import pytest
 
-from pipeline.still_image import decode_image
+from pipeline.pictures.still_image import decode_image
 from tests.support.pictures import (
     BUYER,
     CREATOR,

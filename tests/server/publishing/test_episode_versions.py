@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from drm.engines import open_database
+from drm.storage.engines import open_database
 from packager.encrypt import SegmentKey
-from packager.publish import EpisodeLocation, publish, read_pointer
-from packager.verify import verify_version
+from packager.publishing.publish import EpisodeLocation, publish, read_pointer
+from packager.publishing.verify import verify_version
 from server.publishing.versions import EpisodeVersions
 from tests.support.keys import RandomKeys, key_uri
 

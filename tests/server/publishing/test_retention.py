@@ -8,8 +8,8 @@ import time
 import pytest
 
 from drm.errors import UnknownKey
-from packager.publish import EpisodeLocation
-from packager.versions import stored_episodes
+from packager.publishing.publish import EpisodeLocation
+from packager.publishing.versions import stored_episodes
 from server.config import Settings
 from server.publishing.episode import ingest_episode
 from server.publishing.garbage import collect_garbage
