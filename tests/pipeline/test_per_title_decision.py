@@ -44,13 +44,14 @@ def easy(scale: float = 1.0, display_step: float = 3.0) -> dict[str, tuple[Probe
     return curves
 
 
+def per_rung(probes) -> dict[str, tuple[ProbePoint, ...]]:
+    """probes(k, fixed rate) -> a rung's probe points, for the k-th candidate (largest first)."""
+    return {rendition.name: probes(k, rendition.video_bitrate_bps) for k, rendition in enumerate(CANDIDATES)}
+
+
 def hard() -> dict[str, tuple[ProbePoint, ...]]:
     """Grain: CRF 20 needs three times the fixed rate and still only reaches 38 dB."""
-    curves = {}
-    for k, rendition in enumerate(CANDIDATES):
-        rate = rendition.video_bitrate_bps
-        curves[rendition.name] = (point(20, 3.0 * rate, 38, 36 - 2 * k), point(28, 1.2 * rate, 33, 32 - 2 * k))
-    return curves
+    return per_rung(lambda k, rate: (point(20, 3.0 * rate, 38, 36 - 2 * k), point(28, 1.2 * rate, 33, 32 - 2 * k)))
 
 
 def test_clean_content_gets_constant_quality_under_a_cap_on_every_rung():
@@ -151,11 +152,7 @@ def test_no_rung_goes_past_max_crf_whatever_the_metric_says():
 
 def text() -> dict[str, tuple[ProbePoint, ...]]:
     """Screen text: few bits at any CRF (static pictures of flat colour), quality falling fast with CRF."""
-    curves = {}
-    for k, rendition in enumerate(CANDIDATES):
-        rate = rendition.video_bitrate_bps
-        curves[rendition.name] = (point(18, 0.10 * rate, 51, 51 - 10 * k), point(24, 0.08 * rate, 44, 44 - 10 * k))
-    return curves
+    return per_rung(lambda k, rate: (point(18, 0.10 * rate, 51, 51 - 10 * k), point(24, 0.08 * rate, 44, 44 - 10 * k)))
 
 
 def test_text_the_fixed_ladder_makes_near_lossless_keeps_the_rate_it_needs():
