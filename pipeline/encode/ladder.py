@@ -46,18 +46,23 @@ class PerTitleSettings:
     """How a per-title ladder is decided (pipeline/per_title/decision.py). Quality thresholds are in dB of `metric`.
 
     Defaults come from bench/per_title_calibrate.py (VMAF against x264 CRF and probe PSNR, on clips
-    other than the benchmark's) and one benchmark run (README): PSNR does not see lost grain or
-    texture, so x264's own psychovisual constant quality (`max_crf`) is the guard where the metric is
-    blind, and the metric, relative to the fixed rung, the guard where CRF alone would spend too
-    little on a small rung that players upscale (there 1 dB of PSNR cost 1.3-1.4 VMAF, so no absolute
-    "enough" below near-lossless 55 dB held).
+    other than the benchmark's) and the benchmark (docs/benchmarks.md). Each rung follows the fixed
+    rung's predicted quality (less `max_loss_db`) between two x264 constant qualities: `max_crf`, the
+    guard where PSNR is blind (it does not see lost grain or texture), and `min_crf`, where a rung is
+    near-lossless and stops spending, and `enough_db`, past which a rung's predicted quality buys
+    nothing seen. "Enough" was 55 dB with a floor at CRF 12: on flat text, where x264's average bit
+    rate undershoots into near-lossless (63-68 dB), the rungs held at a predicted 55 dB (CRF 12-14, six
+    below the probes, where the prediction runs 4-6 dB high) measured 49-51 dB, and upscaled as a player
+    shows them lost up to 1.4 VMAF; at CRF 8 they were within 0.2 VMAF for two thirds of the fixed
+    rungs' bits. 60 dB predicted lands text at CRF 8-10 and keeps a still slide off the floor.
     """
 
     metric: QualityMetric = QualityMetric.PSNR
-    enough_db: float = 55.0         # a rung's quality (at its own size) past which no more bits are spent
+    enough_db: float | None = 60.0  # a rung's predicted quality (own size) past which no bits are spent; None: none
     max_loss_db: float = 0.3        # how far below the fixed rung's predicted quality a rung may go to save bits
     min_gain_db: float = 0.5        # a larger rung must add this much at display size over the kept rung below
-    max_crf: float = 22.0           # no rung is encoded at a lower constant quality than this x264 CRF
+    max_crf: float = 20.0           # no rung is encoded at a lower constant quality than this x264 CRF ...
+    min_crf: float = 8.0            # ... nor at a higher one than this (near-lossless: no more bits are seen)
     full_rate_fraction: float = 0.85  # a rung predicted to need this share of its fixed rate keeps the fixed rung
     peak_ratio: float = 1.8         # a capped-CRF rung's VBV max rate, times its predicted average (Apple 1.30: 2x)
     probe_crfs: tuple[float, ...] = (18.0, 24.0)   # constant qualities each candidate rung is probed at
@@ -69,9 +74,10 @@ class PerTitleSettings:
     @classmethod
     def for_metric(cls, metric: QualityMetric) -> PerTitleSettings:
         """The defaults in `metric`'s dB. SSIM's are from the calibration clips only (the benchmark ran
-        PSNR): 0.1 dB of SSIM cost up to 2 VMAF on grain there, 0.3 dB 0.9 on a talking head."""
+        PSNR): 0.1 dB of SSIM cost up to 2 VMAF on grain there, 0.3 dB 0.9 on a talking head. SSIM has
+        no "enough" (its 30 dB, SSIM 0.999, was the PSNR 55 dB's peer and not re-measured): min_crf stops it."""
         if metric == QualityMetric.SSIM:
-            return cls(metric=metric, enough_db=30.0, max_loss_db=0.1, min_gain_db=0.2)
+            return cls(metric=metric, enough_db=None, max_loss_db=0.1, min_gain_db=0.2)
         return cls(metric=metric)
 
 

@@ -5,18 +5,22 @@ Per-title (LadderMode.PER_TITLE) starts from the fixed ladder's candidates for t
 (pipeline/per_title/complexity.py), with the thresholds of PerTitleSettings in dB of its metric:
 
 1. Rate control per rung. From the probes' rate-quality curve, the quality the fixed rung would give
-   at its bit rate is predicted; the rung aims at that less `max_loss_db`, and never above `enough_db`
-   (past it, more bits are not seen), at a CRF no higher than `max_crf` (x264's psychovisual constant
-   quality sees grain and texture that PSNR misses). If reaching the aim is predicted to need at least
-   `full_rate_fraction` of the fixed rate, the fixed rung is kept as it is (average bit rate, its VBV).
+   at its bit rate is predicted; the rung aims at that less `max_loss_db` (and, if set, never above
+   `enough_db`), at a CRF between `min_crf` and `max_crf`: x264's psychovisual constant quality sees
+   grain and texture that PSNR misses (`max_crf`), and past `min_crf` a rung is near-lossless, where
+   the fixed rung, whose average bit rate x264 cannot spend on flat content, may go finer still for
+   nothing seen (`min_crf`). If reaching the aim is predicted to need at least `full_rate_fraction` of
+   the fixed rate, the fixed rung is kept as it is (average bit rate, its VBV).
    Otherwise the rung is encoded at the constant quality (CRF) that reaches the aim, under a VBV cap
    of `peak_ratio` times its predicted average, never above the fixed rung's max rate and buffer: a
    scene harder than the probes saw is capped, and the peak stays within Apple's 200 % of the average
-   (HLS authoring 1.30). x264's CRF, not the prediction, holds the quality where the cap allows.
+   (HLS authoring 1.30). A CRF below every probe CRF has no prediction to trust: its cap is the fixed
+   rung's average rate. x264's CRF, not the prediction, holds the quality where the cap allows.
 2. Rungs that add too little are dropped, smallest first: a rung whose quality at display size (upscaled
    as a player shows it) is less than `min_gain_db` above the kept rung below it costs bits for nothing.
    Then, largest first, a rung predicted to need DOMINATED_FRACTION of the next larger kept rung's rate
-   is dropped too: for about the same bits that one shows more. The lowest rung is always kept (iOS
+   is dropped too: for about the same bits that one shows more (a rung whose rate is extrapolated
+   counts at its cap, the most it may spend). The lowest rung is always kept (iOS
    cellular needs a variant under 192 kbit/s, Apple 9.21), and so is the largest when it alone would
    be left (a master needs several bit rates, Apple 9.9).
 
@@ -42,7 +46,7 @@ __all__ = ["LadderPlan", "RungDecision", "decide_ladder", "fixed_plan", "plan_la
 
 log = logging.getLogger(__name__)
 
-CRF_RANGE = (12.0, 40.0)        # CRFs a rung may get: the probes' fit is trusted no further
+CRF_MAX = 40.0                  # the highest CRF a rung may get (the lowest is PerTitleSettings.min_crf)
 IDR_HEADROOM = 2.0              # IDR pictures a capped rung's VBV buffer holds
 MIN_PEAK_BPS = 16_000           # the lowest VBV cap a capped rung gets
 DOMINATED_FRACTION = 0.8        # a rung needing this share of the next larger kept rung's rate is dropped
@@ -64,6 +68,7 @@ class RungDecision:
     bitrate_bps: int                   # the average the rung is encoded at (fixed) or predicted to reach (CRF)
     peak_bitrate_bps: int              # the VBV max rate
     vbv_buffer_s: float | None = None  # the VBV buffer, in seconds of peak_bitrate_bps / 1.1 (Rendition's unit)
+    is_extrapolated: bool = False      # its CRF is below every probe's: bitrate_bps is a guess, the cap a bound
     crf: float | None = None
     quality_db: float | None = None            # predicted, at the rung's own size
     fixed_quality_db: float | None = None      # predicted for the fixed rung, same size
@@ -77,6 +82,7 @@ class RungDecision:
                 "reason": self.reason, "rate_control": self.rate_control, "message": self.message,
                 "fixed_bitrate_bps": self.fixed_bitrate_bps, "bitrate_bps": self.bitrate_bps,
                 "peak_bitrate_bps": self.peak_bitrate_bps, "crf": self.crf, "vbv_buffer_s": self.vbv_buffer_s,
+                "extrapolated": self.is_extrapolated,
                 "predicted": {"quality_db": rounded(self.quality_db), "fixed_quality_db": rounded(self.fixed_quality_db),
                               "display_quality_db": rounded(self.display_quality_db),
                               "gain_db": rounded(self.gain_db)}}
@@ -111,7 +117,8 @@ class LadderPlan:
         if self.settings is not None:
             plan["metric"] = self.settings.metric.value
             plan["thresholds"] = {"enough_db": self.settings.enough_db, "max_loss_db": self.settings.max_loss_db,
-                                  "min_gain_db": self.settings.min_gain_db, "max_crf": self.settings.max_crf}
+                                  "min_gain_db": self.settings.min_gain_db, "max_crf": self.settings.max_crf,
+                                  "min_crf": self.settings.min_crf}
         if self.analysis is not None:
             analysis = self.analysis
             plan["analysis"] = {"windows": len(analysis.windows),
@@ -186,10 +193,10 @@ def decide_ladder(candidates: list[Rendition], analysis: ComplexityAnalysis, set
         if not decision.is_kept or decision.name == lowest.name:   # switch between equals)
             above = decision if decision.is_kept else above
             continue
-        if above is not None and decision.bitrate_bps >= DOMINATED_FRACTION * above.bitrate_bps:
+        if above is not None and _budget(decision) >= DOMINATED_FRACTION * _budget(above):
             decisions[rung.name] = replace(decision, is_kept=False, reason="dominated", message=(
-                f"dropped: ~{decision.bitrate_bps // 1000} kbit/s, {decision.bitrate_bps / above.bitrate_bps:.0%} "
-                f"of {above.name}'s, which shows more"))
+                f"dropped: {'up to ' if decision.is_extrapolated else '~'}{_budget(decision) // 1000} kbit/s, "
+                f"{_budget(decision) / _budget(above):.0%} of {above.name}'s, which shows more"))
         else:
             above = decision
     if len(candidates) > 1 and not any(d.is_kept for name, d in decisions.items() if name != lowest.name):
@@ -209,10 +216,13 @@ def _rate(candidate: Rendition, probe: RungProbe, settings: PerTitleSettings, un
     fixed_rate = candidate.video_bitrate_bps
     fixed_crf = curve.crf_for_rate(fixed_rate)
     fixed_quality = curve.quality(fixed_crf)
-    aim = min(fixed_quality - settings.max_loss_db, settings.enough_db)
+    aim = fixed_quality - settings.max_loss_db
+    if settings.enough_db is not None:
+        aim = min(aim, settings.enough_db)
     # the CRF reaching the aim, but never past max_crf, and never below the fixed rate's own (more bits)
-    crf = min(curve.crf_for_quality(aim), settings.max_crf, CRF_RANGE[1])
-    crf = round(max(crf, fixed_crf, CRF_RANGE[0]), 1)
+    # nor min_crf (near-lossless: where the fixed rung is finer still, its bits are not seen)
+    crf = min(curve.crf_for_quality(aim), settings.max_crf, CRF_MAX)
+    crf = round(max(crf, fixed_crf, settings.min_crf), 1)
     rate = round(curve.rate(crf))
     common = dict(name=candidate.name, width=candidate.width, height=candidate.height, is_kept=True, reason="",
                   fixed_bitrate_bps=fixed_rate, fixed_quality_db=fixed_quality)
@@ -224,16 +234,28 @@ def _rate(candidate: Rendition, probe: RungProbe, settings: PerTitleSettings, un
                                      f"take {rate / fixed_rate:.0%} of it"))
     # at least MIN_PEAK_BPS: x264 takes the cap in kbit/s, and 0 would turn the VBV off
     peak = min(candidate.maxrate_bps, max(MIN_PEAK_BPS, round(settings.peak_ratio * rate)))
+    is_extrapolated = crf < min(curve.crfs)
+    if is_extrapolated:
+        # below the probes the rate is extrapolated, and measured 0.5-2.1x the prediction at CRF 8-12:
+        # a cap from it starved text and grain of the quality the CRF was chosen for. The fixed rung's
+        # average rate caps it instead: never above the fixed rung's rate, and x264's CRF spends less
+        # where the content allows
+        peak = min(candidate.maxrate_bps, fixed_rate)
     # the buffer holds two of the rung's IDRs, or x264 starves every GOP's first picture to fit it (a
     # still picture's 2 s of average rate can be less than one IDR); never more than the fixed rung's
     buffer_s = min(max(candidate.vbv_buffer_s, IDR_HEADROOM * curve.idr_bits(crf) * 1.1 / peak),
                    candidate.bufsize_bits * 1.1 / peak)
     return RungDecision(**common, rate_control="capped_crf", bitrate_bps=rate, peak_bitrate_bps=peak,
-                        vbv_buffer_s=math.floor(buffer_s * 1000) / 1000,   # down: never past the fixed buffer
+                        is_extrapolated=is_extrapolated, vbv_buffer_s=math.floor(buffer_s * 1000) / 1000,   # down: never past the fixed buffer
                         crf=crf, quality_db=curve.quality(crf), display_quality_db=curve.display_quality(crf),
                         message=(f"CRF {crf:g} for {curve.quality(crf):.1f} {unit} at ~{rate / 1000:.0f} kbit/s "
                                  f"(fixed: {fixed_quality:.1f} {unit} at {fixed_rate // 1000} kbit/s), "
                                  f"capped at {peak // 1000} kbit/s"))
+
+
+def _budget(decision: RungDecision) -> int:
+    """The rate a rung is planned at: its predicted average, or its cap where no prediction holds."""
+    return decision.peak_bitrate_bps if decision.is_extrapolated else decision.bitrate_bps
 
 
 def _rendition(candidate: Rendition, decision: RungDecision) -> Rendition:
@@ -247,7 +269,7 @@ class _Curve:
     """A rung's probes as piecewise-linear functions of CRF: log bit rate, quality, display quality.
 
     Linear beyond the probed CRFs too (log rate and dB are both close to linear in CRF); the CRF a rung
-    gets is clamped to CRF_RANGE, the prediction of the fixed rung's quality is not.
+    gets is clamped to [min_crf, CRF_MAX], the prediction of the fixed rung's quality is not.
     """
 
     def __init__(self, points: tuple[ProbePoint, ...]) -> None:
@@ -286,13 +308,13 @@ def _interpolate(xs: list[float], ys: list[float], x: float) -> float:
 
 def _inverse(xs: list[float], ys: list[float], y: float) -> float:
     """The x where the decreasing function reaches y (linear past the ends too). On a segment that does
-    not decrease (a flat curve, or noise on one), any larger CRF costs nothing: CRF_RANGE's top."""
+    not decrease (a flat curve, or noise on one), any larger CRF costs nothing: CRF_MAX."""
     if len(xs) == 1:
         return xs[0]
     for k in range(1, len(xs)):
         if ys[k] <= y or k == len(xs) - 1:
             x0, x1, y0, y1 = xs[k - 1], xs[k], ys[k - 1], ys[k]
             if y1 >= y0:
-                return CRF_RANGE[1]
+                return CRF_MAX
             return x0 + (x1 - x0) * (y - y0) / (y1 - y0)
-    return CRF_RANGE[1]
+    return CRF_MAX

@@ -175,13 +175,18 @@ def _ladder(env: Environment) -> LadderSettings:
     thresholds in the chosen metric's dB (pipeline/encode/ladder.py PerTitleSettings says what each does)."""
     metric = env.choice("LADDER_METRIC", QualityMetric, QualityMetric.PSNR)
     defaults = PerTitleSettings.for_metric(metric)
+    no_ceiling = env.str("LADDER_ENOUGH_DB", "").strip().lower() == "none"
     per_title = replace(
         defaults,
-        enough_db=env.float("LADDER_ENOUGH_DB", defaults.enough_db, minimum=20, maximum=99),
+        enough_db=None if no_ceiling else env.float("LADDER_ENOUGH_DB", defaults.enough_db, minimum=20, maximum=99),
         max_loss_db=env.float("LADDER_MAX_LOSS_DB", defaults.max_loss_db, minimum=0, maximum=3),
         min_gain_db=env.float("LADDER_MIN_GAIN_DB", defaults.min_gain_db, minimum=0, maximum=10),
         max_crf=env.float("LADDER_MAX_CRF", defaults.max_crf, minimum=12, maximum=40),
+        min_crf=env.float("LADDER_MIN_CRF", defaults.min_crf, minimum=0, maximum=40),
     )
+    if per_title.min_crf > per_title.max_crf:
+        raise SettingsError(f"{PREFIX}LADDER_MIN_CRF ({per_title.min_crf:g}) is above {PREFIX}LADDER_MAX_CRF "
+                            f"({per_title.max_crf:g}): no constant quality is left between them")
     return LadderSettings(
         mode=env.choice("LADDER", LadderMode, LadderMode.FIXED),
         per_title=per_title,

@@ -48,6 +48,38 @@ def write_clip(path, *, seconds: float, width: int, height: int, is_noisy: bool,
     return path
 
 
+def write_text_clip(path, *, seconds: float, width: int, height: int, fps: int = 30):
+    """A screen recording: dark glyphs (random 5x7 bitmaps, 2 px a dot) on a flat page, a line scrolled
+    every 1.5 s, and a pointer moving over it. Sharp edges on flat colour, as text is."""
+    rng = np.random.default_rng(11)
+    glyphs = rng.integers(0, 2, (64, 7, 5), dtype=np.uint8).repeat(2, axis=1).repeat(2, axis=2) * 200
+    line_px, lines = 18, height // 18 + 2
+    page = np.full((lines * line_px * 4, width), 235, np.uint8)
+    for row in range(lines * 4):
+        for column in range(4, width // 12 - 4):
+            if rng.random() < 0.5:
+                y, x = row * line_px + 2, column * 12
+                page[y:y + 14, x:x + 10] -= glyphs[rng.integers(0, 64)]
+    planes = []
+    for index in range(round(seconds * fps)):
+        top = (index * 2 // (3 * fps)) * line_px
+        y = page[top:top + height].copy()
+        px, py = (index * 7) % (width - 16), (index * 3) % (height - 16)
+        y[py:py + 16, px:px + 16] = 16
+        planes.append(y)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "0"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        chroma = np.full((height // 2, width // 2), 128, np.uint8)
+        for index, y in enumerate(planes):
+            frame = av.VideoFrame.from_ndarray(np.concatenate([y.ravel(), chroma.ravel(), chroma.ravel()])
+                                               .reshape(height * 3 // 2, width), format="yuv420p")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return path
+
+
 @pytest.fixture(scope="module")
 def static_clip(tmp_path_factory):
     return write_clip(tmp_path_factory.mktemp("per-title") / "static.mp4", seconds=14, width=960, height=540,
@@ -93,13 +125,40 @@ def test_a_static_input_gets_lower_bit_rates_than_a_noisy_one_of_the_same_size(s
     both = [d for d in noisy_plan.decisions if d.is_kept and static[d.name].is_kept]
     assert all(static[d.name].bitrate_bps <= d.bitrate_bps for d in both)
     # the larger rungs at constant quality for a fraction of the rate (the 80 kbit/s one may stay fixed)
-    assert static["540p"].rate_control == "capped_crf" and static["540p"].bitrate_bps < 2_000_000 / 4
+    assert static["540p"].rate_control == "capped_crf" and static["540p"].bitrate_bps < 2_000_000 / 2
+    assert static["540p"].crf >= PER_TITLE.per_title.min_crf and static["540p"].peak_bitrate_bps <= 2_000_000
     assert len(static_plan.renditions) < len(noisy_plan.renditions) or sum(
         static[d.name].bitrate_bps for d in both) < sum(d.bitrate_bps for d in both) / 2
     noisy_result = transcode(noisy_clip, list(noisy_plan.renditions), tmp_path, PER_TITLE)
-    assert total_bytes(static_result) < total_bytes(noisy_result) / 2     # with a rung more, even
+    assert total_bytes(static_result) < total_bytes(noisy_result)     # with a rung more, even
     for encoded in static_result.renditions:         # CRF held the quality: nothing below the flag
         assert encoded.quality.psnr_db > 40 and encoded.quality.ssim > 0.98
+
+
+def test_text_keeps_the_quality_it_needs_within_the_fixed_rate(tmp_path):
+    """Text on a flat page, where the probes put the fixed rate far below their CRFs: the earlier thresholds
+    ('enough' at 55 dB predicted, CRF 12 at best) stopped short (on the benchmark's screen recording: 49-51 dB
+    against the fixed rungs' 63-68, 1.4 VMAF lost at 360p); the rule now goes on to 60 dB predicted or
+    min_crf, capped at the fixed rate, which the probes cannot predict that far."""
+    clip = write_text_clip(tmp_path / "text.mp4", seconds=6, width=960, height=540)
+    earlier = replace(PER_TITLE, per_title=replace(PER_TITLE.per_title, enough_db=55.0, min_crf=12.0, max_crf=22.0))
+    encoded = {}
+    for name, settings in (("now", PER_TITLE), ("earlier", earlier), ("fixed", FIXED)):
+        plan = plan_ladder_for(clip, 960, 540, settings)
+        encoded[name] = plan, transcode(clip, list(plan.renditions), tmp_path / name, settings)
+    psnr = {name: {r.rendition.name: r.quality.psnr_db for r in result.renditions}
+            for name, (_, result) in encoded.items()}
+    now_plan, now_result = encoded["now"]
+    constant = [d for d in now_plan.decisions if d.is_kept and d.rate_control == "capped_crf"]
+    assert constant, now_plan.as_dict()
+    for decision in constant:
+        earlier_decision = next(d for d in encoded["earlier"][0].decisions if d.name == decision.name)
+        assert decision.crf < earlier_decision.crf
+        assert psnr["now"][decision.name] > psnr["earlier"][decision.name] + 2, psnr
+        assert psnr["now"][decision.name] > max(50.0, psnr["fixed"][decision.name] - 0.5), psnr
+        rung = next(r for r in now_result.renditions if r.rendition.name == decision.name)
+        seconds = sum(segment.duration_s for segment in rung.segments)
+        assert sum(segment.path.stat().st_size for segment in rung.segments) * 8 / seconds < decision.fixed_bitrate_bps
 
 
 def test_per_title_renditions_stay_idr_aligned_and_encode_as_planned(static_encoded):

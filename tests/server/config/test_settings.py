@@ -42,3 +42,18 @@ def test_segment_format_defaults_to_ts_and_a_bad_one_names_the_variable(tmp_path
     assert chosen.hls_segment_format == SegmentFormat.FMP4
     with pytest.raises(SettingsError, match="SERIES_HLS_SEGMENT_FORMAT has value 'mp4'; expected ts or fmp4"):
         Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_HLS_SEGMENT_FORMAT": "mp4"})
+
+
+def test_per_title_thresholds_come_from_the_environment_and_a_crf_range_must_leave_room(tmp_path):
+    def per_title(**overrides):
+        return Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), **overrides}).ladder.per_title
+    defaults = per_title()
+    assert (defaults.enough_db, defaults.min_crf, defaults.max_crf) == (60.0, 8.0, 20.0)
+    chosen = per_title(SERIES_LADDER_ENOUGH_DB="58", SERIES_LADDER_MIN_CRF="10", SERIES_LADDER_MAX_CRF="22")
+    assert (chosen.enough_db, chosen.min_crf, chosen.max_crf) == (58.0, 10.0, 22.0)
+    assert per_title(SERIES_LADDER_ENOUGH_DB="none").enough_db is None            # the CRF floor alone
+    assert per_title(SERIES_LADDER_METRIC="ssim").enough_db is None
+    with pytest.raises(SettingsError, match="SERIES_LADDER_MIN_CRF .* is above SERIES_LADDER_MAX_CRF"):
+        per_title(SERIES_LADDER_MIN_CRF="21")
+    with pytest.raises(SettingsError, match="SERIES_LADDER_ENOUGH_DB has value 'plenty'"):
+        per_title(SERIES_LADDER_ENOUGH_DB="plenty")
