@@ -29,6 +29,10 @@ class Worker:
         while True:
             if self.error is not None:
                 raise self.error
+            if self.cancelled:
+                # another worker feeding this one (a watermarked rung's A feeds its B) must not wait forever
+                # on a queue nobody will empty again
+                raise RuntimeError(f"{self.thread.name} was cancelled")
             try:
                 self.queue.put((work, args), timeout=0.2)
                 return

@@ -29,6 +29,22 @@ def test_calls_run_in_order_and_a_failure_reaches_the_submitter():
         failing.join()
 
 
+def test_a_full_cancelled_worker_refuses_work_instead_of_blocking_its_feeder():
+    # a watermarked rung's A thread feeds its B worker: once B is cancelled with a full queue, A must
+    # fail at once rather than wait on a queue no thread empties again
+    release = threading.Event()
+    worker = Worker("test-cancelled")
+    worker.submit(release.wait)
+    for _ in range(4):
+        worker.submit(lambda: None)
+    worker.cancelled = True
+    with pytest.raises(RuntimeError, match="test-cancelled was cancelled"):
+        worker.submit(lambda: None)
+    release.set()
+    worker.thread.join(timeout=5)
+    assert not worker.thread.is_alive()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
 def test_a_nicer_worker_and_the_threads_it_starts_run_below_the_caller():
     caller = _nice_of_this_thread()
