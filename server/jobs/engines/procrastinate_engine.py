@@ -164,8 +164,16 @@ class Engine:
                         engine_job.task_kwargs.get("job_id"), engine_job.worker_id, self.settings.jobs.stalled_after_s)
         for job in await asyncio.to_thread(self.jobs.not_handed_over, older_than_s=HAND_OVER_AFTER_S):
             await self.defer(job)
-        for delivery in await asyncio.to_thread(self.deliveries.due):
-            await self.defer_delivery(delivery.delivery_id)
+        due = await asyncio.to_thread(self.deliveries.due)
+        if due:
+            # A delivery whose task is running but has not taken it yet (or has just released it) looks due and
+            # unheld; the queueing lock binds only tasks still to do, so a second task would be queued for it.
+            queued = {row["queueing_lock"] for row in await self.app.connector.execute_query_all_async(
+                "SELECT queueing_lock FROM procrastinate_jobs WHERE task_name = %(task)s"
+                " AND status IN ('todo', 'doing')", task=WEBHOOK_TASK)}
+            for delivery in due:
+                if delivery.delivery_id not in queued:
+                    await self.defer_delivery(delivery.delivery_id)
 
     async def views(self, jobs: Sequence[Job]) -> dict[str, EngineView]:
         ids = [job.engine_job_id for job in jobs if job.engine_job_id is not None]
