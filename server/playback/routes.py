@@ -18,6 +18,7 @@ from drm.ids import check_id
 from packager.errors import ObjectMissing
 from packager.publishing.publish import I_FRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, EpisodeLocation
 from packager.publishing.version_manifest import VersionManifest, read_manifest
+from server.access.memory import MISSING, AnswerCache
 from server.edge.accesslog import VIEWER_ID
 from server.edge.auth import token_of
 from server.playback import watermark
@@ -26,7 +27,7 @@ from server.playback.segments import SEGMENT_NAME, content_type_of, stream_objec
 from server.services import SERVICES
 
 POINTERS = web.AppKey("pointers", dict)
-MANIFESTS = web.AppKey("manifests", dict)
+MANIFESTS = web.AppKey("manifests", AnswerCache)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 POINTER_TTL_S = 2.0          # how long a published-version pointer is trusted before re-reading it
@@ -56,7 +57,7 @@ class NotPublished(Exception):
 def add_routes(app: web.Application) -> None:
     """Add the playlist and segment routes; the app's Services must be at app[SERVICES]."""
     app[POINTERS] = {}
-    app[MANIFESTS] = {}
+    app[MANIFESTS] = AnswerCache(MAX_MANIFESTS, max_age_s=float("inf"))
     watermark.install(app, RECORDED_SESSIONS)
     app.router.add_get(EPISODE + "/" + MASTER_NAME, master_playlist)
     app.router.add_get(VERSIONED + "/" + MEDIA_PLAYLIST_NAME, media_playlist)
@@ -120,14 +121,12 @@ async def servable_version(request: web.Request, location: EpisodeLocation, *, i
 
 async def version_manifest(request: web.Request, location: EpisodeLocation, version: int) -> VersionManifest | None:
     """A version's manifest (None for one published before manifests), remembered: versions never change."""
-    remembered = request.app[MANIFESTS]
-    key = (location.prefix, version)
-    if key not in remembered:
+    remembered, key = request.app[MANIFESTS], (location.prefix, version)
+    manifest = remembered.get(key, 0.0)
+    if manifest is MISSING:
         manifest = await asyncio.to_thread(read_manifest, request.app[SERVICES].store, location, version)
-        if len(remembered) >= MAX_MANIFESTS:
-            remembered.pop(next(iter(remembered)))
-        remembered[key] = manifest
-    return remembered[key]
+        remembered.put(key, manifest, 0.0)
+    return manifest
 
 
 def playlist_response(text: str) -> web.Response:
