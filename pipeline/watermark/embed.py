@@ -34,6 +34,7 @@ class RungMark:
     def __init__(self, spec: WatermarkSpec, plan: SegmentPlan, width: int, height: int) -> None:
         self.spec, self.plan = spec, plan
         self.width, self.height = width, height
+        self.strength = spec.strength_at(width, height)
         self.segment = -1
         self.pattern: np.ndarray | None = None       # float32, luma levels at full amplitude
         self.full: np.ndarray | None = None          # int16, the rounded pattern for unfaded frames
@@ -43,7 +44,7 @@ class RungMark:
         segment = self.plan.segment_of(index)
         if segment != self.segment:
             self.segment = segment
-            self.pattern = self.spec.strength * segment_pattern(self.spec.seed, segment, self.width, self.height)
+            self.pattern = self.strength * segment_pattern(self.spec.seed, segment, self.width, self.height)
             self.full = np.rint(self.pattern).astype(np.int16)
         amplitude = self.plan.envelope(index)
         delta = self.full if amplitude == 1.0 else np.rint(self.pattern * amplitude).astype(np.int16)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 class LeakReading:
     """One soft value per segment of the episode, and how the leak was aligned to it.
 
-    A value is the mark's amplitude found in that segment, in units of the embedded mark: about +1 for
-    variant A, -1 for B, near 0 when the mark was washed out; None where the leak does not cover the
-    segment or it could not be read.
+    A value is the mark's amplitude found in that segment, in units of the full-strength mark: about +1 for
+    variant A, -1 for B (less from a rung under 480 lines, whose mark is weaker), near 0 when the mark was
+    washed out; None where the leak does not cover the segment or it could not be read.
     """
 
     values: tuple[float | None, ...]          # indexed by episode segment

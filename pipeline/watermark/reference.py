@@ -49,7 +49,7 @@ def signature(cells: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class WatermarkReference:
     seed: bytes = field(repr=False)
-    strength: float
+    strength: float                     # the full-strength RMS (rungs under 480 lines carry less)
     fps: Fraction
     segment_bounds: tuple[int, ...]     # first frame of each segment, then the frame count
     grid: np.ndarray = field(repr=False)         # float32 (segments, rows, columns): unmarked mean luma

@@ -54,7 +54,7 @@ def series(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, s3_store, media_dir) -> dict[str, str]:
-    """A watermarked series made by the CLI, its episode 1 (64 s) and 2 (30 s) ingested, both buyers' purchases."""
+    """A watermarked series made by the CLI, its episode 1 (64 s) and 2 (12 s) ingested, both buyers' purchases."""
     env = settings_env(tmp_path_factory.mktemp("leaky"), s3_store, SERIES_MIN_DURATION_S="10",
                        SERIES_WATERMARK_SECRET=SECRET)
     settings = Settings.from_env(env)
@@ -65,7 +65,7 @@ def env(tmp_path_factory, s3_store, media_dir) -> dict[str, str]:
                      "--price-cents", "999", "--watermark")
     assert created.returncode == 0 and "watermarked" in created.stdout, created.stderr
     with Services.open(settings) as services:
-        for episode_id, seconds in ((EPISODE, 64), (UNPLAYED, 30)):
+        for episode_id, seconds in ((EPISODE, 64), (UNPLAYED, 12)):
             source = clip(media_dir, f"leaky-{seconds}s.mp4", duration_s=seconds, width=640, height=360, fps=12)
             ingest_episode(source, series_id=SERIES, episode_id=episode_id, settings=settings,
                            store=services.store, keystore=services.keystore, catalog=services.catalog)

@@ -50,9 +50,16 @@ def test_a_and_b_pictures_carry_opposite_marks_in_luma_only():
     planes[:20] = 254                                             # near white: the mark is clipped there
     picture_a, picture_b = mark.pictures(av.VideoFrame.from_ndarray(planes, format="yuv420p"), 30)
     a, b = (p.to_ndarray(format="yuv420p").astype(int) for p in (picture_a, picture_b))
-    expected = np.rint(2.0 * segment_pattern(SEED, 0, 320, 180)).astype(int)
+    expected = np.rint(spec.strength_at(320, 180) * segment_pattern(SEED, 0, 320, 180)).astype(int)
     assert np.array_equal(a[20:180] - 128, expected[20:]) and np.array_equal(128 - b[20:180], expected[20:])
     assert a.max() <= 255 and b.min() >= 0
     assert np.array_equal(a[180:], planes[180:]) and np.array_equal(b[180:], planes[180:])
     with pytest.raises(ValueError, match="at least 16"):
         WatermarkSpec(seed=b"short")
+
+
+def test_rungs_under_480_lines_carry_a_proportionally_weaker_mark():
+    spec = WatermarkSpec(seed=SEED, strength=2.0)
+    assert spec.strength_at(1920, 1080) == spec.strength_at(854, 480) == 2.0
+    assert spec.strength_at(416, 234) == pytest.approx(2.0 * 234 / 480)
+    assert spec.strength_at(360, 640) == spec.strength_at(640, 360) == pytest.approx(1.5)   # portrait: the short side
