@@ -192,7 +192,8 @@ async def submit_ingest(request: web.Request) -> web.Response:
     episode_id = check_id("episode_id", request.match_info["episode_id"])
     # every series rule (unknown series, 80 episodes, price, the creator's eligibility) before the upload
     # is taken, not after minutes of queueing; the job checks them again when it runs
-    await asyncio.to_thread(check_admission, services.catalog, services.creators, series_id, episode_id)
+    await asyncio.to_thread(check_admission, services.catalog, services.creators, series_id, episode_id,
+                            can_watermark=settings.watermark.is_configured)
     key = request.headers.get("Idempotency-Key", "")
     if not IDEMPOTENCY_KEY.match(key):
         raise IngestRequestError("send an Idempotency-Key header: 1 to 255 printable ASCII characters, "

@@ -230,7 +230,8 @@ async def create_upload(request: web.Request) -> web.Response:
     checksum = parse_checksum(request.headers.get("Upload-Checksum")) if has_body else None
     services = request.app[SERVICES]
     # every series rule before anything is stored, as the ingest API does; the job checks them again
-    series = await asyncio.to_thread(check_admission, services.catalog, services.creators, series_id, episode_id)
+    series = await asyncio.to_thread(check_admission, services.catalog, services.creators, series_id, episode_id,
+                                     can_watermark=settings.watermark.is_configured)
     if uploader.creator_id is not None and series.creator_id != uploader.creator_id:
         raise NotSeriesOwner(uploader.creator_id, series_id)
     new = NewUpload(owner=uploader.owner, series_id=series_id, episode_id=episode_id, title=title,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from drm.catalog.catalog import ARCHIVED, MAX_EPISODES, Catalog, Series, check_currency, check_price
 from drm.catalog.eligibility import CreatorRegistry
 from drm.errors import EpisodeDeleted, EpisodeLimitReached, InvalidField, SeriesStateConflict, UnknownEpisode
+from server.config.watermark import WatermarkUnavailable
 
 
 class SeriesNotSellable(Exception):
@@ -28,9 +29,12 @@ class SeriesNotSellable(Exception):
         return type(self), (self.series_id, self.detail)
 
 
-def check_admission(catalog: Catalog, creators: CreatorRegistry | None, series_id: str, episode_id: str) -> Series:
+def check_admission(catalog: Catalog, creators: CreatorRegistry | None, series_id: str, episode_id: str, *,
+                    can_watermark: bool) -> Series:
     """The series, if it may take episode `episode_id` now. Raises UnknownSeries (404), CreatorNotEligible
-    (403: its creator is no longer eligible or approved), SeriesNotSellable (409), EpisodeLimitReached
+    (403: its creator is no longer eligible or approved), SeriesNotSellable (409), WatermarkUnavailable
+    (503: a watermarked series, and `can_watermark` is false: the service has no watermark secret, so an
+    upload taken now could only fail in its job), EpisodeLimitReached
     (409: a new episode beyond the 80th; a new version of an existing episode takes no slot),
     SeriesStateConflict (409: an archived series takes no new episodes) and EpisodeDeleted (410: the id
     of a deleted episode, until gc has removed it)."""
@@ -42,6 +46,8 @@ def check_admission(catalog: Catalog, creators: CreatorRegistry | None, series_i
         check_currency(series.currency)
     except InvalidField as exc:
         raise SeriesNotSellable(series_id, str(exc)) from None
+    if series.watermark and not can_watermark:
+        raise WatermarkUnavailable(series_id)
     try:
         episode = catalog.get_episode(series_id, episode_id, include_deleted=True)
     except UnknownEpisode:

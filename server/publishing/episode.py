@@ -126,7 +126,8 @@ def ingest_episode(
     check_id("episode_id", episode_id)
     # every series rule again (the API checked them before queueing; the series may have filled up since),
     # and before judging the media: an unknown series fails fast
-    series = check_admission(catalog, creators, series_id, episode_id)
+    series = check_admission(catalog, creators, series_id, episode_id,
+                             can_watermark=settings.watermark.is_configured)
     # read once: a series switched to (or from) watermarking meanwhile changes the next ingest, not this one
     watermark = watermark_plan(settings, series_id, is_watermarked=series.watermark)
     # no decode pass here: the transcode decodes every frame anyway, and check_decoded judges that

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 from dataclasses import replace
@@ -30,7 +31,9 @@ from server.publishing.episode import ingest_episode
 from server.services import Services
 from tests.conftest import settings_env
 from tests.support.catalog import add_series
+from tests.support.jobs import AUTH, INGEST_TOKEN
 from tests.support.media import clip
+from tests.support.uploads import creation_headers
 
 SECRET = hashlib.sha256(b"tests: watermark secret").digest()
 MARKED, PLAIN, EPISODE = "marked", "plain", "1"
@@ -277,10 +280,11 @@ async def test_a_sessions_i_frame_ranges_fit_its_own_variants(world, served):
     assert checked == 2
 
 
-async def test_without_the_secret_a_watermarked_playlist_is_refused_and_no_episode_is_ingested(world, served,
-                                                                                              media_dir):
-    settings = Settings.from_env({k: v for k, v in world.items() if k != "SERIES_WATERMARK_SECRET"})
-    client, services = await served({k: v for k, v in world.items() if k != "SERIES_WATERMARK_SECRET"})
+async def test_without_the_secret_a_watermarked_playlist_or_upload_is_refused_and_nothing_is_ingested(
+        world, served, media_dir):
+    without = {k: v for k, v in world.items() if k != "SERIES_WATERMARK_SECRET"}
+    settings = Settings.from_env(without)
+    client, services = await served(without)
     token = services.tokens.mint(BUYER, MARKED)
     master = m3u8.loads(await (await client.get(
         f"/v1/series/{MARKED}/episodes/{EPISODE}/master.m3u8?token={token}")).text())
@@ -288,6 +292,16 @@ async def test_without_the_secret_a_watermarked_playlist_is_refused_and_no_episo
     assert answer.status == 503
     assert json.loads(await answer.text())["code"] == "watermark_not_configured"
     source = clip(media_dir, "watermark-36s.mp4", duration_s=36, width=640, height=360, fps=12)
+    # an upload for the series is refused before a byte is taken, not left to fail in its job
+    uploads, _ = await served(without | {"SERIES_INGEST_TOKEN": INGEST_TOKEN})
+    handed = await uploads.post(f"/v1/series/{MARKED}/episodes/2/ingest", data=io.BytesIO(source.read_bytes()),
+                                headers={**AUTH, "Idempotency-Key": "marked-2"})
+    resumable = await uploads.post("/v1/uploads", headers=creation_headers(AUTH, source.stat().st_size,
+                                                                           series=MARKED, episode="2"))
+    for answer in (handed, resumable):
+        assert answer.status == 503, await answer.text()
+        assert json.loads(await answer.text())["code"] == "watermark_not_configured"
+    assert (await (await uploads.get("/v1/jobs", headers=AUTH)).json())["jobs"] == []
     with pytest.raises(WatermarkUnavailable, match="SERIES_WATERMARK_SECRET"):
         ingest_episode(source, series_id=MARKED, episode_id="2", settings=replace(settings), store=services.store,
                        keystore=services.keystore, catalog=services.catalog)
