@@ -17,14 +17,15 @@ from pipeline.watermark.sequence import SERVE_A, SERVE_B, session_bits
 from pipeline.watermark.spec import WatermarkSpec
 
 if TYPE_CHECKING:
-    from pipeline.watermark.read import read_leak
+    from pipeline.watermark.read import LeakSignatures, leak_signatures, read_leak, reference_grid
     from pipeline.watermark.reading import LeakReading
     from pipeline.watermark.reference import WatermarkReference
     from pipeline.watermark.verdict import DEFAULT_FALSE_ACCUSATION, Candidate, Verdict, decide
 
 # The modules that need numpy load on first use: pipeline/encode/transcode.py imports this package, and a
 # transcode leaves numpy's import (~0.15 s) to its quality thread (pipeline/quality.py).
-_LAZY = {"read_leak": "read", "LeakReading": "reading", "WatermarkReference": "reference",
+_LAZY = {"read_leak": "read", "leak_signatures": "read", "LeakSignatures": "read", "reference_grid": "read",
+         "LeakReading": "reading", "WatermarkReference": "reference",
          "DEFAULT_FALSE_ACCUSATION": "verdict", "Candidate": "verdict", "Verdict": "verdict", "decide": "verdict"}
 
 
@@ -35,5 +36,6 @@ def __getattr__(name: str):
 
 
 __all__ = ["DEFAULT_FALSE_ACCUSATION", "SERVE_A", "SERVE_B", "Candidate", "LeakDoesNotMatch", "LeakNotVideo",
-           "LeakReading", "LeakTooShort", "ReferenceInvalid", "Verdict", "WatermarkError", "WatermarkReference",
-           "WatermarkSpec", "decide", "read_leak", "session_bits"]
+           "LeakReading", "LeakSignatures", "LeakTooShort", "ReferenceInvalid", "Verdict", "WatermarkError",
+           "WatermarkReference", "WatermarkSpec", "decide", "leak_signatures", "read_leak", "reference_grid",
+           "session_bits"]

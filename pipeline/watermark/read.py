@@ -1,7 +1,8 @@
 """read_leak(): the A/B soft value of every episode segment a leaked copy covers.
 
 Two decodes of the leak (PyAV), so memory stays bounded whatever its length: the first takes a coarse
-signature of every frame and finds where in the episode the leak starts (pipeline/watermark/align.py);
+signature of every frame (leak_signatures(), reusable against every episode of the same aspect ratio)
+and finds where in the episode the leak starts (pipeline/watermark/align.py);
 the second averages the leak's frames per episode segment at a small working size. The leak's
 rectangle of the episode picture is then found by registration against the stored unmarked grid, and
 each segment's mean is fitted, over the reference grid's cells, as
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -39,28 +41,65 @@ REGISTRATION_SEGMENTS = 12  # segments spread over the leak that the spatial reg
 MAX_SOFT = 3.0              # a soft value's magnitude is capped: one garbled segment cannot outweigh many
 
 
-def read_leak(path: str | os.PathLike, reference: WatermarkReference) -> LeakReading:
-    """Read the mark from the leaked video at `path` against the episode's `reference`. Blocking.
+@dataclass(frozen=True, slots=True, eq=False)
+class LeakSignatures:
+    """The first decode of a leak: when each of its pictures shows, and its coarse signature on one grid
+    shape. Episodes whose references share that shape (the same aspect ratio) are placed against it with
+    no further decode (server/forensics/trace.py compares a leak with every watermarked episode)."""
 
-    Raises LeakNotVideo (not decodable video), LeakTooShort (under MIN_LEAK_S of video),
-    LeakDoesNotMatch (no stretch of the episode correlates with it).
+    name: str
+    grid: tuple[int, int]           # (columns, rows) the signatures were taken on
+    times: np.ndarray               # seconds since the leak's first picture
+    signatures: np.ndarray          # (pictures, SIGNATURE**2)
+
+    @property
+    def duration_s(self) -> float:
+        step = float(np.median(np.diff(self.times))) if len(self.times) > 1 else 0.0
+        return float(self.times[-1]) + step
+
+
+def leak_signatures(path: str | os.PathLike, grid: tuple[int, int]) -> LeakSignatures:
+    """Decode the leak at `path` once for its pictures' times and signatures on a `grid` (columns, rows). Blocking.
+
+    Raises LeakNotVideo (not decodable video), LeakTooShort (under MIN_LEAK_S of video).
     """
     name = Path(path).name
-    columns, rows = reference.grid.shape[2], reference.grid.shape[1]
     scaler = VideoReformatter()
     times, signatures = [], []
     for time_s, frame in _frames(path):
         times.append(time_s)
-        signatures.append(signature(luma_cells(frame, columns, rows, scaler)))
+        signatures.append(signature(luma_cells(frame, grid[0], grid[1], scaler)))
     if not times:
         raise LeakNotVideo(name, "no picture in it decodes")
-    duration_s = times[-1] + (float(np.median(np.diff(times))) if len(times) > 1 else 0.0)
-    if duration_s < MIN_LEAK_S:
-        raise LeakTooShort(name, duration_s, MIN_LEAK_S)
+    found = LeakSignatures(name=name, grid=grid, times=np.array(times), signatures=np.stack(signatures))
+    if found.duration_s < MIN_LEAK_S:
+        raise LeakTooShort(name, found.duration_s, MIN_LEAK_S)
+    return found
+
+
+def reference_grid(reference: WatermarkReference) -> tuple[int, int]:
+    """(columns, rows) of the reference's grid: what leak_signatures() must use for it."""
+    return reference.grid.shape[2], reference.grid.shape[1]
+
+
+def read_leak(path: str | os.PathLike, reference: WatermarkReference,
+              signatures: LeakSignatures | None = None) -> LeakReading:
+    """Read the mark from the leaked video at `path` against the episode's `reference`. Blocking.
+
+    `signatures`: the leak's first decode on this reference's grid shape, when the caller has it (else it is
+    decoded here). Raises LeakNotVideo (not decodable video), LeakTooShort (under MIN_LEAK_S of video),
+    LeakDoesNotMatch (no stretch of the episode correlates with it).
+    """
+    name = Path(path).name
+    columns, rows = reference_grid(reference)
+    if signatures is None or signatures.grid != (columns, rows):
+        signatures = leak_signatures(path, (columns, rows))
+    duration_s = signatures.duration_s
     fps = float(reference.fps)
     ticks = np.arange(min(int(duration_s * fps), reference.frame_count)) / fps
-    shown = np.clip(np.searchsorted(np.array(times), ticks + 1e-6, side="right") - 1, 0, len(times) - 1)
-    offset, match = temporal_offset(reference.signatures, np.stack(signatures)[shown])
+    last = len(signatures.times) - 1
+    shown = np.clip(np.searchsorted(signatures.times, ticks + 1e-6, side="right") - 1, 0, last)
+    offset, match = temporal_offset(reference.signatures, signatures.signatures[shown])
     if match < MIN_MATCH:
         raise LeakDoesNotMatch(name, match, MIN_MATCH)
     segments, means, fades = _segment_means(path, reference, offset)

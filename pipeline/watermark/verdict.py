@@ -55,14 +55,19 @@ class Verdict:
 
 
 def decide(reading: LeakReading, candidates: Mapping[str, Sequence[int]], *,
-           false_accusation: float = DEFAULT_FALSE_ACCUSATION) -> Verdict:
+           false_accusation: float = DEFAULT_FALSE_ACCUSATION, compared: int | None = None) -> Verdict:
     """Rank `candidates` (session_id -> its A/B bits, 0 = A) by how well they explain `reading`.
 
-    Raises ValueError for a false_accusation outside (0, 1).
+    `compared`: how many sessions the whole trace tests, when it decides more than one reading (a leak read
+    against several episode versions): the correction must count them all, or each extra version tried
+    would be a fresh chance to name an innocent. Defaults to len(candidates).
+    Raises ValueError for a false_accusation outside (0, 1) or `compared` below len(candidates).
     """
     if not 0 < false_accusation < 1:
         raise ValueError(f"false_accusation is {false_accusation}; expected a probability between 0 and 1")
-    count = max(1, len(candidates))
+    if compared is not None and compared < len(candidates):
+        raise ValueError(f"compared is {compared}, fewer than the {len(candidates)} candidates given")
+    count = max(1, len(candidates) if compared is None else compared)
     nulls: dict[tuple[int, ...], _NullDistribution] = {}
     ranked = sorted((_score(session_id, bits, reading.values, count, nulls)
                      for session_id, bits in candidates.items()),

@@ -2,12 +2,14 @@
 
     1. the episode version(s) to compare with: the one named, or, when none is, every watermarked episode
        version that has recorded sessions, each tried by reading the leak against its reference (a leak that
-       does not match an episode's pictures in time is skipped) and the best temporal match kept;
+       does not match an episode's pictures in time is skipped: that costs no decode, the leak's first pass
+       is shared) and the version whose sessions explain it best kept;
     2. the leak's soft A/B value per segment (pipeline/watermark read_leak), against that version's reference;
     3. the candidates: every session recorded for that version (drm/access/watermark_sessions.py), each with its
        bits recomputed from the service's secret (session_bits);
-    4. decide(): a session is named only when its p-value, corrected for the number of candidates, is below
-       `false_accusation` (1e-6 by default); otherwise the verdict is "undecided", with why.
+    4. decide(): a session is named only when its p-value, corrected for the number of candidates (every
+       session of every version the leak matched), is below `false_accusation` (1e-6 by default); otherwise
+       the verdict is "undecided", with why.
 
 A version's reference lives under its prefix (packager/publishing/watermark_variants.py), and is kept beside
 the versions when `series gc` removes the version (packager/publishing/retention.py): leaks of superseded
@@ -30,11 +32,14 @@ from pipeline.watermark import (
     DEFAULT_FALSE_ACCUSATION,
     LeakDoesNotMatch,
     LeakReading,
+    LeakSignatures,
     LeakTooShort,
     Verdict,
     WatermarkReference,
     decide,
+    leak_signatures,
     read_leak,
+    reference_grid,
     session_bits,
 )
 from server.config.watermark import WatermarkUnavailable
@@ -100,8 +105,8 @@ class _Compared:
 
 def trace_leak(path: str | os.PathLike, services: Services, *, series_id: str | None = None,
                episode_id: str | None = None, false_accusation: float = DEFAULT_FALSE_ACCUSATION) -> Trace:
-    """Trace the leaked file at `path` (see the module docstring). Blocking: decodes the leak once or twice per
-    episode version compared.
+    """Trace the leaked file at `path` (see the module docstring). Blocking: decodes the leak once per aspect
+    ratio among the episodes compared, and once more per episode version it matches in time.
 
     Raises LeakNotVideo for a file that is not video, WatermarkUnavailable without the service's secret,
     ValueError for a false_accusation outside (0, 1), StoreError, DrmError.
@@ -119,13 +124,20 @@ def trace_leak(path: str | os.PathLike, services: Services, *, series_id: str | 
                          "served, so there is nobody to name")
     compared: list[_Compared] = []
     problems: list[str] = []
+    # the leak's first decode serves every episode of the same aspect ratio: one per grid shape, not per version
+    first_pass: dict[tuple[int, int], LeakSignatures] = {}
     for s, e, version in versions:
         reference = _reference(services, s, e, version, problems)
         if reference is None:
             continue
+        grid = reference_grid(reference)
         try:
-            reading = read_leak(path, reference)
-        except (LeakDoesNotMatch, LeakTooShort) as exc:
+            if grid not in first_pass:
+                first_pass[grid] = leak_signatures(path, grid)
+            reading = read_leak(path, reference, first_pass[grid])
+        except LeakTooShort as exc:
+            return undecided(str(exc))          # too short for any episode
+        except LeakDoesNotMatch as exc:
             problems.append(f"{s}/{e} v{version}: {exc}")
             continue
         compared.append(_Compared(series_id=s, episode_id=e, version=version, reading=reading))
@@ -133,9 +145,14 @@ def trace_leak(path: str | os.PathLike, services: Services, *, series_id: str | 
         return undecided("the leak matches no episode version it was compared with: " + "; ".join(problems))
     for entry in compared:
         entry.sessions = services.watermark_sessions.sessions_of(entry.series_id, entry.episode_id, entry.version)
+    # every session of every version the leak matched is a candidate of this one trace (a leak of an episode
+    # matches each of its versions): the false-accusation bound counts them all
+    population = sum(len(entry.sessions) for entry in compared)
+    for entry in compared:
         count = len(entry.reading.values)
         entry.verdict = decide(entry.reading, {s.session_id: session_bits(secret, s.session_id, count)
-                                               for s in entry.sessions}, false_accusation=false_accusation)
+                                               for s in entry.sessions}, false_accusation=false_accusation,
+                               compared=max(1, population))
     # the version whose sessions explain the leak best; among undecided ones, the best temporal match
     best = min(compared, key=lambda c: (not c.verdict.identified,
                                         c.verdict.candidates[0].p_value if c.verdict.candidates else 1.0,

@@ -26,7 +26,9 @@ from pipeline.watermark import (
     WatermarkReference,
     WatermarkSpec,
     decide,
+    leak_signatures,
     read_leak,
+    reference_grid,
     session_bits,
 )
 from pipeline.watermark.pattern import segment_pattern
@@ -127,6 +129,14 @@ def test_a_leak_reencoded_at_480p_crf_28_names_its_session_and_no_innocent(marke
     assert [c.session_id for c in verdict.accused] == ["leaker"]
     assert verdict.candidates[0].p_value < 1e-6
     assert not decide(reading, innocents).identified
+    # the leak's first decode, taken once, reads the same against this episode (and any of its shape)
+    first_pass = leak_signatures(leak, reference_grid(marked[1].watermark))
+    assert read_leak(leak, marked[1].watermark, first_pass) == reading
+    # a trace that compares more sessions (other versions the leak matched) corrects for all of them
+    wider = decide(reading, {"leaker": leaker, **others}, compared=50_000)
+    assert wider.candidates[0].p_value == pytest.approx(1000 * verdict.candidates[0].p_value)
+    with pytest.raises(ValueError, match="fewer than the 50 candidates"):
+        decide(reading, {"leaker": leaker, **others}, compared=3)
 
 
 def test_a_cropped_excerpt_at_another_frame_rate_still_names_its_session(marked, sessions, leaked_copy, tmp_path):
