@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -88,9 +88,19 @@ def headers_for(case, credentials: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {credentials[first]}"}
 
 
-@schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
-def test_every_operation_conforms(case, service):
+# One plain pytest parameter per operation (not schema.parametrize(), whose operations pytest-xdist saw as a
+# single test and ran only the first of): each operation is its own test wherever it runs.
+OPERATIONS = [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=[operation.label for operation in OPERATIONS])
+def test_every_operation_conforms(operation, service):
     base_url, credentials = service
-    case.call_and_validate(base_url=base_url, headers=headers_for(case, credentials), checks=CHECKS, timeout=30)
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def conforms(case):
+        case.call_and_validate(base_url=base_url, headers=headers_for(case, credentials), checks=CHECKS, timeout=30)
+
+    conforms()
