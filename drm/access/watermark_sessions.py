@@ -35,6 +35,7 @@ class WatermarkSession:
     source: str          # how the viewer held the series: purchase, comp, gift, or free_preview
     payment_id: str      # the entitlement's reference: the payment id of a purchase, '' otherwise
     fetched_at: float    # unix s: the first fetch of a watermarked playlist of this version
+    secret_id: str       # which watermark secret keyed its A/B sequence; '' if recorded before secrets had ids
 
 
 class WatermarkSessions:
@@ -44,23 +45,30 @@ class WatermarkSessions:
         self._db = db
         self._clock = clock
 
-    def record(self, *, series_id: str, episode_id: str, version: int, session_id: str, viewer_id: str) -> bool:
-        """Record that `session_id` of `viewer_id` was served version `version` of the episode, with the
-        viewer's entitlement as it is now; a second call for the same session and version changes nothing.
-        Whether a row was added. Raises InvalidId, DatabaseUnavailable."""
+    def record(self, *, series_id: str, episode_id: str, version: int, session_id: str, viewer_id: str,
+               secret_id: str) -> str:
+        """Record that `session_id` of `viewer_id` was served version `version` of the episode, its sequence
+        keyed with watermark secret `secret_id`, with the viewer's entitlement as it is now; a second call for
+        the same session and version changes nothing. The secret id the session's row holds: `secret_id`,
+        or the first call's (a session keeps its sequence when the secret is rotated while it plays).
+        Raises InvalidId, DatabaseUnavailable."""
         for name, value in (("series_id", series_id), ("episode_id", episode_id), ("session_id", session_id),
-                            ("viewer_id", viewer_id)):
+                            ("viewer_id", viewer_id), ("secret_id", secret_id)):
             check_id(name, value)
+        key = (series_id, episode_id, version, session_id)
         with self._db.transaction() as tx:
             held = tx.fetch_one("SELECT source, reference FROM entitlements WHERE viewer_id = ? AND series_id = ?"
                                 " AND revoked_at IS NULL", (viewer_id, series_id))
             source, payment_id = (held["source"], held["reference"]) if held else (FREE_PREVIEW, "")
-            return tx.execute(
+            if tx.execute(
                 "INSERT INTO watermark_sessions (series_id, episode_id, version, session_id, viewer_id, source,"
-                " payment_id, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " payment_id, fetched_at, secret_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (series_id, episode_id, version, session_id) DO NOTHING",
-                (series_id, episode_id, version, session_id, viewer_id, source, payment_id, self._clock()),
-            ).rowcount > 0
+                (*key, viewer_id, source, payment_id, self._clock(), secret_id),
+            ).rowcount > 0:
+                return secret_id
+            return tx.fetch_one("SELECT secret_id FROM watermark_sessions WHERE series_id = ? AND episode_id = ?"
+                                " AND version = ? AND session_id = ?", key)["secret_id"]
 
     def sessions_of(self, series_id: str, episode_id: str, version: int | None = None) -> list[WatermarkSession]:
         """Every recorded session of the episode (of one version, if given), oldest first."""
@@ -69,7 +77,8 @@ class WatermarkSessions:
             where += " AND version = ?"
             parameters.append(version)
         rows = self._db.query(f"SELECT series_id, episode_id, version, session_id, viewer_id, source, payment_id,"
-                              f" fetched_at FROM watermark_sessions WHERE {where} ORDER BY fetched_at, session_id",
+                              f" fetched_at, secret_id FROM watermark_sessions WHERE {where}"
+                              " ORDER BY fetched_at, session_id",
                               parameters)
         return [WatermarkSession(**dict(row)) for row in rows]
 

@@ -416,6 +416,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE INDEX watermark_sessions_viewer ON watermark_sessions (viewer_id, fetched_at)
         """,
     ),
+    Migration(
+        version=12,
+        summary="a watermarked session records which watermark secret its A/B sequence was keyed with",
+        # The secret can then be rotated: a session keeps its secret for as long as it plays, and a trace
+        # recomputes each session's sequence with the secret it names. '' on the rows made before: keyed
+        # with whichever secret the service had then (a trace tries each one the service still knows).
+        script="""
+            ALTER TABLE watermark_sessions ADD COLUMN secret_id {text} NOT NULL DEFAULT ''
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 # payload "viewer_id/series_id" for an entitlement, "/series_id/episode_id" for an episode; ids contain no "/"

@@ -2,15 +2,19 @@
 watermark_settings() reads them for Settings.from_env().
 
 SERIES_WATERMARK_SECRET keys every session's A/B sequence (pipeline/watermark session_bits): whoever holds it
-can compute which segments any session was served, so it is a secret like the master key, and it must stay
-the same for as long as a leak may surface: `series trace` recomputes recorded sessions' sequences with
-it, and a changed secret makes every earlier session untraceable (their playlists were written with the
-old one). On the embedded set-up it is generated once into var/local-secrets.json; elsewhere, without it,
-watermarked series can neither be ingested nor played (a clear error, never an unmarked fallback).
+can compute which segments any session was served, so it is a secret like the master key. It can be
+rotated: the new one in SERIES_WATERMARK_SECRET, the old one moved to SERIES_WATERMARK_RETIRED_SECRETS.
+Each recorded session names the secret its sequence was keyed with (by a public id), keeps it while it
+plays, and `series trace` recomputes its sequence with it; so a secret must stay known, current or
+retired, for as long as a leak may surface: dropping it makes its sessions untraceable. On the embedded
+set-up it is generated once into var/local-secrets.json; elsewhere, without it, watermarked series can
+neither be ingested nor played (a clear error, never an unmarked fallback).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 
 from server.config.credentials import check_random_bytes
@@ -37,18 +41,59 @@ class WatermarkUnavailable(Exception):
         return type(self), (self.series_id,)
 
 
+class SessionSecretRetired(Exception):
+    """A session's A/B sequence was keyed with a watermark secret the service no longer has."""
+
+    code = "watermark_secret_retired"
+    http_status = 503
+
+    def __init__(self, secret_id: str) -> None:
+        super().__init__(f"this playback session's watermark was keyed with secret {secret_id}, which this service "
+                         f"no longer has; the operator must keep it in {PREFIX}WATERMARK_RETIRED_SECRETS")
+        self.secret_id = secret_id
+
+    def __reduce__(self):
+        return type(self), (self.secret_id,)
+
+
+def secret_id(secret: bytes) -> str:
+    """A public name for a watermark secret (16 hex digits of a keyed hash: it reveals nothing of it)."""
+    return hmac.new(secret, b"series watermark secret id", hashlib.sha256).hexdigest()[:16]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WatermarkSettings:
     secret: bytes | None = field(default=None, repr=False)   # None: watermarking unavailable (not configured)
+    retired: tuple[bytes, ...] = field(default=(), repr=False)   # earlier secrets: their sessions stay traceable
     segment_s: float = SEGMENT_S
 
     @property
     def is_configured(self) -> bool:
         return self.secret is not None
 
+    @property
+    def secret_id(self) -> str:
+        """The current secret's id (what new sessions are recorded with). Raises ValueError when not configured."""
+        if self.secret is None:
+            raise ValueError("no watermark secret is configured")
+        return secret_id(self.secret)
+
+    @property
+    def known_secrets(self) -> dict[str, bytes]:
+        """Every secret the service holds, current first, by id."""
+        return {secret_id(secret): secret for secret in ((self.secret,) if self.secret else ()) + self.retired}
+
+    def secret_for(self, session_secret_id: str) -> bytes:
+        """The secret a recorded session's sequence was keyed with. Raises SessionSecretRetired if it is gone."""
+        found = self.known_secrets.get(session_secret_id)
+        if found is None:
+            raise SessionSecretRetired(session_secret_id or "(recorded before secret ids)")
+        return found
+
 
 def watermark_settings(env: Environment, generated: dict) -> WatermarkSettings:
-    """SERIES_WATERMARK_SECRET (base64 of at least 32 random bytes), else the embedded set-up's generated one."""
+    """SERIES_WATERMARK_SECRET (base64 of at least 32 random bytes), else the embedded set-up's generated one;
+    SERIES_WATERMARK_RETIRED_SECRETS: earlier ones, comma-separated, kept after a rotation."""
     raw = env.str("WATERMARK_SECRET", "")
     if raw:
         secret = check_random_bytes("WATERMARK_SECRET", decode_b64(raw, f"{PREFIX}WATERMARK_SECRET"),
@@ -57,4 +102,8 @@ def watermark_settings(env: Environment, generated: dict) -> WatermarkSettings:
         secret = generated["watermark_secret"]
     else:
         secret = None
-    return WatermarkSettings(secret=secret)
+    retired = tuple(
+        check_random_bytes("WATERMARK_RETIRED_SECRETS", decode_b64(item.strip(), f"{PREFIX}WATERMARK_RETIRED_SECRETS"),
+                           minimum=MIN_SECRET_BYTES)
+        for item in env.str("WATERMARK_RETIRED_SECRETS", "").split(",") if item.strip())
+    return WatermarkSettings(secret=secret, retired=tuple(r for r in retired if r != secret))

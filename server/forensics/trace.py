@@ -42,7 +42,7 @@ from pipeline.watermark import (
     reference_grid,
     session_bits,
 )
-from server.config.watermark import WatermarkUnavailable
+from server.config.watermark import WatermarkSettings, WatermarkUnavailable
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,31 @@ class _Compared:
     version: int
     reading: LeakReading
     sessions: list[WatermarkSession] = field(default_factory=list)
+    candidates: dict[str, tuple[int, ...]] = field(default_factory=dict)   # see session_candidates()
     verdict: Verdict | None = None
+
+
+CANDIDATE_SEPARATOR = "#"      # never in an id (drm/ids.py): "session#secret id" names one secret's guess
+
+
+def session_candidates(sessions: list[WatermarkSession], watermark: WatermarkSettings, count: int,
+                       unknown: set[str]) -> dict[str, tuple[int, ...]]:
+    """Each session's A/B bits over `count` segments, keyed with the secret its row names. A row from before
+    secrets had ids ('') is tried with every secret the service knows, each a candidate of its own (the
+    correction counts them); a session whose secret the service no longer has cannot be compared: its id
+    goes to `unknown`."""
+    known = watermark.known_secrets
+    candidates: dict[str, tuple[int, ...]] = {}
+    for session in sessions:
+        if not session.secret_id:
+            for identifier, secret in known.items():
+                candidates[f"{session.session_id}{CANDIDATE_SEPARATOR}{identifier}"] = session_bits(
+                    secret, session.session_id, count)
+        elif session.secret_id in known:
+            candidates[session.session_id] = session_bits(known[session.secret_id], session.session_id, count)
+        else:
+            unknown.add(session.secret_id)
+    return candidates
 
 
 def trace_leak(path: str | os.PathLike, services: Services, *, series_id: str | None = None,
@@ -111,8 +135,8 @@ def trace_leak(path: str | os.PathLike, services: Services, *, series_id: str | 
     Raises LeakNotVideo for a file that is not video, WatermarkUnavailable without the service's secret,
     ValueError for a false_accusation outside (0, 1), StoreError, DrmError.
     """
-    secret = services.settings.watermark.secret
-    if secret is None:
+    watermark = services.settings.watermark
+    if not watermark.is_configured:
         raise WatermarkUnavailable(series_id or "(any)")
     if not 0 < false_accusation < 1:
         raise ValueError(f"false_accusation is {false_accusation}; expected a probability between 0 and 1")
@@ -143,15 +167,18 @@ def trace_leak(path: str | os.PathLike, services: Services, *, series_id: str | 
         compared.append(_Compared(series_id=s, episode_id=e, version=version, reading=reading))
     if not compared:
         return undecided("the leak matches no episode version it was compared with: " + "; ".join(problems))
+    unknown: set[str] = set()
     for entry in compared:
         entry.sessions = services.watermark_sessions.sessions_of(entry.series_id, entry.episode_id, entry.version)
-    # every session of every version the leak matched is a candidate of this one trace (a leak of an episode
-    # matches each of its versions): the false-accusation bound counts them all
-    population = sum(len(entry.sessions) for entry in compared)
+        entry.candidates = session_candidates(entry.sessions, watermark, len(entry.reading.values), unknown)
+    if unknown:
+        log.warning("trace: sessions recorded under watermark secret(s) %s cannot be compared: the service no "
+                    "longer has them (SERIES_WATERMARK_RETIRED_SECRETS)", ", ".join(sorted(unknown)))
+    # every candidate of every version the leak matched is one of this trace's (a leak of an episode matches
+    # each of its versions): the false-accusation bound counts them all
+    population = sum(len(entry.candidates) for entry in compared)
     for entry in compared:
-        count = len(entry.reading.values)
-        entry.verdict = decide(entry.reading, {s.session_id: session_bits(secret, s.session_id, count)
-                                               for s in entry.sessions}, false_accusation=false_accusation,
+        entry.verdict = decide(entry.reading, entry.candidates, false_accusation=false_accusation,
                                compared=max(1, population))
     # the version whose sessions explain the leak best; among undecided ones, the best temporal match
     best = min(compared, key=lambda c: (not c.verdict.identified,
@@ -192,11 +219,17 @@ def _reference(services: Services, series_id: str, episode_id: str, version: int
 def _as_trace(compared: _Compared, false_accusation: float) -> Trace:
     verdict = compared.verdict
     sessions = {s.session_id: s for s in compared.sessions}
-    candidates = tuple(TracedCandidate(
-        viewer_id=sessions[c.session_id].viewer_id, session_id=c.session_id,
-        payment_id=sessions[c.session_id].payment_id, source=sessions[c.session_id].source,
-        confidence=c.confidence, p_value=c.p_value, segments_read=c.segments_read,
-        segments_agreeing=c.segments_agreeing, is_accused=c.p_value < false_accusation) for c in verdict.candidates)
+    candidates, listed = [], set()
+    for c in verdict.candidates:
+        session = sessions[c.session_id.split(CANDIDATE_SEPARATOR)[0]]
+        if session.session_id in listed:
+            continue                    # one session tried with several secrets: its best guess only
+        listed.add(session.session_id)
+        candidates.append(TracedCandidate(
+            viewer_id=session.viewer_id, session_id=session.session_id, payment_id=session.payment_id,
+            source=session.source, confidence=c.confidence, p_value=c.p_value, segments_read=c.segments_read,
+            segments_agreeing=c.segments_agreeing, is_accused=c.p_value < false_accusation))
+    candidates = tuple(candidates)
     reason = "" if verdict.identified else _why_undecided(verdict, len(sessions), false_accusation)
     log.info("trace of %s/%s v%d: %s over %d sessions, %d segments read", compared.series_id, compared.episode_id,
              compared.version, IDENTIFIED if verdict.identified else UNDECIDED, len(sessions), verdict.segments_read)

@@ -42,30 +42,33 @@ _BYTE_RANGE = "#EXT-X-BYTERANGE:"
 
 
 class RecordedSessions:
-    """(series, episode, media version, session) already recorded by this process; event loop only."""
+    """(series, episode, media version, session) already recorded by this process, with the id of the secret
+    its row names; event loop only."""
 
     def __init__(self, max_entries: int) -> None:
         self._known = AnswerCache(max_entries, max_age_s=_FOREVER_S)
         self._writing: dict[Hashable, asyncio.Future] = {}
 
-    async def ensure(self, key: Hashable, write: Callable[[], Awaitable[object]]) -> None:
-        """Run `write` unless `key` was recorded (or is being recorded) by this process; raises what it raises."""
-        if self._known.get(key, 0.0) is not MISSING:
-            return
+    async def ensure(self, key: Hashable, write: Callable[[], Awaitable[str]]) -> str:
+        """What `write` returned for `key`, running it unless `key` was recorded (or is being recorded) by this
+        process; raises what it raises."""
+        known = self._known.get(key, 0.0)
+        if known is not MISSING:
+            return known
         pending = self._writing.get(key)
         if pending is not None:
-            await asyncio.shield(pending)
-            return
+            return await asyncio.shield(pending)
         pending = self._writing[key] = asyncio.get_running_loop().create_future()
         try:
-            await write()
+            recorded = await write()
         except BaseException as exc:
             pending.set_exception(exc)
             pending.exception()       # retrieved here: waiters re-raise it, and none may be waiting
             raise
         else:
-            self._known.put(key, True, 0.0)
-            pending.set_result(None)
+            self._known.put(key, recorded, 0.0)
+            pending.set_result(recorded)
+            return recorded
         finally:
             del self._writing[key]
 
@@ -119,23 +122,29 @@ async def viewer_variants(app: web.Application, viewer: PlaybackToken, location:
     session's variants when the version is watermarked and the rendition marked, after recording the session;
     `text` unchanged otherwise.
 
-    Raises WatermarkUnavailable without the service's secret, DatabaseUnavailable if the record fails.
+    Raises WatermarkUnavailable without the service's secret, SessionSecretRetired when the session was
+    recorded under a secret the service no longer has, DatabaseUnavailable if the record fails.
     """
     marks = manifest.watermark if manifest is not None else None
     if marks is None or rendition not in marks.renditions:
         return text
     services = app[SERVICES]
-    secret = services.settings.watermark.secret
-    if secret is None:
+    watermark = services.settings.watermark
+    if not watermark.is_configured:
         raise WatermarkUnavailable(location.series_id)
     media_version = manifest.media_version
     record = services.watermark_sessions.record
 
-    async def write() -> None:
-        await asyncio.to_thread(record, series_id=location.series_id, episode_id=location.episode_id,
-                                version=media_version, session_id=viewer.session_id, viewer_id=viewer.viewer_id)
+    def write() -> Awaitable[str]:
+        return asyncio.to_thread(record, series_id=location.series_id, episode_id=location.episode_id,
+                                 version=media_version, session_id=viewer.session_id, viewer_id=viewer.viewer_id,
+                                 secret_id=watermark.secret_id)
 
-    await app[RECORDED].ensure((location.series_id, location.episode_id, media_version, viewer.session_id), write)
+    recorded = await app[RECORDED].ensure((location.series_id, location.episode_id, media_version,
+                                           viewer.session_id), write)
+    # the secret the session's row names: a session keeps its sequence when the secret is rotated while it
+    # plays ('' is a row from before secrets had ids, keyed with the secret the service had then: this one)
+    secret = watermark.secret_for(recorded) if recorded else watermark.secret
     b_i_frame_bytes = marks.b_i_frame_bytes.get(rendition, ()) if is_i_frames else None
     return choose_variants(text, session_bits(secret, viewer.session_id, marks.segment_count), marks.variant_key,
                            b_i_frame_bytes)

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from server.config import Settings, SettingsError
+from server.config.watermark import SessionSecretRetired, secret_id
 from server.local.secrets import local_secrets
 
 SECRET = base64.b64encode(bytes(range(7, 39))).decode()
@@ -44,3 +45,21 @@ def test_the_environment_names_it_and_a_bad_one_is_refused(tmp_path):
         with pytest.raises(SettingsError, match="SERIES_WATERMARK_SECRET") as refused:
             Settings.from_env({**env, "SERIES_WATERMARK_SECRET": bad})
         assert bad not in str(refused.value)
+
+
+def test_retired_secrets_are_kept_by_their_public_ids_and_a_bad_one_is_refused(tmp_path):
+    older = base64.b64encode(bytes(range(100, 132))).decode()
+    watermark = Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_WATERMARK_SECRET": SECRET,
+                                   "SERIES_WATERMARK_RETIRED_SECRETS": f"{older}, {SECRET}"}).watermark
+    current, retired = bytes(range(7, 39)), bytes(range(100, 132))
+    assert watermark.retired == (retired,)                       # the current one is not listed twice
+    assert list(watermark.known_secrets) == [secret_id(current), secret_id(retired)]
+    assert watermark.secret_id == secret_id(current) != secret_id(retired)
+    assert len(watermark.secret_id) == 16 and watermark.secret_id not in (SECRET, older)
+    assert watermark.secret_for(secret_id(retired)) == retired
+    with pytest.raises(SessionSecretRetired, match="SERIES_WATERMARK_RETIRED_SECRETS"):
+        watermark.secret_for("0000000000000000")
+    bad = base64.b64encode(b"y" * 40).decode()
+    with pytest.raises(SettingsError, match="SERIES_WATERMARK_RETIRED_SECRETS") as refused:
+        Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_WATERMARK_RETIRED_SECRETS": f"{older},{bad}"})
+    assert bad not in str(refused.value)

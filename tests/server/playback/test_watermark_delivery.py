@@ -25,7 +25,7 @@ from packager.publishing.watermark_variants import REFERENCE_NAME, variant_uri, 
 from pipeline.encode.playback import decode_segment
 from pipeline.watermark import WatermarkReference, session_bits
 from server.config import Settings
-from server.config.watermark import WatermarkUnavailable
+from server.config.watermark import WatermarkUnavailable, secret_id
 from server.publishing.edits import EpisodeEditor
 from server.publishing.episode import ingest_episode
 from server.services import Services
@@ -158,6 +158,35 @@ async def test_each_session_gets_its_own_sequence_in_every_rendition_and_is_reco
                   if bit)
     answer = await client.get(f"/v1/series/{MARKED}/episodes/{EPISODE}/{media[0].rsplit('/', 1)[0]}/{b_name}")
     assert answer.status == 200 and answer.headers["Cache-Control"].startswith("public")
+
+
+async def test_a_rotated_secret_keeps_a_playing_session_on_its_sequence_and_keys_new_ones_anew(world, served):
+    client, services = await served(world)
+    before = await playlists(client, services, MARKED, BUYER, "sid-rotated")
+    # the operator rotates: a new secret, the old one kept as retired (another instance, the same database)
+    new_secret = hashlib.sha256(b"tests: the next watermark secret").digest()
+    rotated_env = world | {"SERIES_WATERMARK_SECRET": base64.b64encode(new_secret).decode(),
+                           "SERIES_WATERMARK_RETIRED_SECRETS": world["SERIES_WATERMARK_SECRET"]}
+    rotated, rotated_services = await served(rotated_env)
+    after = await playlists(rotated, rotated_services, MARKED, BUYER, "sid-rotated")
+    assert {uri: media_lines(text) for uri, text in after.items()} == {
+        uri: media_lines(text) for uri, text in before.items()}
+    fresh = await playlists(rotated, rotated_services, MARKED, OTHER, "sid-after-rotation")
+    media = next(uri for uri in fresh if uri.endswith("index.m3u8"))
+    bits = session_bits(new_secret, "sid-after-rotation", len(media_lines(fresh[media])))
+    assert media_lines(fresh[media]) == expected_names(marked_manifest(services).watermark.variant_key, bits)
+    rows = {row.session_id: row.secret_id for row in services.watermark_sessions.sessions_of(MARKED, EPISODE)}
+    assert (rows["sid-rotated"], rows["sid-after-rotation"]) == (secret_id(SECRET), secret_id(new_secret))
+    # the old secret dropped altogether: its session is refused with why, never served another sequence
+    only_new = world | {"SERIES_WATERMARK_SECRET": rotated_env["SERIES_WATERMARK_SECRET"]}
+    dropped, dropped_services = await served(only_new)
+    token = dropped_services.tokens.mint(BUYER, MARKED, session_id="sid-rotated")
+    base = f"/v1/series/{MARKED}/episodes/{EPISODE}/"
+    master = m3u8.loads(await (await dropped.get(f"{base}master.m3u8?token={token}")).text())
+    answer = await dropped.get(base + master.playlists[0].uri)
+    assert answer.status == 503
+    problem = json.loads(await answer.text())
+    assert problem["code"] == "watermark_secret_retired" and "SERIES_WATERMARK_RETIRED_SECRETS" in problem["detail"]
 
 
 async def test_one_write_per_session_and_version_whatever_is_fetched(world, served, monkeypatch):
