@@ -25,7 +25,7 @@ from server.catalog.series_api import cursor_of, query_int
 from server.catalog.views import episode_json, progress_json, series_json
 from server.config import Settings
 from server.edge.accesslog import VIEWER_ID
-from server.edge.auth import Forbidden, require_account, token_of
+from server.edge.auth import REVOCATION_CHECK, Forbidden, require_account, token_of
 from server.edge.bodies import read_object
 from server.edge.ratelimit import RateLimited, TokenBuckets
 from server.services import SERVICES
@@ -109,6 +109,8 @@ def _reporting_viewer(request: web.Request, services, series_id: str) -> str:
         if playback is not None:
             if playback.series_id != series_id:
                 raise WrongSeries(playback.series_id, series_id)
+            # a signed-out account's playback tokens are refused here as on the key path
+            request.app[REVOCATION_CHECK](playback.viewer_id, playback.issued_at, "playback token")
             return playback.viewer_id
     caller = identify(request, services)
     if caller.role == VIEWER:

@@ -186,7 +186,8 @@ async def test_a_revoked_account_token_is_refused_within_the_bound_on_another_se
 async def test_the_operator_revokes_an_account_and_this_server_refuses_at_once(key_world):
     world = await key_world(OPERATOR_TOKEN=OPERATOR_TOKEN)
     account = world.services.tokens.mint_account(BUYER, "viewer")
-    assert (await key_answer(world, world.token()))[0] == 200
+    playback = world.token()
+    assert (await key_answer(world, playback))[0] == 200
     operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}", "X-Operator": "ann"}
     async with world.client.post("/v1/operator/account-tokens/revoke", json={"subject": BUYER},
                                  headers=operator) as response:
@@ -196,6 +197,10 @@ async def test_the_operator_revokes_an_account_and_this_server_refuses_at_once(k
     assert abs(answer["not_before"] - time.time()) < 5
     async with world.client.get("/v1/me/entitlements", headers={"Authorization": f"Bearer {account}"}) as response:
         assert response.status == 401                  # no wait: this process noted it when it wrote it
+    # nor may its playback tokens report progress (they are refused on keys too)
+    async with world.client.post(f"/v1/series/{SERIES}/episodes/1/progress", json={"position_s": 12},
+                                 headers={"Authorization": f"Bearer {playback}"}) as response:
+        assert response.status == 401 and (await response.json())["code"] == "token_revoked"
     async with world.client.post("/v1/operator/account-tokens/revoke", json={"subject": "../x"},
                                  headers=operator) as response:
         assert response.status == 422
