@@ -48,6 +48,7 @@ class PlaybackToken:
     session_id: str
     expires_at: int  # unix seconds; the token is refused from this instant on
     issued_at: int = 0  # unix seconds (`iat`): an account revocation refuses tokens issued up to its instant
+    session_started_at: int = 0  # unix seconds (`sst`): the session's first token's iat, kept by refreshes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,8 +84,10 @@ class TokenSigner:
         *,
         ttl_s: int | None = None,
         session_id: str | None = None,
+        session_started_at: int | None = None,
     ) -> str:
-        """Return a signed, URL-safe token valid for ``ttl_s`` seconds (default: settings).
+        """Return a signed, URL-safe token valid for ``ttl_s`` seconds (default: settings). A refresh passes
+        the session's id and start (its first token's iat); a new session starts now.
 
         Raises InvalidId for a bad viewer/series/session id, InvalidField if ``ttl_s`` < 1.
         """
@@ -100,6 +103,7 @@ class TokenSigner:
             "ser": series_id,
             "sid": session_id,
             "iat": issued_at,
+            "sst": issued_at if session_started_at is None else min(session_started_at, issued_at),
             "exp": issued_at + ttl_s,
             "aud": AUDIENCE,
             "jti": secrets.token_urlsafe(12),
@@ -190,8 +194,9 @@ class TokenSigner:
 
     def _grant(self, claims: dict[str, object], expired_for_s: int) -> PlaybackToken:
         expires_at, issued_at = claims["exp"], claims["iat"]
-        if type(expires_at) is not int or type(issued_at) is not int:
-            raise TokenInvalid("playback token exp or iat claim is not an integer")
+        started_at = claims.get("sst", issued_at)     # a host app's tokens may not carry it: the session starts then
+        if type(expires_at) is not int or type(issued_at) is not int or type(started_at) is not int:
+            raise TokenInvalid("playback token exp, iat or sst claim is not an integer")
         try:
             grant = PlaybackToken(
                 viewer_id=check_id("viewer_id", claims["sub"]),  # type: ignore[arg-type]
@@ -199,6 +204,7 @@ class TokenSigner:
                 session_id=check_id("session_id", claims["sid"]),  # type: ignore[arg-type]
                 expires_at=expires_at,
                 issued_at=issued_at,
+                session_started_at=min(started_at, issued_at),
             )
         except InvalidId as exc:
             raise TokenInvalid(f"playback token carries a malformed claim: {exc}") from exc

@@ -55,6 +55,8 @@ class AccessSettings:
     max_sessions: int = 3                # concurrent playback sessions per viewer; 0: no limit (SERIES_MAX_SESSIONS)
     session_idle_s: float = 300.0        # a session without key requests this long lapses (SERIES_SESSION_IDLE_S)
     refresh_grace_s: int = 300           # a playback token refreshes itself until this long past its exp
+    session_max_age_s: int = 86400       # ... and only this long after its session's first token; then a refresh
+                                         # needs the viewer's account token (SERIES_SESSION_MAX_AGE_S)
 
     def __post_init__(self) -> None:
         for name in ("entitled_entries", "refused_entries", "episode_entries", "key_entries", "token_entries",
@@ -71,6 +73,8 @@ class AccessSettings:
             raise ValueError(f"session_idle_s is {self.session_idle_s!r}; expected 90 to 86400 seconds")
         if type(self.refresh_grace_s) is not int or not 0 <= self.refresh_grace_s <= 86400:
             raise ValueError(f"refresh_grace_s is {self.refresh_grace_s!r}; expected 0 to 86400 seconds")
+        if type(self.session_max_age_s) is not int or not 600 <= self.session_max_age_s <= 30 * 86400:
+            raise ValueError(f"session_max_age_s is {self.session_max_age_s!r}; expected 600 to 2592000 seconds")
 
 
 def read_database_url(env: Environment) -> DatabaseUrl | None:
@@ -120,13 +124,15 @@ def read_access(env: Environment, *, is_postgresql: bool) -> AccessSettings:
         "max_sessions": env.int("MAX_SESSIONS", default.max_sessions),
         "session_idle_s": env.float("SESSION_IDLE_S", default.session_idle_s),
         "refresh_grace_s": env.int("TOKEN_REFRESH_GRACE_S", default.refresh_grace_s),
+        "session_max_age_s": env.int("SESSION_MAX_AGE_S", default.session_max_age_s),
     }
     if not 1 <= values["max_age_s"] <= 3600:
         raise SettingsError(f"{PREFIX}ACCESS_CACHE_MAX_AGE_S has value {values['max_age_s']!r}; "
                             "expected 1 to 3600 seconds")
     for name, variable, low, high in (("max_sessions", "MAX_SESSIONS", 0, 1000),
                                       ("session_idle_s", "SESSION_IDLE_S", 90, 86400),
-                                      ("refresh_grace_s", "TOKEN_REFRESH_GRACE_S", 0, 86400)):
+                                      ("refresh_grace_s", "TOKEN_REFRESH_GRACE_S", 0, 86400),
+                                      ("session_max_age_s", "SESSION_MAX_AGE_S", 600, 30 * 86400)):
         if not low <= values[name] <= high:
             raise SettingsError(f"{PREFIX}{variable} has value {values[name]!r}; expected {low} to {high}")
     if values["lookup_threads"] > 64:

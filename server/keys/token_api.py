@@ -14,17 +14,21 @@ its viewer and series, and gives a new expiry. It is authorised by either
     (within the longest account-token lifetime): a page left open overnight picks up where it was; or
   * the playback token alone, until SERIES_TOKEN_REFRESH_GRACE_S past its expiry (5 min by default): for
     players without an account token, and for a laptop that slept through the refresh.
-Either way the viewer's tokens must not be revoked. Whether the viewer may still watch is the key
+A token alone refreshes a session for SERIES_SESSION_MAX_AGE_S (24 h) after its first token at most (the
+`sst` claim, kept by every refresh): a copied token cannot be kept alive for good. Either way the
+viewer's tokens must not be revoked. Whether the viewer may still watch is the key
 server's question at the next key (a refresh grants nothing by itself).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiohttp import web
 
 from drm.access.tokens import MAX_ACCOUNT_TOKEN_TTL_S, PlaybackToken
+from drm.errors import TokenExpired
 from server.access import ACCESS
 from server.edge.auth import Forbidden, bearer, checked_credentials, require_operator, verified_account
 from server.edge.bodies import read_object
@@ -41,7 +45,8 @@ async def refresh(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     data = await read_object(request, required={"token"})
     current = checked_credentials(request, lambda: _refreshable(request, services, data["token"]))
-    token = services.tokens.mint(current.viewer_id, current.series_id, session_id=current.session_id)
+    token = services.tokens.mint(current.viewer_id, current.series_id, session_id=current.session_id,
+                                 session_started_at=current.session_started_at)
     expires_at = services.tokens.verify(token).expires_at
     return web.json_response({"token": token, "expires_at": expires_at}, headers=NO_STORE)
 
@@ -91,7 +96,13 @@ def _refreshable(request: web.Request, services: Services, token: object) -> Pla
         if current.viewer_id != account.subject:
             raise Forbidden(f"the playback token is viewer {current.viewer_id}'s, not {account.subject}'s")
     else:
-        current = services.tokens.verify(token, expired_for_s=services.settings.access.refresh_grace_s)  # type: ignore[arg-type]
+        settings = services.settings.access
+        current = services.tokens.verify(token, expired_for_s=settings.refresh_grace_s)  # type: ignore[arg-type]
+        # a token alone cannot refresh itself forever: whoever copied one would hold the session for good
+        if time.time() - current.session_started_at > settings.session_max_age_s:
+            raise TokenExpired(f"this playback session started over {settings.session_max_age_s // 3600} h ago; "
+                               "refresh it with the viewer's account token (Authorization: Bearer), or start a "
+                               "new one")
     access.check_not_revoked(current.viewer_id, current.issued_at, "playback token")
     return current
 

@@ -40,10 +40,16 @@ def test_round_trip(signer, clock):
     assert re.fullmatch(r"[A-Za-z0-9_.-]+", token)  # URL-safe as is
     assert signer.verify(token) == PlaybackToken(
         viewer_id="viewer1", series_id="series1", session_id="sess1",
-        expires_at=int(clock.now) + 600, issued_at=int(clock.now),
+        expires_at=int(clock.now) + 600, issued_at=int(clock.now), session_started_at=int(clock.now),
     )
     claims = _claims(token)
-    assert claims["aud"] == "playback" and claims["iat"] == int(clock.now)
+    assert claims["aud"] == "playback" and claims["iat"] == claims["sst"] == int(clock.now)
+    # a refresh's token names the session's start; a start in the future is taken as now
+    clock.advance(90)
+    assert signer.verify(signer.mint("viewer1", "series1", session_id="sess1",
+                                     session_started_at=int(clock.now) - 90)).session_started_at == int(clock.now) - 90
+    assert signer.verify(signer.mint("viewer1", "series1", session_started_at=int(clock.now) + 999)
+                         ).session_started_at == int(clock.now)
     assert jwt.get_unverified_header(token)["kid"] == "a"
 
 

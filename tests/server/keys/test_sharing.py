@@ -147,6 +147,23 @@ async def test_a_playback_token_refreshes_itself_only_within_the_grace(key_world
     assert (status, answer["code"]) == (401, "token_invalid")
 
 
+async def test_a_token_alone_refreshes_its_session_only_for_the_session_s_maximum_age(key_world):
+    world = await key_world(SESSION_MAX_AGE_S="3600")
+    token = world.token()
+    status, answer = await refresh(world, token)
+    # every refresh carries the session's start: a chain of them cannot outlive the maximum age
+    assert status == 200 and claims(answer["token"])["sst"] == claims(token)["sst"] == claims(token)["iat"]
+    started_long_ago = world.services.tokens.mint(BUYER, SERIES, session_id="s_old",
+                                                  session_started_at=int(time.time()) - 3700)
+    assert (await key_answer(world, started_long_ago))[0] == 200      # it plays until it expires
+    status, answer = await refresh(world, started_long_ago)
+    assert (status, answer["code"]) == (401, "token_expired") and "account token" in answer["detail"]
+    # the viewer's account vouches for the session again, and the session keeps its start
+    status, answer = await refresh(world, started_long_ago, world.services.tokens.mint_account(BUYER, "viewer"))
+    assert status == 200 and claims(answer["token"])["sid"] == "s_old"
+    assert claims(answer["token"])["sst"] == claims(started_long_ago)["sst"]
+
+
 async def test_a_revoked_account_token_is_refused_within_the_bound_on_another_server(key_world, engine_overrides):
     world = await key_world(**engine_overrides)
     account = world.services.tokens.mint_account(BUYER, "viewer")
@@ -210,7 +227,7 @@ async def test_the_operator_revokes_an_account_and_this_server_refuses_at_once(k
 
 
 @pytest.mark.parametrize("variable,value", [("MAX_SESSIONS", "-1"), ("SESSION_IDLE_S", "10"),
-                                            ("TOKEN_REFRESH_GRACE_S", "x")])
+                                            ("TOKEN_REFRESH_GRACE_S", "x"), ("SESSION_MAX_AGE_S", "60")])
 def test_bad_sharing_settings_name_their_variable(tmp_path, s3_store, variable, value):
     from server.config import SettingsError
     from tests.conftest import settings_for
