@@ -5,7 +5,8 @@ A worker killed with SIGKILL mid-transcode (with its child) has its job re-run b
 bound (stalled after SERIES_JOB_STALLED_S), every job publishes exactly once, three re-ingests of one episode
 go live v1 < v2 < v3 in submission order while the older version keeps playing, and once the grace period has
 passed `series gc` leaves no orphaned version or key. A worker paused (SIGSTOP) until its job was re-run
-elsewhere changes nothing when it wakes. A cancelled running job stops within 5 s, nothing published.
+elsewhere changes nothing when it wakes. A cancelled running job stops within 5 s, nothing published. A
+worker sent SIGTERM finishes the job it runs, takes no new one, and exits 0.
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ DEADLINE_S = 240.0
 class Worker:
     """One `series worker` subprocess, stopped by its own PID."""
 
-    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log_path: Path, *, drain_s: float = 5.0) -> None:
         self.name, self.log_path, self.metrics_port = name, log_path, free_port()
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server", "worker", "--drain-s", "5", "--metrics-port", str(self.metrics_port)],
+                [sys.executable, "-m", "server", "worker", "--drain-s", str(drain_s),
+                 "--metrics-port", str(self.metrics_port)],
                 cwd=ROOT_DIR, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
 
     @property
@@ -125,8 +127,9 @@ async def fleet(tmp_path, fleet_env):
     service = Instance("service", service_env, tmp_path / "service.log")
     started.append(service)
 
-    def start_worker(name: str) -> Worker:
-        worker = Worker(name, {**fleet_env, "SERIES_DATA_DIR": str(tmp_path / name)}, tmp_path / f"{name}.log")
+    def start_worker(name: str, drain_s: float = 5.0) -> Worker:
+        worker = Worker(name, {**fleet_env, "SERIES_DATA_DIR": str(tmp_path / name)}, tmp_path / f"{name}.log",
+                        drain_s=drain_s)
         started.append(worker)
         return worker
 
@@ -323,3 +326,27 @@ async def test_a_cancelled_running_job_stops_within_seconds(fleet, worker_clip):
     assert done["error_code"] == "cancelled"
     with ObjectStore(Settings.from_env(env).store) as store:
         assert read_pointer(store, EpisodeLocation(series_id=SERIES, episode_id="8")) is None   # nothing live
+
+
+async def test_a_worker_told_to_stop_finishes_its_job_takes_no_other_and_exits_cleanly(fleet, worker_clip):
+    service, env = fleet["service"], fleet["env"]
+    for idle in fleet["workers"]:
+        idle.stop()                         # the fleet's idle workers leave: one draining worker is left
+    draining = fleet["start"]("draining", drain_s=120)
+    async with aiohttp.ClientSession() as http:
+        job_id = await submit(http, service, "9", "drained", worker_clip)
+
+        def transcoding():
+            row = job_rows(env)[job_id]
+            return row if row["state"] == "transcoding" and worker_of(row, [draining]) else None
+        row = await until(transcoding, "the job never reached transcoding")
+        draining.process.send_signal(signal.SIGTERM)           # what systemd or Kubernetes sends
+        later = await submit(http, service, "10", "after-the-signal", worker_clip)
+        exit_code = await asyncio.to_thread(draining.process.wait, DEADLINE_S)
+        assert exit_code == 0, draining.log_tail()
+        done = job_rows(env)[job_id]
+        # the running job was finished by the worker that had it, not handed back and run again
+        assert (done["state"], done["attempt"]) == ("published", row["attempt"])
+        assert job_rows(env)[later]["state"] == "queued"       # a stopping worker takes no new job
+        fleet["start"]("next")
+        await until(lambda: job_rows(env)[later]["state"] == "published", "the next worker did not run the job")
