@@ -178,7 +178,9 @@ def test_concurrent_migrators_wait_for_each_other(empty_target):
 
     def run() -> None:
         try:
-            with connect_database(empty_target) as db:
+            # each waits as long as a fresh file's every step may hold the lock on a loaded machine (the
+            # 5 s default once ran out there with three waiting behind the first)
+            with connect_database(empty_target, busy_timeout_ms=60_000) as db:
                 start.wait()
                 results.append(migrate(db))
         except BaseException as exc:  # pragma: no cover - reported below
