@@ -2,10 +2,11 @@
 qualities, from probe encodes of short sampled scenes.
 
 A separate, cheap pass before the transcode (which still decodes the episode once): a few short windows
-spread over the episode are decoded (from the keyframe a seek lands on, so little is decoded for
-nothing), scaled to every candidate rung and encoded with libx264 at the ladder's own preset and GOP
-rules at each probe CRF, then decoded back and compared with the source on a few frames per window.
-Each rung's probes run on their own thread, as the transcode's renditions do.
+spread over the episode are decoded (each from the source keyframe nearest its planned start, so little
+is decoded for nothing), scaled to every candidate rung and encoded with libx264 at the ladder's own
+preset and GOP rules at each probe CRF, then decoded back (only the measured pictures and those they
+predict from) and compared with the source on two frames per window. Each rung's probes run on their
+own thread, as the transcode's renditions do.
 
 Two numbers per rung and CRF come out, beside the predicted bit rate:
 - quality at the rung's own size, against the source scaled to it as the transcode scales it (what the
@@ -22,6 +23,7 @@ picture comes back (a few frames of encoder latency later).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import statistics
@@ -43,7 +45,7 @@ from pipeline.inspect.rotation import rotation_filter
 
 __all__ = ["ComplexityAnalysis", "ProbePoint", "RungProbe", "SampleWindow", "analyze_complexity", "plan_windows"]
 
-MEASURED_PER_WINDOW = 2        # frames compared per window, a third and two thirds in (never the IDR)
+MEASURED_PER_WINDOW = 2        # frames compared per window (measured_offsets(); never the IDR)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +99,21 @@ def plan_windows(duration_s: float | None, fps: Fraction, settings: LadderSettin
     return [usable * (k + 0.5) / count for k in range(count)], frames
 
 
+def measured_offsets(window_frames: int) -> tuple[int, int]:
+    """Which frames of a window (0: its IDR) are compared with the source: about a third and two thirds
+    in, one at an odd and one at an even offset.
+
+    x264's B-pyramid (3 B-frames at the ladder's presets) puts P and reference-B pictures at even
+    offsets from the IDR and plain B pictures, 0.4-0.7 dB worse on grain, at the odd ones: two even
+    offsets overstated a grainy 1080p rung by 0.3 dB at every CRF (47.16 predicted, 46.89 measured
+    over the whole episode at CRF 18); one of each is within 0.1 dB of it.
+    """
+    first, second = window_frames // 3, (2 * window_frames) // 3
+    if (second - first) % 2 == 0:
+        second = second + 1 if second + 1 < window_frames else second - 1
+    return first, second
+
+
 def analyze_complexity(source: str | os.PathLike, renditions: list[Rendition],
                        settings: LadderSettings = LadderSettings()) -> ComplexityAnalysis:
     """Probe-encode sampled windows of `source` for every rendition at each of settings.per_title.probe_crfs.
@@ -138,20 +155,21 @@ def _feed_windows(container, stream, starts: list[float], window_frames: int, fp
     source_rate = stream.average_rate or stream.guessed_rate or fps
     step = max(1, round(Fraction(source_rate) / fps))     # a 120 fps source is probed at the 60 fps it is encoded at
     display_scaler = VideoReformatter()
-    measured = {window_frames // 3, (2 * window_frames) // 3}
-    # A window may start up to half the spacing early, at the keyframe the seek lands on, so that
-    # usually nothing is decoded only to be skipped; from a longer GOP, frames up to there are skipped.
+    measured = measured_offsets(window_frames)
+    # A window may start up to half the spacing early or late, at the source keyframe before or after
+    # its planned start, so that usually nothing is decoded only to be skipped; from a longer GOP, frames
+    # up to the earliest start are skipped.
     slack_s = (starts[1] - starts[0]) / 2 if len(starts) > 1 else 0.0
     windows: list[SampleWindow] = []
     previous_end_pts = None
     rotate = None
     index = 0
     for start_s in starts:
-        container.seek(first_pts + int(start_s / time_base), stream=stream, backward=True)
         earliest_pts = first_pts + int(max(0.0, start_s - slack_s) / time_base)
         if previous_end_pts is not None:
             earliest_pts = max(earliest_pts, previous_end_pts + 1)
-        frames = _decoded(container, stream)
+        frames = _decoded(container, stream, _seek_window(container, stream, first_pts + int(start_s / time_base),
+                                                          earliest_pts, first_pts + int((start_s + slack_s) / time_base)))
         try:
             taken = seen = 0
             for frame in frames:
@@ -187,13 +205,50 @@ def _feed_windows(container, stream, starts: list[float], window_frames: int, fp
     return windows
 
 
-def _decoded(container, stream):
-    """Frames from where the last seek landed; broken packets are skipped as the transcode skips them."""
-    for packet in container.demux(stream):
-        try:
-            yield from packet.decode()
-        except av.InvalidDataError:
-            continue
+def _seek_window(container, stream, target_pts: int, earliest_pts: int, latest_pts: int):
+    """Seek to the source keyframe a window starting near `target_pts` decodes from; its first packet.
+
+    The keyframe at or before the target, unless it lies before `earliest_pts` (its frames up to there
+    would be decoded for nothing: a talking head's 8 s GOP cost a third of the analysis so) and the
+    next keyframe is no later than `latest_pts`: then that one. None at the end of the stream.
+    """
+    container.seek(target_pts, stream=stream, backward=True)
+    first = _first_packet(container, stream)
+    if first is None or first.pts is None or first.pts >= earliest_pts:
+        return first
+    try:
+        container.seek(target_pts, stream=stream, backward=False)
+        after = _first_packet(container, stream)
+    except av.FFmpegError:     # no keyframe after the target: decode from the one before
+        after = None
+    if after is not None and after.is_keyframe and after.pts is not None and earliest_pts <= after.pts <= latest_pts:
+        return after
+    container.seek(target_pts, stream=stream, backward=True)
+    return _first_packet(container, stream)
+
+
+def _first_packet(container, stream):
+    packets = container.demux(stream)
+    try:
+        return next((packet for packet in packets if packet.size), None)
+    finally:
+        packets.close()
+
+
+def _decoded(container, stream, first_packet):
+    """Frames from `first_packet` on (where the last seek landed); broken packets are skipped as the
+    transcode skips them."""
+    if first_packet is None:
+        return
+    packets = container.demux(stream)
+    try:
+        for packet in itertools.chain((first_packet,), packets):
+            try:
+                yield from packet.decode()
+            except av.InvalidDataError:
+                continue
+    finally:
+        packets.close()
 
 
 class _RungProber:
@@ -213,6 +268,7 @@ class _RungProber:
         for decoder in self.decoders.values():
             decoder.thread_count = 1
         self.references: dict[int, list] = {}   # frame index -> [own-size luma, display-size luma, CRFs left to score]
+        self.unscored: dict[float, set[int]] = {crf: set() for crf in self.encoders}   # measured, not yet decoded back
         self.sizes_by_crf: dict[float, list[tuple[int, int, bool]]] = {crf: [] for crf in self.encoders}
         self.scores_by_crf: dict[float, list[tuple[float, float]]] = {crf: [] for crf in self.encoders}
         self.window_starts: set[int] = set()
@@ -223,6 +279,8 @@ class _RungProber:
                                       interpolation="BILINEAR", threads=1)
         if display_reference is not None:
             self.references[index] = [luma(scaled), display_reference, len(self.encoders)]
+            for waiting in self.unscored.values():
+                waiting.add(index)
         if is_window_start:
             self.window_starts.add(index)
         scaled.pts = index
@@ -235,7 +293,16 @@ class _RungProber:
         decoder = self.decoders[crf]
         for packet in packets:
             self.sizes_by_crf[crf].append((packet.pts, packet.size, packet.is_keyframe))
+            decoder.skip_frame = self._skip(packet, self.unscored[crf])
             self._compare(crf, decoder.decode(packet))
+
+    def _skip(self, packet, waiting: set[int]) -> str:
+        """What of `packet` the decoder may skip: only measured pictures and those they predict from are
+        decoded back (a window's tail, past its last measured picture, not at all): half the decoding."""
+        if packet.is_keyframe or packet.pts in waiting:
+            return "DEFAULT"
+        next_start = min((start for start in self.window_starts if start > packet.pts), default=math.inf)
+        return "NONREF" if any(index < next_start for index in waiting) else "ALL"
 
     def _compare(self, crf: float, frames) -> None:
         for decoded in frames:
@@ -243,9 +310,15 @@ class _RungProber:
             if reference is None:
                 continue
             own, display, _ = reference
-            upscaled = decoded if (decoded.width, decoded.height) == self.display else self.upscaler.reformat(
-                decoded, *self.display, "yuv420p", interpolation="BICUBIC", threads=1)
-            self.scores_by_crf[crf].append((self._score(own, luma(decoded)), self._score(display, luma(upscaled))))
+            own_score = self._score(own, luma(decoded))
+            if (decoded.width, decoded.height) == self.display:
+                shown_score = own_score   # shown at its own size: the same planes, scaled the same way
+            else:
+                upscaled = self.upscaler.reformat(decoded, *self.display, "yuv420p", interpolation="BICUBIC",
+                                                  threads=1)
+                shown_score = self._score(display, luma(upscaled))
+            self.scores_by_crf[crf].append((own_score, shown_score))
+            self.unscored[crf].discard(decoded.pts)
             reference[2] -= 1
             if reference[2] == 0:
                 del self.references[decoded.pts]    # every CRF has compared it

@@ -188,7 +188,7 @@ def _ladder(env: Environment) -> LadderSettings:
         raise SettingsError(f"{PREFIX}LADDER_MIN_CRF ({per_title.min_crf:g}) is above {PREFIX}LADDER_MAX_CRF "
                             f"({per_title.max_crf:g}): no constant quality is left between them")
     return LadderSettings(
-        mode=env.choice("LADDER", LadderMode, LadderMode.FIXED),
+        mode=env.choice("LADDER", LadderMode, LadderMode.PER_TITLE),
         per_title=per_title,
         max_renditions=env.int("LADDER_MAX_RENDITIONS", 5),
         preset=env.str("X264_PRESET", "veryfast"),

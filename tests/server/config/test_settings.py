@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.encode.fmp4 import SegmentFormat
+from pipeline.encode.ladder import LadderMode
 from pipeline.inspect.validate import ValidationRules
 from server.config import Settings, SettingsError
 
@@ -42,6 +43,12 @@ def test_segment_format_defaults_to_ts_and_a_bad_one_names_the_variable(tmp_path
     assert chosen.hls_segment_format == SegmentFormat.FMP4
     with pytest.raises(SettingsError, match="SERIES_HLS_SEGMENT_FORMAT has value 'mp4'; expected ts or fmp4"):
         Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_HLS_SEGMENT_FORMAT": "mp4"})
+
+
+def test_the_service_decides_each_episodes_ladder_per_title_unless_told_fixed(tmp_path):
+    assert Settings.from_env({"SERIES_DATA_DIR": str(tmp_path)}).ladder.mode == LadderMode.PER_TITLE
+    chosen = Settings.from_env({"SERIES_DATA_DIR": str(tmp_path), "SERIES_LADDER": "fixed"})
+    assert chosen.ladder.mode == LadderMode.FIXED
 
 
 def test_per_title_thresholds_come_from_the_environment_and_a_crf_range_must_leave_room(tmp_path):

@@ -166,7 +166,7 @@ async def test_service_killed_mid_job_resumes_it_on_restart(tmp_path, s3_store, 
         assert finished["attempt"] == 2 and finished["version"] == 1 and finished["error"] is None
         assert finished["stage_percent"] == 100 and finished["started_at"] <= finished["finished_at"]
         ladder = finished["ingest_report"]["ladder"]        # what was encoded and why, on the job itself
-        assert ladder["mode"] == "fixed" and finished["validation_report"] is None
+        assert ladder["mode"] == settings.ladder.mode.value and finished["validation_report"] is None
         assert all(rung["kept"] and rung["measured"]["bytes"] > 0 for rung in ladder["rungs"])
         await wait_for_job(client, job["job_id"], until=lambda j: j["webhook"]["status"] is not None)
         pointer = await asyncio.to_thread(read_pointer, services.store, EpisodeLocation(series_id=SERIES,
