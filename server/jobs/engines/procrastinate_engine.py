@@ -171,8 +171,11 @@ class Engine:
             queued = {row["queueing_lock"] for row in await self.app.connector.execute_query_all_async(
                 "SELECT queueing_lock FROM procrastinate_jobs WHERE task_name = %(task)s"
                 " AND status IN ('todo', 'doing')", task=WEBHOOK_TASK)}
+            # ... and a task that ended between the two reads is in neither: a delivery still due after them
+            # had no task throughout
+            still_due = {delivery.delivery_id for delivery in await asyncio.to_thread(self.deliveries.due)}
             for delivery in due:
-                if delivery.delivery_id not in queued:
+                if delivery.delivery_id in still_due and delivery.delivery_id not in queued:
                     await self.defer_delivery(delivery.delivery_id)
 
     async def views(self, jobs: Sequence[Job]) -> dict[str, EngineView]:
