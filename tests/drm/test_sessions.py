@@ -70,7 +70,7 @@ def test_prune_deletes_only_lapsed_sessions(sessions, clock, db):
     assert [row[0] for row in db.query("SELECT viewer_id FROM playback_sessions")] == ["here"]
 
 
-def test_racing_key_servers_never_admit_more_than_the_limit(open_db, clock):
+def test_racing_key_servers_never_admit_more_than_the_limit(db, open_db, clock):
     """Eight writers (threads, each with its own connection: eight key servers) admit eight new sessions of
     one viewer at the same moment: exactly the limit get in, on either engine."""
     barrier = threading.Barrier(8)
@@ -78,7 +78,8 @@ def test_racing_key_servers_never_admit_more_than_the_limit(open_db, clock):
 
     def admit(number: int) -> None:
         try:
-            store = PlaybackSessions(open_db(), clock=clock)
+            # the schema is there already (`db`); the lock may still be slow to come on a loaded machine
+            store = PlaybackSessions(open_db(busy_timeout_ms=60_000), clock=clock)
         except Exception as exc:  # noqa: BLE001 - reported below; the others must not wait for this one
             errors.append(exc)
             barrier.abort()
