@@ -51,7 +51,8 @@ def test_a_host_application_mints_playback_and_account_tokens_with_its_own_key(s
                                                                                algorithm):
     token = jwt.encode(_playback_claims(clock), host_keys[kid], algorithm=algorithm, headers={"kid": kid})
     assert signer.verify(token) == PlaybackToken(viewer_id="viewer1", series_id="series1", session_id="sess1",
-                                                 expires_at=int(clock()) + 600, issued_at=int(clock()))
+                                                 expires_at=int(clock()) + 600, issued_at=int(clock()),
+                                                 session_started_at=int(clock()))   # no sst claim: its iat
     now = int(clock())
     account = jwt.encode({"sub": "viewer1", "role": "viewer", "iat": now, "exp": now + 60, "aud": "account",
                           "jti": "j2"}, host_keys[kid], algorithm=algorithm, headers={"kid": kid})
