@@ -66,6 +66,12 @@ class WatermarkSettings:
     secret: bytes | None = field(default=None, repr=False)   # None: watermarking unavailable (not configured)
     retired: tuple[bytes, ...] = field(default=(), repr=False)   # earlier secrets: their sessions stay traceable
     segment_s: float = SEGMENT_S
+    # every secret the service holds, current first, by its public id: named once here, not per playlist
+    known_secrets: dict[str, bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        held = ((self.secret,) if self.secret is not None else ()) + self.retired
+        object.__setattr__(self, "known_secrets", {secret_id(secret): secret for secret in held})
 
     @property
     def is_configured(self) -> bool:
@@ -76,12 +82,7 @@ class WatermarkSettings:
         """The current secret's id (what new sessions are recorded with). Raises ValueError when not configured."""
         if self.secret is None:
             raise ValueError("no watermark secret is configured")
-        return secret_id(self.secret)
-
-    @property
-    def known_secrets(self) -> dict[str, bytes]:
-        """Every secret the service holds, current first, by id."""
-        return {secret_id(secret): secret for secret in ((self.secret,) if self.secret else ()) + self.retired}
+        return next(iter(self.known_secrets))
 
     def secret_for(self, session_secret_id: str) -> bytes:
         """The secret a recorded session's sequence was keyed with. Raises SessionSecretRetired if it is gone."""
